@@ -1,0 +1,7 @@
+# Shared environment for the project's scripts. Sourced, not run.
+# One target directory outside the checkout: fresh clones (CI) reuse earlier build output, and the native
+# and wasm builds share it instead of compiling the same crates twice.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parlance/target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+# Trunk must never fetch wasm-bindgen or wasm-opt from the internet: use the installed ones.
+export TRUNK_OFFLINE=true

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything building, running and testing Parlance needs on a fresh Debian machine.
+# Idempotent: each step checks first and does nothing when its tool is already there.
+# Nothing here downloads from outside the package registries (crates.io, Debian, PyPI, npm).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+
+TRUNK_VERSION=0.21.14
+# Must equal the wasm-bindgen crate pinned in Cargo.toml (checked below), or the browser glue mismatches.
+WASM_BINDGEN_VERSION=0.2.130
+
+step() { printf '\n==> %s\n' "$*"; }
+
+apt_packages=(
+  binaryen # wasm-opt for Trunk, so it never downloads its own
+  pkg-config
+  libssl-dev
+)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  step "Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "Rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
+  # Newer Trunk releases need a newer rustc than this machine has.
+  step "trunk $TRUNK_VERSION (about 8 minutes, once)"
+  cargo install trunk --version "$TRUNK_VERSION" --locked
+fi
+
+if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+  # Not --locked: its lock file pins a webpki-roots the registry here does not serve.
+  step "wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes, once)"
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if [ -f Cargo.toml ] && ! grep -q "wasm-bindgen = \"=$WASM_BINDGEN_VERSION\"" Cargo.toml; then
+  echo "setup: Cargo.toml must pin wasm-bindgen = \"=$WASM_BINDGEN_VERSION\" (the CLI installed above)" >&2
+  exit 1
+fi
+
+step "Setup complete"

@@ -1,0 +1,414 @@
+//! The server's one typed configuration: command-line flags, each with an environment variable, checked once
+//! at start-up so a bad setting stops the server with a clear message instead of failing a user's turn later.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use parlance_shared::Stage;
+use reqwest::Url;
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "parlance", version, about = "Parlance: a self-hosted voice assistant server.", long_about = None)]
+pub struct Config {
+    /// Address and port to listen on. Use 0.0.0.0:8080 to accept other machines.
+    #[arg(long, env = "PARLANCE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Folder holding the built web app (Trunk's output). The API works without it.
+    #[arg(long, env = "PARLANCE_FRONTEND_DIR", default_value = "frontend/dist")]
+    pub frontend_dir: PathBuf,
+
+    /// Browser origins allowed to call the API from other sites, comma-separated (e.g.
+    /// https://app.example.com). Empty: only the app served by this server. `*` is refused.
+    #[arg(long, env = "PARLANCE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Largest accepted audio upload, in MiB.
+    #[arg(long, env = "PARLANCE_MAX_UPLOAD_MIB", default_value_t = 25)]
+    pub max_upload_mib: u64,
+
+    /// Longest accepted typed question, in characters.
+    #[arg(long, env = "PARLANCE_MAX_QUESTION_CHARS", default_value_t = 4000)]
+    pub max_question_chars: usize,
+
+    /// How many earlier lines of the conversation the model sees.
+    #[arg(long, env = "PARLANCE_HISTORY_TURNS", default_value_t = 8)]
+    pub history_turns: usize,
+
+    /// How many rounds of tool calls the agent may make before it must answer.
+    #[arg(long, env = "PARLANCE_MAX_TOOL_ROUNDS", default_value_t = 3)]
+    pub max_tool_rounds: usize,
+
+    /// How long to wait for a model provider before giving up, in seconds.
+    #[arg(long, env = "PARLANCE_PROVIDER_TIMEOUT_SECS", default_value_t = 120)]
+    pub provider_timeout_secs: u64,
+
+    /// Log format: `pretty` for people, `json` for log collectors. Filter with RUST_LOG.
+    #[arg(long, env = "PARLANCE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Base URL of an OpenAI-compatible API used by every stage that has no URL of its own
+    /// (e.g. https://api.openai.com/v1, http://127.0.0.1:11434/v1 for Ollama).
+    #[arg(long, env = "PARLANCE_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// API key sent to `--openai-base-url` and to every stage without a key of its own. Never sent to browsers.
+    #[arg(long, env = "PARLANCE_OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<SecretString>,
+
+    #[command(flatten)]
+    pub stt: SttArgs,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+    #[command(flatten)]
+    pub tts: TtsArgs,
+    #[command(flatten)]
+    pub embeddings: EmbeddingsArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Which implementation serves a model stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// An OpenAI-compatible API if a base URL is set for the stage (or globally), otherwise none.
+    Auto,
+    /// An OpenAI-compatible HTTP API (OpenAI, Ollama, llama.cpp server, speaches, vLLM).
+    Openai,
+    /// The stage is off; turns that need it fail with a clear `not_configured` error.
+    None,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SttArgs {
+    /// Speech-to-text backend.
+    #[arg(id = "stt-backend", long = "stt-backend", env = "PARLANCE_STT_BACKEND", value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Base URL of the speech-to-text API (defaults to --openai-base-url).
+    #[arg(id = "stt-base-url", long = "stt-base-url", env = "PARLANCE_STT_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API key for the speech-to-text API (defaults to --openai-api-key).
+    #[arg(id = "stt-api-key", long = "stt-api-key", env = "PARLANCE_STT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+    /// Speech-to-text model name.
+    #[arg(id = "stt-model", long = "stt-model", env = "PARLANCE_STT_MODEL", default_value = "whisper-1")]
+    pub model: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LlmArgs {
+    /// Chat model backend.
+    #[arg(id = "llm-backend", long = "llm-backend", env = "PARLANCE_LLM_BACKEND", value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Base URL of the chat completions API (defaults to --openai-base-url).
+    #[arg(id = "llm-base-url", long = "llm-base-url", env = "PARLANCE_LLM_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API key for the chat completions API (defaults to --openai-api-key).
+    #[arg(id = "llm-api-key", long = "llm-api-key", env = "PARLANCE_LLM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+    /// Chat model name.
+    #[arg(id = "llm-model", long = "llm-model", env = "PARLANCE_LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub model: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TtsArgs {
+    /// Text-to-speech backend.
+    #[arg(id = "tts-backend", long = "tts-backend", env = "PARLANCE_TTS_BACKEND", value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Base URL of the speech API (defaults to --openai-base-url).
+    #[arg(id = "tts-base-url", long = "tts-base-url", env = "PARLANCE_TTS_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API key for the speech API (defaults to --openai-api-key).
+    #[arg(id = "tts-api-key", long = "tts-api-key", env = "PARLANCE_TTS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+    /// Text-to-speech model name.
+    #[arg(id = "tts-model", long = "tts-model", env = "PARLANCE_TTS_MODEL", default_value = "tts-1")]
+    pub model: String,
+    /// Voice name passed to the speech API.
+    #[arg(id = "tts-voice", long = "tts-voice", env = "PARLANCE_TTS_VOICE", default_value = "alloy")]
+    pub voice: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmbeddingsArgs {
+    /// Embeddings backend.
+    #[arg(id = "embeddings-backend", long = "embeddings-backend", env = "PARLANCE_EMBEDDINGS_BACKEND", value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Base URL of the embeddings API (defaults to --openai-base-url).
+    #[arg(id = "embeddings-base-url", long = "embeddings-base-url", env = "PARLANCE_EMBEDDINGS_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API key for the embeddings API (defaults to --openai-api-key).
+    #[arg(id = "embeddings-api-key", long = "embeddings-api-key", env = "PARLANCE_EMBEDDINGS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+    /// Embeddings model name.
+    #[arg(id = "embeddings-model", long = "embeddings-model", env = "PARLANCE_EMBEDDINGS_MODEL", default_value = "text-embedding-3-small")]
+    pub model: String,
+}
+
+/// A setting that cannot work, named the way the user wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting}: {value:?} is not an http(s) URL ({reason})")]
+    InvalidUrl { setting: &'static str, value: String, reason: String },
+    #[error("{stage_flag}=openai needs a base URL: set {stage_url_flag} or --openai-base-url")]
+    MissingBaseUrl { stage_flag: &'static str, stage_url_flag: &'static str },
+    #[error("--cors-origins: {0:?} is not an origin like https://app.example.com (scheme, host, optional port)")]
+    InvalidOrigin(String),
+    #[error("--cors-origins: `*` would let any website use this server; list the origins instead")]
+    WildcardOrigin,
+    #[error("{setting} must be at least {min}")]
+    TooSmall { setting: &'static str, min: u64 },
+}
+
+/// Where and how to reach one OpenAI-compatible endpoint.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub base_url: Url,
+    pub api_key: Option<SecretString>,
+    pub model: String,
+    pub timeout: Duration,
+}
+
+/// A stage's backend after `auto` and the global fallbacks are resolved.
+#[derive(Debug, Clone)]
+pub enum StageBackend {
+    None,
+    OpenAi(ProviderConfig),
+}
+
+/// Checked settings that the rest of the server reads; built only by [`Config::validate`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub frontend_dir: PathBuf,
+    pub cors_origins: Vec<String>,
+    pub max_upload_bytes: usize,
+    pub max_question_chars: usize,
+    pub history_turns: usize,
+    pub max_tool_rounds: usize,
+    pub stt: StageBackend,
+    pub llm: StageBackend,
+    pub tts: StageBackend,
+    pub tts_voice: String,
+    pub embeddings: StageBackend,
+}
+
+/// The stage's own flags, gathered so the four stages resolve the same way.
+struct StageFlags<'a> {
+    stage: Stage,
+    backend: BackendChoice,
+    base_url: &'a Option<String>,
+    api_key: &'a Option<SecretString>,
+    model: &'a str,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        if self.max_upload_mib == 0 {
+            return Err(ConfigError::TooSmall { setting: "--max-upload-mib", min: 1 });
+        }
+        if self.max_question_chars == 0 {
+            return Err(ConfigError::TooSmall { setting: "--max-question-chars", min: 1 });
+        }
+        if self.provider_timeout_secs == 0 {
+            return Err(ConfigError::TooSmall { setting: "--provider-timeout-secs", min: 1 });
+        }
+        let cors_origins =
+            self.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).map(validate_origin).collect::<Result<_, _>>()?;
+
+        let global_url = self.openai_base_url.as_deref().map(|url| parse_base_url("--openai-base-url", url)).transpose()?;
+        let resolve = |flags: StageFlags| self.resolve_stage(flags, global_url.as_ref());
+        Ok(Settings {
+            bind: self.bind,
+            frontend_dir: self.frontend_dir.clone(),
+            cors_origins,
+            max_upload_bytes: usize::try_from(self.max_upload_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+            max_question_chars: self.max_question_chars,
+            history_turns: self.history_turns,
+            max_tool_rounds: self.max_tool_rounds,
+            stt: resolve(StageFlags {
+                stage: Stage::Stt,
+                backend: self.stt.backend,
+                base_url: &self.stt.base_url,
+                api_key: &self.stt.api_key,
+                model: &self.stt.model,
+            })?,
+            llm: resolve(StageFlags {
+                stage: Stage::Llm,
+                backend: self.llm.backend,
+                base_url: &self.llm.base_url,
+                api_key: &self.llm.api_key,
+                model: &self.llm.model,
+            })?,
+            tts: resolve(StageFlags {
+                stage: Stage::Tts,
+                backend: self.tts.backend,
+                base_url: &self.tts.base_url,
+                api_key: &self.tts.api_key,
+                model: &self.tts.model,
+            })?,
+            tts_voice: self.tts.voice.clone(),
+            embeddings: resolve(StageFlags {
+                stage: Stage::Embeddings,
+                backend: self.embeddings.backend,
+                base_url: &self.embeddings.base_url,
+                api_key: &self.embeddings.api_key,
+                model: &self.embeddings.model,
+            })?,
+        })
+    }
+
+    fn resolve_stage(&self, flags: StageFlags, global_url: Option<&Url>) -> Result<StageBackend, ConfigError> {
+        let prefix = stage_flag_prefix(flags.stage);
+        let url_flag = match flags.stage {
+            Stage::Stt => "--stt-base-url",
+            Stage::Llm => "--llm-base-url",
+            Stage::Tts => "--tts-base-url",
+            Stage::Embeddings => "--embeddings-base-url",
+        };
+        let own_url = flags.base_url.as_deref().map(|url| parse_base_url(url_flag, url)).transpose()?;
+        let url = own_url.or_else(|| global_url.cloned());
+        let provider = |base_url: Url| ProviderConfig {
+            base_url,
+            api_key: flags.api_key.clone().or_else(|| self.openai_api_key.clone()),
+            model: flags.model.to_owned(),
+            timeout: Duration::from_secs(self.provider_timeout_secs),
+        };
+        match (flags.backend, url) {
+            (BackendChoice::None, _) | (BackendChoice::Auto, None) => Ok(StageBackend::None),
+            (BackendChoice::Auto | BackendChoice::Openai, Some(url)) => Ok(StageBackend::OpenAi(provider(url))),
+            (BackendChoice::Openai, None) => Err(ConfigError::MissingBaseUrl { stage_flag: prefix, stage_url_flag: url_flag }),
+        }
+    }
+}
+
+fn stage_flag_prefix(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Stt => "--stt-backend",
+        Stage::Llm => "--llm-backend",
+        Stage::Tts => "--tts-backend",
+        Stage::Embeddings => "--embeddings-backend",
+    }
+}
+
+fn parse_base_url(setting: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: &str| ConfigError::InvalidUrl { setting, value: value.to_owned(), reason: reason.to_owned() };
+    let mut url = Url::parse(value.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    // Endpoint paths are joined onto the base, which only appends when the base ends with a slash.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn validate_origin(origin: &str) -> Result<String, ConfigError> {
+    if origin == "*" {
+        return Err(ConfigError::WildcardOrigin);
+    }
+    let url = Url::parse(origin).map_err(|_| ConfigError::InvalidOrigin(origin.to_owned()))?;
+    let is_bare_origin = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && !origin.ends_with('/');
+    if !is_bare_origin {
+        return Err(ConfigError::InvalidOrigin(origin.to_owned()));
+    }
+    Ok(origin.to_owned())
+}
+
+/// A provider URL as it may be shown to users and logs: no credentials, no query string.
+pub fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("parlance").chain(args.iter().copied())).expect("flags parse")
+    }
+
+    #[test]
+    fn with_no_settings_every_stage_is_off_and_nothing_leaves_the_machine() {
+        let settings = parse(&[]).validate().unwrap();
+        for backend in [&settings.stt, &settings.llm, &settings.tts, &settings.embeddings] {
+            assert!(matches!(backend, StageBackend::None));
+        }
+        assert!(settings.bind.ip().is_loopback());
+        assert!(settings.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn the_global_url_and_key_fill_every_stage_that_has_none() {
+        let settings = parse(&[
+            "--openai-base-url",
+            "http://127.0.0.1:11434/v1",
+            "--openai-api-key",
+            "k",
+            "--llm-base-url",
+            "http://10.0.0.2:8000/v1/",
+        ])
+        .validate()
+        .unwrap();
+        let StageBackend::OpenAi(stt) = &settings.stt else { panic!("stt should use the global URL") };
+        assert_eq!(stt.base_url.as_str(), "http://127.0.0.1:11434/v1/");
+        assert!(stt.api_key.is_some());
+        let StageBackend::OpenAi(llm) = &settings.llm else { panic!("llm should use its own URL") };
+        assert_eq!(llm.base_url.as_str(), "http://10.0.0.2:8000/v1/");
+    }
+
+    #[test]
+    fn a_stage_can_be_switched_off_even_with_a_global_url() {
+        let settings = parse(&["--openai-base-url", "http://127.0.0.1:1/v1", "--tts-backend", "none"]).validate().unwrap();
+        assert!(matches!(settings.tts, StageBackend::None));
+        assert!(matches!(settings.stt, StageBackend::OpenAi(_)));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_flag_named() {
+        let explicit_without_url = parse(&["--llm-backend", "openai"]).validate().unwrap_err().to_string();
+        assert!(explicit_without_url.contains("--llm-base-url"), "{explicit_without_url}");
+
+        let bad_url = parse(&["--openai-base-url", "ftp://host/v1"]).validate().unwrap_err().to_string();
+        assert!(bad_url.contains("--openai-base-url"), "{bad_url}");
+
+        assert!(matches!(parse(&["--cors-origins", "*"]).validate(), Err(ConfigError::WildcardOrigin)));
+        assert!(matches!(parse(&["--cors-origins", "https://a.example/path"]).validate(), Err(ConfigError::InvalidOrigin(_))));
+        assert!(matches!(parse(&["--max-upload-mib", "0"]).validate(), Err(ConfigError::TooSmall { .. })));
+
+        let ok = parse(&["--cors-origins", "https://a.example,http://localhost:3000"]).validate().unwrap();
+        assert_eq!(ok.cors_origins, ["https://a.example", "http://localhost:3000"]);
+    }
+
+    #[test]
+    fn shown_urls_never_carry_credentials() {
+        let url = Url::parse("https://user:secret@llm.example/v1/?key=abc").unwrap();
+        let shown = display_url(&url);
+        assert_eq!(shown, "https://llm.example/v1/");
+    }
+
+    #[test]
+    fn keys_do_not_appear_in_debug_output() {
+        let config = parse(&["--openai-api-key", "sk-very-secret"]);
+        assert!(!format!("{config:?}").contains("sk-very-secret"));
+    }
+}

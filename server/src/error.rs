@@ -1,0 +1,184 @@
+//! The one error type the HTTP API returns. Every failure becomes a status code and an [`ErrorBody`] with a
+//! stable code and a message a person can act on; internal details go to the log, never to the client.
+
+use axum::Json;
+use axum::extract::multipart::MultipartError;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use parlance_shared::{ErrorBody, ErrorCode, SessionId, Stage};
+
+use crate::agent::AgentError;
+use crate::audio::AudioError;
+use crate::llm::LlmError;
+use crate::openai::ProviderError;
+use crate::pipeline::TurnError;
+use crate::sessions::SessionError;
+use crate::stt::SttError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Like `InvalidRequest`, but with the status the HTTP layer chose (e.g. 415 for a missing content type).
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
+    #[error("{0}")]
+    MissingAudio(String),
+    #[error("the upload is larger than this server accepts ({limit})")]
+    PayloadTooLarge { limit: String },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("I didn't catch that: the recording holds no speech I could make out. Please try again.")]
+    NoSpeech,
+    #[error("there is no conversation {0} (it may have been deleted); leave out session_id to start a new one")]
+    SessionNotFound(SessionId),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{} is not set up on this server; {}", stage_name(*.0), setup_hint(*.0))]
+    NotConfigured(Stage),
+    #[error("the {} failed: {}", provider_name(*.stage), .error.user_message())]
+    Provider { stage: Stage, error: ProviderError },
+    /// The detail is logged, not sent.
+    #[error("something went wrong on the server; the details are in its log")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) | Self::MissingAudio(_) => StatusCode::BAD_REQUEST,
+            Self::Rejected { status, .. } => *status,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NoSpeech => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::SessionNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Provider { .. } => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidRequest(_) | Self::Rejected { .. } => ErrorCode::InvalidRequest,
+            Self::MissingAudio(_) => ErrorCode::MissingAudio,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::NoSpeech => ErrorCode::NoSpeech,
+            Self::SessionNotFound(_) => ErrorCode::SessionNotFound,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::NotConfigured(_) => ErrorCode::NotConfigured,
+            Self::Provider { error, .. } if error.is_unavailable() => ErrorCode::ProviderUnavailable,
+            Self::Provider { .. } => ErrorCode::ProviderError,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody::new(self.code(), capitalize(&self.to_string()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
+            Self::Provider { stage, error } => tracing::warn!(?stage, %error, "provider failed"),
+            _ if status.is_server_error() => tracing::warn!(error = %self, "request failed"),
+            _ => tracing::debug!(error = %self, %status, "request refused"),
+        }
+        (status, Json(self.body())).into_response()
+    }
+}
+
+/// The error body for a provider failure that does not fail the whole request (e.g. speech).
+pub fn provider_error_body(stage: Stage, error: &ProviderError) -> ErrorBody {
+    let code = if error.is_unavailable() { ErrorCode::ProviderUnavailable } else { ErrorCode::ProviderError };
+    ErrorBody::new(code, capitalize(&format!("the {} failed: {}", provider_name(stage), error.user_message())))
+}
+
+impl From<TurnError> for ApiError {
+    fn from(error: TurnError) -> Self {
+        match error {
+            TurnError::InvalidQuestion(message) => Self::InvalidRequest(message),
+            TurnError::NotConfigured(stage) => Self::NotConfigured(stage),
+            TurnError::SessionNotFound(id) => Self::SessionNotFound(id),
+            TurnError::NoSpeech => Self::NoSpeech,
+            TurnError::Stt(SttError::Provider(error)) => Self::Provider { stage: Stage::Stt, error },
+            TurnError::Agent(AgentError::Llm(LlmError::Provider(error))) => Self::Provider { stage: Stage::Llm, error },
+            TurnError::Sessions(error) => error.into(),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<AudioError> for ApiError {
+    fn from(error: AudioError) -> Self {
+        match error {
+            AudioError::Empty => Self::MissingAudio("the audio file is empty; record again and send the recording".into()),
+            AudioError::Unsupported { .. } => Self::UnsupportedMediaType(error.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge { limit: "see the request body limit".into() };
+        }
+        Self::Rejected { status, message: rejection.body_text() }
+    }
+}
+
+impl From<MultipartError> for ApiError {
+    fn from(error: MultipartError) -> Self {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge { limit: "see --max-upload-mib".into() };
+        }
+        Self::InvalidRequest(format!("the upload is not a readable multipart form: {}", error.body_text()))
+    }
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Stt => "speech-to-text",
+        Stage::Llm => "the language model",
+        Stage::Tts => "text-to-speech",
+        Stage::Embeddings => "the embeddings model",
+    }
+}
+
+fn provider_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Stt => "speech-to-text provider",
+        Stage::Llm => "language model provider",
+        Stage::Tts => "text-to-speech provider",
+        Stage::Embeddings => "embeddings provider",
+    }
+}
+
+fn setup_hint(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Stt => "set PARLANCE_STT_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+        Stage::Llm => "set PARLANCE_LLM_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+        Stage::Tts => "set PARLANCE_TTS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+        Stage::Embeddings => "set PARLANCE_EMBEDDINGS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+    }
+}
+
+fn capitalize(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,29 @@
+//! Parlance's server: a voice assistant's pipeline (speech-to-text -> agent -> text-to-speech) behind an
+//! HTTP API, with the web app served from the same port.
+
+pub mod agent;
+pub mod audio;
+pub mod backend;
+pub mod config;
+pub mod embeddings;
+pub mod error;
+pub mod events;
+pub mod llm;
+pub mod openai;
+pub mod pipeline;
+pub mod routes;
+pub mod sessions;
+pub mod state;
+pub mod stt;
+pub mod tts;
+
+use axum::Router;
+
+pub use crate::config::{Config, Settings};
+pub use crate::state::{AppState, StartupError};
+
+/// The whole application, ready to serve.
+pub fn app(settings: &Settings) -> Result<Router, StartupError> {
+    let state = AppState::from_settings(settings)?;
+    Ok(routes::router(state, settings))
+}

@@ -1,0 +1,73 @@
+//! Chat models: a conversation (and the tools on offer) in, a stream of answer text and tool calls out.
+
+mod openai;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use self::openai::OpenAiChat;
+use crate::backend::BackendInfo;
+use crate::openai::ProviderError;
+
+/// One message of the conversation the model sees.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatMessage {
+    System(String),
+    User(String),
+    Assistant {
+        content: String,
+        tool_calls: Vec<ToolCall>,
+    },
+    /// A tool's result, answering the assistant's call with the same id.
+    Tool {
+        call_id: String,
+        content: String,
+    },
+}
+
+/// A tool the model asked to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them: meant to be JSON, but a model can get that wrong.
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    /// Empty: the model must answer in text.
+    pub tools: Vec<ToolSpec>,
+}
+
+/// What a model produces while it answers, in order. The stream ends when the model is done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatEvent {
+    TextDelta(String),
+    ToolCall(ToolCall),
+}
+
+pub type ChatStream = BoxStream<'static, Result<ChatEvent, LlmError>>;
+
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    /// Starts generating. Errors before the first token come from here, later ones from the stream.
+    async fn stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError>;
+    fn info(&self) -> BackendInfo;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("language model provider: {0}")]
+    Provider(#[from] ProviderError),
+}

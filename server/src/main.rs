@@ -1,0 +1,87 @@
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use parlance_server::config::{LogFormat, StageBackend};
+use parlance_server::{Config, Settings};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    init_tracing(config.log_format);
+    let settings = match config.validate() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("parlance: invalid setting: {error}\nSee `parlance --help` for every setting.");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("parlance: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    log_stages(&settings);
+    let app = parlance_server::app(&settings)?;
+    let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("could not listen on {}", settings.bind))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening");
+    println!("Parlance is running at http://{address}/");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the server stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn log_stages(settings: &Settings) {
+    for (stage, backend) in [("stt", &settings.stt), ("llm", &settings.llm), ("tts", &settings.tts), ("embeddings", &settings.embeddings)] {
+        match backend {
+            StageBackend::None => tracing::warn!(stage, "stage not configured"),
+            StageBackend::OpenAi(provider) => {
+                tracing::info!(stage, backend = "openai", model = %provider.model, url = %parlance_server::config::display_url(&provider.base_url), "stage ready")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

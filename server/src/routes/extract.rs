@@ -1,0 +1,8 @@
+use axum::extract::FromRequest;
+
+use crate::error::ApiError;
+
+/// `axum::Json`, but a malformed body is answered with the API's error body instead of plain text.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);

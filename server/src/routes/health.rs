@@ -1,0 +1,47 @@
+use axum::Json;
+use axum::extract::State;
+use parlance_shared::{Health, HealthStatus, Stage, StageHealth};
+
+use crate::backend::BackendInfo;
+use crate::state::AppState;
+
+/// `GET /health`: which backend serves each stage, and whether a spoken turn can work.
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    let pipeline = &state.pipeline;
+    let stages = vec![
+        stage(Stage::Stt, pipeline.stt.as_ref().map(|s| s.info())),
+        stage(Stage::Llm, pipeline.agent.as_ref().map(|a| a.model().info())),
+        stage(Stage::Tts, pipeline.tts.as_ref().map(|t| t.info())),
+        stage(Stage::Embeddings, state.embedder.as_ref().map(|e| e.info())),
+    ];
+    let needed_for_a_turn = [Stage::Stt, Stage::Llm, Stage::Tts];
+    let all_ready = stages.iter().filter(|s| needed_for_a_turn.contains(&s.stage)).all(|s| s.ready);
+    Json(Health {
+        status: if all_ready { HealthStatus::Ok } else { HealthStatus::Degraded },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        stages,
+    })
+}
+
+fn stage(stage: Stage, info: Option<BackendInfo>) -> StageHealth {
+    match info {
+        Some(info) => StageHealth {
+            stage,
+            backend: info.kind.to_owned(),
+            model: Some(info.model),
+            location: Some(info.location),
+            ready: true,
+            load_ms: None,
+            detail: None,
+        },
+        None => StageHealth {
+            stage,
+            backend: "none".to_owned(),
+            model: None,
+            location: None,
+            ready: false,
+            load_ms: None,
+            detail: Some(crate::error::ApiError::NotConfigured(stage).to_string()),
+        },
+    }
+}

@@ -1,0 +1,53 @@
+//! The HTTP surface: `/health`, the JSON API under `/api`, and the web app for every other path.
+
+mod chat;
+mod extract;
+mod frontend;
+mod health;
+mod sessions;
+mod voice;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// JSON requests are questions and ids: far below this.
+const JSON_BODY_LIMIT: usize = 256 * 1024;
+/// Room for the multipart framing and the session id around the audio file.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let upload_limit = DefaultBodyLimit::max(settings.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
+    let api = Router::new()
+        .route("/chat", post(chat::chat))
+        .route("/voice", post(voice::voice).layer(upload_limit))
+        .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
+        .fallback(api_not_found);
+
+    let app = Router::new().route("/health", get(health::health)).nest("/api", api);
+    frontend::serve(app, &settings.frontend_dir)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(cors(&settings.cors_origins))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn api_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("there is no API endpoint at {}", uri.path()))
+}
+
+/// Cross-origin calls only from the listed origins; with none listed, browsers allow only the app itself.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok());
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE])
+}

@@ -1,0 +1,46 @@
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use parlance_shared::{SessionId, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD};
+
+use crate::audio::AudioUpload;
+use crate::error::ApiError;
+use crate::events::EventSink;
+use crate::state::AppState;
+
+/// `POST /api/voice`: a recorded question as multipart form data (`audio` file, optional `session_id`).
+pub async fn voice(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<TurnResponse>, ApiError> {
+    let mut multipart = multipart.map_err(|rejection| ApiError::Rejected {
+        status: rejection.status(),
+        message: format!(
+            "send the recording as multipart/form-data with a file field named `{VOICE_AUDIO_FIELD}` ({})",
+            rejection.body_text()
+        ),
+    })?;
+
+    let mut audio = None;
+    let mut session_id = None;
+    while let Some(field) = multipart.next_field().await? {
+        match field.name() {
+            Some(VOICE_AUDIO_FIELD) => audio = Some(field.bytes().await?),
+            Some(VOICE_SESSION_FIELD) => {
+                let id = field.text().await?;
+                let id = id.trim();
+                if !id.is_empty() {
+                    session_id = Some(SessionId::new(id));
+                }
+            }
+            // Unknown fields are skipped, so clients may send extras (e.g. the recorder's MIME type).
+            _ => {}
+        }
+    }
+    let audio = audio.ok_or_else(|| {
+        ApiError::MissingAudio(format!("the form has no `{VOICE_AUDIO_FIELD}` field; send the recording as a file in it"))
+    })?;
+    let upload = AudioUpload::from_bytes(audio)?;
+    let response = state.pipeline.voice_turn(session_id, &upload, &EventSink::none()).await?;
+    Ok(Json(response))
+}

@@ -1,0 +1,51 @@
+//! Assembling the server from its settings: one backend per stage, shared by every request.
+
+use std::sync::Arc;
+
+use crate::agent::Agent;
+use crate::agent::tools::{CurrentTime, ToolRegistry};
+use crate::config::{ProviderConfig, Settings, StageBackend};
+use crate::embeddings::{Embedder, OpenAiEmbeddings};
+use crate::llm::{ChatModel, OpenAiChat};
+use crate::openai::OpenAiClient;
+use crate::pipeline::Pipeline;
+use crate::sessions::{MemorySessions, SessionStore};
+use crate::stt::{OpenAiStt, SpeechToText};
+use crate::tts::{OpenAiTts, TextToSpeech};
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub embedder: Option<Arc<dyn Embedder>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("could not set up the HTTP client for a model provider: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+impl AppState {
+    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        let stt: Option<Arc<dyn SpeechToText>> = openai(&settings.stt)?.map(|c| Arc::new(OpenAiStt::new(c)) as _);
+        let llm: Option<Arc<dyn ChatModel>> = openai(&settings.llm)?.map(|c| Arc::new(OpenAiChat::new(c)) as _);
+        let tts: Option<Arc<dyn TextToSpeech>> =
+            openai(&settings.tts)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _);
+        let embedder: Option<Arc<dyn Embedder>> = openai(&settings.embeddings)?.map(|c| Arc::new(OpenAiEmbeddings::new(c)) as _);
+        let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::default());
+
+        let tools = ToolRegistry::new().with(CurrentTime);
+        let agent = llm.map(|model| Agent::new(model, tools, settings.max_tool_rounds));
+        let pipeline =
+            Pipeline { stt, agent, tts, sessions, history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
+        Ok(Self { pipeline: Arc::new(pipeline), embedder })
+    }
+}
+
+fn openai(backend: &StageBackend) -> Result<Option<OpenAiClient>, reqwest::Error> {
+    match backend {
+        StageBackend::None => Ok(None),
+        StageBackend::OpenAi(config) => OpenAiClient::new(ProviderConfig::clone(config)).map(Some),
+    }
+}

@@ -1,0 +1,261 @@
+//! Every way a request can go wrong gets the right status and the shared error body, and nothing panics.
+//! Requests go through the router with `oneshot`; the provider is the fake OpenAI server or a closed port.
+
+mod support;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+use support::fake_openai::{FakeOpenAi, closed_port_url, tone_wav};
+use support::{app, assert_error, empty_request, json_request, send, settings, settings_for_provider, voice_request};
+
+#[tokio::test]
+async fn malformed_or_incomplete_json_is_a_400_with_the_error_body() {
+    let provider = FakeOpenAi::start("hi").await;
+    let app = app(&settings_for_provider(&provider.base_url, &[]));
+
+    let broken = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/chat")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"text\": ".into())
+        .unwrap();
+    let (status, body) = send(&app, broken).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "invalid_request");
+
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"question": "hi"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "well-formed JSON of the wrong shape");
+    assert_error(&body, "invalid_request");
+    assert!(body["message"].as_str().unwrap().contains("text"), "names the missing field: {body}");
+
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "   "}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "invalid_request");
+
+    let not_json = axum::http::Request::builder().method("POST").uri("/api/chat").body("text=hi".into()).unwrap();
+    let (status, body) = send(&app, not_json).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_error(&body, "invalid_request");
+
+    assert!(provider.requests("/v1/chat/completions").is_empty(), "bad requests never reach the model");
+}
+
+#[tokio::test]
+async fn a_too_long_question_is_refused_before_the_model_sees_it() {
+    let provider = FakeOpenAi::start("hi").await;
+    let app = app(&settings_for_provider(&provider.base_url, &["--max-question-chars", "20"]));
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "a question that is far too long"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "invalid_request");
+    assert!(body["message"].as_str().unwrap().contains("20"), "{body}");
+    assert!(provider.requests("/v1/chat/completions").is_empty());
+}
+
+#[tokio::test]
+async fn a_voice_turn_without_usable_audio_is_refused_clearly() {
+    let provider = FakeOpenAi::start("hi").await;
+    let app = app(&settings_for_provider(&provider.base_url, &[]));
+
+    let (status, body) = send(&app, voice_request(&[("session_id", None, b"")])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "missing_audio");
+
+    let (status, body) = send(&app, voice_request(&[("audio", Some("q.webm"), b"")])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "missing_audio");
+
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01";
+    let (status, body) = send(&app, voice_request(&[("audio", Some("q.webm"), png)])).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_error(&body, "unsupported_media_type");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("image/png") && message.contains("WebM"), "says what came and what is accepted: {message}");
+
+    let not_multipart = json_request("POST", "/api/voice", &json!({"audio": "..."}));
+    let (status, body) = send(&app, not_multipart).await;
+    assert!(status.is_client_error(), "{status}");
+    assert_error(&body, "invalid_request");
+
+    assert!(provider.requests("/v1/audio/transcriptions").is_empty(), "nothing unusable is sent on");
+}
+
+#[tokio::test]
+async fn silence_is_no_speech_not_a_made_up_question() {
+    let provider = FakeOpenAi::start(" [BLANK_AUDIO] ").await;
+    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &tone_wav(16_000, 0.5))])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_error(&body, "no_speech");
+    assert!(body["message"].as_str().unwrap().contains("didn't catch"), "{body}");
+    assert!(provider.requests("/v1/chat/completions").is_empty());
+}
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_a_413() {
+    let provider = FakeOpenAi::start("hi").await;
+    let app = app(&settings_for_provider(&provider.base_url, &["--max-upload-mib", "1"]));
+    let big = tone_wav(16_000, 40.0); // 1.28 MB of PCM
+    assert!(big.len() > 1024 * 1024 + 64 * 1024);
+    let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &big)])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
+
+    let huge_question = json!({"text": "x".repeat(300 * 1024)});
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &huge_question)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
+    assert!(provider.requests("/v1/audio/transcriptions").is_empty());
+}
+
+#[tokio::test]
+async fn unknown_sessions_are_404_everywhere() {
+    let provider = FakeOpenAi::start("hi").await;
+    let app = app(&settings_for_provider(&provider.base_url, &[]));
+
+    let (status, body) = send(&app, empty_request("GET", "/api/sessions/no-such-session")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "session_not_found");
+
+    let (status, body) = send(&app, empty_request("DELETE", "/api/sessions/no-such-session")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "session_not_found");
+
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"session_id": "no-such-session", "text": "hi"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "session_not_found");
+
+    let (status, body) =
+        send(&app, voice_request(&[("session_id", None, b"no-such-session"), ("audio", Some("q.wav"), &tone_wav(16_000, 0.2))])).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "session_not_found");
+    assert!(provider.requests("/v1/audio/transcriptions").is_empty(), "a stale session costs no transcription");
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_is_a_503_that_names_it_without_the_key() {
+    let down = closed_port_url().await;
+    let app = app(&settings_for_provider(&down, &[]));
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "hello"}))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&body, "provider_unavailable");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("language model") && message.contains(&down), "{message}");
+}
+
+#[tokio::test]
+async fn a_provider_error_is_a_502_and_its_words_stay_in_the_log() {
+    let provider = FakeOpenAi::start("hello").await;
+    provider.fail("/v1/chat/completions", StatusCode::INTERNAL_SERVER_ERROR);
+    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "hello"}))).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_error(&body, "provider_error"); // the fake's error text quotes the key; assert_error checks it is absent
+
+    provider.fail("/v1/audio/transcriptions", StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &tone_wav(16_000, 0.2))])).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "an overloaded provider is worth retrying");
+    assert_error(&body, "provider_unavailable");
+    assert!(body["message"].as_str().unwrap().contains("speech-to-text"), "{body}");
+}
+
+#[tokio::test]
+async fn when_speech_fails_the_written_answer_still_arrives() {
+    let provider = FakeOpenAi::start("hello").await;
+    provider.fail("/v1/audio/speech", StatusCode::INTERNAL_SERVER_ERROR);
+    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "hello"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["answer"].as_str().unwrap().starts_with("You said: hello"), "{body}");
+    assert!(body.get("audio").is_none());
+    assert_error(&body["speech_error"], "provider_error");
+
+    let (status, history) = send(&app, empty_request("GET", &format!("/api/sessions/{}", body["session_id"].as_str().unwrap()))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(history["turns"].as_array().unwrap().len(), 2, "the turn is remembered");
+}
+
+#[tokio::test]
+async fn with_no_provider_configured_turns_say_how_to_set_one_up() {
+    let app = app(&settings(&["--frontend-dir", "/nonexistent"]));
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "hello"}))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&body, "not_configured");
+    assert!(body["message"].as_str().unwrap().contains("PARLANCE_LLM_BASE_URL"), "{body}");
+
+    let (status, health) = send(&app, empty_request("GET", "/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "degraded");
+    let stages = health["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 4);
+    assert!(stages.iter().all(|s| s["backend"] == "none" && s["ready"] == false && s["detail"].is_string()));
+}
+
+#[tokio::test]
+async fn health_reports_each_stage_without_secrets() {
+    let with_credentials = "http://user:hunter2@127.0.0.1:9/v1";
+    let app = app(&settings_for_provider(with_credentials, &["--llm-model", "qwen2.5:0.5b", "--embeddings-backend", "none"]));
+    let (status, health) = send(&app, empty_request("GET", "/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    let text = health.to_string();
+    assert!(!text.contains("hunter2") && !text.contains(support::fake_openai::API_KEY), "{text}");
+    let llm = health["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "llm").unwrap();
+    assert_eq!(llm["backend"], "openai");
+    assert_eq!(llm["model"], "qwen2.5:0.5b");
+    assert_eq!(llm["location"], "http://127.0.0.1:9/v1/");
+    let embeddings = health["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "embeddings").unwrap();
+    assert_eq!(embeddings["ready"], false);
+}
+
+#[tokio::test]
+async fn unknown_api_paths_are_json_404s() {
+    let app = app(&settings(&["--frontend-dir", "/nonexistent"]));
+    let (status, body) = send(&app, empty_request("GET", "/api/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "not_found");
+}
+
+#[tokio::test]
+async fn the_web_app_is_served_with_a_fallback_for_its_own_routes() {
+    let dist = std::env::temp_dir().join(format!("parlance-dist-{}", std::process::id()));
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("index.html"), "<!doctype html><title>Parlance app</title>").unwrap();
+    std::fs::write(dist.join("app.js"), "console.log('parlance')").unwrap();
+    let app = app(&settings(&["--frontend-dir", dist.to_str().unwrap()]));
+
+    let (status, body) = send(&app, empty_request("GET", "/app.js")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, Some("console.log('parlance')")));
+    let (status, body) = send(&app, empty_request("GET", "/conversation/42")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.as_str().unwrap().contains("Parlance app"), "SPA fallback serves index.html: {body}");
+
+    let unbuilt = support::app(&settings(&["--frontend-dir", "/nonexistent"]));
+    let (status, body) = send(&unbuilt, empty_request("GET", "/")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.as_str().unwrap().contains("not built"), "explains how to build: {body}");
+    std::fs::remove_dir_all(dist).ok();
+}
+
+#[tokio::test]
+async fn cross_origin_calls_are_allowed_only_from_listed_origins() {
+    let app = app(&settings(&["--frontend-dir", "/nonexistent", "--cors-origins", "https://app.example"]));
+    let preflight = |origin: &str| {
+        axum::http::Request::builder()
+            .method("OPTIONS")
+            .uri("/api/chat")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let allowed = tower::ServiceExt::oneshot(app.clone(), preflight("https://app.example")).await.unwrap();
+    assert_eq!(allowed.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN), Some(&HeaderValue::from_static("https://app.example")));
+    let refused = tower::ServiceExt::oneshot(app.clone(), preflight("https://evil.example")).await.unwrap();
+    assert!(refused.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+
+    let default_app = support::app(&settings(&["--frontend-dir", "/nonexistent"]));
+    let refused = tower::ServiceExt::oneshot(default_app, preflight("https://app.example")).await.unwrap();
+    assert!(refused.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "no origin is allowed by default");
+}

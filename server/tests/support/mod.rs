@@ -1,0 +1,96 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+pub mod fake_openai;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use clap::Parser;
+use http_body_util::BodyExt;
+use parlance_server::{Config, Settings};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const BOUNDARY: &str = "parlance-test-boundary-7MA4YWxkTrZu0gW";
+
+/// Settings as a user would give them on the command line.
+pub fn settings(args: &[&str]) -> Settings {
+    let config = Config::try_parse_from(std::iter::once("parlance").chain(args.iter().copied())).expect("test flags parse");
+    config.validate().expect("test settings are valid")
+}
+
+/// Every stage pointed at one OpenAI-compatible base URL, with a key, and no built web app.
+pub fn settings_for_provider(base_url: &str, extra: &[&str]) -> Settings {
+    let mut args =
+        vec!["--openai-base-url", base_url, "--openai-api-key", fake_openai::API_KEY, "--frontend-dir", "/nonexistent-parlance-frontend"];
+    args.extend_from_slice(extra);
+    settings(&args)
+}
+
+pub fn app(settings: &Settings) -> Router {
+    parlance_server::app(settings).expect("app builds")
+}
+
+/// Sends one request through the router (no network) and returns the status and the body as JSON
+/// (`Value::Null` for an empty body).
+pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.expect("router never fails");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body reads").to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, json)
+}
+
+pub fn json_request(method: &str, uri: &str, body: &Value) -> Request<Body> {
+    Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+}
+
+pub fn empty_request(method: &str, uri: &str) -> Request<Body> {
+    Request::builder().method(method).uri(uri).body(Body::empty()).unwrap()
+}
+
+/// One part of a multipart form: (field name, file name if a file, bytes).
+pub type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+pub fn multipart_body(parts: &[Part]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file_name, bytes) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match file_name {
+            Some(file) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+pub fn voice_request(parts: &[Part]) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri("/api/voice")
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(Body::from(multipart_body(parts)))
+        .unwrap()
+}
+
+/// Asserts the API's error body: the stable code, and a message meant for a person.
+pub fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["code"], code, "unexpected error body: {body}");
+    let message = body["message"].as_str().expect("error message is a string");
+    assert!(message.len() > 10, "message too thin to help anyone: {message:?}");
+    assert!(!message.contains(fake_openai::API_KEY), "error leaks the API key: {message}");
+}

@@ -1,0 +1,78 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The body of every error response, and of the streaming `error` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable; switch on this.
+    pub code: ErrorCode,
+    /// For people: what went wrong and, where possible, what to do about it. Wording may change.
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.as_str())
+    }
+}
+
+/// Why a request failed. New codes may be added; older clients read them as `unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed: bad JSON, a missing field, an empty question.
+    InvalidRequest,
+    /// A voice turn arrived without audio, or with an empty file.
+    MissingAudio,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The audio is in a format the server cannot read.
+    UnsupportedMediaType,
+    /// The audio could be read but holds no speech.
+    NoSpeech,
+    /// The session id is unknown (never existed, or was deleted).
+    SessionNotFound,
+    /// No such route or resource.
+    NotFound,
+    /// A model stage is not set up on this server.
+    NotConfigured,
+    /// A model provider could not be reached or timed out; retrying later may work.
+    ProviderUnavailable,
+    /// A model provider answered with an error or with something unreadable.
+    ProviderError,
+    /// Too many requests from this client; wait and retry.
+    RateLimited,
+    /// A bug or an unexpected failure on the server.
+    Internal,
+    /// A code this client version does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::MissingAudio => "missing_audio",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NoSpeech => "no_speech",
+            Self::SessionNotFound => "session_not_found",
+            Self::NotFound => "not_found",
+            Self::NotConfigured => "not_configured",
+            Self::ProviderUnavailable => "provider_unavailable",
+            Self::ProviderError => "provider_error",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}

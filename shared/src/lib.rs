@@ -1,0 +1,22 @@
+//! The API contract between the Parlance server and its clients.
+//!
+//! Only serde types live here, so the crate compiles for `wasm32-unknown-unknown` (the web app) and for
+//! native targets (the server, tests, other Rust clients) alike. JSON field names are `snake_case`; enums are
+//! tagged with a `type` or `code` string so clients in any language can switch on them.
+
+mod error;
+mod health;
+mod session;
+mod stream;
+mod turn;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use health::{Health, HealthStatus, Stage, StageHealth};
+pub use session::{HistoryTurn, Role, SessionHistory, SessionId};
+pub use stream::{ServerEvent, TurnState};
+pub use turn::{AudioClip, KnowledgeSource, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
+
+/// Name of the multipart field that carries the recorded question in `POST /api/voice`.
+pub const VOICE_AUDIO_FIELD: &str = "audio";
+/// Name of the optional multipart field that continues an existing conversation in `POST /api/voice`.
+pub const VOICE_SESSION_FIELD: &str = "session_id";

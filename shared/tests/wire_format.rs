@@ -1,0 +1,201 @@
+//! The contract is what other clients code against: these tests pin the JSON shape of every type and
+//! check that each value survives a serialize/deserialize round trip unchanged.
+
+use chrono::{TimeZone, Utc};
+use parlance_shared::*;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) -> Value {
+    let json = serde_json::to_value(value).expect("serializes");
+    let back: T = serde_json::from_value(json.clone()).expect("deserializes");
+    assert_eq!(&back, value, "round trip changed the value; JSON was {json}");
+    json
+}
+
+fn source() -> KnowledgeSource {
+    KnowledgeSource { id: "note-1#0".into(), title: "Privacy note".into(), snippet: "Audio never leaves".into(), score: 0.5 }
+}
+
+fn timings() -> StageTimings {
+    StageTimings { stt_ms: 310, llm_ms: 1200, tts_ms: 250, total_ms: 1800, first_audio_ms: None }
+}
+
+const ALL_ERROR_CODES: [ErrorCode; 13] = [
+    ErrorCode::InvalidRequest,
+    ErrorCode::MissingAudio,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::UnsupportedMediaType,
+    ErrorCode::NoSpeech,
+    ErrorCode::SessionNotFound,
+    ErrorCode::NotFound,
+    ErrorCode::NotConfigured,
+    ErrorCode::ProviderUnavailable,
+    ErrorCode::ProviderError,
+    ErrorCode::RateLimited,
+    ErrorCode::Internal,
+    ErrorCode::Unknown,
+];
+
+/// Fails to compile when a code is added, so the list above (and this test) cannot fall behind.
+fn error_code_index(code: ErrorCode) -> usize {
+    match code {
+        ErrorCode::InvalidRequest => 0,
+        ErrorCode::MissingAudio => 1,
+        ErrorCode::PayloadTooLarge => 2,
+        ErrorCode::UnsupportedMediaType => 3,
+        ErrorCode::NoSpeech => 4,
+        ErrorCode::SessionNotFound => 5,
+        ErrorCode::NotFound => 6,
+        ErrorCode::NotConfigured => 7,
+        ErrorCode::ProviderUnavailable => 8,
+        ErrorCode::ProviderError => 9,
+        ErrorCode::RateLimited => 10,
+        ErrorCode::Internal => 11,
+        ErrorCode::Unknown => 12,
+    }
+}
+
+#[test]
+fn every_error_code_round_trips_as_its_documented_string() {
+    for (position, code) in ALL_ERROR_CODES.into_iter().enumerate() {
+        assert_eq!(error_code_index(code), position);
+        let body = ErrorBody::new(code, "something went wrong");
+        let json = round_trip(&body);
+        assert_eq!(json["code"], code.as_str());
+    }
+}
+
+#[test]
+fn an_error_code_from_a_newer_server_reads_as_unknown() {
+    let body: ErrorBody = serde_json::from_value(json!({"code": "quota_exceeded", "message": "m"})).unwrap();
+    assert_eq!(body.code, ErrorCode::Unknown);
+}
+
+#[test]
+fn text_turn_request_session_id_is_optional() {
+    let fresh: TextTurnRequest = serde_json::from_value(json!({"text": "hello"})).unwrap();
+    assert_eq!(fresh.session_id, None);
+    assert!(fresh.speak, "answers are spoken unless the client opts out");
+    assert_eq!(round_trip(&fresh), json!({"text": "hello", "speak": true}));
+
+    let continued = TextTurnRequest { session_id: Some(SessionId::new("abc")), text: "and then?".into(), speak: false };
+    assert_eq!(round_trip(&continued), json!({"session_id": "abc", "text": "and then?", "speak": false}));
+}
+
+#[test]
+fn turn_response_round_trips_with_and_without_audio() {
+    let spoken = TurnResponse {
+        session_id: SessionId::new("s1"),
+        transcript: "what time is it".into(),
+        answer: "It is noon.".into(),
+        audio: Some(AudioClip { mime_type: "audio/wav".into(), data_base64: "UklGRg==".into() }),
+        speech_error: None,
+        sources: vec![source()],
+        tool_calls: vec![ToolCallRecord { name: "current_time".into(), arguments: json!({}) }],
+        timings: timings(),
+    };
+    let json = round_trip(&spoken);
+    assert_eq!(json["audio"]["mime_type"], "audio/wav");
+    assert_eq!(json["timings"]["total_ms"], 1800);
+    assert!(json["timings"].get("first_audio_ms").is_none());
+
+    let silent = TurnResponse {
+        audio: None,
+        speech_error: Some(ErrorBody::new(ErrorCode::ProviderUnavailable, "speech provider down")),
+        sources: vec![],
+        tool_calls: vec![],
+        ..spoken
+    };
+    let json = round_trip(&silent);
+    assert!(json.get("audio").is_none());
+    assert_eq!(json["speech_error"]["code"], "provider_unavailable");
+}
+
+#[test]
+fn session_history_round_trips_both_roles() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
+    let history = SessionHistory {
+        session_id: SessionId::new("s1"),
+        turns: vec![
+            HistoryTurn { role: Role::User, text: "hi".into(), created_at: at, sources: vec![], tool_calls: vec![] },
+            HistoryTurn {
+                role: Role::Assistant,
+                text: "Hello!".into(),
+                created_at: at,
+                sources: vec![source()],
+                tool_calls: vec![ToolCallRecord { name: "search_knowledge".into(), arguments: json!({"query": "x"}) }],
+            },
+        ],
+    };
+    let json = round_trip(&history);
+    assert_eq!(json["turns"][0]["role"], "user");
+    assert_eq!(json["turns"][0]["created_at"], "2026-11-21T12:00:00Z");
+    assert_eq!(json["turns"][1]["role"], "assistant");
+}
+
+#[test]
+fn health_round_trips_every_stage_and_status() {
+    let stages = [Stage::Stt, Stage::Llm, Stage::Tts, Stage::Embeddings]
+        .into_iter()
+        .map(|stage| StageHealth {
+            stage,
+            backend: "openai".into(),
+            model: Some("m".into()),
+            location: Some("http://127.0.0.1:11434/v1".into()),
+            ready: stage != Stage::Embeddings,
+            load_ms: None,
+            detail: None,
+        })
+        .collect::<Vec<_>>();
+    for status in [HealthStatus::Ok, HealthStatus::Degraded] {
+        let health = Health { status, version: "0.1.0".into(), stages: stages.clone() };
+        let json = round_trip(&health);
+        assert_eq!(json["stages"][3]["stage"], "embeddings");
+    }
+}
+
+/// Fails to compile when an event is added, so `every_server_event_round_trips` must grow with it.
+fn event_type(event: &ServerEvent) -> &'static str {
+    match event {
+        ServerEvent::Status { .. } => "status",
+        ServerEvent::Transcript { .. } => "transcript",
+        ServerEvent::AnswerDelta { .. } => "answer_delta",
+        ServerEvent::ToolCall { .. } => "tool_call",
+        ServerEvent::AudioChunk { .. } => "audio_chunk",
+        ServerEvent::Done { .. } => "done",
+        ServerEvent::Error { .. } => "error",
+    }
+}
+
+#[test]
+fn every_server_event_round_trips_with_its_type_tag() {
+    let states = [TurnState::Idle, TurnState::Listening, TurnState::Transcribing, TurnState::Thinking, TurnState::Speaking];
+    let mut events: Vec<ServerEvent> = states.into_iter().map(|state| ServerEvent::Status { state }).collect();
+    events.extend([
+        ServerEvent::Transcript { text: "what is par".into(), is_final: false },
+        ServerEvent::AnswerDelta { text: "Parlance is".into() },
+        ServerEvent::ToolCall { call: ToolCallRecord { name: "search_knowledge".into(), arguments: json!({"query": "parlance"}) } },
+        ServerEvent::AudioChunk {
+            sequence: 0,
+            text: "Parlance is a voice assistant.".into(),
+            audio: AudioClip { mime_type: "audio/wav".into(), data_base64: "AAAA".into() },
+        },
+        ServerEvent::Done {
+            session_id: SessionId::new("s1"),
+            answer: "Parlance is a voice assistant.".into(),
+            sources: vec![source()],
+            timings: timings(),
+        },
+        ServerEvent::Error { error: ErrorBody::new(ErrorCode::ProviderError, "model failed") },
+    ]);
+
+    let mut seen = std::collections::BTreeSet::new();
+    for event in &events {
+        let json = round_trip(event);
+        assert_eq!(json["type"], event_type(event));
+        seen.insert(event_type(event));
+    }
+    assert_eq!(seen.len(), 7, "a ServerEvent variant has no sample: {seen:?}");
+    assert_eq!(serde_json::to_value(&events[5]).unwrap(), json!({"type": "transcript", "text": "what is par", "is_final": false}));
+}
