@@ -34,6 +34,10 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_MAX_QUESTION_CHARS", default_value_t = 4000)]
     pub max_question_chars: usize,
 
+    /// Turns (questions) each client may ask per minute, as a burst and then evenly; 0 turns limiting off.
+    #[arg(long, env = "PARLANCE_TURNS_PER_MINUTE", default_value_t = 30)]
+    pub turns_per_minute: u32,
+
     /// How many earlier lines of the conversation the model sees.
     #[arg(long, env = "PARLANCE_HISTORY_TURNS", default_value_t = 8)]
     pub history_turns: usize,
@@ -192,6 +196,7 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub max_upload_bytes: usize,
     pub max_question_chars: usize,
+    pub turns_per_minute: u32,
     pub history_turns: usize,
     pub max_tool_rounds: usize,
     pub stt: StageBackend,
@@ -232,6 +237,7 @@ impl Config {
             cors_origins,
             max_upload_bytes: usize::try_from(self.max_upload_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
             max_question_chars: self.max_question_chars,
+            turns_per_minute: self.turns_per_minute,
             history_turns: self.history_turns,
             max_tool_rounds: self.max_tool_rounds,
             stt: resolve(StageFlags {

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::multipart::MultipartError;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parlance_shared::{ErrorBody, ErrorCode, SessionId, Stage};
 
@@ -39,6 +39,8 @@ pub enum ApiError {
     NotConfigured(Stage),
     #[error("the {} failed: {}", provider_name(*.stage), .error.user_message())]
     Provider { stage: Stage, error: ProviderError },
+    #[error("too many questions in a short time; wait {retry_after_secs} s and ask again")]
+    RateLimited { retry_after_secs: u64 },
     /// The detail is logged, not sent.
     #[error("something went wrong on the server; the details are in its log")]
     Internal(String),
@@ -56,6 +58,7 @@ impl ApiError {
             Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +75,7 @@ impl ApiError {
             Self::NotConfigured(_) => ErrorCode::NotConfigured,
             Self::Provider { error, .. } if error.is_unavailable() => ErrorCode::ProviderUnavailable,
             Self::Provider { .. } => ErrorCode::ProviderError,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -90,7 +94,11 @@ impl IntoResponse for ApiError {
             _ if status.is_server_error() => tracing::warn!(error = %self, "request failed"),
             _ => tracing::debug!(error = %self, %status, "request refused"),
         }
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
     }
 }
 

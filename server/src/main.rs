@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -34,7 +35,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
     println!("Parlance is running at http://{address}/");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the server stopped with an error")?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -259,3 +259,24 @@ async fn cross_origin_calls_are_allowed_only_from_listed_origins() {
     let refused = tower::ServiceExt::oneshot(default_app, preflight("https://app.example")).await.unwrap();
     assert!(refused.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(), "no origin is allowed by default");
 }
+
+#[tokio::test]
+async fn a_client_asking_too_fast_is_told_when_to_retry() {
+    let provider = FakeOpenAi::start("hi").await;
+    let app = app(&settings_for_provider(&provider.base_url, &["--turns-per-minute", "2"]));
+    let question = || json_request("POST", "/api/chat", &json!({"text": "hello", "speak": false}));
+    for _ in 0..2 {
+        let (status, _) = send(&app, question()).await;
+        assert_eq!(status, StatusCode::OK, "the burst is allowed");
+    }
+    let response = tower::ServiceExt::oneshot(app.clone(), question()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "one turn refills every 30 s: {retry_after}");
+    let (_, body) = send(&app, question()).await;
+    assert_error(&body, "rate_limited");
+    assert_eq!(provider.requests("/v1/chat/completions").len(), 2, "refused turns cost no model time");
+
+    let (status, _) = send(&app, empty_request("GET", "/health")).await;
+    assert_eq!(status, StatusCode::OK, "health checks are not rate limited");
+}

@@ -4,6 +4,7 @@ mod chat;
 mod extract;
 mod frontend;
 mod health;
+mod rate_limit;
 mod sessions;
 mod voice;
 
@@ -25,9 +26,16 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let upload_limit = DefaultBodyLimit::max(settings.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
+    let mut chat_route = post(chat::chat);
+    // The limit goes outside the body limit, so a client over budget is refused before its upload is read.
+    let mut voice_route = post(voice::voice).layer(upload_limit);
+    if let Some(limit) = rate_limit::turn_limit(settings.turns_per_minute) {
+        chat_route = chat_route.layer(limit.clone());
+        voice_route = voice_route.layer(limit);
+    }
     let api = Router::new()
-        .route("/chat", post(chat::chat))
-        .route("/voice", post(voice::voice).layer(upload_limit))
+        .route("/chat", chat_route)
+        .route("/voice", voice_route)
         .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
         .fallback(api_not_found);
 
