@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test Parlance has, after setting up whatever is missing. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+source scripts/env.sh
+
+printf '\n==> Formatting\n'
+cargo fmt --all --check
+
+printf '\n==> The web app builds offline\n'
+cargo fetch --locked
+trunk build --release
+
+printf '\n==> Tests\n'
+cargo test --workspace --locked
