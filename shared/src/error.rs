@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The body of every error response, and of the streaming `error` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Stable, machine-readable; switch on this.
     pub code: ErrorCode,
@@ -25,6 +26,7 @@ impl fmt::Display for ErrorBody {
 
 /// Why a request failed. New codes may be added; older clients read them as `unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request is malformed: bad JSON, a missing field, an empty question.

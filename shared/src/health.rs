@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /health`: whether the server can answer, and with what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: HealthStatus,
     /// The server's version (its crate version).
@@ -11,6 +12,7 @@ pub struct Health {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     /// Every stage a spoken turn needs is ready.
@@ -21,6 +23,7 @@ pub enum HealthStatus {
 
 /// The model stages of a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Stt,
@@ -30,6 +33,7 @@ pub enum Stage {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageHealth {
     pub stage: Stage,
     /// Which implementation serves the stage, e.g. `openai` (any OpenAI-compatible server), `local`, `none`.

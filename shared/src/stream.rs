@@ -6,6 +6,7 @@ use crate::turn::{AudioClip, KnowledgeSource, StageTimings, ToolCallRecord};
 
 /// Where a turn is, as the user should see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TurnState {
     /// Waiting for the user.
@@ -23,6 +24,7 @@ pub enum TurnState {
 /// What the server sends during a streamed turn, in order: status changes, the transcript, answer text as it
 /// is generated, tool calls, audio chunks as each sentence is spoken, and finally `done` or `error`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     Status {

@@ -5,6 +5,7 @@ use crate::session::SessionId;
 
 /// `POST /api/chat`: a typed question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextTurnRequest {
     /// Continue this conversation; omit to start a new one (the response carries the new id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -21,6 +22,7 @@ fn speak_by_default() -> bool {
 
 /// The answer to one turn, typed or spoken. `POST /api/chat` and `POST /api/voice` both return it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TurnResponse {
     pub session_id: SessionId,
     /// What the user said (the transcript of a spoken turn, the text of a typed one).
@@ -43,6 +45,7 @@ pub struct TurnResponse {
 
 /// Encoded audio carried inside JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AudioClip {
     /// For example `audio/wav` or `audio/mpeg`; hand it to the player as is.
     pub mime_type: String,
@@ -52,6 +55,7 @@ pub struct AudioClip {
 
 /// A piece of the knowledge base an answer used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnowledgeSource {
     pub id: String,
     pub title: String,
@@ -62,6 +66,7 @@ pub struct KnowledgeSource {
 
 /// A tool call the assistant made while answering.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolCallRecord {
     pub name: String,
     pub arguments: serde_json::Value,
@@ -69,6 +74,7 @@ pub struct ToolCallRecord {
 
 /// Wall-clock time each stage of a turn took, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageTimings {
     /// Speech-to-text; 0 for a typed turn.
     pub stt_ms: u64,

@@ -6,6 +6,7 @@ use crate::backend::BackendInfo;
 use crate::state::AppState;
 
 /// `GET /health`: which backend serves each stage, and whether a spoken turn can work.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     let pipeline = &state.pipeline;
     let stages = vec![

@@ -4,6 +4,7 @@ mod chat;
 mod extract;
 mod frontend;
 mod health;
+mod openapi;
 mod rate_limit;
 mod sessions;
 mod voice;
@@ -39,6 +40,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
         .fallback(api_not_found);
 
+    let api = api.route("/openapi.json", get(openapi::document));
     let app = Router::new().route("/health", get(health::health)).nest("/api", api);
     frontend::serve(app, &settings.frontend_dir)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

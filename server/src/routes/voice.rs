@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
-use parlance_shared::{SessionId, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD};
+use parlance_shared::{ErrorBody, SessionId, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD};
 
 use crate::audio::AudioUpload;
 use crate::error::ApiError;
@@ -9,6 +9,19 @@ use crate::events::EventSink;
 use crate::state::AppState;
 
 /// `POST /api/voice`: a recorded question as multipart form data (`audio` file, optional `session_id`).
+#[utoipa::path(post, path = "/api/voice", tag = "turns",
+    request_body(content = super::openapi::VoiceForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The transcript and the answer", body = TurnResponse),
+        (status = 400, description = "No audio, or an empty file", body = ErrorBody),
+        (status = 404, description = "Unknown session", body = ErrorBody),
+        (status = 413, description = "Upload over the limit (--max-upload-mib)", body = ErrorBody),
+        (status = 415, description = "Not audio Parlance can read", body = ErrorBody),
+        (status = 422, description = "The recording holds no speech", body = ErrorBody),
+        (status = 429, description = "Too many turns; see Retry-After", body = ErrorBody),
+        (status = 502, description = "A model provider failed", body = ErrorBody),
+        (status = 503, description = "A provider is unavailable or a stage is not configured", body = ErrorBody),
+    ))]
 pub async fn voice(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,

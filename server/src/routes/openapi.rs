@@ -1,0 +1,33 @@
+//! `GET /api/openapi.json`: the API described for client generators and people writing their own clients.
+
+use axum::Json;
+use parlance_shared::*;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Parlance", description = "A self-hosted voice assistant: spoken or typed turns in, written and spoken answers out."),
+    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete),
+    components(schemas(ServerEvent, TurnState)),
+    tags(
+        (name = "turns", description = "Ask a question, typed or spoken"),
+        (name = "sessions", description = "Read or forget a conversation"),
+        (name = "health", description = "What the server runs on"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The multipart form of `POST /api/voice`, for the document only: the handler reads the parts itself.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceForm {
+    /// The recording: WAV, WebM/Opus, Ogg/Opus, MP4/AAC, MP3 or FLAC (detected from the bytes).
+    #[schema(value_type = String, format = Binary)]
+    audio: Vec<u8>,
+    /// Continue this conversation; leave out to start a new one.
+    session_id: Option<String>,
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

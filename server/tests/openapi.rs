@@ -1,0 +1,32 @@
+//! The OpenAPI document describes every route the server has, with the contract's own types.
+
+mod support;
+
+use axum::http::StatusCode;
+use support::{app, empty_request, send, settings};
+
+#[tokio::test]
+async fn the_document_covers_every_route_and_error_code() {
+    let app = app(&settings(&["--frontend-dir", "/nonexistent"]));
+    let (status, doc) = send(&app, empty_request("GET", "/api/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+
+    let paths = &doc["paths"];
+    for (path, method) in
+        [("/health", "get"), ("/api/chat", "post"), ("/api/voice", "post"), ("/api/sessions/{id}", "get"), ("/api/sessions/{id}", "delete")]
+    {
+        assert!(paths[path][method].is_object(), "{method} {path} is not documented");
+    }
+    assert!(paths["/api/voice"]["post"]["requestBody"]["content"]["multipart/form-data"].is_object());
+    assert!(paths["/api/chat"]["post"]["responses"]["429"].is_object());
+
+    let schemas = &doc["components"]["schemas"];
+    for name in ["TextTurnRequest", "TurnResponse", "ErrorBody", "ErrorCode", "SessionHistory", "Health", "ServerEvent"] {
+        assert!(schemas[name].is_object(), "schema {name} missing");
+    }
+    let codes = schemas["ErrorCode"].to_string();
+    for code in ["invalid_request", "payload_too_large", "session_not_found", "provider_unavailable", "rate_limited"] {
+        assert!(codes.contains(code), "error code {code} missing from {codes}");
+    }
+}
