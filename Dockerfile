@@ -6,7 +6,7 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends binaryen pkg-config libssl-dev \
+ && apt-get install -y --no-install-recommends pkg-config libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 # Same tool versions as scripts/setup.sh; Trunk is told never to download its own.
 RUN rustup target add wasm32-unknown-unknown \

@@ -15,9 +15,8 @@ WASM_BINDGEN_VERSION=0.2.130
 step() { printf '\n==> %s\n' "$*"; }
 
 apt_packages=(
-  binaryen # wasm-opt for Trunk, so it never downloads its own
   pkg-config
-  libssl-dev
+  libssl-dev # reqwest's TLS for HTTPS model providers
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -1,1 +1,12 @@
+//! Parlance's web app: a Leptos client-side app that Trunk builds for the browser.
+//!
+//! Talks to the Parlance server on the same origin, using the request and response types of
+//! `parlance-shared`. The crate also compiles for the host so `cargo test --workspace` can run the pure
+//! parts (error wording, formatting); everything that needs a browser only runs inside one.
 
+pub mod api;
+mod app;
+mod composer;
+mod conversation;
+
+pub use app::App;

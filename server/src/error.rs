@@ -81,7 +81,7 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody::new(self.code(), capitalize(&self.to_string()))
+        ErrorBody::new(self.code(), sentence(&self.to_string()))
     }
 }
 
@@ -105,7 +105,7 @@ impl IntoResponse for ApiError {
 /// The error body for a provider failure that does not fail the whole request (e.g. speech).
 pub fn provider_error_body(stage: Stage, error: &ProviderError) -> ErrorBody {
     let code = if error.is_unavailable() { ErrorCode::ProviderUnavailable } else { ErrorCode::ProviderError };
-    ErrorBody::new(code, capitalize(&format!("the {} failed: {}", provider_name(stage), error.user_message())))
+    ErrorBody::new(code, sentence(&format!("the {} failed: {}", provider_name(stage), error.user_message())))
 }
 
 impl From<TurnError> for ApiError {
@@ -183,10 +183,15 @@ fn setup_hint(stage: Stage) -> &'static str {
     }
 }
 
-fn capitalize(message: &str) -> String {
+/// Messages are composed from lower-case fragments; people read them as sentences.
+fn sentence(message: &str) -> String {
     let mut chars = message.chars();
-    match chars.next() {
+    let mut sentence: String = match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
+        None => return String::new(),
+    };
+    if !sentence.ends_with(['.', '!', '?']) {
+        sentence.push('.');
     }
+    sentence
 }
