@@ -11,7 +11,14 @@ printf '\n==> Building the web app\n'
 cargo fetch --locked
 trunk build --release
 
-printf '\n==> Building and starting the server\n'
+printf '\n==> Building the server\n'
 # The dev profile with optimised compute crates (see Cargo.toml): the tests build the same artefacts,
 # so running after testing (or the reverse) compiles nothing twice.
-exec cargo run --locked -p parlance-server --bin parlance -- "$@"
+cargo build --locked -p parlance-server --bin parlance
+parlance="$CARGO_TARGET_DIR/debug/parlance"
+
+printf '\n==> Local models (in %s)\n' "$PARLANCE_MODELS_DIR"
+"$parlance" models
+
+printf '\n==> Starting Parlance\n'
+exec "$parlance" "$@"

