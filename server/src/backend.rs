@@ -8,4 +8,6 @@ pub struct BackendInfo {
     pub model: String,
     /// The provider's base URL or the model file.
     pub location: String,
+    /// How long loading took at start-up, for models in this process.
+    pub load_ms: Option<u64>,
 }

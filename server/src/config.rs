@@ -10,6 +10,9 @@ use parlance_shared::Stage;
 use reqwest::Url;
 use secrecy::SecretString;
 
+use crate::models::Installer;
+use crate::models::catalog::{self, ModelSpec};
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "parlance", version, about = "Parlance: a self-hosted voice assistant server.", long_about = None)]
 pub struct Config {
@@ -109,8 +112,11 @@ pub enum LogFormat {
 /// Which implementation serves a model stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
-    /// An OpenAI-compatible API if a base URL is set for the stage (or globally), otherwise none.
+    /// An OpenAI-compatible API if a base URL is set for the stage (or globally); otherwise the embedded
+    /// model if it is installed (`parlance models`); otherwise none.
     Auto,
+    /// The embedded model, running inside the server (installed by `parlance models`).
+    Local,
     /// An OpenAI-compatible HTTP API (OpenAI, Ollama, llama.cpp server, speaches, vLLM).
     Openai,
     /// The stage is off; turns that need it fail with a clear `not_configured` error.
@@ -195,6 +201,10 @@ pub enum ConfigError {
     InvalidOrigin(String),
     #[error("--cors-origins: `*` would let any website use this server; list the origins instead")]
     WildcardOrigin,
+    #[error("{stage_flag}=local: the model is not installed in {}; run `parlance models` first", dir.display())]
+    LocalNotInstalled { stage_flag: &'static str, dir: PathBuf },
+    #[error("{stage_flag}=local: this stage has no embedded model yet; use an OpenAI-compatible server (openai)")]
+    NoLocalBackend { stage_flag: &'static str },
     #[error("{setting} must be at least {min}")]
     TooSmall { setting: &'static str, min: u64 },
 }
@@ -213,6 +223,10 @@ pub struct ProviderConfig {
 pub enum StageBackend {
     None,
     OpenAi(ProviderConfig),
+    /// An embedded model, loaded from this directory.
+    Local {
+        dir: PathBuf,
+    },
 }
 
 /// Checked settings that the rest of the server reads; built only by [`Config::validate`].
@@ -309,17 +323,31 @@ impl Config {
         };
         let own_url = flags.base_url.as_deref().map(|url| parse_base_url(url_flag, url)).transpose()?;
         let url = own_url.or_else(|| global_url.cloned());
+        let local =
+            local_model(flags.stage).map(|model| (self.models_dir.join(model.id), Installer::new(&self.models_dir).is_installed(model)));
         let provider = |base_url: Url| ProviderConfig {
             base_url,
             api_key: flags.api_key.clone().or_else(|| self.openai_api_key.clone()),
             model: flags.model.to_owned(),
             timeout: Duration::from_secs(self.provider_timeout_secs),
         };
-        match (flags.backend, url) {
-            (BackendChoice::None, _) | (BackendChoice::Auto, None) => Ok(StageBackend::None),
-            (BackendChoice::Auto | BackendChoice::Openai, Some(url)) => Ok(StageBackend::OpenAi(provider(url))),
-            (BackendChoice::Openai, None) => Err(ConfigError::MissingBaseUrl { stage_flag: prefix, stage_url_flag: url_flag }),
+        match (flags.backend, url, local) {
+            (BackendChoice::None, _, _) => Ok(StageBackend::None),
+            (BackendChoice::Auto | BackendChoice::Openai, Some(url), _) => Ok(StageBackend::OpenAi(provider(url))),
+            (BackendChoice::Openai, None, _) => Err(ConfigError::MissingBaseUrl { stage_flag: prefix, stage_url_flag: url_flag }),
+            (BackendChoice::Local | BackendChoice::Auto, _, Some((dir, true))) => Ok(StageBackend::Local { dir }),
+            (BackendChoice::Local, _, Some((dir, false))) => Err(ConfigError::LocalNotInstalled { stage_flag: prefix, dir }),
+            (BackendChoice::Local, _, None) => Err(ConfigError::NoLocalBackend { stage_flag: prefix }),
+            (BackendChoice::Auto, None, _) => Ok(StageBackend::None),
         }
+    }
+}
+
+/// The catalog model a stage runs when it is local; `None` where no embedded backend exists yet.
+fn local_model(stage: Stage) -> Option<&'static ModelSpec> {
+    match stage {
+        Stage::Embeddings => Some(&catalog::MINILM_L6_V2),
+        Stage::Stt | Stage::Llm | Stage::Tts => None,
     }
 }
 
@@ -376,8 +404,12 @@ pub fn display_url(url: &Url) -> String {
 mod tests {
     use super::*;
 
+    /// Local models are off unless a test names a `--models-dir`, whatever PARLANCE_MODELS_DIR says.
     fn parse(args: &[&str]) -> Config {
-        Config::try_parse_from(std::iter::once("parlance").chain(args.iter().copied())).expect("flags parse")
+        let no_models = ["--models-dir", "/nonexistent-parlance-models"];
+        let defaults: &[&str] = if args.contains(&"--models-dir") { &[] } else { &no_models };
+        Config::try_parse_from(std::iter::once("parlance").chain(defaults.iter().copied()).chain(args.iter().copied()))
+            .expect("flags parse")
     }
 
     #[test]
@@ -427,6 +459,15 @@ mod tests {
         assert!(matches!(parse(&["--cors-origins", "*"]).validate(), Err(ConfigError::WildcardOrigin)));
         assert!(matches!(parse(&["--cors-origins", "https://a.example/path"]).validate(), Err(ConfigError::InvalidOrigin(_))));
         assert!(matches!(parse(&["--max-upload-mib", "0"]).validate(), Err(ConfigError::TooSmall { .. })));
+
+        let empty_models = std::env::temp_dir().join("parlance-no-models-here");
+        let not_installed =
+            parse(&["--embeddings-backend", "local", "--models-dir", empty_models.to_str().unwrap()]).validate().unwrap_err();
+        assert!(
+            matches!(not_installed, ConfigError::LocalNotInstalled { .. }) && not_installed.to_string().contains("parlance models"),
+            "{not_installed}"
+        );
+        assert!(matches!(parse(&["--llm-backend", "local"]).validate(), Err(ConfigError::NoLocalBackend { .. })));
 
         let ok = parse(&["--cors-origins", "https://a.example,http://localhost:3000"]).validate().unwrap();
         assert_eq!(ok.cors_origins, ["https://a.example", "http://localhost:3000"]);

@@ -179,7 +179,9 @@ fn setup_hint(stage: Stage) -> &'static str {
         Stage::Stt => "set PARLANCE_STT_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
         Stage::Llm => "set PARLANCE_LLM_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
         Stage::Tts => "set PARLANCE_TTS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
-        Stage::Embeddings => "set PARLANCE_EMBEDDINGS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+        Stage::Embeddings => {
+            "run `parlance models` to install the local model, or set PARLANCE_EMBEDDINGS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"
+        }
     }
 }
 

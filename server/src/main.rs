@@ -75,6 +75,7 @@ fn log_stages(settings: &Settings) {
     for (stage, backend) in [("stt", &settings.stt), ("llm", &settings.llm), ("tts", &settings.tts), ("embeddings", &settings.embeddings)] {
         match backend {
             StageBackend::None => tracing::warn!(stage, "stage not configured"),
+            StageBackend::Local { dir } => tracing::info!(stage, backend = "local", dir = %dir.display(), "stage uses an embedded model"),
             StageBackend::OpenAi(provider) => {
                 tracing::info!(stage, backend = "openai", model = %provider.model, url = %parlance_server::config::display_url(&provider.base_url), "stage ready")
             }

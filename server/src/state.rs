@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::agent::Agent;
 use crate::agent::tools::{CurrentTime, ToolRegistry};
 use crate::config::{ProviderConfig, Settings, StageBackend};
-use crate::embeddings::{Embedder, OpenAiEmbeddings};
+use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
 use crate::llm::{ChatModel, OpenAiChat};
 use crate::openai::OpenAiClient;
 use crate::pipeline::Pipeline;
@@ -24,6 +24,8 @@ pub struct AppState {
 pub enum StartupError {
     #[error("could not set up the HTTP client for a model provider: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    Embeddings(#[from] EmbedError),
 }
 
 impl AppState {
@@ -32,7 +34,10 @@ impl AppState {
         let llm: Option<Arc<dyn ChatModel>> = openai(&settings.llm)?.map(|c| Arc::new(OpenAiChat::new(c)) as _);
         let tts: Option<Arc<dyn TextToSpeech>> =
             openai(&settings.tts)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _);
-        let embedder: Option<Arc<dyn Embedder>> = openai(&settings.embeddings)?.map(|c| Arc::new(OpenAiEmbeddings::new(c)) as _);
+        let embedder: Option<Arc<dyn Embedder>> = match &settings.embeddings {
+            StageBackend::Local { dir } => Some(Arc::new(LocalEmbeddings::load(dir)?)),
+            other => openai(other)?.map(|c| Arc::new(OpenAiEmbeddings::new(c)) as _),
+        };
         let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::default());
 
         let tools = ToolRegistry::new().with(CurrentTime);
@@ -45,7 +50,7 @@ impl AppState {
 
 fn openai(backend: &StageBackend) -> Result<Option<OpenAiClient>, reqwest::Error> {
     match backend {
-        StageBackend::None => Ok(None),
+        StageBackend::None | StageBackend::Local { .. } => Ok(None),
         StageBackend::OpenAi(config) => OpenAiClient::new(ProviderConfig::clone(config)).map(Some),
     }
 }

@@ -12,13 +12,19 @@ pub enum ModelsCommandError {
     #[error("there is no model {id:?}; the models are: {known}")]
     UnknownModel { id: String, known: String },
     #[error(transparent)]
-    Install(#[from] ModelError),
+    Install(Box<ModelError>),
+}
+
+impl From<ModelError> for ModelsCommandError {
+    fn from(error: ModelError) -> Self {
+        Self::Install(Box::new(error))
+    }
 }
 
 pub fn run_models_command(models_dir: &Path, args: &ModelsArgs) -> Result<(), ModelsCommandError> {
     let installer = Installer::new(models_dir).with_python(&args.python);
     if args.list {
-        println!("{:<30} {:>8}  {:<14} {}", "model", "size", "status", "what it is");
+        println!("{:<30} {:>8}  {:<14} what it is", "model", "size", "status");
         for model in catalog::ALL {
             let status = if installer.is_installed(model) {
                 "installed"

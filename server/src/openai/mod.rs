@@ -81,7 +81,7 @@ impl OpenAiClient {
     }
 
     pub fn info(&self) -> BackendInfo {
-        BackendInfo { kind: "openai", model: self.config.model.clone(), location: display_url(&self.config.base_url) }
+        BackendInfo { kind: "openai", model: self.config.model.clone(), location: display_url(&self.config.base_url), load_ms: None }
     }
 
     /// The full URL of an endpoint below the base, e.g. `chat/completions`.

@@ -32,7 +32,7 @@ fn stage(stage: Stage, info: Option<BackendInfo>) -> StageHealth {
             model: Some(info.model),
             location: Some(info.location),
             ready: true,
-            load_ms: None,
+            load_ms: info.load_ms,
             detail: None,
         },
         None => StageHealth {

@@ -15,9 +15,24 @@ use tower::ServiceExt;
 
 pub const BOUNDARY: &str = "parlance-test-boundary-7MA4YWxkTrZu0gW";
 
+/// The directory of an installed catalog model, installing it first (real pip, checksummed) if needed.
+/// Uses PARLANCE_MODELS_DIR (the scripts set it) so a test run reuses what `parlance models` installed.
+pub fn installed_model(model: &parlance_server::models::catalog::ModelSpec) -> std::path::PathBuf {
+    let models_dir = std::env::var_os("PARLANCE_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("parlance-test-models"));
+    let installer = parlance_server::models::Installer::new(&models_dir).quiet();
+    installer.install(model).unwrap_or_else(|error| panic!("installing {} for the tests failed: {error}", model.id));
+    installer.model_dir(model)
+}
+
 /// Settings as a user would give them on the command line.
+/// Local models are off unless the test names a `--models-dir`, whatever PARLANCE_MODELS_DIR says.
 pub fn settings(args: &[&str]) -> Settings {
-    let config = Config::try_parse_from(std::iter::once("parlance").chain(args.iter().copied())).expect("test flags parse");
+    let no_models = ["--models-dir", "/nonexistent-parlance-models"];
+    let defaults: &[&str] = if args.contains(&"--models-dir") { &[] } else { &no_models };
+    let config = Config::try_parse_from(std::iter::once("parlance").chain(defaults.iter().copied()).chain(args.iter().copied()))
+        .expect("test flags parse");
     config.validate().expect("test settings are valid")
 }
 

@@ -1,0 +1,70 @@
+//! Speed of the embedded model stages, printed as figures (not a pass/fail test).
+//!
+//!     source scripts/env.sh && cargo bench -p parlance-server --bench stages --profile dev
+//!
+//! Uses the models in PARLANCE_MODELS_DIR (`parlance models` installs them). Run it on a quiet machine:
+//! two cores shared with a build give meaningless numbers.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use parlance_server::embeddings::{Embedder, LocalEmbeddings};
+use parlance_server::models::{Installer, catalog};
+
+fn main() {
+    let models_dir = std::env::var_os("PARLANCE_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("models"));
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(embeddings(&models_dir));
+}
+
+async fn embeddings(models_dir: &std::path::Path) {
+    let installer = Installer::new(models_dir);
+    if !installer.is_installed(&catalog::MINILM_L6_V2) {
+        eprintln!("embeddings: not installed in {}; run `parlance models`", models_dir.display());
+        return;
+    }
+    let started = Instant::now();
+    let embedder = LocalEmbeddings::load(&installer.model_dir(&catalog::MINILM_L6_V2)).expect("model loads");
+    println!("embeddings  load                 {:>8.1} ms", ms(started.elapsed()));
+
+    let sentence = "How do I add my own notes to the assistant's knowledge?".to_owned();
+    embedder.embed(std::slice::from_ref(&sentence)).await.expect("warm-up");
+    let mut single = Vec::new();
+    for _ in 0..30 {
+        let started = Instant::now();
+        embedder.embed(std::slice::from_ref(&sentence)).await.expect("embeds");
+        single.push(started.elapsed());
+    }
+    let (p50, p95) = percentiles(&mut single);
+    println!("embeddings  one sentence         p50 {:>6.1} ms   p95 {:>6.1} ms   (n=30)", ms(p50), ms(p95));
+
+    // Note-sized texts of varied length, as ingestion sees them.
+    let notes: Vec<String> = (0..256)
+        .map(|i| {
+            format!(
+                "Note {i}: {}",
+                "Parlance keeps conversations and knowledge on this machine; nothing is sent elsewhere. ".repeat(1 + i % 4)
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let vectors = embedder.embed(&notes).await.expect("embeds");
+    let elapsed = started.elapsed();
+    assert_eq!(vectors.len(), notes.len());
+    println!(
+        "embeddings  batch of {}          {:>8.1} texts/s ({:.2} s)",
+        notes.len(),
+        notes.len() as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+}
+
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
