@@ -25,8 +25,8 @@ pub enum ApiError {
     Rejected { status: StatusCode, message: String },
     #[error("{0}")]
     MissingAudio(String),
-    #[error("the upload is larger than this server accepts ({limit})")]
-    PayloadTooLarge { limit: String },
+    #[error("the request is too large: this server accepts at most {}", human_size(*.limit_bytes))]
+    PayloadTooLarge { limit_bytes: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("I didn't catch that: the recording holds no speech I could make out. Please try again.")]
@@ -141,18 +141,30 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::PayloadTooLarge { limit: "see the request body limit".into() };
+            return Self::PayloadTooLarge { limit_bytes: crate::routes::JSON_BODY_LIMIT };
         }
         Self::Rejected { status, message: rejection.body_text() }
     }
 }
 
-impl From<MultipartError> for ApiError {
-    fn from(error: MultipartError) -> Self {
+impl ApiError {
+    /// A multipart upload that could not be read; `limit_bytes` is the configured upload limit, so a person
+    /// whose recording was too long learns how much is allowed.
+    pub fn upload(error: MultipartError, limit_bytes: usize) -> Self {
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::PayloadTooLarge { limit: "see --max-upload-mib".into() };
+            return Self::PayloadTooLarge { limit_bytes };
         }
         Self::InvalidRequest(format!("the upload is not a readable multipart form: {}", error.body_text()))
+    }
+}
+
+/// Sizes as people read them: "25 MiB", "256 KiB".
+fn human_size(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    match bytes {
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= MIB => format!("{:.1} MiB", b as f64 / MIB as f64),
+        b => format!("{} KiB", b.div_ceil(1024)),
     }
 }
 

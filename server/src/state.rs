@@ -18,6 +18,8 @@ use crate::tts::{OpenAiTts, TextToSpeech};
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// The largest audio upload accepted, for telling people the limit they hit.
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +46,7 @@ impl AppState {
         let agent = llm.map(|model| Agent::new(model, tools, settings.max_tool_rounds));
         let pipeline =
             Pipeline { stt, agent, tts, sessions, history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
-        Ok(Self { pipeline: Arc::new(pipeline), embedder })
+        Ok(Self { pipeline: Arc::new(pipeline), embedder, max_upload_bytes: settings.max_upload_bytes })
     }
 }
 

@@ -99,11 +99,13 @@ async fn an_upload_over_the_limit_is_a_413() {
     let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &big)])).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error(&body, "payload_too_large");
+    assert!(body["message"].as_str().unwrap().contains("at most 1 MiB"), "names the configured limit: {body}");
 
     let huge_question = json!({"text": "x".repeat(300 * 1024)});
     let (status, body) = send(&app, json_request("POST", "/api/chat", &huge_question)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error(&body, "payload_too_large");
+    assert!(body["message"].as_str().unwrap().contains("at most 256 KiB"), "{body}");
     assert!(provider.requests("/v1/audio/transcriptions").is_empty());
 }
 

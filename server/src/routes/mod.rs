@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// JSON requests are questions and ids: far below this.
-const JSON_BODY_LIMIT: usize = 256 * 1024;
+pub(crate) const JSON_BODY_LIMIT: usize = 256 * 1024;
 /// Room for the multipart framing and the session id around the audio file.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 

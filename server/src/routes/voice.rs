@@ -36,11 +36,12 @@ pub async fn voice(
 
     let mut audio = None;
     let mut session_id = None;
-    while let Some(field) = multipart.next_field().await? {
+    let unreadable = |error| ApiError::upload(error, state.max_upload_bytes);
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         match field.name() {
-            Some(VOICE_AUDIO_FIELD) => audio = Some(field.bytes().await?),
+            Some(VOICE_AUDIO_FIELD) => audio = Some(field.bytes().await.map_err(unreadable)?),
             Some(VOICE_SESSION_FIELD) => {
-                let id = field.text().await?;
+                let id = field.text().await.map_err(unreadable)?;
                 let id = id.trim();
                 if !id.is_empty() {
                     session_id = Some(SessionId::new(id));
