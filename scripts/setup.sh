@@ -16,7 +16,13 @@ step() { printf '\n==> %s\n' "$*"; }
 
 apt_packages=(
   pkg-config
-  libssl-dev # reqwest's TLS for HTTPS model providers
+  libssl-dev         # reqwest's TLS for HTTPS model providers
+  cmake clang libclang-dev # llama.cpp (llama-cpp-2 builds it with cmake and bindgen)
+  protobuf-compiler  # LanceDB's build scripts need protoc
+  libopus-dev        # Opus decoding (WebM/Ogg recordings from Chrome and Firefox)
+  espeak-ng libespeak-ng-dev # phonemes for the Piper voice, and the fallback voice
+  ffmpeg sox flite   # the tests make spoken questions and re-encode them as browsers would
+  chromium           # the web app's end-to-end tests
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
