@@ -16,6 +16,7 @@ pub mod routes;
 pub mod sessions;
 pub mod state;
 pub mod stt;
+pub mod text;
 pub mod tts;
 
 use axum::Router;
