@@ -1,6 +1,8 @@
 //! Speed of the embedded model stages, printed as figures (not a pass/fail test).
 //!
-//!     source scripts/env.sh && cargo bench -p parlance-server --bench stages --profile dev
+//!     source scripts/env.sh && cargo bench -p parlance-server --bench stages --profile dev [-- SECTION]
+//!
+//! SECTION (e.g. `tts`) runs only the sections whose name contains it.
 //!
 //! Uses the models in PARLANCE_MODELS_DIR (`parlance models` installs them). Run it on a quiet machine:
 //! two cores shared with a build give meaningless numbers.
@@ -10,11 +12,60 @@ use std::time::{Duration, Instant};
 
 use parlance_server::embeddings::{Embedder, LocalEmbeddings};
 use parlance_server::models::{Installer, catalog};
+use parlance_server::tts::{LocalTts, VoiceEngine};
 
 fn main() {
     let models_dir = std::env::var_os("PARLANCE_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("models"));
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(embeddings(&models_dir));
+    // cargo passes `--bench`; the first other argument filters the sections.
+    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-')).unwrap_or_default();
+    if "embeddings".contains(&filter) {
+        runtime.block_on(embeddings(&models_dir));
+    }
+    if "tts".contains(&filter) {
+        runtime.block_on(tts(&models_dir));
+    }
+}
+
+/// Real-time factor: seconds of audio per second of compute (higher is faster; > 1 keeps up with playback).
+async fn tts(models_dir: &std::path::Path) {
+    let installer = Installer::new(models_dir);
+    if !installer.is_installed(&catalog::PIPER_JOE) || !installer.is_installed(&catalog::ONNX_RUNTIME) {
+        eprintln!("tts: the Piper voice or ONNX Runtime is not installed in {}; run `parlance models`", models_dir.display());
+        return;
+    }
+    let voice_dir = installer.model_dir(&catalog::PIPER_JOE);
+    let library = parlance_server::onnx::library_in(models_dir);
+    let started = Instant::now();
+    let piper = LocalTts::load(&voice_dir, &library, VoiceEngine::Piper).expect("voice loads");
+    assert_eq!(piper.engine(), VoiceEngine::Piper, "Piper fell back to espeak-ng: see the log");
+    println!("tts         load (piper)         {:>8.1} ms", ms(started.elapsed()));
+    let espeak = LocalTts::load(&voice_dir, &library, VoiceEngine::Espeak).expect("espeak-ng starts");
+
+    let short = "Hello, how can I help?";
+    let long = "Parlance keeps your conversations on this machine, answers with a small local model, and reads the \
+                answer aloud with a voice that runs inside the server, so nothing you say ever leaves the room.";
+    piper.synthesize_sentence(short).await.expect("warm-up");
+    for (engine, tts) in [("piper", &piper), ("espeak", &espeak)] {
+        for (name, sentence) in [("short", short), ("long", long)] {
+            let mut audio_secs = 0.0;
+            let mut compute = Duration::ZERO;
+            let runs = 5;
+            for _ in 0..runs {
+                let started = Instant::now();
+                let pcm = tts.synthesize_sentence(sentence).await.expect("speaks");
+                compute += started.elapsed();
+                audio_secs += pcm.duration_secs();
+            }
+            println!(
+                "tts         {engine:<6} {name:<5} {:>3} chars  {:>5.2} s audio in {:>7.1} ms   real-time factor {:>5.1}x  (n={runs})",
+                sentence.chars().count(),
+                audio_secs / f64::from(runs),
+                ms(compute) / f64::from(runs),
+                audio_secs / compute.as_secs_f64()
+            );
+        }
+    }
 }
 
 async fn embeddings(models_dir: &std::path::Path) {

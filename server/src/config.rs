@@ -12,6 +12,7 @@ use secrecy::SecretString;
 
 use crate::models::Installer;
 use crate::models::catalog::{self, ModelSpec};
+use crate::tts::VoiceEngine;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "parlance", version, about = "Parlance: a self-hosted voice assistant server.", long_about = None)]
@@ -172,6 +173,10 @@ pub struct TtsArgs {
     /// Voice name passed to the speech API.
     #[arg(id = "tts-voice", long = "tts-voice", env = "PARLANCE_TTS_VOICE", default_value = "alloy")]
     pub voice: String,
+    /// The local backend's voice: `piper` (natural; falls back to espeak if it cannot load) or `espeak`
+    /// (robotic, needs no model files).
+    #[arg(id = "tts-voice-engine", long = "tts-voice-engine", env = "PARLANCE_TTS_VOICE_ENGINE", value_enum, default_value_t = VoiceEngine::Piper)]
+    pub voice_engine: VoiceEngine,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -244,6 +249,9 @@ pub struct Settings {
     pub llm: StageBackend,
     pub tts: StageBackend,
     pub tts_voice: String,
+    pub tts_voice_engine: VoiceEngine,
+    /// The local Piper voice runs on this ONNX Runtime library.
+    pub onnx_runtime: PathBuf,
     pub embeddings: StageBackend,
 }
 
@@ -303,6 +311,8 @@ impl Config {
                 model: &self.tts.model,
             })?,
             tts_voice: self.tts.voice.clone(),
+            tts_voice_engine: self.tts.voice_engine,
+            onnx_runtime: crate::onnx::library_in(&self.models_dir),
             embeddings: resolve(StageFlags {
                 stage: Stage::Embeddings,
                 backend: self.embeddings.backend,
@@ -323,8 +333,7 @@ impl Config {
         };
         let own_url = flags.base_url.as_deref().map(|url| parse_base_url(url_flag, url)).transpose()?;
         let url = own_url.or_else(|| global_url.cloned());
-        let local =
-            local_model(flags.stage).map(|model| (self.models_dir.join(model.id), Installer::new(&self.models_dir).is_installed(model)));
+        let local = local_model(flags.stage).map(|model| (self.models_dir.join(model.id), self.local_ready(flags.stage, model)));
         let provider = |base_url: Url| ProviderConfig {
             base_url,
             api_key: flags.api_key.clone().or_else(|| self.openai_api_key.clone()),
@@ -343,11 +352,26 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Whether a stage's embedded backend can run with what is installed.
+    fn local_ready(&self, stage: Stage, model: &ModelSpec) -> bool {
+        let installer = Installer::new(&self.models_dir);
+        match stage {
+            // espeak-ng is a system library linked into the server: its voice needs no model files.
+            Stage::Tts if self.tts.voice_engine == VoiceEngine::Espeak => true,
+            // The Piper voice runs on ONNX Runtime, a model of its own in the catalog.
+            Stage::Tts => installer.is_installed(model) && installer.is_installed(&catalog::ONNX_RUNTIME),
+            _ => installer.is_installed(model),
+        }
+    }
+}
+
 /// The catalog model a stage runs when it is local; `None` where no embedded backend exists yet.
 fn local_model(stage: Stage) -> Option<&'static ModelSpec> {
     match stage {
         Stage::Embeddings => Some(&catalog::MINILM_L6_V2),
-        Stage::Stt | Stage::Llm | Stage::Tts => None,
+        Stage::Tts => Some(&catalog::PIPER_JOE),
+        Stage::Stt | Stage::Llm => None,
     }
 }
 
@@ -471,6 +495,16 @@ mod tests {
 
         let ok = parse(&["--cors-origins", "https://a.example,http://localhost:3000"]).validate().unwrap();
         assert_eq!(ok.cors_origins, ["https://a.example", "http://localhost:3000"]);
+    }
+
+    #[test]
+    fn the_local_voice_needs_piper_and_onnx_runtime_unless_espeak_is_chosen() {
+        let not_installed = parse(&["--tts-backend", "local"]).validate().unwrap_err();
+        assert!(matches!(not_installed, ConfigError::LocalNotInstalled { .. }), "{not_installed}");
+        let espeak = parse(&["--tts-backend", "local", "--tts-voice-engine", "espeak"]).validate().unwrap();
+        assert!(matches!(espeak.tts, StageBackend::Local { .. }));
+        assert_eq!(espeak.tts_voice_engine, VoiceEngine::Espeak);
+        assert!(espeak.onnx_runtime.ends_with("onnxruntime/libonnxruntime.so"), "{}", espeak.onnx_runtime.display());
     }
 
     #[test]

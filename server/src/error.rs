@@ -15,6 +15,7 @@ use crate::openai::ProviderError;
 use crate::pipeline::TurnError;
 use crate::sessions::SessionError;
 use crate::stt::SttError;
+use crate::tts::TtsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -106,6 +107,18 @@ impl IntoResponse for ApiError {
 pub fn provider_error_body(stage: Stage, error: &ProviderError) -> ErrorBody {
     let code = if error.is_unavailable() { ErrorCode::ProviderUnavailable } else { ErrorCode::ProviderError };
     ErrorBody::new(code, sentence(&format!("the {} failed: {}", provider_name(stage), error.user_message())))
+}
+
+/// Why the answer comes without audio. A local voice's failure is logged; the user learns only that it failed.
+pub fn speech_error_body(error: &TtsError) -> ErrorBody {
+    match error {
+        TtsError::Provider(provider) => provider_error_body(Stage::Tts, provider),
+        TtsError::NothingToSay => ErrorBody::new(ErrorCode::Internal, sentence(&error.to_string())),
+        _ => ErrorBody::new(
+            ErrorCode::Internal,
+            sentence("the local voice could not read this answer aloud; the details are in the server's log"),
+        ),
+    }
 }
 
 impl From<TurnError> for ApiError {

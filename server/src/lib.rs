@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod llm;
 pub mod models;
+pub mod onnx;
 pub mod openai;
 pub mod pipeline;
 pub mod routes;

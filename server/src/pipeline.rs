@@ -13,7 +13,7 @@ use crate::audio::AudioUpload;
 use crate::events::EventSink;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::stt::{SpeechToText, SttError};
-use crate::tts::{TextToSpeech, TtsError};
+use crate::tts::TextToSpeech;
 
 pub struct Pipeline {
     pub stt: Option<Arc<dyn SpeechToText>>,
@@ -170,9 +170,8 @@ impl Pipeline {
                 (Some(AudioClip { mime_type: speech.mime_type, data_base64 }), None)
             }
             Err(error) => {
-                let TtsError::Provider(provider) = &error;
                 tracing::warn!(%error, "speaking the answer failed; sending text only");
-                (None, Some(crate::error::provider_error_body(Stage::Tts, provider)))
+                (None, Some(crate::error::speech_error_body(&error)))
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::openai::OpenAiClient;
 use crate::pipeline::Pipeline;
 use crate::sessions::{MemorySessions, SessionStore};
 use crate::stt::{OpenAiStt, SpeechToText};
-use crate::tts::{OpenAiTts, TextToSpeech};
+use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -28,14 +28,18 @@ pub enum StartupError {
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
     Embeddings(#[from] EmbedError),
+    #[error(transparent)]
+    Tts(#[from] TtsError),
 }
 
 impl AppState {
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         let stt: Option<Arc<dyn SpeechToText>> = openai(&settings.stt)?.map(|c| Arc::new(OpenAiStt::new(c)) as _);
         let llm: Option<Arc<dyn ChatModel>> = openai(&settings.llm)?.map(|c| Arc::new(OpenAiChat::new(c)) as _);
-        let tts: Option<Arc<dyn TextToSpeech>> =
-            openai(&settings.tts)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _);
+        let tts: Option<Arc<dyn TextToSpeech>> = match &settings.tts {
+            StageBackend::Local { dir } => Some(Arc::new(LocalTts::load(dir, &settings.onnx_runtime, settings.tts_voice_engine)?)),
+            other => openai(other)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _),
+        };
         let embedder: Option<Arc<dyn Embedder>> = match &settings.embeddings {
             StageBackend::Local { dir } => Some(Arc::new(LocalEmbeddings::load(dir)?)),
             other => openai(other)?.map(|c| Arc::new(OpenAiEmbeddings::new(c)) as _),

@@ -1,0 +1,146 @@
+//! The embedded voice on the real Piper model and ONNX Runtime (installed by the real installer if missing),
+//! and espeak-ng's voice as the fallback.
+
+mod support;
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use axum::http::StatusCode;
+use parlance_server::models::catalog::{ONNX_RUNTIME, PIPER_JOE};
+use parlance_server::tts::{LocalTts, TextToSpeech, VoiceEngine};
+
+/// Seconds of speech per character of text, measured on joe-medium and espeak-ng (en-us, 175 wpm) for the
+/// sentences below: about 0.055-0.075 s (Piper) and 0.06-0.08 s (espeak). The bounds leave room on both
+/// sides but catch truncated or runaway audio.
+const MIN_SECS_PER_CHAR: f64 = 0.035;
+const MAX_SECS_PER_CHAR: f64 = 0.12;
+/// Speech is far louder than this; digital silence is 0 and a faint hiss about 0.001.
+const MIN_RMS: f64 = 0.02;
+
+const ONE: &str = "The weather in Paris is sunny today.";
+const THREE: &str = "The weather in Paris is sunny today. Tomorrow it will rain in the afternoon. Take an umbrella with you.";
+
+fn models_dir() -> PathBuf {
+    support::installed_model(&ONNX_RUNTIME).parent().expect("models live in a folder").to_path_buf()
+}
+
+fn piper() -> LocalTts {
+    let voice_dir = support::installed_model(&PIPER_JOE);
+    let tts = LocalTts::load(&voice_dir, &parlance_server::onnx::library_in(&models_dir()), VoiceEngine::Piper).expect("voice loads");
+    assert_eq!(tts.engine(), VoiceEngine::Piper, "the Piper voice must load, not fall back");
+    tts
+}
+
+/// A parsed WAV: (sample rate, samples in [-1, 1]).
+fn decode_wav(bytes: &[u8]) -> (u32, Vec<f64>) {
+    let mut reader = hound::WavReader::new(Cursor::new(bytes)).expect("the output is a WAV file");
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.bits_per_sample, spec.sample_format), (1, 16, hound::SampleFormat::Int));
+    let samples = reader.samples::<i16>().map(|s| f64::from(s.expect("sample reads")) / 32768.0).collect();
+    (spec.sample_rate, samples)
+}
+
+fn rms(samples: &[f64]) -> f64 {
+    (samples.iter().map(|s| s * s).sum::<f64>() / samples.len().max(1) as f64).sqrt()
+}
+
+/// Checks one clip and returns its duration in seconds.
+async fn assert_speech(tts: &LocalTts, text: &str, sample_rate: u32) -> f64 {
+    let audio = tts.synthesize(text).await.expect("speaks");
+    assert_eq!(audio.mime_type, "audio/wav");
+    let (rate, samples) = decode_wav(&audio.bytes);
+    assert_eq!(rate, sample_rate);
+    let secs = samples.len() as f64 / f64::from(rate);
+    let per_char = secs / text.chars().count() as f64;
+    assert!((MIN_SECS_PER_CHAR..=MAX_SECS_PER_CHAR).contains(&per_char), "{secs:.2} s for {} characters: {text:?}", text.len());
+    let loudness = rms(&samples);
+    assert!(loudness > MIN_RMS, "the audio is (nearly) silent: RMS {loudness:.4}");
+    secs
+}
+
+#[tokio::test]
+async fn piper_speaks_a_sentence_as_a_wav_of_plausible_length() {
+    let tts = piper();
+    assert_speech(&tts, ONE, 22_050).await;
+}
+
+#[tokio::test]
+async fn three_sentences_last_longer_than_one() {
+    let tts = piper();
+    let one = assert_speech(&tts, ONE, 22_050).await;
+    let three = assert_speech(&tts, THREE, 22_050).await;
+    assert!(three > one * 2.2, "three sentences {three:.2} s, one {one:.2} s");
+    let sentence = tts.synthesize_sentence(ONE).await.unwrap();
+    assert_eq!(sentence.sample_rate, 22_050);
+    assert!((sentence.duration_secs() - one).abs() < 0.5, "one sentence as PCM {:.2} s vs as WAV {one:.2} s", sentence.duration_secs());
+}
+
+#[tokio::test]
+async fn markdown_symbols_are_not_spoken() {
+    let tts = piper();
+    // espeak-ng reads `*` as "asterisk" and `#` as "hash" (`espeak-ng -q --ipa "**Hi** #"`): their phonemes
+    // must not reach the voice.
+    let asterisk = tts.phonemes("asterisk").unwrap().unwrap().concat();
+    let hash = tts.phonemes("hash").unwrap().unwrap().concat();
+    let (asterisk, hash) = (asterisk.trim_end_matches('.'), hash.trim_end_matches('.'));
+    assert!(!asterisk.is_empty() && !hash.is_empty());
+
+    let markdown = "## Answer\n**Parlance** runs `cargo build` for you: see [the guide](https://example.com/guide).";
+    let plain = "Answer\nParlance runs cargo build for you: see the guide.";
+    let spoken = tts.phonemes(markdown).unwrap().unwrap();
+    assert_eq!(spoken, tts.phonemes(plain).unwrap().unwrap());
+    let all = spoken.concat();
+    assert!(!all.contains(asterisk) && !all.contains(hash), "{all}");
+    assert!(!all.contains("slˈæʃ"), "no URL is read out: {all}");
+    assert_eq!(spoken.len(), 2, "the heading is a sentence of its own: {spoken:?}");
+    assert!(spoken[1].contains(':') && spoken[1].ends_with('.'), "clause punctuation reaches Piper: {}", spoken[1]);
+}
+
+#[tokio::test]
+async fn espeak_is_the_fallback_and_speaks_valid_audio() {
+    let missing_voice = Path::new("/nonexistent-parlance-voice");
+    let missing_runtime = Path::new("/nonexistent-parlance-onnxruntime/libonnxruntime.so");
+    let fallback = LocalTts::load(missing_voice, missing_runtime, VoiceEngine::Piper).expect("falls back");
+    assert_eq!(fallback.engine(), VoiceEngine::Espeak);
+    assert!(fallback.info().model.contains("espeak"), "{:?}", fallback.info());
+    let espeak_rate = 22_050;
+    assert_speech(&fallback, THREE, espeak_rate).await;
+
+    let chosen = LocalTts::load(&support::installed_model(&PIPER_JOE), missing_runtime, VoiceEngine::Espeak).unwrap();
+    assert_eq!(chosen.engine(), VoiceEngine::Espeak, "--tts-voice-engine espeak is honoured even with Piper installed");
+    assert!(chosen.phonemes(ONE).is_none());
+    assert_speech(&chosen, ONE, espeak_rate).await;
+}
+
+#[tokio::test]
+async fn text_with_nothing_to_say_is_an_error_not_an_empty_clip() {
+    let tts = piper();
+    assert!(tts.synthesize(" ** # ` ").await.is_err());
+}
+
+#[tokio::test]
+async fn health_shows_which_voice_runs() {
+    let models_dir = models_dir();
+    support::installed_model(&PIPER_JOE);
+    let models_dir = models_dir.to_str().unwrap();
+    for (engine, expected) in [("piper", "piper en_US-joe-medium"), ("espeak", "espeak-ng en-us")] {
+        let settings = support::settings(&[
+            "--frontend-dir",
+            "/nonexistent",
+            "--models-dir",
+            models_dir,
+            "--embeddings-backend",
+            "none",
+            "--tts-voice-engine",
+            engine,
+        ]);
+        let app = support::app(&settings);
+        let (status, health) = support::send(&app, support::empty_request("GET", "/health")).await;
+        assert_eq!(status, StatusCode::OK);
+        let tts = health["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "tts").unwrap().clone();
+        assert_eq!(tts["backend"], "local", "{tts}");
+        assert_eq!(tts["model"], expected, "{tts}");
+        assert!(tts["load_ms"].is_u64(), "{tts}");
+    }
+}
