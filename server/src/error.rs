@@ -203,7 +203,9 @@ fn setup_hint(stage: Stage) -> &'static str {
     match stage {
         Stage::Stt => "set PARLANCE_STT_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
         Stage::Llm => "set PARLANCE_LLM_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
-        Stage::Tts => "set PARLANCE_TTS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+        Stage::Tts => {
+            "run `parlance models` to install the local voice (or use --tts-voice-engine espeak), or set PARLANCE_TTS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"
+        }
         Stage::Embeddings => {
             "run `parlance models` to install the local model, or set PARLANCE_EMBEDDINGS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"
         }

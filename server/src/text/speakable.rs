@@ -43,6 +43,8 @@ fn speakable_word(word: &str) -> String {
     word.chars()
         .filter_map(|c| match c {
             '*' | '`' | '#' | '~' | '|' => None,
+            // A stray NUL or escape code would make espeak-ng refuse the whole answer.
+            c if c.is_control() => None,
             // snake_case and __bold__ read as words.
             '_' => Some(' '),
             c => Some(c),
@@ -81,6 +83,11 @@ mod tests {
             speakable("See [the docs](https://docs.rs/ort) or https://www.example.com/a/b?c=d, then www.rust-lang.org."),
             "See the docs or example.com, then rust-lang.org."
         );
+    }
+
+    #[test]
+    fn control_characters_are_dropped() {
+        assert_eq!(speakable("Hello\0 world\u{1b}[0m"), "Hello world[0m");
     }
 
     #[test]
