@@ -350,9 +350,7 @@ impl Config {
             (BackendChoice::Auto, None, _) => Ok(StageBackend::None),
         }
     }
-}
 
-impl Config {
     /// Whether a stage's embedded backend can run with what is installed.
     fn local_ready(&self, stage: Stage, model: &ModelSpec) -> bool {
         let installer = Installer::new(&self.models_dir);
