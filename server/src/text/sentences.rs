@@ -98,7 +98,7 @@ fn find_boundary(text: &str) -> Option<(usize, usize)> {
         while chars.get(next).is_some_and(|(_, c)| c.is_whitespace() && *c != '\n') {
             next += 1;
         }
-        let Some((_, next_char)) = chars.get(next) else { return None };
+        let (_, next_char) = chars.get(next)?;
         let run: String = chars[k..=run_end].iter().map(|(_, c)| c).collect();
         if *next_char == '\n' || ends_sentence(&text[..byte_at(k)], &run, *next_char) {
             return Some((end, byte_at(next)));
