@@ -10,6 +10,9 @@ const CACHE = "parlance-shell-v1";
 const STATIC_FILES = ["/manifest.webmanifest", "/icons/icon.svg", "/icons/icon-192.png", "/icons/icon-512.png"];
 // Trunk's content-hashed names, e.g. /parlance-frontend-0123456789abcdef_bg.wasm: immutable, so cache-first is safe.
 const HASHED = /^\/[\w.-]+-[0-9a-f]{8,16}(_bg)?\.(js|wasm|css)$/;
+// The server's CORS layer answers `Vary: Origin`, and the page's module script and wasm preload are requested
+// with an Origin header the precache requests lacked: without this, nothing cached would ever match them.
+const MATCH = { ignoreVary: true };
 
 /// The hashed assets a page loads (stylesheet and preload links, and the loader's import of the wasm).
 function assetsOf(html) {
@@ -67,13 +70,13 @@ self.addEventListener("fetch", (event) => {
           }
           return response;
         })
-        .catch(async () => (await caches.match("/")) ?? Response.error()),
+        .catch(async () => (await caches.match("/", MATCH)) ?? Response.error()),
     );
     return;
   }
   event.respondWith(
     (async () => {
-      const cached = await caches.match(request);
+      const cached = await caches.match(request, MATCH);
       if (cached) return cached;
       const response = await fetch(request);
       if (response.ok && HASHED.test(url.pathname)) {
