@@ -1,0 +1,55 @@
+// The typed path, and the microphone refused: a clear message, and typing still works.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import { launch, newPage, screenshot, spokenQuestion } from "./support/browser.js";
+import { ask, assertPassedThrough, states, waitForState } from "./support/helpers.js";
+import { BACKENDS, startParlance } from "./support/server.js";
+
+describe("typing, and a refused microphone", () => {
+  let server;
+  before(async () => {
+    server = await startParlance({ heard: "unused" });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("a typed question gets a written and a spoken answer", async (t) => {
+    const browser = await launch();
+    t.after(() => browser.close());
+    const { page } = await newPage(browser);
+    await page.goto(server.url);
+    await waitForState(page, "ready");
+    await ask(page, "Tell me a short joke");
+    await page.waitForSelector(".exchange .answer-text", { timeout: 60_000 });
+    await page.waitForSelector('.app[data-playback="ended"]', { timeout: 60_000 });
+    await waitForState(page, "ready");
+    assertPassedThrough(await states(page), ["ready", "thinking", "speaking", "ready"]);
+    assert.equal(await page.locator(".exchange .bubble.user").innerText(), "Tell me a short joke");
+    if (BACKENDS === "fake") assert.match(await page.locator(".answer-text").innerText(), /Tell me a short joke/);
+    assert.equal(await page.inputValue("#question"), "", "the box is cleared for the next question");
+    await screenshot(page, "text-answered");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await screenshot(page, "text-answered-dark");
+  });
+
+  test("microphone permission denied: a clear message, and typing still works", async (t) => {
+    const browser = await launch({ microphone: spokenQuestion("Hello"), grant: false });
+    t.after(() => browser.close());
+    const { page } = await newPage(browser);
+    await page.goto(server.url);
+    await waitForState(page, "ready");
+    await page.click("#mic");
+    await waitForState(page, "error", 10_000);
+    const message = await page.locator("#status").innerText();
+    assert.match(message, /Microphone access was denied/);
+    assert.match(message, /type your question/);
+    await screenshot(page, "mic-denied");
+
+    await ask(page, "Can you hear me?");
+    await page.waitForSelector(".exchange .answer-text", { timeout: 60_000 });
+    assert.equal(await page.locator(".exchange .bubble.user").innerText(), "Can you hear me?");
+  });
+});
