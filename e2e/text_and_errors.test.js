@@ -1,4 +1,4 @@
-// The typed path, and the microphone refused: a clear message, and typing still works.
+// The typed path, and every way the microphone can be unavailable: a clear message, and typing still works.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -7,7 +7,7 @@ import { launch, newPage, screenshot, spokenQuestion } from "./support/browser.j
 import { ask, assertPassedThrough, states, waitForState } from "./support/helpers.js";
 import { BACKENDS, startParlance } from "./support/server.js";
 
-describe("typing, and a refused microphone", () => {
+describe("typing, and a microphone that cannot be used", () => {
   let server;
   before(async () => {
     server = await startParlance({ heard: "unused" });
@@ -51,5 +51,32 @@ describe("typing, and a refused microphone", () => {
     await ask(page, "Can you hear me?");
     await page.waitForSelector(".exchange .answer-text", { timeout: 60_000 });
     assert.equal(await page.locator(".exchange .bubble.user").innerText(), "Can you hear me?");
+  });
+
+  test("no microphone at all: a clear message", async (t) => {
+    const browser = await launch();
+    t.after(() => browser.close());
+    const { page } = await newPage(browser);
+    await page.goto(server.url);
+    await waitForState(page, "ready");
+    await page.click("#mic");
+    await waitForState(page, "error", 10_000);
+    assert.match(await page.locator("#status").innerText(), /No microphone was found/);
+    await screenshot(page, "mic-missing");
+  });
+
+  test("a page that is not a secure context: says the microphone needs HTTPS", async (t) => {
+    const browser = await launch({ microphone: spokenQuestion("Hello"), hostAlias: "parlance.test" });
+    t.after(() => browser.close());
+    const { page } = await newPage(browser);
+    await page.goto(server.url.replace("127.0.0.1", "parlance.test"));
+    await waitForState(page, "ready");
+    assert.equal(await page.evaluate(() => window.isSecureContext), false);
+    await page.click("#mic");
+    await waitForState(page, "error", 10_000);
+    assert.match(await page.locator("#status").innerText(), /secure connection \(HTTPS or localhost\)/);
+    await ask(page, "Still there?");
+    await page.waitForSelector(".exchange .answer-text", { timeout: 60_000 });
+    await screenshot(page, "mic-insecure-context");
   });
 });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { launch, newPage, screenshot, spokenQuestion, SCREENSHOTS } from "./support/browser.js";
-import { assertPassedThrough, holdMic, states, waitForState } from "./support/helpers.js";
+import { assertPassedThrough, states, waitForState } from "./support/helpers.js";
 import { BACKENDS, startParlance } from "./support/server.js";
 
 const QUESTION = "What is the capital of France?";
@@ -122,5 +122,22 @@ describe("talking to Parlance", () => {
     await waitForState(page, "ready");
     assert.equal(await page.getAttribute(".app", "data-playback"), "stopped");
     await screenshot(page, "voice-6-two-turns");
+  });
+
+  test("the microphone going away mid-question: a clear message, the recording dropped, the mic free again", async (t) => {
+    const { page } = await newPage(browser);
+    t.after(() => page.context().close());
+    await page.goto(server.url);
+    await waitForState(page, "ready");
+    await page.click("#mic");
+    await waitForState(page, "listening", 5_000);
+    await page.waitForFunction(() => window.__streams.length === 1);
+    // What the browser reports when a USB microphone is unplugged or the permission is revoked.
+    await page.evaluate(() => window.__streams[0].getAudioTracks()[0].dispatchEvent(new Event("ended")));
+    await waitForState(page, "error", 5_000);
+    assert.match(await page.locator("#status").innerText(), /The recording failed \(the microphone was disconnected/);
+    assert.ok(await page.evaluate(() => window.__streams[0].getTracks().every((track) => track.readyState === "ended")));
+    assert.equal(await page.locator(".exchange").count(), 0, "nothing was sent");
+    await screenshot(page, "mic-lost");
   });
 });

@@ -15,10 +15,13 @@ const BASE_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networ
 
 /// `microphone`: a WAV file the fake microphone plays in a loop; with `grant: false` the permission prompt is
 /// not auto-accepted, so Chromium answers getUserMedia with NotAllowedError, as when a user clicks "Block".
-export async function launch({ microphone, grant = true } = {}) {
+/// Without a microphone but with `grant`, permission is given and there is no device to record from.
+/// `hostAlias`: a host name resolved to 127.0.0.1, for pages that must not count as a secure context.
+export async function launch({ microphone, grant = true, hostAlias } = {}) {
   const args = [...BASE_ARGS];
   if (microphone) args.push("--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${microphone}`);
-  if (microphone && grant) args.push("--use-fake-ui-for-media-stream");
+  if (grant) args.push("--use-fake-ui-for-media-stream");
+  if (hostAlias) args.push(`--host-resolver-rules=MAP ${hostAlias} 127.0.0.1`);
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 

@@ -17,16 +17,6 @@ export async function waitForState(page, state, timeout = 30_000) {
   await page.waitForSelector(`#status[data-state="${state}"]`, { timeout });
 }
 
-/// Holds the mic button down for `ms` with the mouse, the way a person holds it to talk.
-export async function holdMic(page, ms) {
-  const box = await page.locator("#mic").boundingBox();
-  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-  await page.mouse.down();
-  await waitForState(page, "listening", 5_000);
-  await page.waitForTimeout(ms);
-  await page.mouse.up();
-}
-
 export async function ask(page, text) {
   await page.fill("#question", text);
   await page.press("#question", "Enter");
