@@ -63,6 +63,12 @@ test("manifest and service worker register; the app is installable and opens off
   }
   t.diagnostic(`app shell (page, JS, wasm, CSS, manifest, worker): ${(total / 1024).toFixed(1)} KB gzipped`);
 
+  // A second visit loads the shell from the worker's cache.
+  await page.reload();
+  await waitForState(page, "ready");
+  const warm = await page.evaluate(() => window.__interactiveAt);
+  t.diagnostic(`time to interactive, second visit (shell from the service worker): ${warm.toFixed(0)} ms after navigation start`);
+
   // The server goes away: the cached app still opens and says so.
   await server.stop();
   await page.reload();

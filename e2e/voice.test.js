@@ -83,10 +83,16 @@ describe("talking to Parlance", () => {
     assert.equal(await page.locator(".exchange .answer-text").first().innerText(), answer);
     await screenshot(page, "voice-5-after-reload");
 
-    // "New conversation" clears it here and for the next reload.
+    // "New conversation" clears it here and for the next reload, and the server forgets it.
     await page.click("text=New conversation");
     await page.waitForSelector(".empty");
     assert.equal(await page.evaluate(() => localStorage.getItem("parlance.session_id")), null);
+    let status = 200;
+    for (let tries = 0; tries < 25 && status !== 404; tries += 1) {
+      await page.waitForTimeout(200);
+      status = (await page.request.get(`${server.url}/api/sessions/${encodeURIComponent(session)}`)).status();
+    }
+    assert.equal(status, 404, "the old conversation was deleted on the server");
   });
 
   test("tap to start, tap to stop; Space is push-to-talk; a new question interrupts playback", async (t) => {
