@@ -95,7 +95,7 @@ describe("talking to Parlance", () => {
     assert.equal(status, 404, "the old conversation was deleted on the server");
   });
 
-  test("tap to start, tap to stop; Space is push-to-talk; a new question interrupts playback", async (t) => {
+  test("tap to start, tap to stop; Space is push-to-talk; a new question interrupts playback; Enter taps", async (t) => {
     const { page } = await newPage(browser);
     t.after(() => page.context().close());
     await page.goto(server.url);
@@ -128,6 +128,15 @@ describe("talking to Parlance", () => {
     await waitForState(page, "ready");
     assert.equal(await page.getAttribute(".app", "data-playback"), "stopped");
     await screenshot(page, "voice-6-two-turns");
+
+    // Keyboard only: Enter on the focused mic button taps it (start, then stop).
+    await page.focus("#mic");
+    await page.keyboard.press("Enter");
+    await waitForState(page, "listening", 5_000);
+    await page.waitForTimeout(1500);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(".exchange:nth-of-type(3) .answer-text", { timeout: 60_000 });
+    assert.equal(await page.locator(".exchange").count(), 3);
   });
 
   test("the microphone going away mid-question: a clear message, the recording dropped, the mic free again", async (t) => {
