@@ -31,6 +31,24 @@ describe("typing, and a microphone that cannot be used", () => {
     if (BACKENDS === "fake") assert.match(await page.locator(".answer-text").innerText(), /Tell me a short joke/);
     assert.equal(await page.inputValue("#question"), "", "the box is cleared for the next question");
     await screenshot(page, "text-answered");
+
+    // Sources: no knowledge tool runs on this branch yet, so the real answer gets one added on its way in.
+    await page.route("**/api/chat", async (route) => {
+      const response = await route.fetch();
+      const json = await response.json();
+      json.sources = [{ id: "note-7", title: "Trip notes", snippet: "The train leaves at 9:40 from platform 4.", score: 0.82 }];
+      await route.fulfill({ response, json });
+    });
+    await ask(page, "When does my train leave?");
+    await page.waitForSelector(".exchange:nth-of-type(2) details.sources", { timeout: 60_000 });
+    const sources = page.locator(".exchange:nth-of-type(2) details.sources");
+    assert.equal(await sources.locator("summary").innerText(), "Sources (1)");
+    assert.equal(await sources.locator(".source-snippet").isVisible(), false, "collapsed until asked for");
+    await sources.locator("summary").click();
+    assert.equal(await sources.locator(".source-title").innerText(), "Trip notes");
+    assert.ok(await sources.locator(".source-snippet").isVisible());
+    await page.unroute("**/api/chat");
+    await screenshot(page, "text-sources");
     await page.emulateMedia({ colorScheme: "dark" });
     await screenshot(page, "text-answered-dark");
   });
