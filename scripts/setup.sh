@@ -23,6 +23,7 @@ apt_packages=(
   espeak-ng libespeak-ng-dev # phonemes for the Piper voice, and the fallback voice
   ffmpeg sox flite   # the tests make spoken questions and re-encode them as browsers would
   chromium           # the web app's end-to-end tests
+  librsvg2-bin       # rsvg-convert: renders the app icons (frontend/pwa/icons) from their SVGs
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -63,6 +64,19 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   # Not --locked: its lock file pins a webpki-roots the registry here does not serve.
   step "wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes, once)"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+# The web app's browser tests (e2e/) drive Debian's Chromium with playwright-core from npm.
+if ! command -v npm >/dev/null 2>&1; then
+  step "Node.js and npm"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if [ -f e2e/package-lock.json ] && ! cmp -s e2e/package-lock.json e2e/node_modules/.parlance-installed-lock; then
+  step "npm packages for the browser tests (e2e/)"
+  npm ci --prefix e2e --no-audit --no-fund
+  cp e2e/package-lock.json e2e/node_modules/.parlance-installed-lock
 fi
 
 if [ -f Cargo.toml ] && ! grep -q "wasm-bindgen = \"=$WASM_BINDGEN_VERSION\"" Cargo.toml; then

@@ -15,3 +15,7 @@ trunk build --release
 
 printf '\n==> Tests\n'
 cargo test --workspace --locked
+
+printf '\n==> The web app in a real browser (headless Chromium; PARLANCE_E2E_BACKENDS=%s)\n' "${PARLANCE_E2E_BACKENDS:-fake}"
+# `cargo test` built the server binary the browser tests start.
+node --test --test-concurrency=1 e2e/

@@ -3,11 +3,20 @@
 use std::fmt;
 
 use gloo_net::http::Request;
+use js_sys::Promise;
 use leptos::logging;
-use parlance_shared::{ErrorBody, ErrorCode, TextTurnRequest, TurnResponse};
+use parlance_shared::{
+    ErrorBody, ErrorCode, SessionHistory, SessionId, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD,
+};
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, FormData, XmlHttpRequest};
 
 /// Relative, so the app works wherever the server is mounted (and behind `trunk serve`'s proxy).
 const CHAT_URL: &str = "/api/chat";
+const VOICE_URL: &str = "/api/voice";
+const HEALTH_URL: &str = "/health";
 
 /// Why a call to the server produced no answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,22 +76,87 @@ impl std::error::Error for ApiError {}
 /// `POST /api/chat`: asks a typed question and waits for the whole answer.
 pub async fn send_text_turn(request: &TextTurnRequest) -> Result<TurnResponse, ApiError> {
     let http_request = Request::post(CHAT_URL).json(request).map_err(|err| ApiError::Client(err.to_string()))?;
-    let response = http_request.send().await.map_err(|err| {
-        // The user sees a plain sentence; the browser's own reason is for whoever opens the console.
-        logging::warn!("POST {CHAT_URL} failed: {err}");
-        ApiError::Unreachable
-    })?;
+    fetch_json(http_request, "POST", CHAT_URL).await
+}
 
-    let body = response.text().await.map_err(|err| {
-        logging::warn!("reading the answer to POST {CHAT_URL} failed: {err}");
-        ApiError::Unreachable
-    })?;
+/// `GET /api/sessions/{id}`: the conversation so far, to show again after a reload.
+pub async fn fetch_history(session: &SessionId) -> Result<SessionHistory, ApiError> {
+    let url = session_url(session);
+    fetch_json(Request::get(&url).build().map_err(|err| ApiError::Client(err.to_string()))?, "GET", &url).await
+}
 
+/// `DELETE /api/sessions/{id}`: forgets a conversation on the server.
+pub async fn delete_session(session: &SessionId) -> Result<(), ApiError> {
+    let url = session_url(session);
+    let response = Request::delete(&url).send().await.map_err(|err| unreachable("DELETE", &url, err))?;
+    if response.ok() { Ok(()) } else { Err(ApiError::from_response(response.status(), &response.status_text(), "")) }
+}
+
+/// `GET /health`: only whether the server answers at all (a degraded server still answers).
+pub async fn probe() -> Result<(), ApiError> {
+    Request::get(HEALTH_URL).send().await.map(|_| ()).map_err(|err| unreachable("GET", HEALTH_URL, err))
+}
+
+fn session_url(session: &SessionId) -> String {
+    // Ids are server-made, but a tampered localStorage must not be able to redirect the request.
+    format!("/api/sessions/{}", js_sys::encode_uri_component(session.as_str()))
+}
+
+fn unreachable(method: &str, url: &str, err: impl fmt::Display) -> ApiError {
+    // The user sees a plain sentence; the browser's own reason is for whoever opens the console.
+    logging::warn!("{method} {url} failed: {err}");
+    ApiError::Unreachable
+}
+
+async fn fetch_json<T: DeserializeOwned>(request: Request, method: &str, url: &str) -> Result<T, ApiError> {
+    let response = request.send().await.map_err(|err| unreachable(method, url, err))?;
+    let body = response.text().await.map_err(|err| unreachable(method, url, err))?;
     if !response.ok() {
         return Err(ApiError::from_response(response.status(), &response.status_text(), &body));
     }
     serde_json::from_str(&body).map_err(|err| {
-        logging::warn!("unexpected answer to POST {CHAT_URL}: {err}");
+        logging::warn!("unexpected answer to {method} {url}: {err}");
+        ApiError::Unreadable
+    })
+}
+
+/// `POST /api/voice`: uploads a recorded question and waits for the answer. Sent with XMLHttpRequest rather
+/// than fetch because only XHR reports when the upload is complete: `on_uploaded` runs then, which is when
+/// the status moves from "Sending your recording" to "Thinking".
+pub async fn send_voice_turn(
+    audio: &Blob,
+    file_name: &str,
+    session: Option<&SessionId>,
+    on_uploaded: impl FnOnce() + 'static,
+) -> Result<TurnResponse, ApiError> {
+    let client = |err: wasm_bindgen::JsValue| ApiError::Client(format!("{err:?}"));
+    let form = FormData::new().map_err(client)?;
+    form.append_with_blob_and_filename(VOICE_AUDIO_FIELD, audio, file_name).map_err(client)?;
+    if let Some(id) = session {
+        form.append_with_str(VOICE_SESSION_FIELD, id.as_str()).map_err(client)?;
+    }
+
+    let request = XmlHttpRequest::new().map_err(client)?;
+    request.open("POST", VOICE_URL).map_err(client)?;
+    let uploaded = wasm_bindgen::closure::Closure::once_into_js(on_uploaded);
+    request.upload().map_err(client)?.set_onload(Some(uploaded.unchecked_ref()));
+    let finished = Promise::new(&mut |resolve, reject| {
+        request.set_onload(Some(&resolve));
+        request.set_onerror(Some(&reject));
+        request.set_onabort(Some(&reject));
+        request.set_ontimeout(Some(&reject));
+    });
+    request.send_with_opt_form_data(Some(&form)).map_err(client)?;
+    JsFuture::from(finished).await.map_err(|err| unreachable("POST", VOICE_URL, format!("{err:?}")))?;
+
+    let status = request.status().map_err(client)?;
+    let status_text = request.status_text().unwrap_or_default();
+    let body = request.response_text().ok().flatten().unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(ApiError::from_response(status, &status_text, &body));
+    }
+    serde_json::from_str(&body).map_err(|err| {
+        logging::warn!("unexpected answer to POST {VOICE_URL}: {err}");
         ApiError::Unreadable
     })
 }

@@ -1,11 +1,11 @@
-//! Where the user types a question. The microphone button will live here too.
+//! Where the user types a question: the fallback to talking, and always usable, even without a microphone.
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 
 #[component]
 pub fn Composer(
-    /// A question is in flight: sending another now would race it for the session.
+    /// A turn is in progress (recording, sending or thinking): sending another now would race it for the session.
     #[prop(into)]
     busy: Signal<bool>,
     /// Receives the trimmed, non-empty question.
@@ -38,13 +38,12 @@ pub fn Composer(
                 name="question"
                 autocomplete="off"
                 enterkeyhint="send"
-                placeholder="Ask Parlance…"
-                autofocus
+                placeholder="Or type a question…"
                 readonly=move || busy.get()
                 bind:value=draft
             />
             <button type="submit" disabled=move || busy.get() || blank()>
-                {move || if busy.get() { "Sending…" } else { "Send" }}
+                "Send"
             </button>
         </form>
     }

@@ -4,27 +4,80 @@ use std::sync::Arc;
 
 use leptos::html;
 use leptos::prelude::*;
-use parlance_shared::{AudioClip, KnowledgeSource, StageTimings, TurnResponse};
-
-use crate::api::ApiError;
+use parlance_shared::{HistoryTurn, KnowledgeSource, Role, StageTimings, TurnResponse};
 
 /// One question and what came back for it.
 #[derive(Debug, PartialEq)]
 pub struct Exchange {
-    /// Unique within the page's lifetime; keys the list so earlier answers keep their DOM (and audio players).
+    /// Unique within the page's lifetime; keys the list so earlier answers keep their DOM.
     pub id: u64,
     pub question: String,
-    pub outcome: Result<TurnResponse, ApiError>,
+    pub reply: Reply,
 }
+
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    Answer(Answer),
+    /// What went wrong, as a sentence for people.
+    Failed(String),
+}
+
+/// An answer as the page shows it, whether it just arrived or came back with the history after a reload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub text: String,
+    pub sources: Vec<KnowledgeSource>,
+    /// Only for answers received in this visit: the history does not keep them.
+    pub timings: Option<StageTimings>,
+    /// Why there is no spoken answer although one was asked for.
+    pub speech_note: Option<String>,
+}
+
+impl Answer {
+    pub fn from_response(response: &TurnResponse) -> Self {
+        Self {
+            text: response.answer.clone(),
+            sources: response.sources.clone(),
+            timings: Some(response.timings),
+            speech_note: response.speech_error.as_ref().map(|error| format!("No spoken answer: {}", error.message)),
+        }
+    }
+}
+
+/// Pairs the remembered lines into question-and-answer exchanges, oldest first. A question whose answer was
+/// never stored (the turn failed) is shown with a note rather than dropped, so the history reads as it happened.
+pub fn exchanges_from_history(turns: &[HistoryTurn]) -> Vec<(String, Reply)> {
+    let mut exchanges = Vec::new();
+    let mut question: Option<String> = None;
+    for turn in turns {
+        match turn.role {
+            Role::User => {
+                if let Some(unanswered) = question.replace(turn.text.clone()) {
+                    exchanges.push((unanswered, Reply::Failed(NO_SAVED_ANSWER.to_owned())));
+                }
+            }
+            Role::Assistant => {
+                let answer = Answer { text: turn.text.clone(), sources: turn.sources.clone(), timings: None, speech_note: None };
+                exchanges.push((question.take().unwrap_or_default(), Reply::Answer(answer)));
+            }
+        }
+    }
+    if let Some(unanswered) = question {
+        exchanges.push((unanswered, Reply::Failed(NO_SAVED_ANSWER.to_owned())));
+    }
+    exchanges
+}
+
+const NO_SAVED_ANSWER: &str = "No answer was saved for this question.";
 
 #[component]
 pub fn Conversation(
-    /// Shared (`Arc`) because answers can carry seconds of base64 audio and the list is cloned on each change.
+    /// Shared (`Arc`) because the list is cloned on each change.
     #[prop(into)]
     exchanges: Signal<Vec<Arc<Exchange>>>,
-    /// The question waiting for its answer, if any.
+    /// The question waiting for its answer, if any, and what is happening to it.
     #[prop(into)]
-    pending: Signal<Option<String>>,
+    pending: Signal<Option<(String, String)>>,
 ) -> impl IntoView {
     let end = NodeRef::<html::Div>::new();
     // Keep the newest line in view on a small screen: the question once sent, then its answer.
@@ -39,9 +92,9 @@ pub fn Conversation(
     let is_empty = move || exchanges.with(Vec::is_empty) && pending.with(Option::is_none);
 
     view! {
-        <section class="log" role="log" aria-live="polite" aria-label="Conversation">
+        <section class="log" role="log" aria-label="Conversation">
             <Show when=is_empty>
-                <p class="empty">"Ask Parlance anything: type a question below and press Enter."</p>
+                <p class="empty">"Hold the microphone button and ask, or type a question below."</p>
             </Show>
             <For each=move || exchanges.get() key=|exchange| exchange.id let(exchange)>
                 {exchange_view(&exchange)}
@@ -49,11 +102,11 @@ pub fn Conversation(
             {move || {
                 pending
                     .get()
-                    .map(|question| {
+                    .map(|(question, doing)| {
                         view! {
                             <article class="exchange" aria-busy="true">
-                                <p class="bubble user">{question}</p>
-                                <p class="bubble assistant thinking">"Thinking…"</p>
+                                <p class="bubble user pending">{question}</p>
+                                <p class="bubble assistant thinking">{doing}</p>
                             </article>
                         }
                     })
@@ -64,9 +117,9 @@ pub fn Conversation(
 }
 
 fn exchange_view(exchange: &Exchange) -> impl IntoView + use<> {
-    let reply = match &exchange.outcome {
-        Ok(response) => answer_view(response).into_any(),
-        Err(error) => view! { <p class="bubble error">{error.to_string()}</p> }.into_any(),
+    let reply = match &exchange.reply {
+        Reply::Answer(answer) => answer_view(answer).into_any(),
+        Reply::Failed(message) => view! { <p class="bubble error">{message.clone()}</p> }.into_any(),
     };
     view! {
         <article class="exchange">
@@ -76,24 +129,17 @@ fn exchange_view(exchange: &Exchange) -> impl IntoView + use<> {
     }
 }
 
-fn answer_view(response: &TurnResponse) -> impl IntoView + use<> {
-    // Only a freshly received answer is ever rendered (the list is keyed), so autoplay speaks each answer once;
-    // the user's click or Enter just before counts as the gesture browsers require for sound.
-    let audio = response.audio.as_ref().map(|clip| {
-        view! { <audio class="answer-audio" controls autoplay src=audio_data_url(clip)></audio> }
-    });
-    let speech_error = response.speech_error.as_ref().map(|error| {
-        view! { <p class="note">"No spoken answer: " {error.message.clone()}</p> }
-    });
-    let sources = (!response.sources.is_empty()).then(|| sources_view(&response.sources));
+fn answer_view(answer: &Answer) -> impl IntoView + use<> {
+    let speech_note = answer.speech_note.clone().map(|note| view! { <p class="note">{note}</p> });
+    let sources = (!answer.sources.is_empty()).then(|| sources_view(&answer.sources));
+    let timings = answer.timings.map(|timings| view! { <p class="timings">{timings_summary(&timings)}</p> });
 
     view! {
         <div class="bubble assistant">
-            <p class="answer-text">{response.answer.clone()}</p>
-            {audio}
-            {speech_error}
+            <p class="answer-text">{answer.text.clone()}</p>
+            {speech_note}
             {sources}
-            <p class="timings">{timings_summary(&response.timings)}</p>
+            {timings}
         </div>
     }
 }
@@ -116,11 +162,6 @@ fn sources_view(sources: &[KnowledgeSource]) -> impl IntoView + use<> {
             <ul>{items}</ul>
         </details>
     }
-}
-
-/// A `data:` URL, so the clip plays without decoding the base64 in Rust or managing object URLs.
-fn audio_data_url(clip: &AudioClip) -> String {
-    format!("data:{};base64,{}", clip.mime_type, clip.data_base64)
 }
 
 /// For example `1.3 s total · LLM 870 ms · TTS 410 ms`. Stages that did not run (0 ms) are left out.
@@ -159,9 +200,45 @@ mod tests {
         assert_eq!(timings_summary(&timings), "1.3 s total · LLM 870 ms · TTS 410 ms");
     }
 
+    fn line(role: Role, text: &str) -> HistoryTurn {
+        HistoryTurn { role, text: text.into(), created_at: chrono::DateTime::UNIX_EPOCH, sources: Vec::new(), tool_calls: Vec::new() }
+    }
+
     #[test]
-    fn audio_becomes_a_data_url() {
-        let clip = AudioClip { mime_type: "audio/wav".into(), data_base64: "UklGRg==".into() };
-        assert_eq!(audio_data_url(&clip), "data:audio/wav;base64,UklGRg==");
+    fn history_lines_pair_into_exchanges() {
+        let turns = [line(Role::User, "Hi"), line(Role::Assistant, "Hello!"), line(Role::User, "Time?"), line(Role::Assistant, "Noon.")];
+        let exchanges = exchanges_from_history(&turns);
+        assert_eq!(exchanges.len(), 2);
+        assert_eq!(exchanges[1].0, "Time?");
+        assert!(matches!(&exchanges[1].1, Reply::Answer(answer) if answer.text == "Noon." && answer.timings.is_none()));
+    }
+
+    #[test]
+    fn an_unanswered_question_in_the_history_is_kept_with_a_note() {
+        let exchanges = exchanges_from_history(&[line(Role::User, "One"), line(Role::User, "Two"), line(Role::Assistant, "Two!")]);
+        assert_eq!(exchanges.len(), 2);
+        assert_eq!(exchanges[0], ("One".to_owned(), Reply::Failed(NO_SAVED_ANSWER.to_owned())));
+        assert!(matches!(&exchanges[1].1, Reply::Answer(answer) if answer.text == "Two!"));
+        assert_eq!(exchanges_from_history(&[line(Role::User, "Last")]).len(), 1);
+    }
+
+    #[test]
+    fn a_speech_error_becomes_a_note_and_timings_are_kept() {
+        let response = TurnResponse {
+            session_id: parlance_shared::SessionId::new("s"),
+            transcript: "q".into(),
+            answer: "a".into(),
+            audio: None,
+            speech_error: Some(parlance_shared::ErrorBody {
+                code: parlance_shared::ErrorCode::ProviderUnavailable,
+                message: "TTS is down.".into(),
+            }),
+            sources: Vec::new(),
+            tool_calls: Vec::new(),
+            timings: StageTimings { total_ms: 5, ..StageTimings::default() },
+        };
+        let answer = Answer::from_response(&response);
+        assert_eq!(answer.speech_note.as_deref(), Some("No spoken answer: TTS is down."));
+        assert_eq!(answer.timings.map(|t| t.total_ms), Some(5));
     }
 }

@@ -2,11 +2,17 @@
 //!
 //! Talks to the Parlance server on the same origin, using the request and response types of
 //! `parlance-shared`. The crate also compiles for the host so `cargo test --workspace` can run the pure
-//! parts (error wording, formatting); everything that needs a browser only runs inside one.
+//! parts (the turn state machine, gestures, error wording, formatting); everything that needs a browser only runs inside one.
 
 pub mod api;
 mod app;
+pub mod audio;
 mod composer;
-mod conversation;
+pub mod conversation;
+pub mod gesture;
+mod mic_button;
+mod session_store;
+mod turns;
+pub mod voice_state;
 
 pub use app::App;
