@@ -130,13 +130,21 @@ impl Pipeline {
         let (audio, speech_error) = if speak { self.speak(&answer.text, &mut timings).await } else { (None, None) };
 
         let now = Utc::now();
-        let user_line = HistoryTurn { role: Role::User, text: question.to_owned(), created_at: now, sources: vec![], tool_calls: vec![] };
+        let user_line = HistoryTurn {
+            role: Role::User,
+            text: question.to_owned(),
+            created_at: now,
+            sources: vec![],
+            tool_calls: vec![],
+            interrupted: false,
+        };
         let assistant_line = HistoryTurn {
             role: Role::Assistant,
             text: answer.text.clone(),
             created_at: now,
             sources: answer.sources.clone(),
             tool_calls: answer.tool_calls.clone(),
+            interrupted: false,
         };
         self.sessions.append(&conversation.id, vec![user_line, assistant_line]).await?;
 
