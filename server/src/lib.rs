@@ -15,7 +15,9 @@ pub mod pipeline;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod streaming;
 pub mod stt;
+pub mod text;
 pub mod tts;
 
 use axum::Router;

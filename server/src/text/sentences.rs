@@ -1,0 +1,228 @@
+//! Splitting text into sentences, incrementally: text arrives in pieces (an LLM's deltas) and complete
+//! sentences come out as soon as they are certain. A boundary is decided from the text before it and the first
+//! character after the whitespace that follows it, never from more, so text pushed in any pieces splits
+//! exactly as the whole text does.
+
+/// Titles and abbreviations whose full stop never ends a sentence.
+const NEVER_FINAL: &[&str] = &["mr", "mrs", "ms", "dr", "prof", "st", "sr", "vs", "e.g", "i.e", "cf", "approx", "fig", "u.s", "u.k"];
+/// Abbreviations that end a sentence only when a capital letter follows ("at 5 p.m. Then ...").
+const FINAL_BEFORE_CAPITAL: &[&str] = &["etc", "a.m", "p.m"];
+
+/// Feed text with [`push`](Self::push), take the sentences it completes, and [`flush`](Self::flush) at the end.
+#[derive(Debug, Default)]
+pub struct SentenceSplitter {
+    pending: String,
+}
+
+impl SentenceSplitter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds text and returns the sentences now complete (trimmed, never empty), in order.
+    pub fn push(&mut self, text: &str) -> Vec<String> {
+        self.pending.push_str(text);
+        let mut sentences = Vec::new();
+        while let Some((end, rest)) = find_boundary(&self.pending) {
+            let sentence = clean(&self.pending[..end]);
+            self.pending.drain(..rest);
+            sentences.extend(sentence);
+        }
+        sentences
+    }
+
+    /// The last sentence, however it ends; the splitter is empty afterwards.
+    pub fn flush(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.pending);
+        clean(&rest)
+    }
+}
+
+/// Every sentence of a complete text.
+pub fn split_sentences(text: &str) -> Vec<String> {
+    let mut splitter = SentenceSplitter::new();
+    let mut sentences = splitter.push(text);
+    sentences.extend(splitter.flush());
+    sentences
+}
+
+/// A sentence as it is handed out, or nothing if it holds nothing to read (only spaces or punctuation).
+fn clean(sentence: &str) -> Option<String> {
+    let sentence = sentence.trim();
+    sentence.chars().any(char::is_alphanumeric).then(|| sentence.to_owned())
+}
+
+fn is_terminator(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | '…')
+}
+
+fn is_closer(c: char) -> bool {
+    matches!(c, '"' | '\'' | ')' | ']' | '”' | '’' | '»')
+}
+
+/// The first certain boundary: (end of the sentence, start of the rest), as byte offsets. `None` when there is
+/// none yet, including when the text stops where the decision needs the next character.
+fn find_boundary(text: &str) -> Option<(usize, usize)> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let byte_at = |index: usize| chars.get(index).map_or(text.len(), |(byte, _)| *byte);
+    let mut k = 0;
+    while k < chars.len() {
+        let c = chars[k].1;
+        if c == '\n' {
+            return Some((byte_at(k), byte_at(k + 1)));
+        }
+        if !is_terminator(c) {
+            k += 1;
+            continue;
+        }
+        let mut last = k;
+        while chars.get(last + 1).is_some_and(|(_, c)| is_terminator(*c)) {
+            last += 1;
+        }
+        let run_end = last;
+        while chars.get(last + 1).is_some_and(|(_, c)| is_closer(*c)) {
+            last += 1;
+        }
+        let end = byte_at(last + 1);
+        match chars.get(last + 1) {
+            None => return None,
+            Some((_, '\n')) => return Some((end, byte_at(last + 2))),
+            Some((_, after)) if !after.is_whitespace() => {
+                // "3.5", "U.S.A", "e.g.," : not the end of anything.
+                k = last + 1;
+                continue;
+            }
+            Some(_) => {}
+        }
+        let mut next = last + 1;
+        while chars.get(next).is_some_and(|(_, c)| c.is_whitespace() && *c != '\n') {
+            next += 1;
+        }
+        let Some((_, next_char)) = chars.get(next) else { return None };
+        let run: String = chars[k..=run_end].iter().map(|(_, c)| c).collect();
+        if *next_char == '\n' || ends_sentence(&text[..byte_at(k)], &run, *next_char) {
+            return Some((end, byte_at(next)));
+        }
+        k = last + 1;
+    }
+    None
+}
+
+/// Whether `run` (terminators) after `before` ends the sentence, given the first character of what follows.
+fn ends_sentence(before: &str, run: &str, next: char) -> bool {
+    if run.contains(['!', '?']) {
+        return true;
+    }
+    let is_ellipsis = run.contains('…') || run.len() > 1;
+    if is_ellipsis {
+        // "Well... maybe" trails on; "I see... Then" starts anew.
+        return !next.is_lowercase();
+    }
+    let word = before.rsplit(char::is_whitespace).next().unwrap_or_default();
+    let word = word.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let lower = word.to_lowercase();
+    if word.is_empty() {
+        return true;
+    }
+    if NEVER_FINAL.contains(&lower.as_str()) {
+        return false;
+    }
+    if FINAL_BEFORE_CAPITAL.contains(&lower.as_str()) {
+        return next.is_uppercase();
+    }
+    let mut letters = word.chars();
+    if let (Some(initial), None) = (letters.next(), letters.next())
+        && initial.is_uppercase()
+    {
+        return false; // "J. R. R. Tolkien"
+    }
+    let starts_the_sentence = before.trim() == word;
+    if starts_the_sentence && word.chars().all(|c| c.is_ascii_digit()) {
+        return false; // a numbered list item: "1. Open the app"
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abbreviations_and_initials_do_not_end_sentences() {
+        let text =
+            "Dr. Smith met Mr. Jones in the U.S. last year. They talked, e.g. about work, i.e. nothing new. J. R. R. Tolkien wrote it.";
+        assert_eq!(
+            split_sentences(text),
+            [
+                "Dr. Smith met Mr. Jones in the U.S. last year.",
+                "They talked, e.g. about work, i.e. nothing new.",
+                "J. R. R. Tolkien wrote it."
+            ]
+        );
+    }
+
+    #[test]
+    fn decimals_and_ellipses() {
+        assert_eq!(split_sentences("It costs 3.5 dollars. Version 2.0.1 is out!"), ["It costs 3.5 dollars.", "Version 2.0.1 is out!"]);
+        assert_eq!(split_sentences("Well... maybe. I see… Then we go."), ["Well... maybe.", "I see…", "Then we go."]);
+        assert_eq!(
+            split_sentences("We met at 5 p.m. and talked. It ended at 9 p.m. Then we left."),
+            ["We met at 5 p.m. and talked.", "It ended at 9 p.m.", "Then we left."]
+        );
+    }
+
+    #[test]
+    fn lists_and_newlines_split_and_no_sentence_is_empty() {
+        let text =
+            "Here is the plan:\n\n1. Open the app. It loads fast\n2. Ask a question\n- a bullet\n\n---\n  \nDone?! \"Yes.\" (Really.)";
+        assert_eq!(
+            split_sentences(text),
+            [
+                "Here is the plan:",
+                "1. Open the app.",
+                "It loads fast",
+                "2. Ask a question",
+                "- a bullet",
+                "Done?!",
+                "\"Yes.\"",
+                "(Really.)"
+            ]
+        );
+        assert!(split_sentences("  \n . ! \n").is_empty());
+        assert!(split_sentences("").is_empty());
+    }
+
+    #[test]
+    fn the_answer_is_42_ends_a_sentence_but_a_leading_number_does_not() {
+        assert_eq!(split_sentences("The answer is 42. Next one."), ["The answer is 42.", "Next one."]);
+    }
+
+    #[test]
+    fn text_pushed_in_small_pieces_splits_like_the_whole_text() {
+        let text = "Dr. Smith paid 3.5 dollars, e.g. cash... Then he left! Was it 9 p.m. or 10 p.m. already?\n1. First item\n2. Second \
+                    item. Ends here… and goes on. The U.S. team won. \"Great.\" Last one without a stop";
+        let whole = split_sentences(text);
+        for piece_len in 1..=7 {
+            let mut splitter = SentenceSplitter::new();
+            let mut pieces = Vec::new();
+            let chars: Vec<char> = text.chars().collect();
+            for piece in chars.chunks(piece_len) {
+                pieces.extend(splitter.push(&piece.iter().collect::<String>()));
+            }
+            pieces.extend(splitter.flush());
+            assert_eq!(pieces, whole, "pieces of {piece_len} characters");
+        }
+        assert_eq!(whole.len(), 9, "{whole:#?}");
+    }
+
+    #[test]
+    fn a_sentence_comes_out_as_soon_as_it_is_certain() {
+        let mut splitter = SentenceSplitter::new();
+        assert!(splitter.push("Hello there.").is_empty(), "the next character decides");
+        assert!(splitter.push(" ").is_empty());
+        assert_eq!(splitter.push("How"), ["Hello there."]);
+        assert!(splitter.push(" are you").is_empty());
+        assert_eq!(splitter.flush().as_deref(), Some("How are you"));
+        assert_eq!(splitter.flush(), None);
+    }
+}
