@@ -151,6 +151,8 @@ async fn stored_history(address: &str, session_id: &SessionId) -> SessionHistory
 #[tokio::test]
 async fn a_spoken_question_streams_its_transcript_answer_and_audio_in_order() {
     let (provider, settings) = backends(&[]).await;
+    // Announcing the call without finishing the sentence: that text must not be spoken.
+    provider.configure(|fake| fake.tool_lead_in = Some("Let me look at the clock".into()));
     let address = start_parlance(&settings).await;
     let dir = tempfile::tempdir().unwrap();
     let recording = spoken_wav(dir.path(), "What time is it?");
@@ -172,14 +174,14 @@ async fn a_spoken_question_streams_its_transcript_answer_and_audio_in_order() {
     let speaking = first(&kinds, "status:speaking");
     let audio = first(&kinds, "audio_chunk");
     assert!(transcribing < transcript && transcript < thinking && thinking < tool_call, "{kinds:?}");
-    assert!(tool_call < delta && delta < speaking && speaking < audio, "{kinds:?}");
+    assert!(thinking < delta && delta < tool_call && tool_call < speaking && speaking < audio, "{kinds:?}");
     assert_eq!(kinds.last().unwrap(), "done", "{kinds:?}");
     assert_eq!(events[transcript], ServerEvent::Transcript { text: "What time is it?".into(), is_final: true });
 
     // The tool round is never spoken: the only audio is the answer, which quotes the clock.
     let ServerEvent::Done { answer, timings, session_id, speech_error, .. } = events.last().unwrap() else { unreachable!() };
     assert!(answer.starts_with("It is ") && answer.ends_with(" right now."), "{answer}");
-    assert_eq!(&deltas(&events), answer);
+    assert_eq!(deltas(&events), format!("Let me look at the clock{answer}"), "the text shows as it comes; `done` has the answer");
     let spoken = chunks(&events);
     assert_eq!(spoken.iter().map(|(seq, text, _)| (*seq, text.as_str())).collect::<Vec<_>>(), [(0, answer.as_str())]);
     let words = answer.split_whitespace().count() as f32;

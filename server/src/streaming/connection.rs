@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parlance_shared::{ClientMessage, ErrorBody, HistoryTurn, Role, ServerEvent, SessionId, TurnState};
+use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, HistoryTurn, Role, ServerEvent, SessionId, TurnState};
 
 use super::recording::{Recording, RecordingError};
 use super::turn::{CancelledTurn, RunningTurn};

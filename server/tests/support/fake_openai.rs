@@ -37,6 +37,8 @@ pub struct Behaviour {
     pub transcript: String,
     /// Endpoint path (e.g. "/v1/chat/completions") -> status to fail with.
     pub failures: HashMap<&'static str, StatusCode>,
+    /// Text the model writes before it calls the clock tool (some models announce their calls).
+    pub tool_lead_in: Option<String>,
     /// What the model answers to a question that needs no tool, instead of echoing it.
     pub answer: Option<String>,
     /// Pause before each streamed chat chunk (one word each), as a model generating at a finite speed.
@@ -169,12 +171,16 @@ async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, Json
         text_chunks(&said)
     } else if last["role"] == "user" && offers_clock && last["content"].as_str().unwrap_or_default().to_lowercase().contains("time") {
         // Split the way OpenAI streams calls: id and name first, the arguments in pieces, then finish.
-        vec![
+        let lead_in = shared.behaviour.lock().unwrap().tool_lead_in.clone().unwrap_or_default();
+        let mut chunks: Vec<Value> =
+            text_chunks(&lead_in).into_iter().filter(|c| c["choices"][0]["delta"]["content"].is_string()).collect();
+        chunks.extend([
             json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": TOOL_CALL_ID, "type": "function", "function": {"name": "current_time", "arguments": ""}}]}, "finish_reason": null}]}),
             json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}, "finish_reason": null}]}),
             json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}, "finish_reason": null}]}),
             json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
-        ]
+        ]);
+        chunks
     } else if let Some(answer) = shared.behaviour.lock().unwrap().answer.clone() {
         text_chunks(&answer)
     } else {
