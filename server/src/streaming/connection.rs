@@ -112,29 +112,24 @@ impl Connection {
         }
     }
 
-    /// The running turn's next event; waits forever when no turn runs (for use in `select!`), and returns
-    /// `None` once, when the turn has ended.
+    /// The running turn's next event; waits forever when no turn runs (for use in `select!`). The socket is idle
+    /// again as soon as the turn's last event (`done` or `error`) is handed out.
     pub async fn next_turn_event(&mut self) -> Option<ServerEvent> {
         let Phase::Answering(turn) = &mut self.phase else { return std::future::pending().await };
-        match turn.next_event().await {
-            Some(event) => {
-                if matches!(event, ServerEvent::Done { .. }) {
-                    self.last_spoken = Some(SpokenTurn { session_id: turn.session_id.clone(), chunks: turn.chunks.clone() });
-                }
-                Some(event)
-            }
-            None => {
+        let event = turn.next_event().await;
+        match &event {
+            Some(ServerEvent::Done { .. }) => {
+                self.last_spoken = Some(SpokenTurn { session_id: turn.session_id.clone(), chunks: turn.chunks.clone() });
+                // Idle before the client can react to `done`: its next `start` must not find the turn still running.
                 self.phase = Phase::Idle;
-                None
             }
+            Some(ServerEvent::Error { .. }) | None => self.phase = Phase::Idle,
+            Some(_) => {}
         }
+        event
     }
 
-    async fn start(
-        &mut self,
-        session_id: Option<SessionId>,
-        encoding: parlance_shared::AudioEncoding,
-    ) -> Result<Vec<ServerEvent>, ErrorBody> {
+    async fn start(&mut self, session_id: Option<SessionId>, encoding: AudioEncoding) -> Result<Vec<ServerEvent>, ErrorBody> {
         self.ensure_idle()?;
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
