@@ -413,6 +413,39 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
 }
 
 #[tokio::test]
+async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspoken() {
+    let (provider, settings) = backends(&[]).await;
+    provider.configure(|fake| fake.answer = Some("One. Two.".into()));
+    let address = start_parlance(&settings).await;
+    let mut client = Client::connect(&address).await;
+
+    provider.fail("/v1/audio/speech", axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    client.send(&ClientMessage::Text { session_id: None, text: "Count".into(), speak: true }).await;
+    let events = client.rest_of_turn().await;
+    assert!(chunks(&events).is_empty());
+    let Some(ServerEvent::Done { answer, speech_error: Some(error), .. }) = events.last() else { panic!("{events:?}") };
+    assert_eq!((answer.as_str(), error.code), ("One. Two.", ErrorCode::ProviderUnavailable));
+    assert_eq!(provider.requests("/v1/audio/speech").len(), 1, "after a failed sentence the rest is not attempted");
+
+    provider.fail("/v1/chat/completions", axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    client.send(&ClientMessage::Text { session_id: None, text: "Count again".into(), speak: true }).await;
+    let events = client.rest_of_turn().await;
+    let Some(ServerEvent::Error { error }) = events.last() else { panic!("{events:?}") };
+    assert_eq!(error.code, ErrorCode::ProviderError);
+    assert!(!error.message.contains(support::fake_openai::API_KEY));
+
+    // Interrupting with nothing to stop, or while listening, just confirms the socket is idle.
+    client.send(&ClientMessage::Interrupt { played_through: None }).await;
+    assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Idle });
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    client.event().await;
+    client.send_audio(&[0; 640], 640).await;
+    client.send(&ClientMessage::Interrupt { played_through: None }).await;
+    assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Idle });
+    assert!(provider.requests("/v1/audio/transcriptions").is_empty(), "dropped audio is not transcribed");
+}
+
+#[tokio::test]
 async fn turns_over_the_socket_share_the_per_client_budget() {
     let (_provider, settings) = backends(&["--turns-per-minute", "1"]).await;
     let address = start_parlance(&settings).await;
