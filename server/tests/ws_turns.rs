@@ -405,6 +405,13 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     client.send(&ClientMessage::Text { session_id: None, text: "Still there?".into(), speak: false }).await;
     assert!(matches!(client.rest_of_turn().await.last(), Some(ServerEvent::Done { .. })));
 
+    // One frame larger than the whole limit cannot even be read: the socket says why before it closes.
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm }).await;
+    client.event().await;
+    client.send_audio(&vec![0; 1_200_000], 1_200_000).await;
+    let message = client.expect_error(ErrorCode::InvalidRequest).await;
+    assert!(message.contains("too long") || message.contains("limit"), "{message}");
+
     // A plain HTTP request gets the API's error body, not a bare status.
     let response = reqwest::get(format!("http://{address}/api/ws")).await.unwrap();
     assert!(response.status().is_client_error());
