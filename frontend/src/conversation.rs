@@ -201,7 +201,14 @@ mod tests {
     }
 
     fn line(role: Role, text: &str) -> HistoryTurn {
-        HistoryTurn { role, text: text.into(), created_at: chrono::DateTime::UNIX_EPOCH, sources: Vec::new(), tool_calls: Vec::new() }
+        HistoryTurn {
+            role,
+            text: text.into(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            sources: Vec::new(),
+            tool_calls: Vec::new(),
+            interrupted: false,
+        }
     }
 
     #[test]

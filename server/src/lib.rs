@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod streaming;
 pub mod stt;
 pub mod text;
 pub mod tts;

@@ -22,9 +22,22 @@ async fn the_document_covers_every_route_and_error_code() {
     assert!(paths["/api/chat"]["post"]["responses"]["429"].is_object());
 
     let schemas = &doc["components"]["schemas"];
-    for name in ["TextTurnRequest", "TurnResponse", "ErrorBody", "ErrorCode", "SessionHistory", "Health", "ServerEvent"] {
+    for name in [
+        "TextTurnRequest",
+        "TurnResponse",
+        "ErrorBody",
+        "ErrorCode",
+        "SessionHistory",
+        "Health",
+        "ServerEvent",
+        "ClientMessage",
+        "AudioEncoding",
+    ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }
+    // OpenAPI cannot describe a WebSocket: the description points to it and its message types.
+    let description = doc["info"]["description"].as_str().unwrap();
+    assert!(description.contains("/api/ws") && description.contains("ClientMessage"), "{description}");
     let codes = schemas["ErrorCode"].to_string();
     for code in ["invalid_request", "payload_too_large", "session_not_found", "provider_unavailable", "rate_limited"] {
         assert!(codes.contains(code), "error code {code} missing from {codes}");

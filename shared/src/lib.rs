@@ -13,7 +13,7 @@ mod turn;
 pub use error::{ErrorBody, ErrorCode};
 pub use health::{Health, HealthStatus, Stage, StageHealth};
 pub use session::{HistoryTurn, Role, SessionHistory, SessionId};
-pub use stream::{ServerEvent, TurnState};
+pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnState};
 pub use turn::{AudioClip, KnowledgeSource, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
 
 /// Name of the multipart field that carries the recorded question in `POST /api/voice`.

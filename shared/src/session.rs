@@ -50,6 +50,9 @@ pub struct HistoryTurn {
     /// Tools the assistant called while answering (empty for user lines).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallRecord>,
+    /// The user cut the assistant off: `text` holds only the part that was played.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// `GET /api/sessions/{id}`: the whole remembered conversation, oldest first.

@@ -1,3 +1,7 @@
+//! The streaming conversation over `GET /api/ws`: one socket is one session, turns one after another. The
+//! client sends [`ClientMessage`]s as JSON text frames and the recorded audio as binary frames; the server
+//! answers with [`ServerEvent`]s as JSON text frames.
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorBody;
@@ -53,8 +57,81 @@ pub enum ServerEvent {
         answer: String,
         sources: Vec<KnowledgeSource>,
         timings: StageTimings,
+        /// Why some or all of the answer was not spoken although speech was expected; the text is still valid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speech_error: Option<ErrorBody>,
+    },
+    /// The end of a turn the client interrupted, instead of `done`: nothing more comes for it. The
+    /// conversation keeps only the part of the answer the client reported as played.
+    Interrupted {
+        session_id: SessionId,
+        /// The answer as remembered: the text of the audio chunks played, empty if none was.
+        kept_answer: String,
     },
     Error {
         error: ErrorBody,
     },
+}
+
+/// What a client sends over the socket, as JSON text frames. Audio goes in binary frames between `start` and
+/// `end_turn`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// The user starts speaking: binary frames with audio in `encoding` follow, until `end_turn`.
+    Start {
+        /// Continue this conversation; omit to stay in the socket's current one (a new one at first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        encoding: AudioEncoding,
+    },
+    /// The user stopped speaking: the server transcribes what it received and answers.
+    EndTurn,
+    /// Stop the turn now: while listening the audio is dropped; while answering, generation and speech stop and
+    /// the conversation keeps only what was played. The server confirms with `interrupted` (or `status` idle
+    /// when there was nothing to stop).
+    Interrupt {
+        /// The `sequence` of the last audio chunk the user heard to the end; omit if none was played.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        played_through: Option<u32>,
+    },
+    /// A typed question, answered like a spoken one.
+    Text {
+        /// Continue this conversation; omit to stay in the socket's current one (a new one at first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        text: String,
+        /// Also speak the answer (`audio_chunk` events). Defaults to `true`.
+        #[serde(default = "speak_by_default")]
+        speak: bool,
+    },
+    /// Leave the current conversation: the next turn starts a new one.
+    NewSession,
+}
+
+fn speak_by_default() -> bool {
+    true
+}
+
+/// How the binary frames of a spoken turn carry the audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AudioEncoding {
+    /// Pieces of one WebM file, e.g. MediaRecorder's `timeslice` chunks (they concatenate into a valid file).
+    Webm,
+    /// Pieces of one Ogg file.
+    Ogg,
+    /// Pieces of one MP4/M4A file.
+    Mp4,
+    /// Pieces of one WAV file, header first.
+    Wav,
+    /// Raw samples: signed 16-bit little-endian, mono, 16 kHz, no header (e.g. from an AudioWorklet).
+    Pcm16,
+}
+
+impl AudioEncoding {
+    /// Sample rate of [`AudioEncoding::Pcm16`] frames.
+    pub const PCM16_SAMPLE_RATE: u32 = 16_000;
 }

@@ -118,18 +118,32 @@ fn session_history_round_trips_both_roles() {
     let history = SessionHistory {
         session_id: SessionId::new("s1"),
         turns: vec![
-            HistoryTurn { role: Role::User, text: "hi".into(), created_at: at, sources: vec![], tool_calls: vec![] },
+            HistoryTurn { role: Role::User, text: "hi".into(), created_at: at, sources: vec![], tool_calls: vec![], interrupted: false },
             HistoryTurn {
                 role: Role::Assistant,
                 text: "Hello!".into(),
                 created_at: at,
                 sources: vec![source()],
                 tool_calls: vec![ToolCallRecord { name: "search_knowledge".into(), arguments: json!({"query": "x"}) }],
+                interrupted: false,
+            },
+            HistoryTurn {
+                role: Role::Assistant,
+                text: "Let me".into(),
+                created_at: at,
+                sources: vec![],
+                tool_calls: vec![],
+                interrupted: true,
             },
         ],
     };
     let json = round_trip(&history);
     assert_eq!(json["turns"][0]["role"], "user");
+    assert!(json["turns"][1].get("interrupted").is_none(), "only cut-off lines carry the flag");
+    assert_eq!(json["turns"][2]["interrupted"], true);
+    let older: HistoryTurn =
+        serde_json::from_value(json!({"role": "assistant", "text": "t", "created_at": "2026-11-21T12:00:00Z"})).unwrap();
+    assert!(!older.interrupted, "lines stored before the flag existed read as complete");
     assert_eq!(json["turns"][0]["created_at"], "2026-11-21T12:00:00Z");
     assert_eq!(json["turns"][1]["role"], "assistant");
 }
@@ -164,6 +178,7 @@ fn event_type(event: &ServerEvent) -> &'static str {
         ServerEvent::ToolCall { .. } => "tool_call",
         ServerEvent::AudioChunk { .. } => "audio_chunk",
         ServerEvent::Done { .. } => "done",
+        ServerEvent::Interrupted { .. } => "interrupted",
         ServerEvent::Error { .. } => "error",
     }
 }
@@ -186,7 +201,16 @@ fn every_server_event_round_trips_with_its_type_tag() {
             answer: "Parlance is a voice assistant.".into(),
             sources: vec![source()],
             timings: timings(),
+            speech_error: None,
         },
+        ServerEvent::Done {
+            session_id: SessionId::new("s1"),
+            answer: "Parlance is a voice assistant.".into(),
+            sources: vec![],
+            timings: StageTimings { first_audio_ms: Some(420), ..timings() },
+            speech_error: Some(ErrorBody::new(ErrorCode::ProviderUnavailable, "speech provider down")),
+        },
+        ServerEvent::Interrupted { session_id: SessionId::new("s1"), kept_answer: "Parlance is".into() },
         ServerEvent::Error { error: ErrorBody::new(ErrorCode::ProviderError, "model failed") },
     ]);
 
@@ -196,6 +220,70 @@ fn every_server_event_round_trips_with_its_type_tag() {
         assert_eq!(json["type"], event_type(event));
         seen.insert(event_type(event));
     }
-    assert_eq!(seen.len(), 7, "a ServerEvent variant has no sample: {seen:?}");
+    assert_eq!(seen.len(), 8, "a ServerEvent variant has no sample: {seen:?}");
     assert_eq!(serde_json::to_value(&events[5]).unwrap(), json!({"type": "transcript", "text": "what is par", "is_final": false}));
+}
+
+/// Fails to compile when a message is added, so `every_client_message_round_trips` must grow with it.
+fn client_message_type(message: &ClientMessage) -> &'static str {
+    match message {
+        ClientMessage::Start { .. } => "start",
+        ClientMessage::EndTurn => "end_turn",
+        ClientMessage::Interrupt { .. } => "interrupt",
+        ClientMessage::Text { .. } => "text",
+        ClientMessage::NewSession => "new_session",
+    }
+}
+
+/// Fails to compile when an encoding is added, so the list below cannot fall behind.
+fn encoding_name(encoding: AudioEncoding) -> &'static str {
+    match encoding {
+        AudioEncoding::Webm => "webm",
+        AudioEncoding::Ogg => "ogg",
+        AudioEncoding::Mp4 => "mp4",
+        AudioEncoding::Wav => "wav",
+        AudioEncoding::Pcm16 => "pcm16",
+    }
+}
+
+#[test]
+fn every_client_message_round_trips_with_its_type_tag() {
+    let mut messages: Vec<ClientMessage> =
+        [AudioEncoding::Webm, AudioEncoding::Ogg, AudioEncoding::Mp4, AudioEncoding::Wav, AudioEncoding::Pcm16]
+            .into_iter()
+            .map(|encoding| ClientMessage::Start { session_id: None, encoding })
+            .collect();
+    messages.extend([
+        ClientMessage::Start { session_id: Some(SessionId::new("s1")), encoding: AudioEncoding::Webm },
+        ClientMessage::EndTurn,
+        ClientMessage::Interrupt { played_through: Some(2) },
+        ClientMessage::Interrupt { played_through: None },
+        ClientMessage::Text { session_id: None, text: "hello".into(), speak: true },
+        ClientMessage::Text { session_id: Some(SessionId::new("s1")), text: "quietly".into(), speak: false },
+        ClientMessage::NewSession,
+    ]);
+
+    let mut seen = std::collections::BTreeSet::new();
+    for message in &messages {
+        let json = round_trip(message);
+        assert_eq!(json["type"], client_message_type(message));
+        if let ClientMessage::Start { encoding, .. } = message {
+            assert_eq!(json["encoding"], encoding_name(*encoding));
+        }
+        seen.insert(client_message_type(message));
+    }
+    assert_eq!(seen.len(), 5, "a ClientMessage variant has no sample: {seen:?}");
+}
+
+#[test]
+fn client_messages_read_as_a_browser_writes_them() {
+    let start: ClientMessage = serde_json::from_value(json!({"type": "start", "encoding": "pcm16"})).unwrap();
+    assert_eq!(start, ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 });
+    let text: ClientMessage = serde_json::from_value(json!({"type": "text", "text": "hi"})).unwrap();
+    assert_eq!(text, ClientMessage::Text { session_id: None, text: "hi".into(), speak: true }, "answers are spoken by default");
+    let interrupt: ClientMessage = serde_json::from_value(json!({"type": "interrupt"})).unwrap();
+    assert_eq!(interrupt, ClientMessage::Interrupt { played_through: None });
+    assert_eq!(serde_json::to_value(ClientMessage::EndTurn).unwrap(), json!({"type": "end_turn"}));
+    assert!(serde_json::from_value::<ClientMessage>(json!({"type": "start", "encoding": "flac"})).is_err());
+    assert!(serde_json::from_value::<ClientMessage>(json!({"type": "shout"})).is_err());
 }

@@ -8,11 +8,14 @@ mod openapi;
 mod rate_limit;
 mod sessions;
 mod voice;
+mod ws;
 
-use axum::Router;
+pub use self::rate_limit::TurnBudget;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -38,6 +41,13 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/chat", chat_route)
         .route("/voice", voice_route)
         .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
+        .route(
+            "/ws",
+            get(ws::socket).layer(Extension(ws::SocketPolicy {
+                budget: TurnBudget::new(settings.turns_per_minute),
+                allowed_origins: settings.cors_origins.clone().into(),
+            })),
+        )
         .fallback(api_not_found);
 
     let api = api.route("/openapi.json", get(openapi::document));

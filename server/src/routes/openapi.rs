@@ -6,9 +6,14 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Parlance", description = "A self-hosted voice assistant: spoken or typed turns in, written and spoken answers out."),
+    info(title = "Parlance", description = "A self-hosted voice assistant: spoken or typed turns in, written and spoken answers out.\n\n\
+Streaming conversation: open a WebSocket at `GET /api/ws` (one socket is one session, turns one after another). \
+Send `ClientMessage` values as JSON text frames and the recorded audio as binary frames between `start` and \
+`end_turn`; the server sends `ServerEvent` values as JSON text frames: status, transcript, answer_delta, \
+tool_call, audio_chunk (one per spoken sentence, play in `sequence` order), then done, interrupted or error. \
+The README describes the exchange."),
     paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete),
-    components(schemas(ServerEvent, TurnState)),
+    components(schemas(ServerEvent, TurnState, ClientMessage, AudioEncoding)),
     tags(
         (name = "turns", description = "Ask a question, typed or spoken"),
         (name = "sessions", description = "Read or forget a conversation"),

@@ -29,4 +29,15 @@ impl SessionStore for MemorySessions {
         let mut sessions = self.sessions.write().unwrap_or_else(PoisonError::into_inner);
         Ok(sessions.remove(id).is_some())
     }
+
+    async fn replace_last(&self, id: &SessionId, line: HistoryTurn) -> Result<bool, SessionError> {
+        let mut sessions = self.sessions.write().unwrap_or_else(PoisonError::into_inner);
+        match sessions.get_mut(id).and_then(|lines| lines.last_mut()) {
+            Some(last) => {
+                *last = line;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }

@@ -15,6 +15,16 @@ pub trait SessionStore: Send + Sync {
     async fn append(&self, id: &SessionId, turns: Vec<HistoryTurn>) -> Result<(), SessionError>;
     /// Forgets a conversation; `false` when there was none.
     async fn delete(&self, id: &SessionId) -> Result<bool, SessionError>;
+    /// Replaces the newest line (e.g. an answer cut short by the user); `false` when the conversation is empty
+    /// or unknown. Stores that can do it in one step should: this default rewrites the whole conversation.
+    async fn replace_last(&self, id: &SessionId, line: HistoryTurn) -> Result<bool, SessionError> {
+        let Some(mut lines) = self.history(id).await? else { return Ok(false) };
+        let Some(last) = lines.last_mut() else { return Ok(false) };
+        *last = line;
+        self.delete(id).await?;
+        self.append(id, lines).await?;
+        Ok(true)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

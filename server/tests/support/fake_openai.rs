@@ -4,7 +4,9 @@
 //! check what Parlance sent.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -35,12 +37,33 @@ pub struct Behaviour {
     pub transcript: String,
     /// Endpoint path (e.g. "/v1/chat/completions") -> status to fail with.
     pub failures: HashMap<&'static str, StatusCode>,
+    /// Text the model writes before it calls the clock tool (some models announce their calls).
+    pub tool_lead_in: Option<String>,
+    /// What the model answers to a question that needs no tool, instead of echoing it.
+    pub answer: Option<String>,
+    /// Pause before each streamed chat chunk (one word each), as a model generating at a finite speed.
+    pub delta_delay: Duration,
+    /// Time the transcription takes.
+    pub stt_delay: Duration,
+    /// Time each speech request takes.
+    pub speech_delay: Duration,
+}
+
+/// What happened to the chat completion streams: how many are sending right now, and which ones the
+/// client hung up on before the model had finished.
+#[derive(Debug, Clone, Default)]
+pub struct ChatStreams {
+    pub open: usize,
+    pub finished: usize,
+    /// When each stream the client dropped early was noticed as dropped.
+    pub dropped_at: Vec<Instant>,
 }
 
 #[derive(Clone)]
 struct Shared {
     behaviour: Arc<Mutex<Behaviour>>,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    streams: Arc<Mutex<ChatStreams>>,
 }
 
 pub struct FakeOpenAi {
@@ -54,6 +77,7 @@ impl FakeOpenAi {
         let shared = Shared {
             behaviour: Arc::new(Mutex::new(Behaviour { transcript: transcript.to_owned(), ..Behaviour::default() })),
             requests: Arc::default(),
+            streams: Arc::default(),
         };
         let app = Router::new()
             .route("/v1/audio/transcriptions", post(transcriptions))
@@ -73,6 +97,15 @@ impl FakeOpenAi {
 
     pub fn set_transcript(&self, transcript: &str) {
         self.shared.behaviour.lock().unwrap().transcript = transcript.to_owned();
+    }
+
+    /// Changes how the fake behaves from now on.
+    pub fn configure(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.shared.behaviour.lock().unwrap());
+    }
+
+    pub fn chat_streams(&self) -> ChatStreams {
+        self.shared.streams.lock().unwrap().clone()
     }
 
     pub fn requests(&self, path: &str) -> Vec<Recorded> {
@@ -116,7 +149,11 @@ async fn transcriptions(State(shared): State<Shared>, headers: HeaderMap, mut mu
     if !form.contains_key("file") || !form.contains_key("model") {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "file and model are required"}}))).into_response();
     }
-    let transcript = shared.behaviour.lock().unwrap().transcript.clone();
+    let (transcript, delay) = {
+        let behaviour = shared.behaviour.lock().unwrap();
+        (behaviour.transcript.clone(), behaviour.stt_delay)
+    };
+    tokio::time::sleep(delay).await;
     Json(json!({"text": transcript})).into_response()
 }
 
@@ -134,26 +171,75 @@ async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, Json
         text_chunks(&said)
     } else if last["role"] == "user" && offers_clock && last["content"].as_str().unwrap_or_default().to_lowercase().contains("time") {
         // Split the way OpenAI streams calls: id and name first, the arguments in pieces, then finish.
-        vec![
+        let lead_in = shared.behaviour.lock().unwrap().tool_lead_in.clone().unwrap_or_default();
+        let mut chunks: Vec<Value> =
+            text_chunks(&lead_in).into_iter().filter(|c| c["choices"][0]["delta"]["content"].is_string()).collect();
+        chunks.extend([
             json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": TOOL_CALL_ID, "type": "function", "function": {"name": "current_time", "arguments": ""}}]}, "finish_reason": null}]}),
             json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}, "finish_reason": null}]}),
             json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}, "finish_reason": null}]}),
             json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
-        ]
+        ]);
+        chunks
+    } else if let Some(answer) = shared.behaviour.lock().unwrap().answer.clone() {
+        text_chunks(&answer)
     } else {
         // Says how much of the conversation it was shown, so tests can check memory.
         let earlier = messages.iter().filter(|m| m["role"] == "user" || m["role"] == "assistant").count() - 1;
         let said = format!("You said: {}. I was shown {earlier} earlier messages.", last["content"].as_str().unwrap_or_default());
         text_chunks(&said)
     };
-    let mut body = String::new();
-    for chunk in chunks {
-        let mut event = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": request["model"]});
-        event["choices"] = chunk["choices"].clone();
-        body.push_str(&format!("data: {event}\n\n"));
+    let mut events: Vec<String> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let mut event = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": request["model"]});
+            event["choices"] = chunk["choices"].clone();
+            format!("data: {event}\n\n")
+        })
+        .collect();
+    events.push("data: [DONE]\n\n".to_owned());
+
+    let delay = shared.behaviour.lock().unwrap().delta_delay;
+    let mut watch = StreamWatch::open(&shared.streams);
+    let body = async_stream::stream! {
+        for event in events {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            yield Ok::<_, Infallible>(event);
+        }
+        watch.finished();
+    };
+    Response::builder().header(header::CONTENT_TYPE, "text/event-stream").body(Body::from_stream(body)).unwrap()
+}
+
+/// Lives inside a streamed response body: the server drops the body when the client hangs up.
+struct StreamWatch {
+    streams: Arc<Mutex<ChatStreams>>,
+    finished: bool,
+}
+
+impl StreamWatch {
+    fn open(streams: &Arc<Mutex<ChatStreams>>) -> Self {
+        streams.lock().unwrap().open += 1;
+        Self { streams: Arc::clone(streams), finished: false }
     }
-    body.push_str("data: [DONE]\n\n");
-    Response::builder().header(header::CONTENT_TYPE, "text/event-stream").body(Body::from(body)).unwrap()
+
+    fn finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for StreamWatch {
+    fn drop(&mut self) {
+        let mut streams = self.streams.lock().unwrap();
+        streams.open -= 1;
+        if self.finished {
+            streams.finished += 1;
+        } else {
+            streams.dropped_at.push(Instant::now());
+        }
+    }
 }
 
 /// A sentence streamed a word at a time, then the finishing chunk.
@@ -170,6 +256,8 @@ async fn speech(State(shared): State<Shared>, headers: HeaderMap, Json(request):
     if let Some(failure) = record(&shared, "/v1/audio/speech", &headers, Some(request.clone()), HashMap::new()) {
         return failure;
     }
+    let delay = shared.behaviour.lock().unwrap().speech_delay;
+    tokio::time::sleep(delay).await;
     let words = request["input"].as_str().unwrap_or_default().split_whitespace().count();
     // About a third of a second of tone per word: long enough that tests can check plausibility.
     let wav = tone_wav(16_000, words.max(1) as f32 / 3.0);

@@ -1,0 +1,322 @@
+//! One turn of conversation, spoken or typed: transcribe -> recall the conversation -> let the agent answer
+//! -> speak the answer -> remember both lines. The HTTP routes and the streaming socket run the same turn; they
+//! differ only in how the answer is spoken ([`Speech`]) and whether anyone listens to its events.
+
+mod speaker;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use chrono::Utc;
+use parlance_shared::{AudioClip, ErrorBody, HistoryTurn, Role, ServerEvent, SessionId, Stage, StageTimings, TurnResponse, TurnState};
+
+pub use self::speaker::{SentenceSpeaker, SpeechReport};
+use crate::agent::{Agent, AgentError, Answer};
+use crate::audio::AudioUpload;
+use crate::events::EventSink;
+use crate::sessions::{SessionError, SessionStore, new_session_id};
+use crate::stt::{SpeechToText, SttError};
+use crate::text::SentenceSplitter;
+use crate::tts::TextToSpeech;
+
+pub struct Pipeline {
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    pub agent: Option<Agent>,
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub history_turns: usize,
+    pub max_question_chars: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error("{0}")]
+    InvalidQuestion(String),
+    #[error("the {0:?} stage is not configured")]
+    NotConfigured(Stage),
+    #[error("unknown session {0}")]
+    SessionNotFound(SessionId),
+    #[error("the recording holds no speech")]
+    NoSpeech,
+    #[error(transparent)]
+    Stt(#[from] SttError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Sessions(#[from] SessionError),
+}
+
+/// A session a turn belongs to, with what it remembers.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub id: SessionId,
+    history: Vec<HistoryTurn>,
+}
+
+/// What the user asked.
+#[derive(Debug, Clone)]
+pub enum TurnInput {
+    Text(String),
+    Voice(AudioUpload),
+}
+
+/// How the answer is spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speech {
+    /// Text only.
+    Off,
+    /// One recording of the whole answer, once it is complete (the HTTP endpoints answer once, at the end).
+    WholeAnswer,
+    /// Sentence by sentence while the answer is written, each sent as an `audio_chunk` event.
+    Sentences,
+}
+
+impl Pipeline {
+    /// `POST /api/chat`.
+    pub async fn text_turn(
+        &self,
+        session_id: Option<SessionId>,
+        text: &str,
+        speak: bool,
+        events: &EventSink,
+    ) -> Result<TurnResponse, TurnError> {
+        let started = Instant::now();
+        let conversation = self.open(session_id).await?;
+        let speech = if speak { Speech::WholeAnswer } else { Speech::Off };
+        self.run_turn(conversation, TurnInput::Text(text.to_owned()), speech, events, started).await
+    }
+
+    /// `POST /api/voice`.
+    pub async fn voice_turn(
+        &self,
+        session_id: Option<SessionId>,
+        audio: &AudioUpload,
+        events: &EventSink,
+    ) -> Result<TurnResponse, TurnError> {
+        let started = Instant::now();
+        self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
+        // Checked before transcribing, so a stale session id costs no model time.
+        let conversation = self.open(session_id).await?;
+        self.run_turn(conversation, TurnInput::Voice(audio.clone()), Speech::WholeAnswer, events, started).await
+    }
+
+    /// The conversation a client names (it must exist), or a new one.
+    pub async fn open(&self, session_id: Option<SessionId>) -> Result<Conversation, TurnError> {
+        match session_id {
+            None => Ok(Conversation { id: new_session_id(), history: Vec::new() }),
+            Some(id) => match self.sessions.history(&id).await? {
+                Some(history) => Ok(Conversation { id, history }),
+                None => Err(TurnError::SessionNotFound(id)),
+            },
+        }
+    }
+
+    /// A conversation the server itself started (a socket's session): empty until its first turn is stored.
+    pub async fn resume(&self, id: SessionId) -> Result<Conversation, TurnError> {
+        let history = self.sessions.history(&id).await?.unwrap_or_default();
+        Ok(Conversation { id, history })
+    }
+
+    /// One whole turn. `started` is when the user finished asking: the timings count from there.
+    pub async fn run_turn(
+        &self,
+        conversation: Conversation,
+        input: TurnInput,
+        speech: Speech,
+        events: &EventSink,
+        started: Instant,
+    ) -> Result<TurnResponse, TurnError> {
+        let mut timings = StageTimings::default();
+        let question = match input {
+            TurnInput::Text(text) => text,
+            TurnInput::Voice(audio) => self.transcribe(&audio, &mut timings, events).await?,
+        };
+        let question = self.check_question(&question)?;
+        let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
+        let recent = &conversation.history[conversation.history.len().saturating_sub(self.history_turns)..];
+        events.emit(ServerEvent::Status { state: TurnState::Thinking });
+
+        let speaker = match (&self.tts, speech) {
+            (Some(tts), Speech::Sentences) => Some(SentenceSpeaker::start(Arc::clone(tts), events.clone(), started)),
+            _ => None,
+        };
+        let llm_started = Instant::now();
+        let answer = answer_aloud(agent, recent, question, speaker.as_ref(), events).await?;
+        timings.llm_ms = elapsed_ms(llm_started);
+        tracing::info!(llm_ms = timings.llm_ms, tools = answer.tool_calls.len(), "answered");
+
+        let (audio, speech_error) = match (speech, speaker) {
+            (Speech::Off, _) => (None, None),
+            (Speech::WholeAnswer, _) => self.speak_whole(&answer.text, &mut timings).await,
+            (Speech::Sentences, Some(speaker)) => {
+                let report = speaker.finish().await;
+                timings.tts_ms = report.tts_ms;
+                timings.first_audio_ms = report.first_audio_ms;
+                (None, report.error)
+            }
+            (Speech::Sentences, None) => (None, Some(crate::error::ApiError::from(TurnError::NotConfigured(Stage::Tts)).body())),
+        };
+
+        self.remember(&conversation.id, question, &answer).await?;
+        timings.total_ms = elapsed_ms(started);
+        Ok(TurnResponse {
+            session_id: conversation.id,
+            transcript: question.to_owned(),
+            answer: answer.text,
+            audio,
+            speech_error,
+            sources: answer.sources,
+            tool_calls: answer.tool_calls,
+            timings,
+        })
+    }
+
+    async fn transcribe(&self, audio: &AudioUpload, timings: &mut StageTimings, events: &EventSink) -> Result<String, TurnError> {
+        let stt = self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
+        events.emit(ServerEvent::Status { state: TurnState::Transcribing });
+        let stt_started = Instant::now();
+        let transcript = stt.transcribe(audio).await?;
+        timings.stt_ms = elapsed_ms(stt_started);
+        tracing::info!(stt_ms = timings.stt_ms, format = %audio.format, bytes = audio.bytes.len(), "transcribed");
+        if !has_words(&transcript) {
+            return Err(TurnError::NoSpeech);
+        }
+        events.emit(ServerEvent::Transcript { text: transcript.clone(), is_final: true });
+        Ok(transcript)
+    }
+
+    fn check_question<'a>(&self, text: &'a str) -> Result<&'a str, TurnError> {
+        let question = text.trim();
+        if question.is_empty() {
+            return Err(TurnError::InvalidQuestion("the question is empty; type or say something".into()));
+        }
+        let length = question.chars().count();
+        if length > self.max_question_chars {
+            return Err(TurnError::InvalidQuestion(format!(
+                "the question is {length} characters long; the limit is {}",
+                self.max_question_chars
+            )));
+        }
+        Ok(question)
+    }
+
+    async fn remember(&self, session_id: &SessionId, question: &str, answer: &Answer) -> Result<(), TurnError> {
+        let now = Utc::now();
+        let user_line = HistoryTurn {
+            role: Role::User,
+            text: question.to_owned(),
+            created_at: now,
+            sources: vec![],
+            tool_calls: vec![],
+            interrupted: false,
+        };
+        let assistant_line = HistoryTurn {
+            role: Role::Assistant,
+            text: answer.text.clone(),
+            created_at: now,
+            sources: answer.sources.clone(),
+            tool_calls: answer.tool_calls.clone(),
+            interrupted: false,
+        };
+        self.sessions.append(session_id, vec![user_line, assistant_line]).await?;
+        Ok(())
+    }
+
+    /// A failure to speak keeps the written answer: the user still gets it, with a note why there is no audio.
+    async fn speak_whole(&self, text: &str, timings: &mut StageTimings) -> (Option<AudioClip>, Option<ErrorBody>) {
+        if text.is_empty() {
+            return (None, None);
+        }
+        let Some(tts) = &self.tts else {
+            return (None, Some(crate::error::ApiError::from(TurnError::NotConfigured(Stage::Tts)).body()));
+        };
+        let tts_started = Instant::now();
+        let result = tts.synthesize(text).await;
+        timings.tts_ms = elapsed_ms(tts_started);
+        match result {
+            Ok(speech) => {
+                let data_base64 = base64::engine::general_purpose::STANDARD.encode(&speech.bytes);
+                (Some(AudioClip { mime_type: speech.mime_type, data_base64 }), None)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "speaking the answer failed; sending text only");
+                (None, Some(crate::error::speech_error_body(&error)))
+            }
+        }
+    }
+}
+
+/// Runs the agent, passing its events on, and hands each sentence to the speaker as soon as the model has
+/// finished writing it. Text cut off by a tool call is never spoken, nor is the call itself.
+async fn answer_aloud(
+    agent: &Agent,
+    history: &[HistoryTurn],
+    question: &str,
+    speaker: Option<&SentenceSpeaker>,
+    events: &EventSink,
+) -> Result<Answer, TurnError> {
+    let (agent_events, mut progress) = EventSink::channel();
+    let generate = async move {
+        let answer = agent.answer(history, question, &agent_events).await;
+        // Closing the channel ends the relay below.
+        drop(agent_events);
+        answer
+    };
+    let relay = async {
+        let mut splitter = SentenceSplitter::new();
+        while let Some(event) = progress.recv().await {
+            match (&event, speaker) {
+                (ServerEvent::AnswerDelta { text }, Some(speaker)) => splitter.push(text).iter().for_each(|s| speaker.say(s)),
+                // A tool round's unfinished text is a lead-in to the call, not part of the answer.
+                (ServerEvent::ToolCall { .. }, _) => splitter = SentenceSplitter::new(),
+                _ => {}
+            }
+            events.emit(event);
+        }
+        splitter
+    };
+    let (answer, mut splitter) = tokio::join!(generate, relay);
+    let answer = answer?;
+    if let (Some(rest), Some(speaker)) = (splitter.flush(), speaker) {
+        speaker.say(&rest);
+    }
+    Ok(answer)
+}
+
+/// Speech recognisers return "", " ", "." or "[BLANK_AUDIO]" for silence: none of these is a question.
+fn has_words(transcript: &str) -> bool {
+    let without_markers: String = {
+        let mut kept = String::new();
+        let mut depth = 0usize;
+        for c in transcript.chars() {
+            match c {
+                '[' | '(' => depth += 1,
+                ']' | ')' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => kept.push(c),
+                _ => {}
+            }
+        }
+        kept
+    };
+    without_markers.chars().any(char::is_alphanumeric)
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_words;
+
+    #[test]
+    fn silence_markers_are_not_words() {
+        for silence in ["", "  ", ".", "[BLANK_AUDIO]", " (silence) ", "...", "[Music]"] {
+            assert!(!has_words(silence), "{silence:?} counted as speech");
+        }
+        for speech in ["hi", "What time is it?", "[laughs] okay", "42"] {
+            assert!(has_words(speech), "{speech:?} not counted as speech");
+        }
+    }
+}

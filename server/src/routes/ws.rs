@@ -1,0 +1,89 @@
+//! `GET /api/ws`: the streaming conversation (see `crate::streaming` and `parlance_shared::stream`).
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::rate_limit::TurnBudget;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::streaming::{self, Connection};
+
+/// Room for the JSON around the largest audio frame.
+const FRAME_OVERHEAD: usize = 64 * 1024;
+
+/// What the socket route needs besides the app state.
+#[derive(Clone)]
+pub struct SocketPolicy {
+    pub budget: TurnBudget,
+    /// Other sites whose pages may open the socket (`--cors-origins`).
+    pub allowed_origins: Arc<[String]>,
+}
+
+pub async fn socket(
+    State(state): State<AppState>,
+    Extension(policy): Extension<SocketPolicy>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let message = format!("this endpoint is a WebSocket: connect with a WebSocket client ({})", rejection.body_text());
+            return ApiError::Rejected { status: rejection.status(), message }.into_response();
+        }
+    };
+    // Browsers let any page open a socket to any host; only this app and the configured origins may.
+    if !origin_allowed(&headers, &policy.allowed_origins) {
+        let message = "this page's origin may not open the Parlance socket; add it to PARLANCE_CORS_ORIGINS".to_owned();
+        return ApiError::Rejected { status: StatusCode::FORBIDDEN, message }.into_response();
+    }
+    let client = peer.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |Extension(ConnectInfo(address))| address.ip());
+    let limit = state.max_upload_bytes.saturating_add(FRAME_OVERHEAD);
+    let connection = Connection::new(state.pipeline.clone(), policy.budget, client, state.max_upload_bytes);
+    tracing::info!(%client, "socket opened");
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| streaming::serve(socket, connection))
+}
+
+/// No `Origin` (not a browser), the server's own origin, or a listed one.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) else {
+        return headers.get(header::ORIGIN).is_none();
+    };
+    if allowed.iter().any(|listed| listed == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    host.is_some() && origin_host == host
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_the_app_itself_listed_origins_and_non_browsers_may_connect() {
+        let listed: Vec<String> = vec!["https://app.example".into()];
+        assert!(origin_allowed(&headers(None, "127.0.0.1:8080"), &listed));
+        assert!(origin_allowed(&headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"), &listed));
+        assert!(origin_allowed(&headers(Some("https://app.example"), "127.0.0.1:8080"), &listed));
+        assert!(!origin_allowed(&headers(Some("https://evil.example"), "127.0.0.1:8080"), &listed));
+        assert!(!origin_allowed(&headers(Some("http://127.0.0.1:9999"), "127.0.0.1:8080"), &listed));
+    }
+}

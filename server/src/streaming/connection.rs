@@ -1,0 +1,292 @@
+//! One socket's state machine: idle -> listening (audio frames arrive) -> answering (a turn task runs) -> idle.
+//! Every message gets a reaction; a message that makes no sense in the current state gets an `error` event
+//! saying what to send instead, and the socket stays open.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, HistoryTurn, Role, ServerEvent, SessionId, TurnState};
+
+use super::recording::{Recording, RecordingError};
+use super::turn::{CancelledTurn, RunningTurn};
+use crate::error::ApiError;
+use crate::pipeline::{Conversation, Pipeline, Speech, TurnError, TurnInput};
+use crate::routes::TurnBudget;
+
+/// Mistakes in what a client sends; each becomes an `invalid_request` error event.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("that message is not one Parlance understands ({0}); send JSON such as {{\"type\": \"start\", \"encoding\": \"webm\"}}")]
+    Malformed(String),
+    #[error("audio arrived outside a turn; send a `start` message before the audio")]
+    AudioOutsideTurn,
+    #[error("a turn is already in progress; send `end_turn` or `interrupt` first")]
+    Busy,
+    #[error("there is no recording to end; send `start` and the audio first")]
+    NotListening,
+}
+
+impl From<ProtocolError> for ApiError {
+    fn from(error: ProtocolError) -> Self {
+        Self::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<RecordingError> for ApiError {
+    fn from(error: RecordingError) -> Self {
+        match error {
+            RecordingError::TooLarge { limit_bytes } => Self::PayloadTooLarge { limit_bytes },
+            RecordingError::Audio(error) => error.into(),
+            RecordingError::Wav(error) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+enum Phase {
+    Idle,
+    Listening { recording: Recording, conversation: Conversation },
+    Answering(RunningTurn),
+}
+
+/// The audio chunks of the last finished turn: the client may still be playing them when it interrupts.
+struct SpokenTurn {
+    session_id: SessionId,
+    chunks: Vec<String>,
+}
+
+pub struct Connection {
+    pipeline: Arc<Pipeline>,
+    budget: TurnBudget,
+    client: IpAddr,
+    max_audio_bytes: usize,
+    session: Option<SessionId>,
+    phase: Phase,
+    last_spoken: Option<SpokenTurn>,
+    /// Stray audio is reported once per turn, not once per frame.
+    reported_stray_audio: bool,
+}
+
+impl Connection {
+    pub fn new(pipeline: Arc<Pipeline>, budget: TurnBudget, client: IpAddr, max_audio_bytes: usize) -> Self {
+        Self {
+            pipeline,
+            budget,
+            client,
+            max_audio_bytes,
+            session: None,
+            phase: Phase::Idle,
+            last_spoken: None,
+            reported_stray_audio: false,
+        }
+    }
+
+    /// A JSON text frame; returns the events to send back.
+    pub async fn on_message(&mut self, text: &str) -> Vec<ServerEvent> {
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(message) => message,
+            Err(error) => return vec![error_event(ProtocolError::Malformed(error.to_string()))],
+        };
+        let result = match message {
+            ClientMessage::Start { session_id, encoding } => self.start(session_id, encoding).await,
+            ClientMessage::EndTurn => self.end_turn(),
+            ClientMessage::Text { session_id, text, speak } => self.text(session_id, text, speak).await,
+            ClientMessage::Interrupt { played_through } => self.interrupt(played_through).await,
+            ClientMessage::NewSession => self.new_session(),
+        };
+        result.unwrap_or_else(|error| vec![ServerEvent::Error { error }])
+    }
+
+    /// A binary frame: audio of the turn being recorded.
+    pub fn on_audio(&mut self, frame: &[u8]) -> Vec<ServerEvent> {
+        match &mut self.phase {
+            Phase::Listening { recording, .. } => match recording.push(frame) {
+                Ok(()) => vec![],
+                Err(error) => vec![error_event(error)],
+            },
+            Phase::Idle | Phase::Answering(_) if !self.reported_stray_audio => {
+                self.reported_stray_audio = true;
+                vec![error_event(ProtocolError::AudioOutsideTurn)]
+            }
+            Phase::Idle | Phase::Answering(_) => vec![],
+        }
+    }
+
+    /// The running turn's next event; waits forever when no turn runs (for use in `select!`). The socket is idle
+    /// again as soon as the turn's last event (`done` or `error`) is handed out.
+    pub async fn next_turn_event(&mut self) -> Option<ServerEvent> {
+        let Phase::Answering(turn) = &mut self.phase else { return std::future::pending().await };
+        let event = turn.next_event().await;
+        match &event {
+            Some(ServerEvent::Done { .. }) => {
+                self.last_spoken = Some(SpokenTurn { session_id: turn.session_id.clone(), chunks: turn.chunks.clone() });
+                // Idle before the client can react to `done`: its next `start` must not find the turn still running.
+                self.phase = Phase::Idle;
+            }
+            Some(ServerEvent::Error { .. }) | None => self.phase = Phase::Idle,
+            Some(_) => {}
+        }
+        event
+    }
+
+    async fn start(&mut self, session_id: Option<SessionId>, encoding: AudioEncoding) -> Result<Vec<ServerEvent>, ErrorBody> {
+        self.ensure_idle()?;
+        self.take_turn_budget()?;
+        let conversation = self.conversation(session_id).await?;
+        self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation };
+        self.begin_turn();
+        Ok(vec![ServerEvent::Status { state: TurnState::Listening }])
+    }
+
+    fn end_turn(&mut self) -> Result<Vec<ServerEvent>, ErrorBody> {
+        let ended_at = Instant::now();
+        let (recording, conversation) = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Listening { recording, conversation } => (recording, conversation),
+            other => {
+                self.phase = other;
+                return Err(body(ProtocolError::NotListening));
+            }
+        };
+        if recording.overflowed() {
+            // Already reported when the limit was crossed; the turn is abandoned.
+            return Ok(vec![ServerEvent::Status { state: TurnState::Idle }]);
+        }
+        let audio = recording.finish().map_err(body)?;
+        let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Voice(audio), Speech::Sentences, ended_at);
+        self.phase = Phase::Answering(turn);
+        Ok(vec![])
+    }
+
+    async fn text(&mut self, session_id: Option<SessionId>, text: String, speak: bool) -> Result<Vec<ServerEvent>, ErrorBody> {
+        let ended_at = Instant::now();
+        self.ensure_idle()?;
+        self.take_turn_budget()?;
+        let conversation = self.conversation(session_id).await?;
+        self.begin_turn();
+        let speech = if speak { Speech::Sentences } else { Speech::Off };
+        let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Text(text), speech, ended_at);
+        self.phase = Phase::Answering(turn);
+        Ok(vec![])
+    }
+
+    async fn interrupt(&mut self, played_through: Option<u32>) -> Result<Vec<ServerEvent>, ErrorBody> {
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Idle => self.trim_spoken_turn(played_through).await,
+            Phase::Listening { .. } => Ok(vec![ServerEvent::Status { state: TurnState::Idle }]),
+            Phase::Answering(turn) => {
+                let asked = Instant::now();
+                let cancelled = turn.cancel().await;
+                tracing::info!(
+                    cancel_ms = asked.elapsed().as_secs_f64() * 1000.0,
+                    chunks_sent = cancelled.chunks.len(),
+                    "turn interrupted"
+                );
+                if cancelled.completed {
+                    self.last_spoken = Some(SpokenTurn { session_id: cancelled.session_id, chunks: cancelled.chunks });
+                    return self.trim_spoken_turn(played_through).await;
+                }
+                self.keep_played_part(cancelled, played_through).await
+            }
+        }
+    }
+
+    /// An answer cut off while it was generated: the question and the played part are remembered.
+    async fn keep_played_part(&mut self, turn: CancelledTurn, played_through: Option<u32>) -> Result<Vec<ServerEvent>, ErrorBody> {
+        let kept_answer = played_text(&turn.chunks, played_through);
+        // Cut off before the question was even understood: there is nothing to remember.
+        if let Some(question) = turn.question.filter(|q| !q.is_empty()) {
+            let now = chrono::Utc::now();
+            let line = |role, text| HistoryTurn { role, text, created_at: now, sources: vec![], tool_calls: vec![], interrupted: false };
+            let answer = HistoryTurn { interrupted: true, ..line(Role::Assistant, kept_answer.clone()) };
+            self.pipeline.sessions.append(&turn.session_id, vec![line(Role::User, question), answer]).await.map_err(api_body)?;
+        }
+        Ok(vec![ServerEvent::Interrupted { session_id: turn.session_id, kept_answer }])
+    }
+
+    /// An answer generated in full whose audio the client stopped playing: its stored line is cut to what was
+    /// played.
+    async fn trim_spoken_turn(&mut self, played_through: Option<u32>) -> Result<Vec<ServerEvent>, ErrorBody> {
+        let Some(spoken) = self.last_spoken.take() else { return Ok(vec![ServerEvent::Status { state: TurnState::Idle }]) };
+        let played = played_through.map_or(0, |sequence| usize::try_from(sequence).unwrap_or(usize::MAX).saturating_add(1));
+        if spoken.chunks.is_empty() || played >= spoken.chunks.len() {
+            return Ok(vec![ServerEvent::Status { state: TurnState::Idle }]);
+        }
+        let kept_answer = played_text(&spoken.chunks, played_through);
+        let sessions = &self.pipeline.sessions;
+        let history = sessions.history(&spoken.session_id).await.map_err(api_body)?.unwrap_or_default();
+        if let Some(last) = history.into_iter().last().filter(|line| line.role == Role::Assistant) {
+            let cut = HistoryTurn { text: kept_answer.clone(), interrupted: true, ..last };
+            sessions.replace_last(&spoken.session_id, cut).await.map_err(api_body)?;
+        }
+        Ok(vec![ServerEvent::Interrupted { session_id: spoken.session_id, kept_answer }])
+    }
+
+    fn new_session(&mut self) -> Result<Vec<ServerEvent>, ErrorBody> {
+        self.ensure_idle()?;
+        self.session = None;
+        self.last_spoken = None;
+        Ok(vec![ServerEvent::Status { state: TurnState::Idle }])
+    }
+
+    fn ensure_idle(&self) -> Result<(), ErrorBody> {
+        match self.phase {
+            Phase::Idle => Ok(()),
+            Phase::Listening { .. } | Phase::Answering(_) => Err(body(ProtocolError::Busy)),
+        }
+    }
+
+    fn take_turn_budget(&self) -> Result<(), ErrorBody> {
+        self.budget.take(self.client).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs }.body())
+    }
+
+    fn begin_turn(&mut self) {
+        self.last_spoken = None;
+        self.reported_stray_audio = false;
+    }
+
+    /// The conversation a turn continues: the one the client names (it must exist), else this socket's own.
+    async fn conversation(&mut self, requested: Option<SessionId>) -> Result<Conversation, ErrorBody> {
+        let conversation = match (requested, self.session.clone()) {
+            (Some(id), _) => self.pipeline.open(Some(id)).await,
+            (None, Some(own)) => self.pipeline.resume(own).await,
+            (None, None) => self.pipeline.open(None).await,
+        }
+        .map_err(|error: TurnError| ApiError::from(error).body())?;
+        self.session = Some(conversation.id.clone());
+        Ok(conversation)
+    }
+}
+
+/// The text of the chunks up to and including `played_through`, as one answer.
+fn played_text(chunks: &[String], played_through: Option<u32>) -> String {
+    let played = played_through.map_or(0, |sequence| usize::try_from(sequence).unwrap_or(usize::MAX).saturating_add(1));
+    chunks.iter().take(played).map(String::as_str).collect::<Vec<_>>().join(" ")
+}
+
+fn body(error: impl Into<ApiError>) -> ErrorBody {
+    error.into().body()
+}
+
+fn api_body(error: impl Into<ApiError>) -> ErrorBody {
+    let error = error.into();
+    tracing::error!(%error, "a streamed turn could not be stored");
+    error.body()
+}
+
+fn error_event(error: impl Into<ApiError>) -> ServerEvent {
+    ServerEvent::Error { error: body(error) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::played_text;
+
+    #[test]
+    fn only_chunks_up_to_the_played_one_are_kept() {
+        let chunks = ["One.".to_owned(), "Two.".to_owned(), "Three.".to_owned()];
+        assert_eq!(played_text(&chunks, None), "");
+        assert_eq!(played_text(&chunks, Some(0)), "One.");
+        assert_eq!(played_text(&chunks, Some(1)), "One. Two.");
+        assert_eq!(played_text(&chunks, Some(7)), "One. Two. Three.");
+    }
+}
