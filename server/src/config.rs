@@ -347,7 +347,8 @@ impl Config {
 fn local_model(stage: Stage) -> Option<&'static ModelSpec> {
     match stage {
         Stage::Embeddings => Some(&catalog::MINILM_L6_V2),
-        Stage::Stt | Stage::Llm | Stage::Tts => None,
+        Stage::Stt => Some(&catalog::WHISPER_TINY_EN),
+        Stage::Llm | Stage::Tts => None,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::llm::{ChatModel, OpenAiChat};
 use crate::openai::OpenAiClient;
 use crate::pipeline::Pipeline;
 use crate::sessions::{MemorySessions, SessionStore};
-use crate::stt::{OpenAiStt, SpeechToText};
+use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
 use crate::tts::{OpenAiTts, TextToSpeech};
 
 /// What every request handler can reach.
@@ -28,11 +28,16 @@ pub enum StartupError {
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
     Embeddings(#[from] EmbedError),
+    #[error(transparent)]
+    Stt(#[from] SttError),
 }
 
 impl AppState {
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        let stt: Option<Arc<dyn SpeechToText>> = openai(&settings.stt)?.map(|c| Arc::new(OpenAiStt::new(c)) as _);
+        let stt: Option<Arc<dyn SpeechToText>> = match &settings.stt {
+            StageBackend::Local { dir } => Some(Arc::new(LocalStt::load(dir)?)),
+            other => openai(other)?.map(|c| Arc::new(OpenAiStt::new(c)) as _),
+        };
         let llm: Option<Arc<dyn ChatModel>> = openai(&settings.llm)?.map(|c| Arc::new(OpenAiChat::new(c)) as _);
         let tts: Option<Arc<dyn TextToSpeech>> =
             openai(&settings.tts)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _);
