@@ -84,16 +84,22 @@ fn upload(bytes: Bytes) -> AudioUpload {
     AudioUpload::from_bytes(bytes).expect("the container is recognised")
 }
 
-/// Highest word error rate accepted. Calibrated on espeak-ng's voice, which tiny.en hears less well than a
-/// person: on these two sentences it scored 0.0 in every format when this was written; 0.2 leaves room for
-/// one misheard word in the ten-word sentence without letting a wrong transcript pass.
-const MAX_WER: f64 = 0.2;
+/// Highest word error rate accepted, calibrated on these sentences rather than hoped for. tiny.en hears
+/// espeak-ng's synthetic voice imperfectly: when this was written the question came out word for word in every
+/// format, the two longer sentences at WER 0.0 to 0.27 depending on the format ("will trade in London",
+/// "I wrote them out in the garden"). faster-whisper on the same weights makes the same kind of mistakes
+/// ("will train in London"), so they are the model's, not this decoder's. A broken decoder, wrong mel filters or
+/// a bad resampler give WER near 1, far above this.
+const MAX_WER: f64 = 0.3;
 
 #[tokio::test]
 async fn spoken_questions_transcribe_in_every_format_browsers_send() {
     let dir = tempfile::tempdir().unwrap();
-    let sentences =
-        [("capital", "What is the capital of France?"), ("plants", "Please remind me to water the plants every Sunday morning.")];
+    let sentences = [
+        ("capital", "What is the capital of France?"),
+        ("weather", "Will it rain in London on Saturday afternoon or evening?"),
+        ("notes", "Read me the notes I wrote about the garden last week."),
+    ];
     for (name, sentence) in sentences {
         let wav = speak(dir.path(), name, sentence);
         let recordings = [
@@ -115,6 +121,10 @@ async fn spoken_questions_transcribe_in_every_format_browsers_send() {
             let wer = word_error_rate(sentence, &transcript);
             println!("{name:8} {label:20} WER {wer:.2}  {transcript:?}");
             assert!(wer <= MAX_WER, "{label}: {transcript:?} for {sentence:?} (WER {wer:.2})");
+            if name == "capital" {
+                let heard = transcript.to_lowercase();
+                assert!(heard.contains("capital") && heard.contains("france"), "{label}: {transcript:?}");
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and Ogg recordings go to libopus.
 
 use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
 
 use bytes::Bytes;
 use symphonia::core::audio::SampleBuffer;
@@ -40,6 +41,16 @@ pub enum DecodeError {
 /// passes `max_secs`, so a long upload costs no more than the limit. A file cut short keeps what was decoded
 /// before the cut; one with no decodable audio at all is an error.
 pub fn decode_speech(upload: &AudioUpload, max_secs: u64) -> Result<Vec<f32>, DecodeError> {
+    // Symphonia's demuxers assert on some malformed input (a WebM cut inside its header panics in the EBML
+    // reader): a bad upload must become a clear error, not a failed request.
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode(upload, max_secs))).unwrap_or_else(|panic| {
+        let reason = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned());
+        tracing::warn!(format = %upload.format, reason = reason.as_deref().unwrap_or("unknown"), "the audio decoder panicked on an upload");
+        Err(DecodeError::Undecodable { format: upload.format, reason: reason.unwrap_or_else(|| "the decoder gave up on it".into()) })
+    })
+}
+
+fn decode(upload: &AudioUpload, max_secs: u64) -> Result<Vec<f32>, DecodeError> {
     let format = upload.format;
     let undecodable = |reason: String| DecodeError::Undecodable { format, reason };
     let mut reader = open(&upload.bytes, format).map_err(|e| undecodable(e.to_string()))?;
