@@ -109,7 +109,7 @@ async fn stt(models_dir: &std::path::Path) {
         let wav_arg = wav.to_str().expect("utf-8 path");
         let exact_arg = exact.to_str().expect("utf-8 path");
         tool("espeak-ng", &["-w", wav_arg, text]);
-        tool("sox", &[wav_arg, exact_arg, "pad", "0", "10", "trim", "0", &seconds.to_string()]);
+        tool("sox", &["-V1", wav_arg, exact_arg, "pad", "0", "10", "trim", "0", &seconds.to_string()]);
         tool("ffmpeg", &["-nostdin", "-loglevel", "error", "-y", "-i", exact_arg, "-c:a", "libopus", webm.to_str().expect("utf-8 path")]);
         let upload = AudioUpload::from_bytes(std::fs::read(&webm).expect("clip").into()).expect("webm");
 
