@@ -129,6 +129,26 @@ async fn spoken_questions_transcribe_in_every_format_browsers_send() {
     }
 }
 
+#[tokio::test]
+async fn a_clip_over_30_seconds_is_transcribed_window_by_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = speak(dir.path(), "first", "What is the capital of France?");
+    let second = speak(dir.path(), "second", "Will it rain in London on Saturday afternoon or evening?");
+    // The first question, 30 s of silence, then the second one, which starts in Whisper's second window.
+    let padded = dir.path().join("first-padded.wav");
+    run("sox", &[first.to_str().unwrap(), padded.to_str().unwrap(), "pad", "0", "30"]);
+    let long = dir.path().join("long.wav");
+    run("sox", &[padded.to_str().unwrap(), second.to_str().unwrap(), long.to_str().unwrap()]);
+    let audio = upload(encode(&long, dir.path(), "long.webm", &["-c:a", "libopus"]));
+    let transcript = STT.transcribe(&audio).await.unwrap();
+    let reference = "What is the capital of France? Will it rain in London on Saturday afternoon or evening?";
+    let wer = word_error_rate(reference, &transcript);
+    assert!(wer <= MAX_WER, "{transcript:?} (WER {wer:.2})");
+    let heard = transcript.to_lowercase();
+    let (capital, london) = (heard.find("capital"), heard.find("london"));
+    assert!(matches!((capital, london), (Some(c), Some(l)) if c < l), "both windows, in order: {transcript:?}");
+}
+
 /// A 16-bit mono WAV file of `samples` at `rate`.
 fn wav_bytes(samples: &[f32], rate: u32) -> Bytes {
     let data_len = (samples.len() * 2) as u32;

@@ -239,7 +239,6 @@ impl Ct2File<'_> {
         copy("encoder/position_encodings/encodings", "model.encoder.embed_positions.weight")?;
         copy("decoder/embeddings/weight", "model.decoder.embed_tokens.weight")?;
         copy("decoder/position_encodings/encodings", "model.decoder.embed_positions.weight")?;
-        drop(copy);
         self.norm("encoder/layer_norm", "model.encoder.layer_norm", &mut out)?;
         self.norm("decoder/layer_norm", "model.decoder.layer_norm", &mut out)?;
 

@@ -67,8 +67,10 @@ pub fn transcribe(whisper: &mut LoadedWhisper, samples: &[f32]) -> candle_core::
 fn decode_window(whisper: &mut LoadedWhisper, mel: &Tensor) -> candle_core::Result<WindowResult> {
     let tokens = whisper.tokens;
     let features = whisper.model.encoder.forward(mel, true)?;
-    let prompt = [tokens.start_of_transcript, tokens.no_timestamps];
-    let mut sequence = prompt.to_vec();
+    let mut prompt = vec![tokens.start_of_transcript];
+    prompt.extend(tokens.english_transcription.iter().flatten());
+    prompt.push(tokens.no_timestamps);
+    let mut sequence = prompt.clone();
     let max_new = whisper.model.config.max_target_positions / 2;
     let mut sum_logprob = 0f32;
     let mut no_speech_probability = 0f32;

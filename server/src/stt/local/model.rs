@@ -27,6 +27,8 @@ fn fail(path: &Path, reason: impl ToString) -> LoadError {
 #[derive(Debug, Clone, Copy)]
 pub struct SpecialTokens {
     pub start_of_transcript: u32,
+    /// Multilingual models also need the language and the task after the start token: `<|en|><|transcribe|>`.
+    pub english_transcription: Option<[u32; 2]>,
     pub end_of_text: u32,
     pub no_timestamps: u32,
     pub no_speech: u32,
@@ -65,8 +67,12 @@ pub fn load(dir: &Path) -> Result<LoadedWhisper, LoadError> {
         .iter()
         .find_map(|token| tokenizer.token_to_id(token))
         .ok_or_else(|| fail(&tokenizer_path, "it has no no-speech token"))?;
+    // English-only vocabularies have one token fewer than multilingual ones (51864 against 51865 and up).
+    let multilingual = config.vocab_size > 51_864;
+    let english_transcription = if multilingual { Some([id("<|en|>")?, id(whisper::TRANSCRIBE_TOKEN)?]) } else { None };
     let tokens = SpecialTokens {
         start_of_transcript: id(whisper::SOT_TOKEN)?,
+        english_transcription,
         end_of_text: id(whisper::EOT_TOKEN)?,
         no_timestamps: id(whisper::NO_TIMESTAMPS_TOKEN)?,
         no_speech,
