@@ -6,7 +6,7 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config libssl-dev libespeak-ng-dev \
+ && apt-get install -y --no-install-recommends pkg-config libssl-dev libespeak-ng-dev libopus-dev \
  && rm -rf /var/lib/apt/lists/*
 # Same tool versions as scripts/setup.sh; Trunk is told never to download its own.
 RUN rustup target add wasm32-unknown-unknown \
@@ -21,7 +21,7 @@ RUN cargo fetch --locked \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libssl3 curl libespeak-ng1 \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 curl libespeak-ng1 libopus0 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/parlance --create-home parlance
 COPY --from=build /src/target/release/parlance /usr/local/bin/parlance

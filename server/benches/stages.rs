@@ -1,8 +1,7 @@
 //! Speed of the embedded model stages, printed as figures (not a pass/fail test).
 //!
-//!     source scripts/env.sh && cargo bench -p parlance-server --bench stages --profile dev [-- SECTION]
-//!
-//! SECTION (e.g. `tts`) runs only the sections whose name contains it.
+//!     source scripts/env.sh && cargo bench -p parlance-server --bench stages --profile dev
+//!     ... -- stt            only the sections whose name contains one of the words after `--`
 //!
 //! Uses the models in PARLANCE_MODELS_DIR (`parlance models` installs them). Run it on a quiet machine:
 //! two cores shared with a build give meaningless numbers.
@@ -10,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use parlance_server::audio::AudioUpload;
 use parlance_server::embeddings::{Embedder, LocalEmbeddings};
 use parlance_server::models::{Installer, catalog};
 use parlance_server::tts::{LocalTts, VoiceEngine};
@@ -17,12 +17,16 @@ use parlance_server::tts::{LocalTts, VoiceEngine};
 fn main() {
     let models_dir = std::env::var_os("PARLANCE_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("models"));
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    // cargo passes `--bench`; the first other argument filters the sections.
-    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-')).unwrap_or_default();
-    if "embeddings".contains(&filter) {
+    // `cargo bench` passes `--bench`; other words select sections by name.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
+    let wanted = |section: &str| filters.is_empty() || filters.iter().any(|f| section.contains(f.as_str()));
+    if wanted("embeddings") {
         runtime.block_on(embeddings(&models_dir));
     }
-    if "tts".contains(&filter) {
+    if wanted("stt") {
+        runtime.block_on(stt(&models_dir));
+    }
+    if wanted("tts") {
         runtime.block_on(tts(&models_dir));
     }
 }
@@ -118,4 +122,59 @@ fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+/// Whisper tiny.en real-time factor (processing time / audio duration; below 1 is faster than real time) on
+/// spoken clips of exactly 3 s and 10 s, sent as WebM/Opus like a browser recording: decoding included.
+async fn stt(models_dir: &std::path::Path) {
+    use parlance_server::stt::{LocalStt, SpeechToText};
+
+    let installer = Installer::new(models_dir);
+    if !installer.is_installed(&catalog::WHISPER_TINY_EN) {
+        eprintln!("stt: not installed in {}; run `parlance models`", models_dir.display());
+        return;
+    }
+    let started = Instant::now();
+    let stt = LocalStt::load(&installer.model_dir(&catalog::WHISPER_TINY_EN)).expect("model loads");
+    println!("stt         load                 {:>8.1} ms", ms(started.elapsed()));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clips = [
+        (3, "Remind me to call my sister at noon."),
+        (
+            10,
+            "Parlance keeps your notes on this machine. Ask it what you wrote last week about the garden, and it will read \
+             the answer back to you in a few seconds. Nothing leaves the house.",
+        ),
+    ];
+    for (seconds, text) in clips {
+        let wav = dir.path().join(format!("{seconds}s.wav"));
+        let exact = dir.path().join(format!("{seconds}s-exact.wav"));
+        let webm = dir.path().join(format!("{seconds}s.webm"));
+        let wav_arg = wav.to_str().expect("utf-8 path");
+        let exact_arg = exact.to_str().expect("utf-8 path");
+        tool("espeak-ng", &["-w", wav_arg, text]);
+        tool("sox", &["-V1", wav_arg, exact_arg, "pad", "0", "10", "trim", "0", &seconds.to_string()]);
+        tool("ffmpeg", &["-nostdin", "-loglevel", "error", "-y", "-i", exact_arg, "-c:a", "libopus", webm.to_str().expect("utf-8 path")]);
+        let upload = AudioUpload::from_bytes(std::fs::read(&webm).expect("clip").into()).expect("webm");
+
+        let transcript = stt.transcribe(&upload).await.expect("transcribes"); // warm-up
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            stt.transcribe(&upload).await.expect("transcribes");
+            runs.push(started.elapsed());
+        }
+        let (p50, _) = percentiles(&mut runs);
+        println!(
+            "stt         {seconds:>2} s clip (webm/opus)  RTF {:.3}   p50 {:>7.1} ms  (n=5)  {transcript:?}",
+            p50.as_secs_f64() / f64::from(seconds),
+            ms(p50)
+        );
+    }
+}
+
+fn tool(program: &str, args: &[&str]) {
+    let status = std::process::Command::new(program).args(args).status().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(status.success(), "{program} {args:?} failed");
 }

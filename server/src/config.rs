@@ -368,8 +368,9 @@ impl Config {
 fn local_model(stage: Stage) -> Option<&'static ModelSpec> {
     match stage {
         Stage::Embeddings => Some(&catalog::MINILM_L6_V2),
+        Stage::Stt => Some(&catalog::WHISPER_TINY_EN),
         Stage::Tts => Some(&catalog::PIPER_JOE),
-        Stage::Stt | Stage::Llm => None,
+        Stage::Llm => None,
     }
 }
 

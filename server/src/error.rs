@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use parlance_shared::{ErrorBody, ErrorCode, SessionId, Stage};
 
 use crate::agent::AgentError;
-use crate::audio::AudioError;
+use crate::audio::{AudioError, DecodeError};
 use crate::llm::LlmError;
 use crate::openai::ProviderError;
 use crate::pipeline::TurnError;
@@ -30,6 +30,11 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The container was recognised but its audio could not be decoded (damaged or cut short).
+    #[error("{0}")]
+    UnreadableAudio(String),
+    #[error("{0}")]
+    RecordingTooLong(String),
     #[error("I didn't catch that: the recording holds no speech I could make out. Please try again.")]
     NoSpeech,
     #[error("there is no conversation {0} (it may have been deleted); leave out session_id to start a new one")]
@@ -52,9 +57,9 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) | Self::MissingAudio(_) => StatusCode::BAD_REQUEST,
             Self::Rejected { status, .. } => *status,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NoSpeech => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NoSpeech | Self::UnreadableAudio(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SessionNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,9 +71,9 @@ impl ApiError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidRequest(_) | Self::Rejected { .. } => ErrorCode::InvalidRequest,
+            Self::InvalidRequest(_) | Self::Rejected { .. } | Self::UnreadableAudio(_) => ErrorCode::InvalidRequest,
             Self::MissingAudio(_) => ErrorCode::MissingAudio,
-            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::NoSpeech => ErrorCode::NoSpeech,
             Self::SessionNotFound(_) => ErrorCode::SessionNotFound,
@@ -129,6 +134,8 @@ impl From<TurnError> for ApiError {
             TurnError::SessionNotFound(id) => Self::SessionNotFound(id),
             TurnError::NoSpeech => Self::NoSpeech,
             TurnError::Stt(SttError::Provider(error)) => Self::Provider { stage: Stage::Stt, error },
+            TurnError::Stt(SttError::Audio(error)) => error.into(),
+            TurnError::Stt(error @ (SttError::Load { .. } | SttError::Inference(_))) => Self::Internal(error.to_string()),
             TurnError::Agent(AgentError::Llm(LlmError::Provider(error))) => Self::Provider { stage: Stage::Llm, error },
             TurnError::Sessions(error) => error.into(),
         }
@@ -146,6 +153,16 @@ impl From<AudioError> for ApiError {
         match error {
             AudioError::Empty => Self::MissingAudio("the audio file is empty; record again and send the recording".into()),
             AudioError::Unsupported { .. } => Self::UnsupportedMediaType(error.to_string()),
+        }
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(error: DecodeError) -> Self {
+        match error {
+            DecodeError::Undecodable { .. } => Self::UnreadableAudio(error.to_string()),
+            DecodeError::TooLong { .. } => Self::RecordingTooLong(error.to_string()),
+            DecodeError::Resample(_) => Self::Internal(error.to_string()),
         }
     }
 }
@@ -201,7 +218,9 @@ fn provider_name(stage: Stage) -> &'static str {
 
 fn setup_hint(stage: Stage) -> &'static str {
     match stage {
-        Stage::Stt => "set PARLANCE_STT_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+        Stage::Stt => {
+            "run `parlance models` to install the local model, or set PARLANCE_STT_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"
+        }
         Stage::Llm => "set PARLANCE_LLM_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
         Stage::Tts => {
             "run `parlance models` to install the local voice (or use --tts-voice-engine espeak), or set PARLANCE_TTS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"

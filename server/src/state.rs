@@ -10,7 +10,7 @@ use crate::llm::{ChatModel, OpenAiChat};
 use crate::openai::OpenAiClient;
 use crate::pipeline::Pipeline;
 use crate::sessions::{MemorySessions, SessionStore};
-use crate::stt::{OpenAiStt, SpeechToText};
+use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
 use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
 
 /// What every request handler can reach.
@@ -30,11 +30,16 @@ pub enum StartupError {
     Embeddings(#[from] EmbedError),
     #[error(transparent)]
     Tts(#[from] TtsError),
+    #[error(transparent)]
+    Stt(#[from] SttError),
 }
 
 impl AppState {
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        let stt: Option<Arc<dyn SpeechToText>> = openai(&settings.stt)?.map(|c| Arc::new(OpenAiStt::new(c)) as _);
+        let stt: Option<Arc<dyn SpeechToText>> = match &settings.stt {
+            StageBackend::Local { dir } => Some(Arc::new(LocalStt::load(dir)?)),
+            other => openai(other)?.map(|c| Arc::new(OpenAiStt::new(c)) as _),
+        };
         let llm: Option<Arc<dyn ChatModel>> = openai(&settings.llm)?.map(|c| Arc::new(OpenAiChat::new(c)) as _);
         let tts: Option<Arc<dyn TextToSpeech>> = match &settings.tts {
             StageBackend::Local { dir } => Some(Arc::new(LocalTts::load(dir, &settings.onnx_runtime, settings.tts_voice_engine)?)),

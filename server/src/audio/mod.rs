@@ -1,5 +1,10 @@
-//! Uploaded audio: recognising what a browser sent before any model sees it.
+//! Uploaded audio: recognising what a browser sent before any model sees it, and decoding it for the
+//! models that run in this process.
 
+mod decode;
 mod format;
+mod resample;
 
-pub use format::{AudioError, AudioFormat, AudioUpload};
+pub use decode::{DecodeError, SPEECH_SAMPLE_RATE, decode_speech};
+pub use format::{ACCEPTED_FORMATS, AudioError, AudioFormat, AudioUpload};
+pub use resample::{ResampleError, resample};

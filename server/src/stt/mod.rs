@@ -1,11 +1,15 @@
 //! Speech-to-text: a recording in, the words out.
 
+mod local;
 mod openai;
+
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub use self::local::{LocalStt, MAX_RECORDING_SECS};
 pub use self::openai::OpenAiStt;
-use crate::audio::AudioUpload;
+use crate::audio::{AudioUpload, DecodeError};
 use crate::backend::BackendInfo;
 use crate::openai::ProviderError;
 
@@ -20,4 +24,11 @@ pub trait SpeechToText: Send + Sync {
 pub enum SttError {
     #[error("speech-to-text provider: {0}")]
     Provider(#[from] ProviderError),
+    /// The recording itself is the problem (damaged, too long): the user can fix it.
+    #[error(transparent)]
+    Audio(#[from] DecodeError),
+    #[error("could not load the speech-to-text model from {}: {reason}; `parlance models` reinstalls it", path.display())]
+    Load { path: PathBuf, reason: String },
+    #[error("the speech-to-text model failed: {0}")]
+    Inference(String),
 }

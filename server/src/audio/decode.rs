@@ -1,0 +1,163 @@
+//! A recognised upload decoded to what speech models take: 16 kHz mono f32 samples. Symphonia demuxes every
+//! accepted container and decodes PCM, FLAC, MP3 and AAC; it has no Opus decoder, so the Opus packets of WebM
+//! and Ogg recordings go to libopus.
+
+use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
+
+use bytes::Bytes;
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CodecParameters, Decoder, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader, Packet};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use super::format::ACCEPTED_FORMATS;
+use super::resample::{ResampleError, resample};
+use super::{AudioFormat, AudioUpload};
+
+/// The rate Whisper (and most speech models) expect.
+pub const SPEECH_SAMPLE_RATE: u32 = 16_000;
+/// libopus decodes every Opus stream at 48 kHz.
+const OPUS_RATE: u32 = 48_000;
+/// The longest Opus frame is 120 ms.
+const OPUS_MAX_FRAME: usize = OPUS_RATE as usize * 120 / 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(
+        "received {format} audio that could not be decoded ({reason}); the file may be damaged or cut short. Parlance accepts {ACCEPTED_FORMATS}"
+    )]
+    Undecodable { format: AudioFormat, reason: String },
+    #[error("the recording is longer than {limit_secs} seconds, the most Parlance transcribes at once; ask a shorter question")]
+    TooLong { limit_secs: u64 },
+    #[error(transparent)]
+    Resample(#[from] ResampleError),
+}
+
+/// The upload as 16 kHz mono samples in [-1, 1]. Stops early, with [`DecodeError::TooLong`], once the audio
+/// passes `max_secs`, so a long upload costs no more than the limit. A file cut short keeps what was decoded
+/// before the cut; one with no decodable audio at all is an error.
+pub fn decode_speech(upload: &AudioUpload, max_secs: u64) -> Result<Vec<f32>, DecodeError> {
+    // Symphonia's demuxers assert on some malformed input (a WebM cut inside its header panics in the EBML
+    // reader): a bad upload must become a clear error, not a failed request.
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode(upload, max_secs))).unwrap_or_else(|panic| {
+        let reason = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned());
+        tracing::warn!(format = %upload.format, reason = reason.as_deref().unwrap_or("unknown"), "the audio decoder panicked on an upload");
+        Err(DecodeError::Undecodable { format: upload.format, reason: reason.unwrap_or_else(|| "the decoder gave up on it".into()) })
+    })
+}
+
+fn decode(upload: &AudioUpload, max_secs: u64) -> Result<Vec<f32>, DecodeError> {
+    let format = upload.format;
+    let undecodable = |reason: String| DecodeError::Undecodable { format, reason };
+    let mut reader = open(&upload.bytes, format).map_err(|e| undecodable(e.to_string()))?;
+    let track = reader
+        .tracks()
+        .iter()
+        .find(|track| track.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| undecodable("it holds no audio track".into()))?;
+    let track_id = track.id;
+    let mut decoder = PacketDecoder::new(&track.codec_params).map_err(undecodable)?;
+
+    let mut mono = Vec::new();
+    let mut rate = None;
+    let mut first_error = None;
+    loop {
+        let packet = match reader.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(error) => {
+                // A container damaged midway: keep what came before the damage.
+                tracing::debug!(%error, decoded = mono.len(), "the container stopped being readable");
+                first_error.get_or_insert_with(|| error.to_string());
+                break;
+            }
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        match decoder.decode(&packet, &mut mono) {
+            Ok(packet_rate) => {
+                if *rate.get_or_insert(packet_rate) != packet_rate {
+                    return Err(undecodable(format!("the sample rate changes midway ({} Hz to {packet_rate} Hz)", rate.unwrap_or(0))));
+                }
+            }
+            // One bad packet loses a few milliseconds; the rest of the recording is still worth transcribing.
+            Err(reason) => {
+                tracing::debug!(%reason, "skipped an undecodable packet");
+                first_error.get_or_insert(reason);
+            }
+        }
+        if let Some(rate) = rate
+            && mono.len() as u64 > max_secs * u64::from(rate)
+        {
+            return Err(DecodeError::TooLong { limit_secs: max_secs });
+        }
+    }
+    let Some(rate) = rate.filter(|_| !mono.is_empty()) else {
+        return Err(undecodable(first_error.unwrap_or_else(|| "it holds no audio".into())));
+    };
+    let skip = decoder.leading_padding(rate).min(mono.len());
+    mono.drain(..skip);
+    Ok(resample(&mono, rate, SPEECH_SAMPLE_RATE)?)
+}
+
+fn open(bytes: &Bytes, format: AudioFormat) -> Result<Box<dyn FormatReader>, SymphoniaError> {
+    // `Bytes` is cheap to clone and a `Cursor` over it is a seekable media source: no copy of the upload.
+    let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.clone())), Default::default());
+    let mut hint = Hint::new();
+    hint.with_extension(format.extension());
+    let probed = symphonia::default::get_probe().format(&hint, source, &FormatOptions::default(), &MetadataOptions::default())?;
+    Ok(probed.format)
+}
+
+/// Decodes one track's packets, appending mono samples; returns the packet's sample rate.
+enum PacketDecoder {
+    Symphonia(Box<dyn Decoder>),
+    Opus { decoder: opus::Decoder, frame: Vec<f32>, pre_skip: u32 },
+}
+
+impl PacketDecoder {
+    fn new(params: &CodecParameters) -> Result<Self, String> {
+        if params.codec == CODEC_TYPE_OPUS {
+            // Asking libopus for one channel makes it downmix stereo streams itself.
+            let decoder = opus::Decoder::new(OPUS_RATE, opus::Channels::Mono).map_err(|e| format!("libopus: {e}"))?;
+            return Ok(Self::Opus { decoder, frame: vec![0.0; OPUS_MAX_FRAME], pre_skip: params.delay.unwrap_or(0) });
+        }
+        symphonia::default::get_codecs()
+            .make(params, &DecoderOptions::default())
+            .map(Self::Symphonia)
+            .map_err(|e| format!("its codec is not supported: {e}"))
+    }
+
+    fn decode(&mut self, packet: &Packet, mono: &mut Vec<f32>) -> Result<u32, String> {
+        match self {
+            Self::Opus { decoder, frame, .. } => {
+                let samples = decoder.decode_float(packet.buf(), frame, false).map_err(|e| format!("libopus: {e}"))?;
+                mono.extend_from_slice(&frame[..samples]);
+                Ok(OPUS_RATE)
+            }
+            Self::Symphonia(decoder) => {
+                let decoded = decoder.decode(packet).map_err(|e| e.to_string())?;
+                let spec = *decoded.spec();
+                let channels = spec.channels.count().max(1);
+                let mut interleaved = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+                interleaved.copy_interleaved_ref(decoded);
+                mono.extend(interleaved.samples().chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32));
+                Ok(spec.rate)
+            }
+        }
+    }
+
+    /// Samples at the start that are encoder priming, not audio (Opus' pre-skip).
+    fn leading_padding(&self, rate: u32) -> usize {
+        match self {
+            Self::Opus { pre_skip, .. } => (u64::from(*pre_skip) * u64::from(rate) / u64::from(OPUS_RATE)) as usize,
+            Self::Symphonia(_) => 0,
+        }
+    }
+}
