@@ -6,7 +6,7 @@ use crate::agent::Agent;
 use crate::agent::tools::{CurrentTime, ToolRegistry};
 use crate::config::{ProviderConfig, Settings, StageBackend};
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
-use crate::llm::{ChatModel, OpenAiChat};
+use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
 use crate::openai::OpenAiClient;
 use crate::pipeline::Pipeline;
 use crate::sessions::{MemorySessions, SessionStore};
@@ -28,12 +28,17 @@ pub enum StartupError {
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
     Embeddings(#[from] EmbedError),
+    #[error(transparent)]
+    Llm(#[from] LocalLlmError),
 }
 
 impl AppState {
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         let stt: Option<Arc<dyn SpeechToText>> = openai(&settings.stt)?.map(|c| Arc::new(OpenAiStt::new(c)) as _);
-        let llm: Option<Arc<dyn ChatModel>> = openai(&settings.llm)?.map(|c| Arc::new(OpenAiChat::new(c)) as _);
+        let llm: Option<Arc<dyn ChatModel>> = match &settings.llm {
+            StageBackend::Local { .. } => Some(Arc::new(LocalChat::load(&settings.llm_model_file, LocalChatOptions::default())?)),
+            other => openai(other)?.map(|c| Arc::new(OpenAiChat::new(c)) as _),
+        };
         let tts: Option<Arc<dyn TextToSpeech>> =
             openai(&settings.tts)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _);
         let embedder: Option<Arc<dyn Embedder>> = match &settings.embeddings {
