@@ -8,6 +8,7 @@ mod support;
 
 use std::sync::OnceLock;
 
+use axum::http::StatusCode;
 use futures::StreamExt;
 use parlance_server::agent::SYSTEM_PROMPT;
 use parlance_server::agent::tools::{CurrentTime, ToolRegistry};
@@ -174,4 +175,24 @@ async fn dropping_the_stream_stops_generation_at_the_next_token() {
     let budget = LocalChatOptions::default().max_answer_tokens;
     assert!(dropped.generated_tokens < budget / 4, "generation went on after the drop: {dropped:?} (budget {budget})");
     assert_eq!(reports[1].outcome, Outcome::Answered);
+}
+
+#[tokio::test]
+async fn a_chat_turn_over_http_is_answered_by_the_installed_model_with_its_tool() {
+    let models_dir = support::installed_model(&QWEN_CODER_0_5B).parent().unwrap().to_str().unwrap().to_owned();
+    let app = support::app(&support::settings(&["--frontend-dir", "/nonexistent", "--models-dir", &models_dir]));
+
+    let (status, health) = support::send(&app, support::empty_request("GET", "/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    let llm = health["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "llm").unwrap().clone();
+    assert_eq!(llm["backend"], "local", "{llm}");
+    assert!(llm["load_ms"].is_u64(), "{llm}");
+
+    let question = json!({"text": "What time is it right now?", "speak": false});
+    let (status, turn) = support::send(&app, support::json_request("POST", "/api/chat", &question)).await;
+    assert_eq!(status, StatusCode::OK, "{turn}");
+    let calls: Vec<&str> = turn["tool_calls"].as_array().unwrap().iter().filter_map(|call| call["name"].as_str()).collect();
+    assert_eq!(calls, ["current_time"], "{turn}");
+    let answer = turn["answer"].as_str().unwrap();
+    assert!(answer.split_whitespace().count() >= 2 && !answer.contains('{'), "{answer:?}");
 }

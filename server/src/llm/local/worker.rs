@@ -3,6 +3,7 @@
 //! their turn instead of corrupting each other; each request's events go back through its own channel.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -124,8 +125,18 @@ pub fn run(
     if ready.send(Ok(Loaded { model_name })).is_err() {
         return;
     }
-    for job in jobs {
-        worker.serve(job);
+    for job in jobs.iter() {
+        let events = job.events.clone();
+        if std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(job))).is_err() {
+            // The context may be half-updated: stop rather than answer from a corrupt state. Requests
+            // still queued and all later ones fail with `WorkerStopped`.
+            tracing::error!("the language model worker panicked and stopped");
+            let _ = events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
+            for queued in jobs.try_iter() {
+                let _ = queued.events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
+            }
+            return;
+        }
     }
     tracing::debug!("language model worker stopped: no more requests can come");
 }
