@@ -29,6 +29,9 @@ fn main() {
     if wanted("tts") {
         runtime.block_on(tts(&models_dir));
     }
+    if wanted("llm") {
+        runtime.block_on(llm::run(&models_dir));
+    }
 }
 
 /// Real-time factor: seconds of audio per second of compute (higher is faster; > 1 keeps up with playback).
@@ -69,6 +72,71 @@ async fn tts(models_dir: &std::path::Path) {
                 audio_secs / compute.as_secs_f64()
             );
         }
+    }
+}
+
+mod llm {
+    //! Qwen2.5-Coder-0.5B through llama.cpp, as the agent calls it: system prompt, tool descriptions, a question.
+    //! A cold call reads the whole prompt; a second call with the same system prompt and tools reuses their KV
+    //! cache and reads only the new question.
+
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use futures::StreamExt;
+    use parlance_server::agent::SYSTEM_PROMPT;
+    use parlance_server::agent::tools::{CurrentTime, ToolRegistry};
+    use parlance_server::llm::local::Report;
+    use parlance_server::llm::{ChatMessage, ChatModel, ChatRequest, LocalChat, LocalChatOptions};
+    use parlance_server::models::{Installer, catalog};
+
+    const RUNS: usize = 3;
+
+    pub async fn run(models_dir: &Path) {
+        let installer = Installer::new(models_dir);
+        if !installer.is_installed(&catalog::QWEN_CODER_0_5B) {
+            eprintln!("llm: not installed in {}; run `parlance models`", models_dir.display());
+            return;
+        }
+        let file = installer.model_dir(&catalog::QWEN_CODER_0_5B).join("model.gguf");
+        let options = LocalChatOptions::default();
+        let started = Instant::now();
+        let model = LocalChat::load(&file, options).expect("model loads");
+        println!("llm         load                 {:>8.1} ms   ({} threads)", super::ms(started.elapsed()), options.threads);
+
+        let tools = ToolRegistry::new().with(CurrentTime).specs();
+        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        for run in 0..RUNS {
+            // A different first line each run: nothing of the previous run's cache applies.
+            let system = format!("Session {run}. {SYSTEM_PROMPT}");
+            for (question, reports) in [("Hi! How are you today?", &mut cold), ("Tell me something nice about autumn.", &mut warm)] {
+                let messages = vec![ChatMessage::System(system.clone()), ChatMessage::User(question.to_owned())];
+                let mut stream = model.stream(ChatRequest { messages, tools: tools.clone() }).await.expect("request accepted");
+                while let Some(event) = stream.next().await {
+                    event.expect("generation succeeds");
+                }
+                reports.push(*model.reports().last().expect("a report"));
+            }
+        }
+        print("cold prompt", &cold);
+        print("cached system prompt", &warm);
+    }
+
+    fn print(label: &str, reports: &[Report]) {
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let per_second = |tokens: usize, time: Duration| tokens as f64 / time.as_secs_f64().max(1e-9);
+        let read = median(reports.iter().map(|r| (r.prompt_tokens - r.reused_tokens) as f64).collect());
+        let reused = median(reports.iter().map(|r| r.reused_tokens as f64).collect());
+        let prefill_ms = median(reports.iter().map(|r| super::ms(r.prefill)).collect());
+        let prefill_rate = median(reports.iter().map(|r| per_second(r.prompt_tokens - r.reused_tokens, r.prefill)).collect());
+        let generation_rate = median(reports.iter().map(|r| per_second(r.generated_tokens, r.generation)).collect());
+        println!(
+            "llm         {label:<21} prefill {prefill_ms:>7.1} ms for {read:.0} tokens ({reused:.0} cached), {prefill_rate:>6.1} tokens/s; \
+             generation {generation_rate:>5.1} tokens/s   (median of {RUNS})"
+        );
     }
 }
 

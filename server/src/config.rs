@@ -154,6 +154,10 @@ pub struct LlmArgs {
     /// Chat model name.
     #[arg(id = "llm-model", long = "llm-model", env = "PARLANCE_LLM_MODEL", default_value = "gpt-4o-mini")]
     pub model: String,
+    /// A GGUF chat model file (ChatML template) for the embedded backend, instead of the installed
+    /// qwen2.5-coder-0.5b-instruct.
+    #[arg(id = "llm-model-path", long = "llm-model-path", env = "PARLANCE_LLM_MODEL_PATH")]
+    pub model_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -212,6 +216,8 @@ pub enum ConfigError {
     NoLocalBackend { stage_flag: &'static str },
     #[error("{setting} must be at least {min}")]
     TooSmall { setting: &'static str, min: u64 },
+    #[error("{setting}: there is no file at {}", path.display())]
+    MissingFile { setting: &'static str, path: PathBuf },
 }
 
 /// Where and how to reach one OpenAI-compatible endpoint.
@@ -247,6 +253,8 @@ pub struct Settings {
     pub max_tool_rounds: usize,
     pub stt: StageBackend,
     pub llm: StageBackend,
+    /// The embedded language model's GGUF file, when `llm` is local.
+    pub llm_model_file: PathBuf,
     pub tts: StageBackend,
     pub tts_voice: String,
     pub tts_voice_engine: VoiceEngine,
@@ -296,13 +304,18 @@ impl Config {
                 api_key: &self.stt.api_key,
                 model: &self.stt.model,
             })?,
-            llm: resolve(StageFlags {
+            llm: self.with_llm_model_path(resolve(StageFlags {
                 stage: Stage::Llm,
                 backend: self.llm.backend,
                 base_url: &self.llm.base_url,
                 api_key: &self.llm.api_key,
                 model: &self.llm.model,
-            })?,
+            }))?,
+            llm_model_file: self
+                .llm
+                .model_path
+                .clone()
+                .unwrap_or_else(|| self.models_dir.join(catalog::QWEN_CODER_0_5B.id).join("model.gguf")),
             tts: resolve(StageFlags {
                 stage: Stage::Tts,
                 backend: self.tts.backend,
@@ -321,6 +334,19 @@ impl Config {
                 model: &self.embeddings.model,
             })?,
         })
+    }
+
+    /// `--llm-model-path` is an embedded model of its own: it needs nothing installed.
+    fn with_llm_model_path(&self, resolved: Result<StageBackend, ConfigError>) -> Result<StageBackend, ConfigError> {
+        let Some(path) = &self.llm.model_path else { return resolved };
+        if !path.is_file() {
+            return Err(ConfigError::MissingFile { setting: "--llm-model-path", path: path.clone() });
+        }
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        match (self.llm.backend, resolved) {
+            (BackendChoice::Local, _) | (BackendChoice::Auto, Ok(StageBackend::None)) => Ok(StageBackend::Local { dir }),
+            (_, other) => other,
+        }
     }
 
     fn resolve_stage(&self, flags: StageFlags, global_url: Option<&Url>) -> Result<StageBackend, ConfigError> {
@@ -369,8 +395,8 @@ fn local_model(stage: Stage) -> Option<&'static ModelSpec> {
     match stage {
         Stage::Embeddings => Some(&catalog::MINILM_L6_V2),
         Stage::Stt => Some(&catalog::WHISPER_TINY_EN),
+        Stage::Llm => Some(&catalog::QWEN_CODER_0_5B),
         Stage::Tts => Some(&catalog::PIPER_JOE),
-        Stage::Llm => None,
     }
 }
 
@@ -490,7 +516,9 @@ mod tests {
             matches!(not_installed, ConfigError::LocalNotInstalled { .. }) && not_installed.to_string().contains("parlance models"),
             "{not_installed}"
         );
-        assert!(matches!(parse(&["--llm-backend", "local"]).validate(), Err(ConfigError::NoLocalBackend { .. })));
+        assert!(matches!(parse(&["--llm-backend", "local"]).validate(), Err(ConfigError::LocalNotInstalled { .. })));
+        let missing_file = parse(&["--llm-model-path", "/nonexistent/model.gguf"]).validate().unwrap_err();
+        assert!(matches!(missing_file, ConfigError::MissingFile { .. }) && missing_file.to_string().contains("--llm-model-path"));
 
         let ok = parse(&["--cors-origins", "https://a.example,http://localhost:3000"]).validate().unwrap();
         assert_eq!(ok.cors_origins, ["https://a.example", "http://localhost:3000"]);
@@ -504,6 +532,18 @@ mod tests {
         assert!(matches!(espeak.tts, StageBackend::Local { .. }));
         assert_eq!(espeak.tts_voice_engine, VoiceEngine::Espeak);
         assert!(espeak.onnx_runtime.ends_with("onnxruntime/libonnxruntime.so"), "{}", espeak.onnx_runtime.display());
+    }
+
+    #[test]
+    fn a_gguf_file_of_ones_own_makes_the_language_model_local_without_installing_anything() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().to_str().unwrap();
+        let settings = parse(&["--llm-model-path", path]).validate().unwrap();
+        assert!(matches!(settings.llm, StageBackend::Local { .. }));
+        assert_eq!(settings.llm_model_file, file.path());
+
+        let with_url = parse(&["--llm-model-path", path, "--llm-base-url", "http://127.0.0.1:1/v1"]).validate().unwrap();
+        assert!(matches!(with_url.llm, StageBackend::OpenAi(_)), "an explicit server still wins under auto");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use parlance_shared::{ErrorBody, ErrorCode, SessionId, Stage};
 
 use crate::agent::AgentError;
 use crate::audio::{AudioError, DecodeError};
-use crate::llm::LlmError;
+use crate::llm::local::EngineError;
+use crate::llm::{LlmError, LocalLlmError};
 use crate::openai::ProviderError;
 use crate::pipeline::TurnError;
 use crate::sessions::SessionError;
@@ -137,6 +138,12 @@ impl From<TurnError> for ApiError {
             TurnError::Stt(SttError::Audio(error)) => error.into(),
             TurnError::Stt(error @ (SttError::Load { .. } | SttError::Inference(_))) => Self::Internal(error.to_string()),
             TurnError::Agent(AgentError::Llm(LlmError::Provider(error))) => Self::Provider { stage: Stage::Llm, error },
+            TurnError::Agent(AgentError::Llm(LlmError::Local(LocalLlmError::Engine(EngineError::TooLong { needed, limit })))) => {
+                Self::InvalidRequest(format!(
+                    "the conversation is too long for the language model ({needed} tokens, it holds {limit}); start a new conversation"
+                ))
+            }
+            TurnError::Agent(AgentError::Llm(LlmError::Local(error))) => Self::Internal(error.to_string()),
             TurnError::Sessions(error) => error.into(),
         }
     }
@@ -221,7 +228,9 @@ fn setup_hint(stage: Stage) -> &'static str {
         Stage::Stt => {
             "run `parlance models` to install the local model, or set PARLANCE_STT_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"
         }
-        Stage::Llm => "set PARLANCE_LLM_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server",
+        Stage::Llm => {
+            "run `parlance models` to install the local model, or set PARLANCE_LLM_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"
+        }
         Stage::Tts => {
             "run `parlance models` to install the local voice (or use --tts-voice-engine espeak), or set PARLANCE_TTS_BASE_URL or PARLANCE_OPENAI_BASE_URL to an OpenAI-compatible server"
         }

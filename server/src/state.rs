@@ -6,7 +6,7 @@ use crate::agent::Agent;
 use crate::agent::tools::{CurrentTime, ToolRegistry};
 use crate::config::{ProviderConfig, Settings, StageBackend};
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
-use crate::llm::{ChatModel, OpenAiChat};
+use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
 use crate::openai::OpenAiClient;
 use crate::pipeline::Pipeline;
 use crate::sessions::{MemorySessions, SessionStore};
@@ -32,6 +32,8 @@ pub enum StartupError {
     Tts(#[from] TtsError),
     #[error(transparent)]
     Stt(#[from] SttError),
+    #[error(transparent)]
+    Llm(#[from] LocalLlmError),
 }
 
 impl AppState {
@@ -40,7 +42,10 @@ impl AppState {
             StageBackend::Local { dir } => Some(Arc::new(LocalStt::load(dir)?)),
             other => openai(other)?.map(|c| Arc::new(OpenAiStt::new(c)) as _),
         };
-        let llm: Option<Arc<dyn ChatModel>> = openai(&settings.llm)?.map(|c| Arc::new(OpenAiChat::new(c)) as _);
+        let llm: Option<Arc<dyn ChatModel>> = match &settings.llm {
+            StageBackend::Local { .. } => Some(Arc::new(LocalChat::load(&settings.llm_model_file, LocalChatOptions::default())?)),
+            other => openai(other)?.map(|c| Arc::new(OpenAiChat::new(c)) as _),
+        };
         let tts: Option<Arc<dyn TextToSpeech>> = match &settings.tts {
             StageBackend::Local { dir } => Some(Arc::new(LocalTts::load(dir, &settings.onnx_runtime, settings.tts_voice_engine)?)),
             other => openai(other)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _),

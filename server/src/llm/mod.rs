@@ -1,10 +1,12 @@
 //! Chat models: a conversation (and the tools on offer) in, a stream of answer text and tool calls out.
 
+pub mod local;
 mod openai;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+pub use self::local::{LocalChat, LocalChatOptions, LocalLlmError};
 pub use self::openai::OpenAiChat;
 use crate::backend::BackendInfo;
 use crate::openai::ProviderError;
@@ -70,4 +72,6 @@ pub trait ChatModel: Send + Sync {
 pub enum LlmError {
     #[error("language model provider: {0}")]
     Provider(#[from] ProviderError),
+    #[error("local language model: {0}")]
+    Local(#[from] LocalLlmError),
 }
