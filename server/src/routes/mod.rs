@@ -4,6 +4,7 @@ mod chat;
 mod extract;
 mod frontend;
 mod health;
+mod knowledge;
 mod openapi;
 mod rate_limit;
 mod sessions;
@@ -12,7 +13,7 @@ mod voice;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -38,6 +39,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/chat", chat_route)
         .route("/voice", voice_route)
         .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
+        .route(
+            "/knowledge",
+            post(knowledge::add).layer(DefaultBodyLimit::max(knowledge::KNOWLEDGE_UPLOAD_LIMIT + MULTIPART_OVERHEAD)).get(knowledge::list),
+        )
+        .route("/knowledge/search", get(knowledge::search))
+        .route("/knowledge/{id}", delete(knowledge::delete))
         .fallback(api_not_found);
 
     let api = api.route("/openapi.json", get(openapi::document));

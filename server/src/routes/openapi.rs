@@ -7,11 +7,13 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Parlance", description = "A self-hosted voice assistant: spoken or typed turns in, written and spoken answers out."),
-    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete),
+    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete,
+        super::knowledge::add, super::knowledge::list, super::knowledge::delete, super::knowledge::search),
     components(schemas(ServerEvent, TurnState)),
     tags(
         (name = "turns", description = "Ask a question, typed or spoken"),
         (name = "sessions", description = "Read or forget a conversation"),
+        (name = "knowledge", description = "Notes the assistant can search: add, list, delete, search"),
         (name = "health", description = "What the server runs on"),
     )
 )]
@@ -26,6 +28,16 @@ pub struct VoiceForm {
     audio: Vec<u8>,
     /// Continue this conversation; leave out to start a new one.
     session_id: Option<String>,
+}
+
+/// The multipart form of `POST /api/knowledge`, for the document only.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DocumentForm {
+    /// A Markdown (.md) or plain text (.txt) file, UTF-8; repeat the field for several. The first `# ` heading
+    /// becomes the title, else the file name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
