@@ -171,3 +171,29 @@ async fn concurrent_ingestion_and_search_lose_no_notes() {
     let hits = reopened.search("tag3x4x5", 3, SearchMode::FullTextOnly).await.unwrap();
     assert_eq!(hits[0].title, "Writer 3 note 4.5");
 }
+
+#[tokio::test]
+async fn ingesting_a_folder_twice_stores_each_document_once_and_skips_what_is_not_text() {
+    use parlance_server::knowledge::command::ingest_paths;
+
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(docs.path().join("nested")).unwrap();
+    std::fs::write(docs.path().join("boiler.md"), "# Boiler\n\nThe boiler is serviced every October by Hansen & Sons.").unwrap();
+    std::fs::write(docs.path().join("nested/wifi.txt"), "The guest Wi-Fi is called Meadow.").unwrap();
+    std::fs::write(docs.path().join("scan.txt"), b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n").unwrap();
+    std::fs::write(docs.path().join("photo.jpg"), b"\xff\xd8\xff\xe0").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let knowledge = KnowledgeBase::new(Arc::new(Database::new(dir.path())), Some(embedder()));
+    let first = ingest_paths(&knowledge, &[docs.path().to_owned()], false).await.unwrap();
+    assert_eq!((first.added, first.unchanged), (2, 0));
+    assert_eq!(first.skipped.len(), 1, "the PDF named .txt is skipped with a reason: {:?}", first.skipped);
+    assert!(first.skipped[0].contains("scan.txt") && first.skipped[0].contains("application/pdf"), "{:?}", first.skipped);
+
+    let second = ingest_paths(&knowledge, &[docs.path().to_owned()], false).await.unwrap();
+    assert_eq!((second.added, second.unchanged), (0, 2));
+    let (notes, total) = knowledge.list(0, 10).await.unwrap();
+    assert_eq!(total, 2);
+    let titles: Vec<&str> = notes.iter().map(|n| n.title.as_str()).collect();
+    assert!(titles.contains(&"Boiler") && titles.contains(&"wifi"), "{titles:?}");
+}
