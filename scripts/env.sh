@@ -7,3 +7,5 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export TRUNK_OFFLINE=true
 # Model files live outside the checkout too: a fresh clone finds them installed.
 export PARLANCE_MODELS_DIR="${PARLANCE_MODELS_DIR:-$HOME/.cache/parlance/models}"
+# Conversations and the knowledge base: data, not cache, so under ~/.local/share.
+export PARLANCE_DATA_DIR="${PARLANCE_DATA_DIR:-$HOME/.local/share/parlance}"

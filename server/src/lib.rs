@@ -8,6 +8,7 @@ pub mod config;
 pub mod embeddings;
 pub mod error;
 pub mod events;
+pub mod knowledge;
 pub mod llm;
 pub mod models;
 pub mod onnx;
@@ -29,5 +30,13 @@ pub use crate::state::{AppState, StartupError};
 /// The whole application, ready to serve.
 pub fn app(settings: &Settings) -> Result<Router, StartupError> {
     let state = AppState::from_settings(settings)?;
+    Ok(routes::router(state, settings))
+}
+
+/// The application as `parlance` serves it: like [`app`], but the database is opened first, so a database
+/// this version cannot read stops start-up with a message, and the shipped notes are seeded.
+pub async fn start(settings: &Settings) -> Result<Router, StartupError> {
+    let state = AppState::from_settings(settings)?;
+    knowledge::seed::prepare(&state.knowledge).await?;
     Ok(routes::router(state, settings))
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use parlance_server::config::{Command, LogFormat, StageBackend};
+use parlance_server::knowledge::command::run_ingest_command;
 use parlance_server::models::run_models_command;
 use parlance_server::{Config, Settings};
 use tokio::net::TcpListener;
@@ -31,6 +32,9 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Ingest(args)) = &config.command {
+        return ingest(&config, args).await;
+    }
     let settings = match config.validate() {
         Ok(settings) => settings,
         Err(error) => {
@@ -49,7 +53,7 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     log_stages(&settings);
-    let app = parlance_server::app(&settings)?;
+    let app = parlance_server::start(&settings).await?;
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("could not listen on {}", settings.bind))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
@@ -60,6 +64,31 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("the server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn ingest(config: &parlance_server::Config, args: &parlance_server::config::IngestArgs) -> ExitCode {
+    let settings = match config.validate() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("parlance ingest: invalid setting: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_ingest_command(&settings, args).await {
+        Ok(report) => {
+            println!(
+                "parlance ingest: {} new notes, {} already there, {} files skipped",
+                report.added,
+                report.unchanged,
+                report.skipped.len()
+            );
+            if report.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(error) => {
+            eprintln!("parlance ingest: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat, default_filter: &str) {

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use crate::agent::Agent;
-use crate::agent::tools::{CurrentTime, ToolRegistry};
+use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::config::{ProviderConfig, Settings, StageBackend};
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
+use crate::knowledge::{Database, KnowledgeBase};
 use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
 use crate::openai::OpenAiClient;
 use crate::pipeline::Pipeline;
-use crate::sessions::{MemorySessions, SessionStore};
+use crate::sessions::{LanceSessions, SessionStore};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
 use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
 
@@ -18,6 +19,7 @@ use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub embedder: Option<Arc<dyn Embedder>>,
+    pub knowledge: Arc<KnowledgeBase>,
     /// The largest audio upload accepted, for telling people the limit they hit.
     pub max_upload_bytes: usize,
 }
@@ -34,6 +36,8 @@ pub enum StartupError {
     Stt(#[from] SttError),
     #[error(transparent)]
     Llm(#[from] LocalLlmError),
+    #[error(transparent)]
+    Database(#[from] crate::knowledge::StoreError),
 }
 
 impl AppState {
@@ -50,18 +54,29 @@ impl AppState {
             StageBackend::Local { dir } => Some(Arc::new(LocalTts::load(dir, &settings.onnx_runtime, settings.tts_voice_engine)?)),
             other => openai(other)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _),
         };
-        let embedder: Option<Arc<dyn Embedder>> = match &settings.embeddings {
-            StageBackend::Local { dir } => Some(Arc::new(LocalEmbeddings::load(dir)?)),
-            other => openai(other)?.map(|c| Arc::new(OpenAiEmbeddings::new(c)) as _),
-        };
-        let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessions::default());
+        let embedder = embedder(settings)?;
+        // Opened on first use (the database is async); `crate::start` opens and seeds it before serving.
+        let database = Arc::new(Database::new(&settings.data_dir));
+        let knowledge = Arc::new(KnowledgeBase::new(Arc::clone(&database), embedder.clone()));
+        let sessions: Arc<dyn SessionStore> = Arc::new(LanceSessions::new(database));
 
-        let tools = ToolRegistry::new().with(CurrentTime);
+        let tools = ToolRegistry::new()
+            .with(CurrentTime)
+            .with(SearchKnowledge::new(Arc::clone(&knowledge)))
+            .with(Remember::new(Arc::clone(&knowledge)));
         let agent = llm.map(|model| Agent::new(model, tools, settings.max_tool_rounds));
         let pipeline =
             Pipeline { stt, agent, tts, sessions, history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
-        Ok(Self { pipeline: Arc::new(pipeline), embedder, max_upload_bytes: settings.max_upload_bytes })
+        Ok(Self { pipeline: Arc::new(pipeline), embedder, knowledge, max_upload_bytes: settings.max_upload_bytes })
     }
+}
+
+/// The embeddings backend the settings choose, loaded.
+pub fn embedder(settings: &Settings) -> Result<Option<Arc<dyn Embedder>>, StartupError> {
+    Ok(match &settings.embeddings {
+        StageBackend::Local { dir } => Some(Arc::new(LocalEmbeddings::load(dir)?)),
+        other => openai(other)?.map(|c| Arc::new(OpenAiEmbeddings::new(c)) as _),
+    })
 }
 
 fn openai(backend: &StageBackend) -> Result<Option<OpenAiClient>, reqwest::Error> {

@@ -13,13 +13,26 @@ async fn the_document_covers_every_route_and_error_code() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
 
     let paths = &doc["paths"];
-    for (path, method) in
-        [("/health", "get"), ("/api/chat", "post"), ("/api/voice", "post"), ("/api/sessions/{id}", "get"), ("/api/sessions/{id}", "delete")]
-    {
+    for (path, method) in [
+        ("/health", "get"),
+        ("/api/chat", "post"),
+        ("/api/voice", "post"),
+        ("/api/sessions/{id}", "get"),
+        ("/api/sessions/{id}", "delete"),
+        ("/api/knowledge", "post"),
+        ("/api/knowledge", "get"),
+        ("/api/knowledge/{id}", "delete"),
+        ("/api/knowledge/search", "get"),
+    ] {
         assert!(paths[path][method].is_object(), "{method} {path} is not documented");
     }
     assert!(paths["/api/voice"]["post"]["requestBody"]["content"]["multipart/form-data"].is_object());
     assert!(paths["/api/chat"]["post"]["responses"]["429"].is_object());
+    for content_type in ["application/json", "multipart/form-data"] {
+        assert!(paths["/api/knowledge"]["post"]["requestBody"]["content"][content_type].is_object(), "{content_type} upload undocumented");
+    }
+    let search_params = paths["/api/knowledge/search"]["get"]["parameters"].to_string();
+    assert!(search_params.contains("\"q\"") && search_params.contains("\"k\""), "{search_params}");
 
     let schemas = &doc["components"]["schemas"];
     for name in [
@@ -32,6 +45,10 @@ async fn the_document_covers_every_route_and_error_code() {
         "ServerEvent",
         "ClientMessage",
         "AudioEncoding",
+        "AddNotesRequest",
+        "AddNotesResponse",
+        "NotePage",
+        "KnowledgeSearchResponse",
     ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }

@@ -6,12 +6,17 @@
 
 mod error;
 mod health;
+mod knowledge;
 mod session;
 mod stream;
 mod turn;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use health::{Health, HealthStatus, Stage, StageHealth};
+pub use knowledge::{
+    AddNotesRequest, AddNotesResponse, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery, KnowledgeSearchResponse, NewNote, NotePage,
+    NotePageQuery, NoteSummary,
+};
 pub use session::{HistoryTurn, Role, SessionHistory, SessionId};
 pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnState};
 pub use turn::{AudioClip, KnowledgeSource, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};

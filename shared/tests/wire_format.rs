@@ -287,3 +287,33 @@ fn client_messages_read_as_a_browser_writes_them() {
     assert!(serde_json::from_value::<ClientMessage>(json!({"type": "start", "encoding": "flac"})).is_err());
     assert!(serde_json::from_value::<ClientMessage>(json!({"type": "shout"})).is_err());
 }
+
+#[test]
+fn knowledge_requests_and_answers_round_trip() {
+    let note = NewNote { title: "My bike".into(), text: "A Trek.".into(), source: None };
+    let request = round_trip(&AddNotesRequest { notes: vec![note.clone(), NewNote { source: Some("remember".into()), ..note }] });
+    assert_eq!(request["notes"][0], json!({"title": "My bike", "text": "A Trek."}), "an absent source is left out");
+    assert_eq!(request["notes"][1]["source"], "remember");
+
+    let summary = NoteSummary {
+        id: "0d5f".into(),
+        title: "My bike".into(),
+        source: None,
+        chunks: 1,
+        created_at: Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 0).unwrap(),
+    };
+    let added = round_trip(&AddNotesResponse { notes: vec![summary.clone()], added: 1, unchanged: 0 });
+    assert_eq!(added["notes"][0]["created_at"], "2026-11-21T09:30:00Z");
+    round_trip(&NotePage { notes: vec![summary], total: 12, offset: 0, limit: 20 });
+    let hits = round_trip(&KnowledgeSearchResponse { query: "bicycle".into(), hits: vec![source()] });
+    assert_eq!(hits["hits"][0]["title"], "Privacy note");
+}
+
+#[test]
+fn knowledge_query_parameters_have_defaults() {
+    let page: NotePageQuery = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(page, NotePageQuery { offset: 0, limit: 20 });
+    let search: KnowledgeSearchQuery = serde_json::from_value(json!({"q": "bike"})).unwrap();
+    assert_eq!(search.k, 5);
+    assert!(serde_json::from_value::<KnowledgeSearchQuery>(json!({"k": 3})).is_err(), "q is required");
+}

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config, DTYPE};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use super::{EmbedError, Embedder};
 use crate::backend::BackendInfo;
@@ -41,9 +41,9 @@ impl LocalEmbeddings {
 
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| fail(tokenizer_path.clone(), e.to_string()))?;
-        // The shipped tokenizer pads every text to 128 tokens; padding only to the longest text in a batch is
-        // faster, and the attention mask keeps padding out of the mean either way.
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..PaddingParams::default() }));
+        // The shipped tokenizer pads every text to 128 tokens; batches are padded here instead, each only to its
+        // own longest text (see `embed_all`).
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..TruncationParams::default() }))
             .map_err(|e| fail(tokenizer_path.clone(), e.to_string()))?;
@@ -82,10 +82,9 @@ impl Embedder for LocalEmbeddings {
         let inner = Arc::clone(&self.inner);
         let texts = texts.to_vec();
         // Inference is CPU-bound for milliseconds to seconds: keep it off the async workers.
-        tokio::task::spawn_blocking(move || texts.chunks(BATCH).map(|batch| inner.embed_batch(batch)).collect::<Result<Vec<_>, _>>())
+        tokio::task::spawn_blocking(move || inner.embed_all(texts))
             .await
             .map_err(|e| EmbedError::Inference(format!("the embedding task stopped: {e}")))?
-            .map(|batches| batches.into_iter().flatten().collect())
     }
 
     fn info(&self) -> BackendInfo {
@@ -94,17 +93,38 @@ impl Embedder for LocalEmbeddings {
 }
 
 impl Inner {
-    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings =
-            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Inference(format!("tokenizing failed: {e}")))?;
-        let rows = |pick: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor, EmbedError> {
-            let rows =
-                encodings.iter().map(|encoding| Tensor::new(pick(encoding), &self.device)).collect::<candle_core::Result<Vec<_>>>()?;
-            Ok(Tensor::stack(&rows, 0)?)
+    /// Texts of similar length share a batch: sorted by token count, each batch pads only to its own longest
+    /// text, so a short note next to a long one no longer pays for the long one's padding (attention costs
+    /// grow with the square of the padded length). The vectors come back in the order given.
+    fn embed_all(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encodings = self.tokenizer.encode_batch(texts, true).map_err(|e| EmbedError::Inference(format!("tokenizing failed: {e}")))?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].get_ids().len());
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); encodings.len()];
+        for batch in order.chunks(BATCH) {
+            let batch_encodings: Vec<&tokenizers::Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
+            for (&position, vector) in batch.iter().zip(self.embed_batch(&batch_encodings)?) {
+                vectors[position] = vector;
+            }
+        }
+        Ok(vectors)
+    }
+
+    fn embed_batch(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let longest = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        // Padding positions get id 0 and mask 0: the mask keeps them out of attention and out of the mean.
+        let padded = |pick: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor, EmbedError> {
+            let mut flat = Vec::with_capacity(encodings.len() * longest);
+            for encoding in encodings {
+                let values = pick(encoding);
+                flat.extend_from_slice(values);
+                flat.extend(std::iter::repeat_n(0, longest - values.len()));
+            }
+            Ok(Tensor::from_vec(flat, (encodings.len(), longest), &self.device)?)
         };
-        let input_ids = rows(tokenizers::Encoding::get_ids)?;
-        let type_ids = rows(tokenizers::Encoding::get_type_ids)?;
-        let attention_mask = rows(tokenizers::Encoding::get_attention_mask)?;
+        let input_ids = padded(tokenizers::Encoding::get_ids)?;
+        let type_ids = padded(tokenizers::Encoding::get_type_ids)?;
+        let attention_mask = padded(tokenizers::Encoding::get_attention_mask)?;
 
         let hidden = self.model.forward(&input_ids, &type_ids, Some(&attention_mask))?;
         // Mean over real tokens only: padded positions have mask 0.

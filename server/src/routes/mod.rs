@@ -4,6 +4,7 @@ mod chat;
 mod extract;
 mod frontend;
 mod health;
+mod knowledge;
 mod openapi;
 mod rate_limit;
 mod sessions;
@@ -14,7 +15,7 @@ pub use self::rate_limit::TurnBudget;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -48,6 +49,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                 allowed_origins: settings.cors_origins.clone().into(),
             })),
         )
+        .route(
+            "/knowledge",
+            post(knowledge::add).layer(DefaultBodyLimit::max(knowledge::KNOWLEDGE_UPLOAD_LIMIT + MULTIPART_OVERHEAD)).get(knowledge::list),
+        )
+        .route("/knowledge/search", get(knowledge::search))
+        .route("/knowledge/{id}", delete(knowledge::delete))
         .fallback(api_not_found);
 
     let api = api.route("/openapi.json", get(openapi::document));

@@ -12,11 +12,13 @@ Send `ClientMessage` values as JSON text frames and the recorded audio as binary
 `end_turn`; the server sends `ServerEvent` values as JSON text frames: status, transcript, answer_delta, \
 tool_call, audio_chunk (one per spoken sentence, play in `sequence` order), then done, interrupted or error. \
 The README describes the exchange."),
-    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete),
+    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete,
+        super::knowledge::add, super::knowledge::list, super::knowledge::delete, super::knowledge::search),
     components(schemas(ServerEvent, TurnState, ClientMessage, AudioEncoding)),
     tags(
         (name = "turns", description = "Ask a question, typed or spoken"),
         (name = "sessions", description = "Read or forget a conversation"),
+        (name = "knowledge", description = "Notes the assistant can search: add, list, delete, search"),
         (name = "health", description = "What the server runs on"),
     )
 )]
@@ -31,6 +33,16 @@ pub struct VoiceForm {
     audio: Vec<u8>,
     /// Continue this conversation; leave out to start a new one.
     session_id: Option<String>,
+}
+
+/// The multipart form of `POST /api/knowledge`, for the document only.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DocumentForm {
+    /// A Markdown (.md) or plain text (.txt) file, UTF-8; repeat the field for several. The first `# ` heading
+    /// becomes the title, else the file name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {

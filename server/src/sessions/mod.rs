@@ -1,10 +1,12 @@
 //! Conversation memory: the lines of each session, oldest first.
 
+mod lance;
 mod memory;
 
 use async_trait::async_trait;
 use parlance_shared::{HistoryTurn, SessionId};
 
+pub use self::lance::LanceSessions;
 pub use self::memory::MemorySessions;
 
 #[async_trait]

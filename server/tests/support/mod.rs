@@ -28,12 +28,23 @@ pub fn installed_model(model: &parlance_server::models::catalog::ModelSpec) -> s
 
 /// Settings as a user would give them on the command line.
 /// Local models are off unless the test names a `--models-dir`, whatever PARLANCE_MODELS_DIR says.
+/// Each call gets a fresh, empty data directory unless the test names a `--data-dir`.
 pub fn settings(args: &[&str]) -> Settings {
     let no_models = ["--models-dir", "/nonexistent-parlance-models"];
-    let defaults: &[&str] = if args.contains(&"--models-dir") { &[] } else { &no_models };
-    let config = Config::try_parse_from(std::iter::once("parlance").chain(defaults.iter().copied()).chain(args.iter().copied()))
+    let mut defaults: Vec<String> = if args.contains(&"--models-dir") { vec![] } else { no_models.map(String::from).to_vec() };
+    if !args.contains(&"--data-dir") {
+        defaults.extend(["--data-dir".to_owned(), fresh_data_dir().display().to_string()]);
+    }
+    let config = Config::try_parse_from(std::iter::once("parlance").chain(defaults.iter().map(String::as_str)).chain(args.iter().copied()))
         .expect("test flags parse");
     config.validate().expect("test settings are valid")
+}
+
+/// An empty folder under the system's temporary directory, left for the OS to clean (settings cannot own it).
+pub fn fresh_data_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("parlance-test-data").join(uuid::Uuid::new_v4().to_string());
+    std::fs::create_dir_all(&dir).expect("temporary data directory");
+    dir
 }
 
 /// Every stage pointed at one OpenAI-compatible base URL, with a key, and no built web app.

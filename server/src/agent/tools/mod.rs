@@ -2,6 +2,8 @@
 //! registering it in [`ToolRegistry`] where the server is assembled.
 
 mod current_time;
+mod remember;
+mod search_knowledge;
 
 use std::sync::Arc;
 
@@ -10,6 +12,8 @@ use parlance_shared::{KnowledgeSource, ToolCallRecord};
 use serde_json::Value;
 
 pub use self::current_time::CurrentTime;
+pub use self::remember::{REMEMBER_SOURCE, Remember};
+pub use self::search_knowledge::SearchKnowledge;
 use crate::llm::{ToolCall, ToolSpec};
 
 #[async_trait]

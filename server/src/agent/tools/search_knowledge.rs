@@ -1,0 +1,61 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parlance_shared::KnowledgeSource;
+use serde_json::{Value, json};
+
+use super::{Tool, ToolError, ToolOutput};
+use crate::knowledge::{KnowledgeBase, SearchMode};
+
+/// Passages handed to the model: enough to answer, few enough for a small model's context.
+const HITS: usize = 3;
+
+/// Looks up the knowledge base (seeded notes, ingested documents, remembered facts).
+pub struct SearchKnowledge {
+    knowledge: Arc<KnowledgeBase>,
+}
+
+impl SearchKnowledge {
+    pub fn new(knowledge: Arc<KnowledgeBase>) -> Self {
+        Self { knowledge }
+    }
+}
+
+#[async_trait]
+impl Tool for SearchKnowledge {
+    fn name(&self) -> &str {
+        "search_knowledge"
+    }
+
+    fn description(&self) -> &str {
+        "Search the user's notes and Parlance's own documentation. Use it for questions about the user (facts they \
+         asked you to remember), their documents, or how Parlance works, before saying you do not know."
+    }
+
+    fn parameters(&self) -> Value {
+        json!({
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "What to look for, in a few words"}},
+            "required": ["query"],
+            "additionalProperties": false
+        })
+    }
+
+    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolError> {
+        let query = arguments.get("query").and_then(Value::as_str).map(str::trim).unwrap_or_default();
+        if query.is_empty() {
+            return Err(ToolError::InvalidArguments("`query` must be a non-empty string".into()));
+        }
+        let hits = self.knowledge.search(query, HITS, SearchMode::Hybrid).await.map_err(|e| ToolError::Failed(e.to_string()))?;
+        if hits.is_empty() {
+            return Ok(ToolOutput { content: "No notes match.".into(), sources: vec![] });
+        }
+        let content =
+            hits.iter().enumerate().map(|(i, hit)| format!("[{}] {}\n{}", i + 1, hit.title, hit.text)).collect::<Vec<_>>().join("\n\n");
+        let sources = hits
+            .into_iter()
+            .map(|hit| KnowledgeSource { id: hit.note_id, title: hit.title, snippet: hit.snippet, score: hit.score })
+            .collect();
+        Ok(ToolOutput { content, sources })
+    }
+}

@@ -1,0 +1,19 @@
+//! Knowledge and memory on one embedded LanceDB database: notes split into embedded chunks with a full-text
+//! index, searched by hybrid retrieval; the conversations' lines live in the same database (see
+//! `sessions::LanceSessions`).
+
+mod base;
+pub mod chunking;
+pub mod command;
+pub mod document;
+mod ingest;
+mod rows;
+pub mod schema;
+mod search;
+pub mod seed;
+pub mod store;
+
+pub use self::base::{Added, KnowledgeBase, KnowledgeError};
+pub use self::ingest::IngestError;
+pub use self::search::{Hit, SearchMode};
+pub use self::store::{Database, StoreError};

@@ -1,0 +1,211 @@
+//! The one LanceDB database under the data directory: opened (and created, or its version checked) on first
+//! use, in whichever runtime uses it first, so building the server stays synchronous.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow_array::{Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use lancedb::query::ExecutableQuery;
+use lancedb::table::{CompactionOptions, Duration, OptimizeAction};
+use lancedb::{Connection, Table};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
+
+use super::schema::{self, KNOWLEDGE_TABLE, META_TABLE, SCHEMA_VERSION_KEY, SchemaError, TURNS_TABLE, VersionPlan};
+
+/// The database's folder inside the data directory.
+const DATABASE_FOLDER: &str = "lancedb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("the data directory {} is not a valid UTF-8 path; choose another --data-dir", .0.display())]
+    NonUtf8Path(PathBuf),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("the database failed: {0}")]
+    Lance(#[from] lancedb::Error),
+    #[error("the database returned data in an unexpected shape: {0}")]
+    Shape(String),
+}
+
+impl From<arrow_schema::ArrowError> for StoreError {
+    fn from(error: arrow_schema::ArrowError) -> Self {
+        Self::Shape(error.to_string())
+    }
+}
+
+/// A table and the lock its writers take. Lance commits concurrent appends safely on its own; the lock is
+/// for purging, which deletes files no committed version references and so must not overlap a write.
+pub struct GuardedTable {
+    pub table: Table,
+    writes: Mutex<()>,
+}
+
+impl GuardedTable {
+    fn new(table: Table) -> Self {
+        Self { table, writes: Mutex::new(()) }
+    }
+
+    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().await
+    }
+
+    /// Makes deleted rows really gone from disk: rewrites the files that held them and removes every older
+    /// version (Lance otherwise keeps them for time travel). Call with the write lock held.
+    pub async fn purge_deleted(&self, _held: &MutexGuard<'_, ()>) -> Result<(), StoreError> {
+        let options = CompactionOptions { materialize_deletions_threshold: 0.0, ..CompactionOptions::default() };
+        self.table.optimize(OptimizeAction::Compact { options, remap_options: None }).await?;
+        self.table
+            .optimize(OptimizeAction::Prune {
+                older_than: Some(Duration::zero()),
+                delete_unverified: Some(true),
+                error_if_tagged_old_versions: Some(false),
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+pub struct Tables {
+    pub knowledge: GuardedTable,
+    pub turns: GuardedTable,
+}
+
+/// The database, opened on first use. Cloning shares it.
+pub struct Database {
+    dir: PathBuf,
+    opened: OnceCell<Tables>,
+}
+
+impl Database {
+    /// Nothing is touched on disk until the first call to [`Database::tables`].
+    pub fn new(data_dir: &Path) -> Self {
+        Self { dir: data_dir.join(DATABASE_FOLDER), opened: OnceCell::new() }
+    }
+
+    pub fn location(&self) -> &Path {
+        &self.dir
+    }
+
+    pub async fn tables(&self) -> Result<&Tables, StoreError> {
+        self.opened.get_or_try_init(|| open(&self.dir)).await
+    }
+}
+
+async fn open(dir: &Path) -> Result<Tables, StoreError> {
+    let started = Instant::now();
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
+    let uri = dir.to_str().ok_or_else(|| StoreError::NonUtf8Path(dir.to_owned()))?;
+    let connection = lancedb::connect(uri).execute().await?;
+    let names = connection.table_names().execute().await?;
+    let recorded = if names.iter().any(|name| name == META_TABLE) { read_version(&connection).await? } else { None };
+    let tables = match schema::plan(uri, recorded.as_deref(), &names)? {
+        VersionPlan::Create => {
+            let knowledge = connection.create_empty_table(KNOWLEDGE_TABLE, schema::knowledge()).execute().await?;
+            let turns = connection.create_empty_table(TURNS_TABLE, schema::turns()).execute().await?;
+            // Written last: a folder with tables but no version is one whose creation did not finish.
+            connection.create_table(META_TABLE, schema::version_row()?).execute().await?;
+            tracing::info!(location = %dir.display(), version = schema::SCHEMA_VERSION, "created the database");
+            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns) }
+        }
+        VersionPlan::Current => {
+            let knowledge = connection.open_table(KNOWLEDGE_TABLE).execute().await?;
+            let turns = connection.open_table(TURNS_TABLE).execute().await?;
+            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns) }
+        }
+    };
+    let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(location = %dir.display(), load_ms, "database open");
+    Ok(tables)
+}
+
+async fn read_version(connection: &Connection) -> Result<Option<String>, StoreError> {
+    let meta = connection.open_table(META_TABLE).execute().await?;
+    let batches: Vec<RecordBatch> = meta.query().execute().await?.try_collect().await?;
+    for batch in &batches {
+        let keys = strings(batch, "key")?;
+        let values = strings(batch, "value")?;
+        for row in 0..batch.num_rows() {
+            if keys.value(row) == SCHEMA_VERSION_KEY {
+                return Ok(Some(values.value(row).to_owned()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A text column of a result batch.
+pub fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, StoreError> {
+    column(batch, name)
+}
+
+/// A column of a result batch as its concrete Arrow type.
+pub fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StoreError> {
+    batch.column_by_name(name).ok_or_else(|| StoreError::Shape(format!("no column {name}")))?.as_any().downcast_ref::<T>().ok_or_else(
+        || {
+            StoreError::Shape(format!(
+                "column {name} has type {}",
+                batch.schema().field_with_name(name).map(|f| f.data_type().to_string()).unwrap_or_default()
+            ))
+        },
+    )
+}
+
+/// Runs a query to the end.
+pub async fn collect(query: impl ExecutableQuery) -> Result<Vec<RecordBatch>, StoreError> {
+    Ok(query.execute().await?.try_collect().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_parlance_is_refused_with_a_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::new(dir.path());
+        database.tables().await.unwrap();
+
+        // As a later Parlance would leave it.
+        let connection = lancedb::connect(database.location().to_str().unwrap()).execute().await.unwrap();
+        let meta = connection.open_table(META_TABLE).execute().await.unwrap();
+        meta.delete("true").await.unwrap();
+        let newer = RecordBatch::try_new(
+            schema::meta(),
+            vec![Arc::new(StringArray::from(vec![SCHEMA_VERSION_KEY])), Arc::new(StringArray::from(vec!["99"]))],
+        )
+        .unwrap();
+        meta.add(newer).execute().await.unwrap();
+
+        let error = Database::new(dir.path()).tables().await.err().expect("a newer database is refused");
+        let message = error.to_string();
+        assert!(matches!(error, StoreError::Schema(SchemaError::Newer { found: 99, .. })), "{message}");
+        assert!(message.contains("upgrade Parlance") && message.contains("--data-dir"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_folder_with_foreign_tables_is_refused_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join(DATABASE_FOLDER);
+        std::fs::create_dir_all(&location).unwrap();
+        let connection = lancedb::connect(location.to_str().unwrap()).execute().await.unwrap();
+        connection.create_empty_table("vectors", schema::meta()).execute().await.unwrap();
+
+        let error = Database::new(dir.path()).tables().await.err().expect("refused");
+        assert!(matches!(error, StoreError::Schema(SchemaError::Unversioned { .. })), "{error}");
+        assert_eq!(connection.table_names().execute().await.unwrap(), ["vectors"], "nothing was created beside it");
+    }
+
+    #[tokio::test]
+    async fn reopening_finds_the_recorded_version() {
+        let dir = tempfile::tempdir().unwrap();
+        Database::new(dir.path()).tables().await.unwrap();
+        let reopened = Database::new(dir.path());
+        let tables = reopened.tables().await.unwrap();
+        assert_eq!(tables.knowledge.table.count_rows(None).await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,139 @@
+//! Conversations in the database's `turns` table: they survive restarts, and deleting one removes its rows
+//! from disk.
+
+use std::sync::Arc;
+
+use arrow_array::{BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
+use async_trait::async_trait;
+use chrono::DateTime;
+use lancedb::expr::{col, lit};
+use lancedb::query::QueryBase;
+use parlance_shared::{HistoryTurn, Role, SessionId};
+
+use super::{SessionError, SessionStore};
+use crate::knowledge::schema;
+use crate::knowledge::store::{Database, StoreError, collect, column, strings};
+
+pub struct LanceSessions {
+    database: Arc<Database>,
+}
+
+impl LanceSessions {
+    pub fn new(database: Arc<Database>) -> Self {
+        Self { database }
+    }
+}
+
+impl From<StoreError> for SessionError {
+    fn from(error: StoreError) -> Self {
+        Self::Storage(error.to_string())
+    }
+}
+
+impl From<lancedb::Error> for SessionError {
+    fn from(error: lancedb::Error) -> Self {
+        Self::Storage(error.to_string())
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+fn to_batch(id: &SessionId, turns: &[HistoryTurn]) -> Result<RecordBatch, SessionError> {
+    let json = |value: Result<String, serde_json::Error>| value.map_err(|e| SessionError::Storage(format!("cannot encode a turn: {e}")));
+    let tool_calls = turns.iter().map(|t| json(serde_json::to_string(&t.tool_calls))).collect::<Result<Vec<_>, _>>()?;
+    let sources = turns.iter().map(|t| json(serde_json::to_string(&t.sources))).collect::<Result<Vec<_>, _>>()?;
+    let lines = (0..turns.len()).map(|i| u32::try_from(i).unwrap_or(u32::MAX));
+    RecordBatch::try_new(
+        schema::turns(),
+        vec![
+            Arc::new(StringArray::from_iter_values(turns.iter().map(|_| id.as_str()))),
+            Arc::new(StringArray::from_iter_values(turns.iter().map(|_| uuid::Uuid::new_v4().to_string()))),
+            Arc::new(UInt32Array::from_iter_values(lines)),
+            Arc::new(StringArray::from_iter_values(turns.iter().map(|t| role_name(t.role)))),
+            Arc::new(StringArray::from_iter_values(turns.iter().map(|t| t.text.as_str()))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(turns.iter().map(|t| t.created_at.timestamp_micros())).with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(tool_calls)),
+            Arc::new(StringArray::from(sources)),
+            Arc::new(BooleanArray::from_iter(turns.iter().map(|t| Some(t.interrupted)))),
+        ],
+    )
+    .map_err(|e| SessionError::Storage(e.to_string()))
+}
+
+fn read_batch(batch: &RecordBatch, into: &mut Vec<(i64, u32, HistoryTurn)>) -> Result<(), SessionError> {
+    let roles = strings(batch, "role")?;
+    let texts = strings(batch, "text")?;
+    let lines = column::<UInt32Array>(batch, "line")?;
+    let created = column::<TimestampMicrosecondArray>(batch, "created_at")?;
+    let tool_calls = strings(batch, "tool_calls")?;
+    let sources = strings(batch, "sources")?;
+    let interrupted = column::<BooleanArray>(batch, "interrupted")?;
+    let corrupt = |what: String| SessionError::Storage(format!("a stored turn is unreadable: {what}"));
+    for row in 0..batch.num_rows() {
+        let role = match roles.value(row) {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => return Err(corrupt(format!("role {other:?}"))),
+        };
+        let micros = created.value(row);
+        let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(|| corrupt(format!("timestamp {micros}")))?;
+        let turn = HistoryTurn {
+            role,
+            text: texts.value(row).to_owned(),
+            created_at,
+            tool_calls: serde_json::from_str(tool_calls.value(row)).map_err(|e| corrupt(e.to_string()))?,
+            sources: serde_json::from_str(sources.value(row)).map_err(|e| corrupt(e.to_string()))?,
+            interrupted: interrupted.value(row),
+        };
+        into.push((micros, lines.value(row), turn));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SessionStore for LanceSessions {
+    async fn history(&self, id: &SessionId) -> Result<Option<Vec<HistoryTurn>>, SessionError> {
+        let table = &self.database.tables().await?.turns.table;
+        // An expression, not SQL text: session ids come from clients.
+        let query = table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
+        let mut lines = Vec::new();
+        for batch in collect(query).await? {
+            read_batch(&batch, &mut lines)?;
+        }
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        lines.sort_by_key(|(micros, line, _)| (*micros, *line));
+        Ok(Some(lines.into_iter().map(|(_, _, turn)| turn).collect()))
+    }
+
+    async fn append(&self, id: &SessionId, turns: Vec<HistoryTurn>) -> Result<(), SessionError> {
+        if turns.is_empty() {
+            return Ok(());
+        }
+        let batch = to_batch(id, &turns)?;
+        let table = &self.database.tables().await?.turns;
+        let _lock = table.write_lock().await;
+        table.table.add(batch).execute().await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, SessionError> {
+        let table = &self.database.tables().await?.turns;
+        let lock = table.write_lock().await;
+        let deleted = table.table.delete(&col("session_id").eq(lit(id.as_str()))).await?;
+        if deleted.num_deleted_rows == 0 {
+            return Ok(false);
+        }
+        table.purge_deleted(&lock).await?;
+        tracing::info!(session_id = %id, lines = deleted.num_deleted_rows, "conversation removed from disk");
+        Ok(true)
+    }
+}

@@ -1,0 +1,201 @@
+//! The database on disk: restarts, re-seeding, deletion that really deletes, concurrent writers.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{SubsecRound, Utc};
+use parlance_server::embeddings::{Embedder, LocalEmbeddings};
+use parlance_server::knowledge::seed::{seed, seed_notes};
+use parlance_server::knowledge::{Database, KnowledgeBase, SearchMode};
+use parlance_server::models::catalog::MINILM_L6_V2;
+use parlance_server::sessions::{LanceSessions, SessionStore};
+use parlance_shared::{HistoryTurn, KnowledgeSource, NewNote, Role, SessionId, ToolCallRecord};
+
+fn embedder() -> Arc<dyn Embedder> {
+    Arc::new(LocalEmbeddings::load(&support::installed_model(&MINILM_L6_V2)).expect("model loads"))
+}
+
+fn line(role: Role, text: &str) -> HistoryTurn {
+    let assistant = role == Role::Assistant;
+    HistoryTurn {
+        role,
+        text: text.to_owned(),
+        // The store keeps microseconds.
+        created_at: Utc::now().trunc_subsecs(6),
+        sources: if assistant {
+            vec![KnowledgeSource { id: "n1".into(), title: "Privacy note".into(), snippet: "never leave".into(), score: 0.03 }]
+        } else {
+            vec![]
+        },
+        tool_calls: if assistant {
+            vec![ToolCallRecord { name: "search_knowledge".into(), arguments: serde_json::json!({"query": "security"}) }]
+        } else {
+            vec![]
+        },
+        // Stored and read back like the other fields; a cut-short answer is the only kind marked.
+        interrupted: assistant && text.ends_with('…'),
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn conversations_and_notes_survive_a_restart_and_reseeding_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = SessionId::new("restart-test");
+    let written = vec![line(Role::User, "How does this app handle security?"), line(Role::Assistant, "Everything stays on this machine.")];
+    let later = vec![line(Role::User, "Thanks!"), line(Role::Assistant, "You're welcome.")];
+    let seeded_count = {
+        let database = Arc::new(Database::new(dir.path()));
+        let sessions = LanceSessions::new(Arc::clone(&database));
+        sessions.append(&session, written.clone()).await.unwrap();
+        sessions.append(&session, later.clone()).await.unwrap();
+        let knowledge = KnowledgeBase::new(database, Some(embedder()));
+        let first = seed(&knowledge).await.unwrap();
+        assert_eq!(first.added, seed_notes().len());
+        knowledge.count().await.unwrap()
+        // Everything is dropped here, as when the server stops.
+    };
+
+    let database = Arc::new(Database::new(dir.path()));
+    let sessions = LanceSessions::new(Arc::clone(&database));
+    let history = sessions.history(&session).await.unwrap().expect("the conversation is still there");
+    let expected: Vec<HistoryTurn> = written.into_iter().chain(later).collect();
+    assert_eq!(history, expected, "lines, order, sources and tool calls all come back");
+    assert_eq!(sessions.history(&SessionId::new("never-existed")).await.unwrap(), None);
+
+    let knowledge = KnowledgeBase::new(database, Some(embedder()));
+    let again = seed(&knowledge).await.unwrap();
+    assert_eq!((again.added, again.unchanged), (0, seed_notes().len()));
+    assert_eq!(knowledge.count().await.unwrap(), seeded_count, "re-seeding stored nothing twice");
+    let hits = knowledge.search("How does this app handle security?", 3, SearchMode::Hybrid).await.unwrap();
+    assert!(hits.iter().any(|hit| hit.title == "Privacy note"), "the reopened index still answers: {hits:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_conversation_or_a_note_removes_it_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Arc::new(Database::new(dir.path()));
+    let sessions = LanceSessions::new(Arc::clone(&database));
+    let secret_line = "my locker code is zebra-quokka-8812";
+    let kept_line = "the weather is fine today";
+    let forget = SessionId::new("forget-me");
+    let keep = SessionId::new("keep-me");
+    sessions.append(&forget, vec![line(Role::User, secret_line)]).await.unwrap();
+    sessions.append(&keep, vec![line(Role::User, kept_line)]).await.unwrap();
+    assert!(!files_containing(dir.path(), secret_line).is_empty(), "the test looks in the right place");
+
+    assert!(sessions.delete(&forget).await.unwrap());
+    assert!(!sessions.delete(&forget).await.unwrap(), "a second delete finds nothing");
+    assert_eq!(sessions.history(&forget).await.unwrap(), None);
+    assert_eq!(files_containing(dir.path(), secret_line), Vec::<String>::new(), "deleted text is still on disk");
+    assert_eq!(sessions.history(&keep).await.unwrap().unwrap()[0].text, kept_line, "other conversations are untouched");
+
+    let knowledge = KnowledgeBase::new(Arc::clone(&database), Some(embedder()));
+    let secret_note = "The alarm code for the shed is 4417-walrus.";
+    let added = knowledge.add(vec![NewNote { title: "Shed".into(), text: secret_note.into(), source: None }]).await.unwrap();
+    knowledge.delete(&added.notes[0].id).await.unwrap();
+    assert_eq!(files_containing(dir.path(), "4417-walrus"), Vec::<String>::new());
+    assert_eq!(knowledge.count().await.unwrap(), 0);
+
+    // And after a restart.
+    let reopened = LanceSessions::new(Arc::new(Database::new(dir.path())));
+    assert_eq!(reopened.history(&forget).await.unwrap(), None);
+    assert!(reopened.history(&keep).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_ingestion_and_search_lose_no_notes() {
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 5;
+    const PER_BATCH: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let knowledge = Arc::new(KnowledgeBase::new(Arc::new(Database::new(dir.path())), Some(embedder())));
+    seed(&knowledge).await.unwrap();
+    let before = knowledge.count().await.unwrap();
+
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let knowledge = Arc::clone(&knowledge);
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..BATCHES {
+                let notes = (0..PER_BATCH)
+                    .map(|i| NewNote {
+                        title: format!("Writer {writer} note {batch}.{i}"),
+                        text: format!("Parcel tag{writer}x{batch}x{i} is stored on shelf {} in the garage.", writer * 100 + batch * 10 + i),
+                        source: None,
+                    })
+                    .collect();
+                let added = knowledge.add(notes).await.expect("concurrent add succeeds");
+                assert_eq!(added.added, PER_BATCH);
+            }
+        }));
+    }
+    let mut searches = Vec::new();
+    for _ in 0..2 {
+        let knowledge = Arc::clone(&knowledge);
+        searches.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let hits = knowledge.search("where is the parcel stored", 5, SearchMode::Hybrid).await.expect("search during writes");
+                assert!(!hits.is_empty());
+            }
+        }));
+    }
+    for task in tasks.into_iter().chain(searches) {
+        task.await.expect("task finished");
+    }
+
+    let expected = before + WRITERS * BATCHES * PER_BATCH;
+    assert_eq!(knowledge.count().await.unwrap(), expected);
+    let (page, total) = knowledge.list(0, 1000).await.unwrap();
+    assert_eq!((page.len(), total), (expected, expected));
+    let mut ids: Vec<&str> = page.iter().map(|n| n.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), expected, "no note appears twice");
+
+    let reopened = KnowledgeBase::new(Arc::new(Database::new(dir.path())), Some(embedder()));
+    assert_eq!(reopened.count().await.unwrap(), expected, "the table on disk holds every note");
+    let hits = reopened.search("tag3x4x5", 3, SearchMode::FullTextOnly).await.unwrap();
+    assert_eq!(hits[0].title, "Writer 3 note 4.5");
+}
+
+#[tokio::test]
+async fn ingesting_a_folder_twice_stores_each_document_once_and_skips_what_is_not_text() {
+    use parlance_server::knowledge::command::ingest_paths;
+
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(docs.path().join("nested")).unwrap();
+    std::fs::write(docs.path().join("boiler.md"), "# Boiler\n\nThe boiler is serviced every October by Hansen & Sons.").unwrap();
+    std::fs::write(docs.path().join("nested/wifi.txt"), "The guest Wi-Fi is called Meadow.").unwrap();
+    std::fs::write(docs.path().join("scan.txt"), b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n").unwrap();
+    std::fs::write(docs.path().join("photo.jpg"), b"\xff\xd8\xff\xe0").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let knowledge = KnowledgeBase::new(Arc::new(Database::new(dir.path())), Some(embedder()));
+    let first = ingest_paths(&knowledge, &[docs.path().to_owned()], false).await.unwrap();
+    assert_eq!((first.added, first.unchanged), (2, 0));
+    assert_eq!(first.skipped.len(), 1, "the PDF named .txt is skipped with a reason: {:?}", first.skipped);
+    assert!(first.skipped[0].contains("scan.txt") && first.skipped[0].contains("application/pdf"), "{:?}", first.skipped);
+
+    let second = ingest_paths(&knowledge, &[docs.path().to_owned()], false).await.unwrap();
+    assert_eq!((second.added, second.unchanged), (0, 2));
+    let (notes, total) = knowledge.list(0, 10).await.unwrap();
+    assert_eq!(total, 2);
+    let titles: Vec<&str> = notes.iter().map(|n| n.title.as_str()).collect();
+    assert!(titles.contains(&"Boiler") && titles.contains(&"wifi"), "{titles:?}");
+}
