@@ -103,7 +103,10 @@ mod llm {
             return;
         }
         let file = installer.model_dir(&catalog::QWEN_CODER_0_5B).join("model.gguf");
-        let options = LocalChatOptions::default();
+        // PARLANCE_LLM_THREADS as the server reads it: 0 or unset means one thread per core.
+        let threads = std::env::var("PARLANCE_LLM_THREADS").ok().and_then(|t| t.parse().ok()).filter(|&t: &usize| t > 0);
+        let defaults = LocalChatOptions::default();
+        let options = LocalChatOptions { threads: threads.unwrap_or(defaults.threads), ..defaults };
         let started = Instant::now();
         let model = LocalChat::load(&file, options).expect("model loads");
         println!("llm         load                 {:>8.1} ms   ({} threads)", super::ms(started.elapsed()), options.threads);

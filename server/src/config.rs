@@ -171,6 +171,10 @@ pub struct LlmArgs {
     /// qwen2.5-coder-0.5b-instruct.
     #[arg(id = "llm-model-path", long = "llm-model-path", env = "PARLANCE_LLM_MODEL_PATH")]
     pub model_path: Option<PathBuf>,
+    /// CPU threads of the embedded model; 0 means one per core. Fewer can be much faster on a machine busy
+    /// with other work: llama.cpp's threads wait for each other by spinning.
+    #[arg(id = "llm-threads", long = "llm-threads", env = "PARLANCE_LLM_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -269,6 +273,8 @@ pub struct Settings {
     pub llm: StageBackend,
     /// The embedded language model's GGUF file, when `llm` is local.
     pub llm_model_file: PathBuf,
+    /// The embedded language model's CPU threads; 0: one per core.
+    pub llm_threads: usize,
     pub tts: StageBackend,
     pub tts_voice: String,
     pub tts_voice_engine: VoiceEngine,
@@ -326,6 +332,7 @@ impl Config {
                 api_key: &self.llm.api_key,
                 model: &self.llm.model,
             }))?,
+            llm_threads: self.llm.threads,
             llm_model_file: self
                 .llm
                 .model_path

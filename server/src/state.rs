@@ -47,7 +47,11 @@ impl AppState {
             other => openai(other)?.map(|c| Arc::new(OpenAiStt::new(c)) as _),
         };
         let llm: Option<Arc<dyn ChatModel>> = match &settings.llm {
-            StageBackend::Local { .. } => Some(Arc::new(LocalChat::load(&settings.llm_model_file, LocalChatOptions::default())?)),
+            StageBackend::Local { .. } => {
+                let defaults = LocalChatOptions::default();
+                let threads = if settings.llm_threads == 0 { defaults.threads } else { settings.llm_threads };
+                Some(Arc::new(LocalChat::load(&settings.llm_model_file, LocalChatOptions { threads, ..defaults })?))
+            }
             other => openai(other)?.map(|c| Arc::new(OpenAiChat::new(c)) as _),
         };
         let tts: Option<Arc<dyn TextToSpeech>> = match &settings.tts {
