@@ -16,6 +16,9 @@ trunk build --release
 printf '\n==> Tests\n'
 cargo test --workspace --locked
 
-printf '\n==> The web app in a real browser (headless Chromium; PARLANCE_E2E_BACKENDS=%s)\n' "${PARLANCE_E2E_BACKENDS:-fake}"
-# `cargo test` built the server binary the browser tests start.
+printf '\n==> The web app in a real browser (headless Chromium; PARLANCE_E2E_BACKENDS=%s)\n' "${PARLANCE_E2E_BACKENDS:-local}"
+# `cargo test` built the server binary the browser tests start; with local models they need the default set.
+if [ "${PARLANCE_E2E_BACKENDS:-local}" = local ]; then
+  "$CARGO_TARGET_DIR/debug/parlance" models
+fi
 node --test --test-concurrency=1 e2e/

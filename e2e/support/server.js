@@ -1,22 +1,23 @@
 // Starts the real `parlance` binary on a free port, serving the built web app (frontend/dist).
 //
 // PARLANCE_E2E_BACKENDS picks the model stages:
-//   fake  (default) every stage goes to the stand-in in fake-openai.js, over the OpenAI wire protocol;
-//   local           the embedded models in PARLANCE_MODELS_DIR (for when the local speech-to-text, language
-//                   model and text-to-speech backends are merged; until then the server reports them missing).
+//   local (default) the embedded models in PARLANCE_MODELS_DIR (`parlance models` installs them): the real
+//                   thing, as a user runs it;
+//   fake            every stage goes to the stand-in in fake-openai.js over the OpenAI wire protocol, for
+//                   working on the app without waiting for models (its speech-to-text hears a fixed text).
 // PARLANCE_BIN overrides the binary (default: the dev build in CARGO_TARGET_DIR).
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { startFakeOpenAi } from "./fake-openai.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const BACKENDS = process.env.PARLANCE_E2E_BACKENDS ?? "fake";
+export const BACKENDS = process.env.PARLANCE_E2E_BACKENDS ?? "local";
 
 function parlanceBinary() {
   if (process.env.PARLANCE_BIN) return process.env.PARLANCE_BIN;
@@ -42,7 +43,9 @@ export async function startParlance({ heard }) {
 
   const fake = BACKENDS === "fake" ? await startFakeOpenAi({ heard }) : null;
   const port = await freePort();
-  const args = ["--bind", `127.0.0.1:${port}`, "--frontend-dir", dist, "--turns-per-minute", "0"];
+  // A fresh knowledge base and conversation store per server: tests never see each other's sessions.
+  const dataDir = mkdtempSync(join(tmpdir(), "parlance-e2e-data-"));
+  const args = ["--bind", `127.0.0.1:${port}`, "--frontend-dir", dist, "--turns-per-minute", "0", "--data-dir", dataDir];
   if (fake) {
     // No local models, so every stage (embeddings included) goes to the stand-in.
     args.push("--openai-base-url", fake.baseUrl, "--openai-api-key", "sk-e2e-stand-in", "--models-dir", "/nonexistent-parlance-e2e");
@@ -65,6 +68,7 @@ export async function startParlance({ heard }) {
         await new Promise((resolve) => child.once("exit", resolve));
       }
       await fake?.close();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -59,7 +59,11 @@ fn object_rule(prefix: &str, schema: &Value, rules: &mut Vec<String>) -> String 
     let required: Vec<&str> = schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
     let mut mandatory = Vec::new();
     let mut optional = Vec::new();
-    for (index, (name, property)) in properties.iter().enumerate() {
+    // By name: the same grammar whichever key order serde_json keeps (other crates switch on its
+    // `preserve_order` feature in some builds of the workspace).
+    let mut properties: Vec<(&String, &Value)> = properties.iter().collect();
+    properties.sort_by(|a, b| a.0.cmp(b.0));
+    for (index, (name, property)) in properties.into_iter().enumerate() {
         let value_rule = format!("{prefix}-p{index}");
         rules.push(format!("{value_rule} ::= {}", value_rule_body(property)));
         let pair = format!("{} {value_rule}", literal(&format!("{}: ", tool_call::json_string(name))));

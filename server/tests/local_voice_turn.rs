@@ -1,0 +1,106 @@
+//! The offline promise end to end: with the models `parlance models` installs and no other setting, a spoken
+//! question goes in and a spoken answer comes out, every stage running inside the server process.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+use bytes::Bytes;
+use parlance_server::audio::AudioUpload;
+use parlance_server::models::catalog::{self, ModelSpec};
+use parlance_server::onnx;
+use parlance_server::stt::{LocalStt, SpeechToText};
+use parlance_server::tts::{LocalTts, VoiceEngine};
+use support::speech::word_error_rate;
+
+/// The models directory with every default model installed (by the real installer when missing).
+fn models_dir() -> PathBuf {
+    let defaults: [&ModelSpec; 5] =
+        [&catalog::WHISPER_TINY_EN, &catalog::QWEN_CODER_0_5B, &catalog::PIPER_JOE, &catalog::ONNX_RUNTIME, &catalog::MINILM_L6_V2];
+    let dirs: Vec<PathBuf> = defaults.iter().map(|model| support::installed_model(model)).collect();
+    dirs[0].parent().expect("a model directory sits in the models directory").to_path_buf()
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} could not start: {e}"));
+    assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// `text` spoken by espeak-ng and encoded as Chrome's MediaRecorder would send it (Opus in WebM).
+fn spoken_webm(dir: &std::path::Path, text: &str) -> Vec<u8> {
+    let wav = dir.join("question.wav");
+    let webm = dir.join("question.webm");
+    run("espeak-ng", &["-w", wav.to_str().unwrap(), text]);
+    run("ffmpeg", &["-nostdin", "-loglevel", "error", "-y", "-i", wav.to_str().unwrap(), "-c:a", "libopus", webm.to_str().unwrap()]);
+    std::fs::read(webm).unwrap()
+}
+
+#[tokio::test]
+async fn what_the_piper_voice_says_whisper_hears_back() {
+    let models = models_dir();
+    let tts = LocalTts::load(&models.join(catalog::PIPER_JOE.id), &onnx::library_in(&models), VoiceEngine::Piper).unwrap();
+    assert_eq!(tts.engine(), VoiceEngine::Piper, "the Piper voice should load, not the fallback");
+    let stt = LocalStt::load(&models.join(catalog::WHISPER_TINY_EN.id)).unwrap();
+
+    for sentence in ["The library opens at nine in the morning.", "Please remind me to water the plants tomorrow."] {
+        let wav = tts.synthesize_pcm(sentence).await.unwrap().to_wav().unwrap();
+        let transcript = stt.transcribe(&AudioUpload::from_bytes(Bytes::from(wav)).unwrap()).await.unwrap();
+        let wer = word_error_rate(sentence, &transcript);
+        assert!(wer <= 0.2, "Piper said {sentence:?}, Whisper heard {transcript:?} (WER {wer:.2})");
+    }
+}
+
+#[tokio::test]
+async fn a_spoken_question_is_answered_aloud_by_the_local_models() {
+    let models = models_dir();
+    let data = tempfile::tempdir().unwrap();
+    let app = support::app(&support::settings(&[
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--frontend-dir",
+        "/nonexistent-parlance-frontend",
+    ]));
+
+    let (status, health) = support::send(&app, support::empty_request("GET", "/health")).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    for stage in health["stages"].as_array().unwrap() {
+        assert_eq!(stage["backend"], "local", "with no settings every stage runs in-process: {stage}");
+        assert!(stage["load_ms"].is_u64(), "{stage}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let question = spoken_webm(dir.path(), "What time is it right now?");
+    let (status, turn) = support::send(&app, support::voice_request(&[("audio", Some("question.webm"), &question[..])])).await;
+    assert_eq!(status, StatusCode::OK, "{turn}");
+
+    let transcript = turn["transcript"].as_str().unwrap();
+    assert!(word_error_rate("What time is it right now?", transcript) <= 0.2, "heard {transcript:?}");
+    let tools: Vec<&str> = turn["tool_calls"].as_array().unwrap().iter().filter_map(|call| call["name"].as_str()).collect();
+    assert_eq!(tools, ["current_time"], "the clock question needs the clock tool: {turn}");
+    let answer = turn["answer"].as_str().unwrap();
+    assert!(answer.split_whitespace().count() >= 3 && !answer.contains('{'), "a spoken answer, not tool JSON: {answer:?}");
+
+    let audio = &turn["audio"];
+    assert_eq!(audio["mime_type"], "audio/wav", "{audio}");
+    let wav = base64::engine::general_purpose::STANDARD.decode(audio["data_base64"].as_str().unwrap()).unwrap();
+    let reader = hound::WavReader::new(std::io::Cursor::new(wav)).unwrap();
+    let seconds = f64::from(reader.duration()) / f64::from(reader.spec().sample_rate);
+    let per_char = seconds / answer.chars().count() as f64;
+    assert!((0.03..0.15).contains(&per_char), "{seconds:.1} s of speech for {} characters", answer.chars().count());
+
+    let timings = &turn["timings"];
+    for stage in ["stt_ms", "llm_ms", "tts_ms", "total_ms"] {
+        assert!(timings[stage].as_u64().is_some_and(|ms| ms > 0), "{stage} missing: {timings}");
+    }
+
+    // The conversation continues: the same session remembers both lines.
+    let session = turn["session_id"].as_str().unwrap();
+    let (status, history) = support::send(&app, support::empty_request("GET", &format!("/api/sessions/{session}"))).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert_eq!(history["turns"].as_array().unwrap().len(), 2, "{history}");
+}
