@@ -2,7 +2,7 @@
 //! at start-up so a bad setting stops the server with a clear message instead of failing a user's turn later.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -151,6 +151,11 @@ pub struct SttArgs {
     /// Speech-to-text model name.
     #[arg(id = "stt-model", long = "stt-model", env = "PARLANCE_STT_MODEL", default_value = "whisper-1")]
     pub model: String,
+    /// A CTranslate2 Whisper folder (model.bin, config.json, tokenizer.json, as faster-whisper uses) for the
+    /// embedded backend, instead of the installed whisper-tiny.en. It must be writable: the first start
+    /// converts the weights beside them.
+    #[arg(id = "stt-model-dir", long = "stt-model-dir", env = "PARLANCE_STT_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -198,6 +203,10 @@ pub struct TtsArgs {
     /// (robotic, needs no model files).
     #[arg(id = "tts-voice-engine", long = "tts-voice-engine", env = "PARLANCE_TTS_VOICE_ENGINE", value_enum, default_value_t = VoiceEngine::Piper)]
     pub voice_engine: VoiceEngine,
+    /// A folder holding one Piper voice (`NAME.onnx` and `NAME.onnx.json`) for the embedded backend,
+    /// instead of the installed en_US joe voice. ONNX Runtime still comes from `parlance models`.
+    #[arg(id = "tts-voice-dir", long = "tts-voice-dir", env = "PARLANCE_TTS_VOICE_DIR")]
+    pub voice_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -318,33 +327,45 @@ impl Config {
             turns_per_minute: self.turns_per_minute,
             history_turns: self.history_turns,
             max_tool_rounds: self.max_tool_rounds,
-            stt: resolve(StageFlags {
-                stage: Stage::Stt,
-                backend: self.stt.backend,
-                base_url: &self.stt.base_url,
-                api_key: &self.stt.api_key,
-                model: &self.stt.model,
-            })?,
-            llm: self.with_llm_model_path(resolve(StageFlags {
-                stage: Stage::Llm,
-                backend: self.llm.backend,
-                base_url: &self.llm.base_url,
-                api_key: &self.llm.api_key,
-                model: &self.llm.model,
-            }))?,
+            stt: with_own_model(
+                OwnModel::Folder { setting: "--stt-model-dir", path: self.stt.model_dir.as_deref(), needs: "model.bin" },
+                self.stt.backend,
+                resolve(StageFlags {
+                    stage: Stage::Stt,
+                    backend: self.stt.backend,
+                    base_url: &self.stt.base_url,
+                    api_key: &self.stt.api_key,
+                    model: &self.stt.model,
+                }),
+            )?,
+            llm: with_own_model(
+                OwnModel::File { setting: "--llm-model-path", path: self.llm.model_path.as_deref() },
+                self.llm.backend,
+                resolve(StageFlags {
+                    stage: Stage::Llm,
+                    backend: self.llm.backend,
+                    base_url: &self.llm.base_url,
+                    api_key: &self.llm.api_key,
+                    model: &self.llm.model,
+                }),
+            )?,
             llm_threads: self.llm.threads,
             llm_model_file: self
                 .llm
                 .model_path
                 .clone()
                 .unwrap_or_else(|| self.models_dir.join(catalog::QWEN_CODER_0_5B.id).join("model.gguf")),
-            tts: resolve(StageFlags {
-                stage: Stage::Tts,
-                backend: self.tts.backend,
-                base_url: &self.tts.base_url,
-                api_key: &self.tts.api_key,
-                model: &self.tts.model,
-            })?,
+            tts: with_own_model(
+                OwnModel::Folder { setting: "--tts-voice-dir", path: self.tts.voice_dir.as_deref(), needs: ".onnx" },
+                self.tts.backend,
+                resolve(StageFlags {
+                    stage: Stage::Tts,
+                    backend: self.tts.backend,
+                    base_url: &self.tts.base_url,
+                    api_key: &self.tts.api_key,
+                    model: &self.tts.model,
+                }),
+            )?,
             tts_voice: self.tts.voice.clone(),
             tts_voice_engine: self.tts.voice_engine,
             onnx_runtime: crate::onnx::library_in(&self.models_dir),
@@ -356,19 +377,6 @@ impl Config {
                 model: &self.embeddings.model,
             })?,
         })
-    }
-
-    /// `--llm-model-path` is an embedded model of its own: it needs nothing installed.
-    fn with_llm_model_path(&self, resolved: Result<StageBackend, ConfigError>) -> Result<StageBackend, ConfigError> {
-        let Some(path) = &self.llm.model_path else { return resolved };
-        if !path.is_file() {
-            return Err(ConfigError::MissingFile { setting: "--llm-model-path", path: path.clone() });
-        }
-        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-        match (self.llm.backend, resolved) {
-            (BackendChoice::Local, _) | (BackendChoice::Auto, Ok(StageBackend::None)) => Ok(StageBackend::Local { dir }),
-            (_, other) => other,
-        }
     }
 
     fn resolve_stage(&self, flags: StageFlags, global_url: Option<&Url>) -> Result<StageBackend, ConfigError> {
@@ -409,6 +417,53 @@ impl Config {
             Stage::Tts => installer.is_installed(model) && installer.is_installed(&catalog::ONNX_RUNTIME),
             _ => installer.is_installed(model),
         }
+    }
+}
+
+/// A model of the user's own for an embedded backend, named by its setting.
+enum OwnModel<'a> {
+    File {
+        setting: &'static str,
+        path: Option<&'a Path>,
+    },
+    /// A folder holding a file named `needs`, or (when `needs` starts with a dot) a file with that extension.
+    Folder {
+        setting: &'static str,
+        path: Option<&'a Path>,
+        needs: &'static str,
+    },
+}
+
+/// A model of one's own makes the stage embedded without anything installed; an explicit server URL still
+/// wins under `auto`.
+fn with_own_model(own: OwnModel, backend: BackendChoice, resolved: Result<StageBackend, ConfigError>) -> Result<StageBackend, ConfigError> {
+    let (setting, dir) = match own {
+        OwnModel::File { path: None, .. } | OwnModel::Folder { path: None, .. } => return resolved,
+        OwnModel::File { setting, path: Some(path) } => {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile { setting, path: path.to_path_buf() });
+            }
+            (setting, path.parent().map(PathBuf::from).unwrap_or_default())
+        }
+        OwnModel::Folder { setting, path: Some(path), needs } => {
+            let has = |entry: &Path| match needs.strip_prefix('.') {
+                Some(extension) => entry.extension().is_some_and(|e| e == extension),
+                None => entry.file_name().is_some_and(|name| name == needs),
+            };
+            let found = std::fs::read_dir(path).map(|entries| entries.filter_map(Result::ok).any(|e| has(&e.path()))).unwrap_or(false);
+            if !found {
+                let wanted = if needs.starts_with('.') { format!("*{needs}") } else { needs.to_owned() };
+                return Err(ConfigError::MissingFile { setting, path: path.join(wanted) });
+            }
+            (setting, path.to_path_buf())
+        }
+    };
+    tracing::debug!(setting, dir = %dir.display(), "a model of the user's own");
+    match (backend, resolved) {
+        (BackendChoice::Local, _) | (BackendChoice::Auto, Ok(StageBackend::None | StageBackend::Local { .. })) => {
+            Ok(StageBackend::Local { dir })
+        }
+        (_, other) => other,
     }
 }
 
@@ -566,6 +621,20 @@ mod tests {
 
         let with_url = parse(&["--llm-model-path", path, "--llm-base-url", "http://127.0.0.1:1/v1"]).validate().unwrap();
         assert!(matches!(with_url.llm, StageBackend::OpenAi(_)), "an explicit server still wins under auto");
+    }
+
+    #[test]
+    fn a_whisper_folder_of_ones_own_makes_speech_to_text_local() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().to_str().unwrap();
+        let missing = parse(&["--stt-model-dir", path]).validate().unwrap_err().to_string();
+        assert!(missing.contains("--stt-model-dir") && missing.contains("model.bin"), "{missing}");
+
+        std::fs::write(folder.path().join("model.bin"), b"weights").unwrap();
+        let settings = parse(&["--stt-model-dir", path]).validate().unwrap();
+        assert!(matches!(&settings.stt, StageBackend::Local { dir } if dir == folder.path()), "{:?}", settings.stt);
+        let with_url = parse(&["--stt-model-dir", path, "--stt-base-url", "http://127.0.0.1:1/v1"]).validate().unwrap();
+        assert!(matches!(with_url.stt, StageBackend::OpenAi(_)), "an explicit server still wins under auto");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
+use clap::Parser as _;
 use parlance_server::models::catalog::{ONNX_RUNTIME, PIPER_JOE};
 use parlance_server::tts::{LocalTts, TextToSpeech, VoiceEngine};
 
@@ -144,4 +145,38 @@ async fn health_shows_which_voice_runs() {
         assert_eq!(tts["model"], expected, "{tts}");
         assert!(tts["load_ms"].is_u64(), "{tts}");
     }
+}
+
+#[tokio::test]
+async fn a_downloaded_piper_voice_in_a_folder_of_its_own_speaks_through_the_setting() {
+    // As a voice comes from Piper's releases: NAME.onnx with NAME.onnx.json beside it.
+    let voice = tempfile::tempdir().unwrap();
+    let installed = support::installed_model(&PIPER_JOE);
+    std::fs::copy(installed.join("voice.onnx"), voice.path().join("en_US-joe-medium.onnx")).unwrap();
+    std::fs::copy(installed.join("voice.onnx.json"), voice.path().join("en_US-joe-medium.onnx.json")).unwrap();
+    let models = models_dir();
+    let settings = support::settings(&[
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--tts-backend",
+        "local",
+        "--tts-voice-dir",
+        voice.path().to_str().unwrap(),
+        "--frontend-dir",
+        "/nonexistent-parlance-frontend",
+    ]);
+    let app = support::app(&settings);
+    let (status, health) = support::send(&app, support::empty_request("GET", "/health")).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    let tts = health["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "tts").unwrap().clone();
+    assert_eq!(tts["model"], "piper en_US-joe-medium", "{tts}");
+    assert!(tts["location"].as_str().unwrap().ends_with("en_US-joe-medium.onnx"), "{tts}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let refused = parlance_server::Config::try_parse_from(["parlance", "--tts-voice-dir", empty.path().to_str().unwrap()])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("--tts-voice-dir") && refused.contains(".onnx"), "{refused}");
 }

@@ -44,7 +44,10 @@ impl LocalTts {
         };
         let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (model, location) = match &voice {
-            Voice::Piper(_) => (format!("piper {}", voice_name(voice_dir)), voice_dir.join("voice.onnx").display().to_string()),
+            Voice::Piper(_) => {
+                let file = super::piper::model_file(voice_dir).unwrap_or_else(|_| voice_dir.join("voice.onnx"));
+                (format!("piper {}", voice_name(voice_dir, &file)), file.display().to_string())
+            }
             Voice::Espeak(_) => (format!("espeak-ng {DEFAULT_VOICE}"), "libespeak-ng".to_owned()),
         };
         tracing::info!(%model, %location, load_ms, "text-to-speech voice loaded");
@@ -133,8 +136,13 @@ fn load_piper(voice_dir: &Path, onnx_runtime: &Path) -> Result<PiperVoice, TtsEr
     PiperVoice::load(voice_dir, environment)
 }
 
-/// The installed voice's folder is named after it (`piper-en_US-joe-medium`).
-fn voice_name(voice_dir: &Path) -> String {
+/// A downloaded voice's file is named after it (`en_US-lessac-medium.onnx`); the installed one's folder is
+/// (`piper-en_US-joe-medium/voice.onnx`).
+fn voice_name(voice_dir: &Path, file: &Path) -> String {
+    let stem = file.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    if stem != "voice" {
+        return stem;
+    }
     let name = voice_dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     name.strip_prefix("piper-").map(str::to_owned).unwrap_or(name)
 }

@@ -60,16 +60,39 @@ pub struct PiperVoice {
     espeak: &'static Espeak,
 }
 
+/// The voice model in `dir`: `voice.onnx` as `parlance models` installs it, or else the one `NAME.onnx` a
+/// downloaded Piper voice comes as.
+pub fn model_file(dir: &Path) -> Result<PathBuf, TtsError> {
+    let installed = dir.join("voice.onnx");
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    let fail = |reason: &str| TtsError::Load { path: dir.to_path_buf(), reason: reason.to_owned() };
+    let entries = std::fs::read_dir(dir).map_err(|e| fail(&e.to_string()))?;
+    let mut voices: Vec<PathBuf> =
+        entries.filter_map(Result::ok).map(|entry| entry.path()).filter(|path| path.extension().is_some_and(|e| e == "onnx")).collect();
+    match voices.len() {
+        1 => Ok(voices.remove(0)),
+        0 => Err(fail("there is no Piper voice (a NAME.onnx file) in this folder")),
+        _ => Err(fail("there is more than one .onnx file in this folder; keep one Piper voice per folder")),
+    }
+}
+
 impl PiperVoice {
-    /// Loads `voice.onnx` and `voice.onnx.json` from `dir` on an ONNX Runtime already set up (see `crate::onnx`).
+    /// Loads the voice in `dir` (see [`model_file`]) and its `.onnx.json` on an ONNX Runtime already set up
+    /// (see `crate::onnx`).
     pub fn load(dir: &Path, environment: &ort::environment::Environment) -> Result<Self, TtsError> {
-        let config_path = dir.join("voice.onnx.json");
+        let model_path = model_file(dir)?;
+        let config_path = {
+            let mut name = model_path.clone().into_os_string();
+            name.push(".json");
+            PathBuf::from(name)
+        };
         let fail = |path: &Path, reason: String| TtsError::Load { path: path.to_path_buf(), reason };
         let config_text = std::fs::read_to_string(&config_path).map_err(|e| fail(&config_path, e.to_string()))?;
         let config: VoiceConfig = serde_json::from_str(&config_text).map_err(|e| fail(&config_path, e.to_string()))?;
         let phoneme_ids = phoneme_id_map(&config.phoneme_id_map).map_err(|reason| fail(&config_path, reason))?;
 
-        let model_path: PathBuf = dir.join("voice.onnx");
         let session = Session::builder(environment)
             .and_then(|builder| builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
             .and_then(|builder| builder.with_intra_threads(THREADS).map_err(Into::into))
