@@ -10,6 +10,7 @@
 //! delays instead: that only checks the bench works; its figures say nothing about Parlance.
 //! Run it on a quiet machine: two cores shared with a build give meaningless numbers.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../tests/support/fake_openai.rs"]
 mod fake_openai;
@@ -17,6 +18,7 @@ mod fake_openai;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
+use common::{ms, percentiles, spoken};
 use futures::{SinkExt, StreamExt};
 use parlance_server::config::StageBackend;
 use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, TurnResponse};
@@ -119,12 +121,6 @@ async fn run(options: Options) {
     println!("first_audio  ratio streaming/sequential   p50 {:.2}   p95 {:.2}", ms(s50) / ms(w50), ms(s95) / ms(w95));
 }
 
-fn spoken(path: &std::path::Path, text: &str) -> Vec<u8> {
-    let status = std::process::Command::new("espeak-ng").arg("-w").arg(path).arg(text).status().expect("espeak-ng runs");
-    assert!(status.success(), "espeak-ng failed");
-    std::fs::read(path).expect("recording")
-}
-
 /// From the end of the upload to the answer with its audio: the sequential design plays nothing before.
 async fn sequential(address: &str, recording: &[u8]) -> Duration {
     let form = reqwest::multipart::Form::new().part("audio", reqwest::multipart::Part::bytes(recording.to_vec()).file_name("question.wav"));
@@ -157,14 +153,4 @@ async fn streaming(address: &str, recording: &[u8]) -> Duration {
         }
     }
     first_audio.expect("the streamed answer has audio")
-}
-
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.95))
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }

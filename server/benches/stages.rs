@@ -7,9 +7,12 @@
 //! Uses the models in PARLANCE_MODELS_DIR (`parlance models` installs them). Run it on a quiet machine:
 //! two cores shared with a build give meaningless numbers.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::{ms, percentiles, tool};
 use parlance_server::audio::AudioUpload;
 use parlance_server::embeddings::{Embedder, LocalEmbeddings};
 use parlance_server::models::{Installer, catalog};
@@ -315,16 +318,6 @@ mod knowledge {
     }
 }
 
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.95))
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
 /// Whisper tiny.en real-time factor (processing time / audio duration; below 1 is faster than real time) on
 /// spoken clips of exactly 3 s and 10 s, sent as WebM/Opus like a browser recording: decoding included.
 async fn stt(models_dir: &std::path::Path) {
@@ -373,9 +366,4 @@ async fn stt(models_dir: &std::path::Path) {
             ms(p50)
         );
     }
-}
-
-fn tool(program: &str, args: &[&str]) {
-    let status = std::process::Command::new(program).args(args).status().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(status.success(), "{program} {args:?} failed");
 }

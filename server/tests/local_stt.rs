@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::speech::word_error_rate;
+use support::speech::{run, speak, word_error_rate};
 
 use std::path::Path;
 use std::process::Command;
@@ -25,18 +25,6 @@ fn word_error_rate_counts_edits_per_reference_word() {
     assert_eq!(word_error_rate("a b c d", "a c d"), 0.25);
     assert_eq!(word_error_rate("a b", "a b c d"), 1.0);
     assert_eq!(word_error_rate("a b", ""), 1.0);
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} could not start: {e}"));
-    assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-}
-
-/// `text` spoken by espeak-ng into `dir/name.wav`.
-fn speak(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let wav = dir.join(format!("{name}.wav"));
-    run("espeak-ng", &["-w", wav.to_str().unwrap(), text]);
-    wav
 }
 
 /// `input` re-encoded by ffmpeg with `args` into `dir/file_name`.

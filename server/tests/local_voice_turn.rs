@@ -4,7 +4,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -14,7 +13,7 @@ use parlance_server::models::catalog::{self, ModelSpec};
 use parlance_server::onnx;
 use parlance_server::stt::{LocalStt, SpeechToText};
 use parlance_server::tts::{LocalTts, VoiceEngine};
-use support::speech::word_error_rate;
+use support::speech::{run, speak, word_error_rate};
 
 /// The models directory with every default model installed (by the real installer when missing).
 fn models_dir() -> PathBuf {
@@ -24,16 +23,10 @@ fn models_dir() -> PathBuf {
     dirs[0].parent().expect("a model directory sits in the models directory").to_path_buf()
 }
 
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} could not start: {e}"));
-    assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-}
-
 /// `text` spoken by espeak-ng and encoded as Chrome's MediaRecorder would send it (Opus in WebM).
 fn spoken_webm(dir: &std::path::Path, text: &str) -> Vec<u8> {
-    let wav = dir.join("question.wav");
+    let wav = speak(dir, "question", text);
     let webm = dir.join("question.webm");
-    run("espeak-ng", &["-w", wav.to_str().unwrap(), text]);
     run("ffmpeg", &["-nostdin", "-loglevel", "error", "-y", "-i", wav.to_str().unwrap(), "-c:a", "libopus", webm.to_str().unwrap()]);
     std::fs::read(webm).unwrap()
 }

@@ -136,10 +136,7 @@ fn deltas(events: &[ServerEvent]) -> String {
 
 /// A spoken question as a WAV file, made by espeak-ng (installed by scripts/setup.sh).
 fn spoken_wav(dir: &Path, text: &str) -> Vec<u8> {
-    let path = dir.join("question.wav");
-    let status = std::process::Command::new("espeak-ng").arg("-w").arg(&path).arg(text).status().expect("espeak-ng runs");
-    assert!(status.success());
-    std::fs::read(path).unwrap()
+    std::fs::read(support::speech::speak(dir, "question", text)).unwrap()
 }
 
 async fn stored_history(address: &str, session_id: &SessionId) -> SessionHistory {
