@@ -121,7 +121,8 @@ mod llm {
             let system = format!("Session {run}. {SYSTEM_PROMPT}");
             for (question, reports) in [("Hi! How are you today?", &mut cold), ("Tell me something nice about autumn.", &mut warm)] {
                 let messages = vec![ChatMessage::System(system.clone()), ChatMessage::User(question.to_owned())];
-                let mut stream = model.stream(ChatRequest { messages, tools: tools.clone() }).await.expect("request accepted");
+                let mut stream =
+                    model.stream(ChatRequest { messages, tools: tools.clone(), default_call: None }).await.expect("request accepted");
                 while let Some(event) = stream.next().await {
                     event.expect("generation succeeds");
                 }

@@ -62,6 +62,11 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_MAX_TOOL_ROUNDS", default_value_t = 3)]
     pub max_tool_rounds: usize,
 
+    /// Search the notes before the model answers when the nearest passage is at least this similar to the
+    /// question (cosine, 0-1), instead of relying on the model to call `search_knowledge`. 0 turns it off.
+    #[arg(long, env = "PARLANCE_AUTO_SEARCH_SIMILARITY", default_value_t = 0.3)]
+    pub auto_search_similarity: f32,
+
     /// How long to wait for a model provider before giving up, in seconds.
     #[arg(long, env = "PARLANCE_PROVIDER_TIMEOUT_SECS", default_value_t = 120)]
     pub provider_timeout_secs: u64,
@@ -242,6 +247,8 @@ pub enum ConfigError {
     NoLocalBackend { stage_flag: &'static str },
     #[error("{setting} must be at least {min}")]
     TooSmall { setting: &'static str, min: u64 },
+    #[error("{setting} must be between {min} and {max}")]
+    OutOfRange { setting: &'static str, min: f32, max: f32 },
     #[error("{setting}: there is no file at {}", path.display())]
     MissingFile { setting: &'static str, path: PathBuf },
 }
@@ -278,6 +285,8 @@ pub struct Settings {
     pub turns_per_minute: u32,
     pub history_turns: usize,
     pub max_tool_rounds: usize,
+    /// `None`: the model alone decides when to search the notes.
+    pub auto_search_similarity: Option<f32>,
     pub stt: StageBackend,
     pub llm: StageBackend,
     /// The embedded language model's GGUF file, when `llm` is local.
@@ -312,6 +321,9 @@ impl Config {
         if self.provider_timeout_secs == 0 {
             return Err(ConfigError::TooSmall { setting: "--provider-timeout-secs", min: 1 });
         }
+        if !(0.0..=1.0).contains(&self.auto_search_similarity) {
+            return Err(ConfigError::OutOfRange { setting: "--auto-search-similarity", min: 0.0, max: 1.0 });
+        }
         let cors_origins =
             self.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).map(validate_origin).collect::<Result<_, _>>()?;
 
@@ -327,6 +339,7 @@ impl Config {
             turns_per_minute: self.turns_per_minute,
             history_turns: self.history_turns,
             max_tool_rounds: self.max_tool_rounds,
+            auto_search_similarity: (self.auto_search_similarity > 0.0).then_some(self.auto_search_similarity),
             stt: with_own_model(
                 OwnModel::Folder { setting: "--stt-model-dir", path: self.stt.model_dir.as_deref(), needs: "model.bin" },
                 self.stt.backend,
@@ -585,6 +598,10 @@ mod tests {
         assert!(matches!(parse(&["--cors-origins", "*"]).validate(), Err(ConfigError::WildcardOrigin)));
         assert!(matches!(parse(&["--cors-origins", "https://a.example/path"]).validate(), Err(ConfigError::InvalidOrigin(_))));
         assert!(matches!(parse(&["--max-upload-mib", "0"]).validate(), Err(ConfigError::TooSmall { .. })));
+        let similarity = parse(&["--auto-search-similarity", "1.5"]).validate().unwrap_err().to_string();
+        assert_eq!(similarity, "--auto-search-similarity must be between 0 and 1");
+        assert_eq!(parse(&["--auto-search-similarity", "0"]).validate().unwrap().auto_search_similarity, None);
+        assert_eq!(parse(&[]).validate().unwrap().auto_search_similarity, Some(0.3));
 
         let empty_models = std::env::temp_dir().join("parlance-no-models-here");
         let not_installed =

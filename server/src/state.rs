@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::agent::Agent;
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
+use crate::agent::{Agent, AutoSearch};
 use crate::config::{ProviderConfig, Settings, StageBackend};
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
 use crate::knowledge::{Database, KnowledgeBase};
@@ -68,7 +68,13 @@ impl AppState {
             .with(CurrentTime)
             .with(SearchKnowledge::new(Arc::clone(&knowledge)))
             .with(Remember::new(Arc::clone(&knowledge)));
-        let agent = llm.map(|model| Agent::new(model, tools, settings.max_tool_rounds));
+        let agent = llm.map(|model| {
+            let agent = Agent::new(model, tools, settings.max_tool_rounds);
+            match settings.auto_search_similarity {
+                Some(min_similarity) => agent.with_auto_search(AutoSearch::new(Arc::clone(&knowledge), min_similarity)),
+                None => agent,
+            }
+        });
         let pipeline =
             Pipeline { stt, agent, tts, sessions, history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
         Ok(Self { pipeline: Arc::new(pipeline), embedder, knowledge, max_upload_bytes: settings.max_upload_bytes })

@@ -27,7 +27,7 @@ async fn search_knowledge_hands_the_model_the_passages_and_lists_them_as_sources
     let call =
         ToolCall { id: "c1".into(), name: "search_knowledge".into(), arguments: r#"{"query": "is my voice sent to the cloud"}"#.into() };
     let outcome = tools.run(&call).await;
-    assert!(outcome.content.starts_with("[1] "), "{}", outcome.content);
+
     assert!(outcome.content.contains("never leave the machine"), "the passage itself reaches the model: {}", outcome.content);
     assert!((1..=3).contains(&outcome.sources.len()));
     assert!(outcome.sources.iter().any(|s| s.title == "Privacy note"), "{:?}", outcome.sources);

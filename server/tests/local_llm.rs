@@ -81,22 +81,40 @@ async fn collect(model: &LocalChat, request: ChatRequest) -> Collected {
 }
 
 #[tokio::test]
-async fn a_question_about_the_knowledge_base_calls_the_search_tool_with_a_query() {
-    let request =
-        ChatRequest { messages: conversation("What does my knowledge base say about where recordings are stored?"), tools: tools() };
+async fn a_question_about_the_time_calls_the_clock_without_a_word() {
+    let request = ChatRequest { messages: conversation("What time is it right now?"), tools: tools(), default_call: None };
     let result = collect(qwen(), request).await;
     assert!(result.deltas.is_empty(), "a tool call, not words: {:?}", result.text());
     let [call] = result.calls.as_slice() else { panic!("exactly one tool call expected, got {:?}", result.calls) };
-    assert_eq!(call.name, "search_knowledge");
+    assert_eq!(call.name, "current_time");
     assert!(call.id.starts_with("call_") && call.id.len() > 10, "{}", call.id);
     let arguments: Value = serde_json::from_str(&call.arguments).expect("the arguments are JSON");
-    let query = arguments["query"].as_str().expect("a query string");
-    assert!(!query.trim().is_empty(), "{arguments}");
+    assert!(arguments.is_object(), "{arguments}");
+}
+
+/// The agent's automatic knowledge search: offered as the call to make if the model would answer in words.
+fn search_call(query: &str) -> ToolCall {
+    ToolCall { id: "call_agent_search".into(), name: "search_knowledge".into(), arguments: json!({"query": query}).to_string() }
+}
+
+#[tokio::test]
+async fn the_default_call_replaces_an_answer_from_thin_air_but_not_the_models_own_call() {
+    let question = "How does this app keep my recordings private?";
+    let request = ChatRequest { messages: conversation(question), tools: tools(), default_call: Some(search_call(question)) };
+    let result = collect(qwen(), request).await;
+    assert!(result.deltas.is_empty(), "the search, not words: {:?}", result.text());
+    assert_eq!(result.calls, [search_call(question)]);
+
+    let request =
+        ChatRequest { messages: conversation("What time is it right now?"), tools: tools(), default_call: Some(search_call("time")) };
+    let result = collect(qwen(), request).await;
+    let names: Vec<&str> = result.calls.iter().map(|call| call.name.as_str()).collect();
+    assert_eq!(names, ["current_time"], "the model's own choice wins");
 }
 
 #[tokio::test]
 async fn small_talk_is_answered_in_streamed_words_without_a_tool() {
-    let request = ChatRequest { messages: conversation("Hi! How are you today?"), tools: tools() };
+    let request = ChatRequest { messages: conversation("Hi! How are you today?"), tools: tools(), default_call: None };
     let result = collect(qwen(), request).await;
     assert!(result.calls.is_empty(), "no tool for small talk: {:?}", result.calls);
     let text = result.text();
@@ -119,7 +137,7 @@ async fn after_a_tool_result_the_model_answers_in_plain_words() {
                   then deleted automatically."
             .to_owned(),
     });
-    let result = collect(qwen(), ChatRequest { messages, tools: tools() }).await;
+    let result = collect(qwen(), ChatRequest { messages, tools: tools(), default_call: None }).await;
     assert!(result.calls.is_empty(), "the result is there: answer, don't search again: {:?}", result.calls);
     let text = result.text();
     assert!(text.split_whitespace().count() >= 3, "{text:?}");
@@ -132,7 +150,7 @@ async fn after_a_tool_result_the_model_answers_in_plain_words() {
 #[tokio::test]
 async fn concurrent_requests_queue_and_both_complete() {
     let model = smollm();
-    let ask = |question: &str| collect(model, ChatRequest { messages: conversation(question), tools: vec![] });
+    let ask = |question: &str| collect(model, ChatRequest { messages: conversation(question), tools: vec![], default_call: None });
     let (first, second) = tokio::join!(ask("What is the capital of France?"), ask("Name a colour of the rainbow."));
     for result in [&first, &second] {
         assert!(!result.text().trim().is_empty(), "{result:?}");
@@ -144,10 +162,10 @@ async fn a_follow_up_turn_reuses_the_cached_conversation_and_reads_only_its_new_
     // Its own model: the reports of a shared one would interleave with other tests' requests.
     let model = load(&SMOLLM2_135M);
     let mut messages = conversation("Tell me one fact about the moon.");
-    let first = collect(&model, ChatRequest { messages: messages.clone(), tools: vec![] }).await;
+    let first = collect(&model, ChatRequest { messages: messages.clone(), tools: vec![], default_call: None }).await;
     messages.push(ChatMessage::Assistant { content: first.text(), tool_calls: vec![] });
     messages.push(ChatMessage::User("And one about the sun?".to_owned()));
-    collect(&model, ChatRequest { messages, tools: vec![] }).await;
+    collect(&model, ChatRequest { messages, tools: vec![], default_call: None }).await;
 
     let [cold, warm]: [Report; 2] = model.reports().try_into().expect("two reports");
     assert_eq!(cold.reused_tokens, 0, "nothing was cached before the first request");
@@ -158,14 +176,14 @@ async fn a_follow_up_turn_reuses_the_cached_conversation_and_reads_only_its_new_
 #[tokio::test]
 async fn dropping_the_stream_stops_generation_at_the_next_token() {
     let model = load(&SMOLLM2_135M);
-    let long = ChatRequest { messages: conversation("Count from 1 to 500, separated by commas."), tools: vec![] };
+    let long = ChatRequest { messages: conversation("Count from 1 to 500, separated by commas."), tools: vec![], default_call: None };
     let mut stream = model.stream(long).await.unwrap();
     let first = stream.next().await.expect("a first event").expect("no error");
     assert!(matches!(first, ChatEvent::TextDelta(_)), "{first:?}");
     drop(stream);
 
     // The worker serves one request at a time: when this one is answered, the dropped one has ended.
-    let next = collect(&model, ChatRequest { messages: conversation("Say hello."), tools: vec![] }).await;
+    let next = collect(&model, ChatRequest { messages: conversation("Say hello."), tools: vec![], default_call: None }).await;
     assert!(!next.text().trim().is_empty());
 
     let reports = model.reports();

@@ -24,6 +24,7 @@ async fn chat_answers_arrive_as_a_stream_of_pieces() {
     let request = ChatRequest {
         messages: vec![ChatMessage::System("be brief".into()), ChatMessage::User("tell me something".into())],
         tools: vec![],
+        default_call: None,
     };
     let events: Vec<ChatEvent> = chat.stream(request).await.unwrap().map(|e| e.unwrap()).collect().await;
 
@@ -46,7 +47,7 @@ async fn a_fragmented_tool_call_is_assembled_whole() {
     let chat = OpenAiChat::new(client(&provider.base_url));
     let clock =
         ToolSpec { name: "current_time".into(), description: "the time".into(), parameters: json!({"type": "object", "properties": {}}) };
-    let request = ChatRequest { messages: vec![ChatMessage::User("what time is it".into())], tools: vec![clock] };
+    let request = ChatRequest { messages: vec![ChatMessage::User("what time is it".into())], tools: vec![clock], default_call: None };
     let events: Vec<ChatEvent> = chat.stream(request).await.unwrap().map(|e| e.unwrap()).collect().await;
 
     let [ChatEvent::ToolCall(call)] = events.as_slice() else { panic!("exactly one tool call expected: {events:?}") };

@@ -1,6 +1,7 @@
 //! The agent: given the conversation so far and a question, it lets the model answer, running the tools the
 //! model asks for and feeding their results back, until the model answers in words.
 
+mod auto_search;
 pub mod tools;
 
 use std::sync::Arc;
@@ -8,20 +9,26 @@ use std::sync::Arc;
 use futures::StreamExt;
 use parlance_shared::{HistoryTurn, KnowledgeSource, Role, ServerEvent, ToolCallRecord};
 
+pub use self::auto_search::AutoSearch;
 use self::tools::ToolRegistry;
 use crate::events::EventSink;
-use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError};
+use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall};
 
-/// Answers are spoken, so they must sound right read aloud.
+/// Answers are spoken, so they must sound right read aloud. The tool rules are spelled out because small
+/// local models otherwise reach for a tool on every question (a clock for "What is the capital of France?").
 pub const SYSTEM_PROMPT: &str = "You are Parlance, a friendly voice assistant. Your answers are read aloud, \
-so answer in two to four short, plain sentences: no markdown, lists, code, links or emoji. \
-Use a tool when it helps you answer; never read tool calls or their raw output aloud. \
-If you do not know something, say so briefly instead of guessing.";
+so answer in one to three short, plain sentences: no markdown, lists, code, links or emoji. \
+When to use a tool: search_knowledge for questions about Parlance itself (this app: privacy, setup, audio, \
+browsers, shortcuts, troubleshooting) or about the user and their notes; current_time only when asked the \
+time, date or day; remember only when the user asks you to remember something. Answer general knowledge \
+questions, greetings and small talk yourself, without a tool. Never read tool calls or raw tool output aloud. \
+If the notes do not say, tell the user so briefly instead of guessing.";
 
 pub struct Agent {
     model: Arc<dyn ChatModel>,
     tools: ToolRegistry,
     max_tool_rounds: usize,
+    auto_search: Option<AutoSearch>,
 }
 
 /// What the agent produced for one question.
@@ -40,7 +47,14 @@ pub enum AgentError {
 
 impl Agent {
     pub fn new(model: Arc<dyn ChatModel>, tools: ToolRegistry, max_tool_rounds: usize) -> Self {
-        Self { model, tools, max_tool_rounds }
+        Self { model, tools, max_tool_rounds, auto_search: None }
+    }
+
+    /// Search the notes when the model would answer without a tool but they are close to the question (see
+    /// [`AutoSearch`]).
+    pub fn with_auto_search(mut self, auto_search: AutoSearch) -> Self {
+        self.auto_search = Some(auto_search);
+        self
     }
 
     pub fn model(&self) -> &Arc<dyn ChatModel> {
@@ -57,10 +71,16 @@ impl Agent {
         messages.push(ChatMessage::User(question.to_owned()));
 
         let mut answer = Answer::default();
+        // Offered to the model's first decision only: after a tool round it answers.
+        let mut default_call = match &self.auto_search {
+            Some(auto_search) => auto_search.call_for(question).await,
+            None => None,
+        };
         for round in 0..=self.max_tool_rounds {
             // The last round offers no tools, so the model has to answer in words.
             let tools = if round < self.max_tool_rounds { self.tools.specs() } else { Vec::new() };
-            let mut stream = self.model.stream(ChatRequest { messages: messages.clone(), tools }).await?;
+            let default_call = if tools.is_empty() { None } else { default_call.take() };
+            let mut stream = self.model.stream(ChatRequest { messages: messages.clone(), tools, default_call }).await?;
             let mut text = String::new();
             let mut calls = Vec::new();
             while let Some(event) = stream.next().await {
@@ -78,18 +98,23 @@ impl Agent {
             }
 
             messages.push(ChatMessage::Assistant { content: text, tool_calls: calls.clone() });
-            for call in &calls {
-                let outcome = self.tools.run(call).await;
-                events.emit(ServerEvent::ToolCall { call: outcome.record.clone() });
-                for source in outcome.sources {
-                    if !answer.sources.iter().any(|known| known.id == source.id) {
-                        answer.sources.push(source);
-                    }
-                }
-                answer.tool_calls.push(outcome.record);
-                messages.push(ChatMessage::Tool { call_id: call.id.clone(), content: outcome.content });
-            }
+            self.run_calls(&calls, &mut messages, &mut answer, events).await;
         }
         Ok(answer)
+    }
+
+    /// Runs the calls, hands their results to the model and records them (and the notes used) in the answer.
+    async fn run_calls(&self, calls: &[ToolCall], messages: &mut Vec<ChatMessage>, answer: &mut Answer, events: &EventSink) {
+        for call in calls {
+            let outcome = self.tools.run(call).await;
+            events.emit(ServerEvent::ToolCall { call: outcome.record.clone() });
+            for source in outcome.sources {
+                if !answer.sources.iter().any(|known| known.id == source.id) {
+                    answer.sources.push(source);
+                }
+            }
+            answer.tool_calls.push(outcome.record);
+            messages.push(ChatMessage::Tool { call_id: call.id.clone(), content: outcome.content });
+        }
     }
 }

@@ -189,6 +189,15 @@ impl KnowledgeBase {
         Ok(search::fuse(&rankings, k))
     }
 
+    /// The cosine similarity between `query` and the stored passage nearest to it; `None` without an
+    /// embeddings model or without notes.
+    pub async fn closeness(&self, query: &str) -> Result<Option<f32>, KnowledgeError> {
+        let Some(embedder) = &self.embedder else { return Ok(None) };
+        let table = &self.table().await?.table;
+        let vector = embedder.embed(&[query.to_owned()]).await?.pop().ok_or(IngestError::VectorCount { asked: 1, got: 0 })?;
+        Ok(super::closeness::nearest(table, &vector).await?)
+    }
+
     /// Folds every row into the full-text index (ingestion does it every few hundred rows on its own).
     pub async fn optimize(&self) -> Result<(), KnowledgeError> {
         let table = self.table().await?;

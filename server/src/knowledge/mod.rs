@@ -4,6 +4,7 @@
 
 mod base;
 pub mod chunking;
+mod closeness;
 pub mod command;
 pub mod document;
 mod ingest;

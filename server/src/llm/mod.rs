@@ -50,6 +50,9 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// Empty: the model must answer in text.
     pub tools: Vec<ToolSpec>,
+    /// The call to make when the model would answer without a tool (see `agent::AutoSearch`). Only backends
+    /// that see the model's decision before it answers (the embedded one) can honour it; others ignore it.
+    pub default_call: Option<ToolCall>,
 }
 
 /// What a model produces while it answers, in order. The stream ends when the model is done.

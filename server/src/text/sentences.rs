@@ -31,6 +31,11 @@ impl SentenceSplitter {
         sentences
     }
 
+    /// The text after the last complete sentence, not yet known to end.
+    pub fn pending(&self) -> &str {
+        &self.pending
+    }
+
     /// The last sentence, however it ends; the splitter is empty afterwards.
     pub fn flush(&mut self) -> Option<String> {
         let rest = std::mem::take(&mut self.pending);

@@ -3,7 +3,7 @@
 
 mod current_time;
 mod remember;
-mod search_knowledge;
+pub mod search_knowledge;
 
 use std::sync::Arc;
 

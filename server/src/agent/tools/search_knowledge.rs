@@ -7,6 +7,9 @@ use serde_json::{Value, json};
 use super::{Tool, ToolError, ToolOutput};
 use crate::knowledge::{KnowledgeBase, SearchMode};
 
+/// The tool's name, as the model calls it.
+pub const NAME: &str = "search_knowledge";
+
 /// Passages handed to the model: enough to answer, few enough for a small model's context.
 const HITS: usize = 3;
 
@@ -24,7 +27,7 @@ impl SearchKnowledge {
 #[async_trait]
 impl Tool for SearchKnowledge {
     fn name(&self) -> &str {
-        "search_knowledge"
+        NAME
     }
 
     fn description(&self) -> &str {
@@ -50,8 +53,15 @@ impl Tool for SearchKnowledge {
         if hits.is_empty() {
             return Ok(ToolOutput { content: "No notes match.".into(), sources: vec![] });
         }
-        let content =
-            hits.iter().enumerate().map(|(i, hit)| format!("[{}] {}\n{}", i + 1, hit.title, hit.text)).collect::<Vec<_>>().join("\n\n");
+        // The best passage whole, the others as snippets: every token here is read by the model before it can
+        // say a word, which on a small CPU costs more than the extra passages are worth. Titles stay out: small
+        // models read whatever the passages start with aloud ("From the note ..."); the sources carry them.
+        let content = hits
+            .iter()
+            .enumerate()
+            .map(|(i, hit)| if i == 0 { hit.text.as_str() } else { hit.snippet.as_str() })
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let sources = hits
             .into_iter()
             .map(|hit| KnowledgeSource { id: hit.note_id, title: hit.title, snippet: hit.snippet, score: hit.score })

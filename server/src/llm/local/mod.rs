@@ -6,6 +6,7 @@
 //! - `grammar`: the constrained tool-or-answer decision; `sampling`: how tokens are picked;
 //! - `output`: the events a request's stream receives.
 
+mod brevity;
 mod engine;
 mod grammar;
 mod output;
@@ -52,6 +53,8 @@ pub struct LocalChatOptions {
     pub context_tokens: u32,
     /// Longest answer, in tokens: a spoken answer of two to four sentences needs far fewer.
     pub max_answer_tokens: usize,
+    /// Longest answer, in sentences; a paragraph break ends it too (see `brevity`).
+    pub max_answer_sentences: usize,
     /// Longest tool call, in tokens, before the model is made to answer in words instead.
     pub max_tool_call_tokens: usize,
     /// Tool calls the model may make for one question before it must answer. Small models given a tool
@@ -66,6 +69,7 @@ impl Default for LocalChatOptions {
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             context_tokens: 4096,
             max_answer_tokens: 200,
+            max_answer_sentences: 3,
             max_tool_call_tokens: 128,
             tool_rounds_per_question: 1,
         }
@@ -89,6 +93,7 @@ impl LocalChat {
         let worker_options = WorkerOptions {
             engine: EngineOptions { threads: options.threads, context_tokens: options.context_tokens },
             max_answer_tokens: options.max_answer_tokens,
+            max_answer_sentences: options.max_answer_sentences,
             max_tool_call_tokens: options.max_tool_call_tokens,
             tool_rounds_per_question: options.tool_rounds_per_question,
         };

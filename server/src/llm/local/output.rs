@@ -30,7 +30,17 @@ impl Output {
     /// Sends the complete characters among `bytes` and whatever was left over before; keeps an incomplete
     /// character's bytes for the next call.
     pub fn text(&mut self, bytes: &[u8]) -> Result<(), Gone> {
-        let text = self.decode(bytes, false);
+        let text = self.decode_text(bytes);
+        self.send_text(text)
+    }
+
+    /// The complete characters among `bytes` and whatever was left over before, without sending them.
+    pub fn decode_text(&mut self, bytes: &[u8]) -> String {
+        self.decode(bytes, false)
+    }
+
+    /// Sends decoded text (nothing if it is empty).
+    pub fn send_text(&self, text: String) -> Result<(), Gone> {
         if text.is_empty() { Ok(()) } else { self.send(Ok(ChatEvent::TextDelta(text))) }
     }
 

@@ -26,10 +26,14 @@ pub fn render(messages: &[ChatMessage], tools: &[ToolSpec]) -> String {
         }
         out.push_str("<|im_end|>\n");
     }
+    let mut question = None;
     for (index, message) in rest.iter().enumerate() {
         match message {
             ChatMessage::System(text) => turn(&mut out, "system", text),
-            ChatMessage::User(text) => turn(&mut out, "user", text),
+            ChatMessage::User(text) => {
+                question = Some(text.as_str());
+                turn(&mut out, "user", text);
+            }
             ChatMessage::Assistant { content, tool_calls } if tool_calls.is_empty() => turn(&mut out, "assistant", content),
             ChatMessage::Assistant { content, tool_calls } => {
                 out.push_str("<|im_start|>assistant");
@@ -53,6 +57,9 @@ pub fn render(messages: &[ChatMessage], tools: &[ToolSpec]) -> String {
                 out.push_str(content);
                 out.push_str("\n</tool_response>");
                 if !matches!(rest.get(index + 1), Some(ChatMessage::Tool { .. })) {
+                    if let Some(question) = question {
+                        out.push_str(&answer_reminder(question));
+                    }
                     out.push_str("<|im_end|>\n");
                 }
             }
@@ -60,6 +67,12 @@ pub fn render(messages: &[ChatMessage], tools: &[ToolSpec]) -> String {
     }
     out.push_str("<|im_start|>assistant\n");
     out
+}
+
+/// Said after the tool results. Small models otherwise lose the question behind the results, try to call
+/// another tool and open with fragments like "Mark the date and time.", or read whole passages aloud.
+fn answer_reminder(question: &str) -> String {
+    format!("\nAnswer my question from these results in one or two short sentences of your own: {question}")
 }
 
 fn turn(out: &mut String, role: &str, text: &str) {
@@ -184,7 +197,8 @@ mod tests {
         assert!(prompt.ends_with(
             "<|im_start|>assistant\n<tool_call>\n{\"name\": \"search_knowledge\", \"arguments\": {\"query\": \"recordings\"}}\n</tool_call>\n\
              <tool_call>\n{\"name\": \"search_knowledge\", \"arguments\": {\"query\": \"storage\"}}\n</tool_call><|im_end|>\n\
-             <|im_start|>user\n<tool_response>\nIn the data folder.\n</tool_response>\n<tool_response>\nNothing found.\n</tool_response><|im_end|>\n\
+             <|im_start|>user\n<tool_response>\nIn the data folder.\n</tool_response>\n<tool_response>\nNothing found.\n</tool_response>\n\
+             Answer my question from these results in one or two short sentences of your own: Where are recordings stored?<|im_end|>\n\
              <|im_start|>assistant\n"
         ), "{prompt}");
     }
