@@ -273,6 +273,9 @@ mod knowledge {
         } else {
             ingest(&knowledge).await;
         }
+        let started = Instant::now();
+        knowledge.optimize().await.expect("indices updated");
+        println!("knowledge   optimize (indices)   {:>8.1} ms", ms(started.elapsed()));
         search(&knowledge, embedder.as_ref()).await;
     }
 
