@@ -44,6 +44,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{} is not set up on this server; {}", stage_name(*.0), setup_hint(*.0))]
     NotConfigured(Stage),
+    /// A stage is set up, but in a way that cannot work (e.g. an embeddings model of the wrong dimension).
+    #[error("{0}")]
+    Misconfigured(String),
     #[error("the {} failed: {}", provider_name(*.stage), .error.user_message())]
     Provider { stage: Stage, error: ProviderError },
     #[error("too many questions in a short time; wait {retry_after_secs} s and ask again")]
@@ -62,7 +65,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoSpeech | Self::UnreadableAudio(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SessionNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotConfigured(_) | Self::Misconfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -79,7 +82,7 @@ impl ApiError {
             Self::NoSpeech => ErrorCode::NoSpeech,
             Self::SessionNotFound(_) => ErrorCode::SessionNotFound,
             Self::NotFound(_) => ErrorCode::NotFound,
-            Self::NotConfigured(_) => ErrorCode::NotConfigured,
+            Self::NotConfigured(_) | Self::Misconfigured(_) => ErrorCode::NotConfigured,
             Self::Provider { error, .. } if error.is_unavailable() => ErrorCode::ProviderUnavailable,
             Self::Provider { .. } => ErrorCode::ProviderError,
             Self::RateLimited { .. } => ErrorCode::RateLimited,

@@ -38,6 +38,8 @@ pub enum StartupError {
     Llm(#[from] LocalLlmError),
     #[error(transparent)]
     Database(#[from] crate::knowledge::StoreError),
+    #[error(transparent)]
+    Knowledge(#[from] crate::knowledge::KnowledgeError),
 }
 
 impl AppState {

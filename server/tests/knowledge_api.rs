@@ -155,3 +155,29 @@ async fn without_an_embeddings_model_adding_says_what_to_set_up() {
     assert!(body["message"].as_str().unwrap().contains("parlance models"), "{body}");
     assert_eq!(search(&app, "bike").await["hits"], json!([]), "search still answers, from full text alone");
 }
+
+/// An OpenAI-compatible embeddings model whose vectors are not 384 long (the fake makes 26: letter counts) is
+/// named at start-up, with both dimensions, instead of failing every note and search with a bare 500.
+#[tokio::test]
+async fn an_embeddings_model_of_the_wrong_dimension_is_named_at_start_and_at_first_use() {
+    let provider = support::fake_openai::FakeOpenAi::start("unused").await;
+    let settings = support::settings_for_provider(&provider.base_url, &["--embeddings-model", "letter-counts-26"]);
+
+    let error = parlance_server::start(&settings).await.err().expect("start-up refuses the model");
+    let message = error.to_string();
+    for needle in ["letter-counts-26", "26-dimensional", "384-dimensional", "PARLANCE_EMBEDDINGS_MODEL"] {
+        assert!(message.contains(needle), "{needle:?} missing from {message:?}");
+    }
+
+    // A server built without the start-up check (as the tests' router is) says the same on first use.
+    let app = support::app(&settings);
+    let note = json!({"notes": [{"title": "Bike", "text": "My bike is a Trek."}]});
+    for request in [json_request("POST", "/api/knowledge", &note), empty_request("GET", "/api/knowledge/search?q=bike&k=3")] {
+        let (status, body) = send(&app, request).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_error(&body, "not_configured");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("letter-counts-26") && message.contains("26-dimensional"), "{message}");
+    }
+    assert_eq!(total(&app).await, 0, "nothing was half-written");
+}

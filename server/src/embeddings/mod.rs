@@ -27,4 +27,11 @@ pub enum EmbedError {
     Load { path: PathBuf, reason: String },
     #[error("the embeddings model failed: {0}")]
     Inference(String),
+    /// The knowledge table's vectors have a fixed length; a model making other vectors cannot fill or search it.
+    #[error(
+        "the embeddings model {model} makes {got}-dimensional vectors, but the knowledge base stores {expected}-dimensional ones \
+         (all-MiniLM-L6-v2); set PARLANCE_EMBEDDINGS_MODEL to a {expected}-dimensional model, or unset the embeddings URL to use \
+         the local model"
+    )]
+    Dimensions { model: String, got: usize, expected: usize },
 }

@@ -2,16 +2,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use lancedb::index::Index;
 use lancedb::index::scalar::FtsIndexBuilder;
+use lancedb::index::vector::IvfFlatIndexBuilder;
 use lancedb::query::{QueryBase, Select};
 use lancedb::table::{OptimizeAction, OptimizeOptions};
 use parlance_shared::{NewNote, NoteSummary};
 
 use super::ingest::{self, CheckedNote, IngestError};
 use super::rows::{self, TEXT_COLUMNS, read_chunks};
-use super::search::{self, Hit, SearchMode};
+use super::search::{self, Fusion, Hit, Rankings, SearchMode};
 use super::store::{Database, GuardedTable, StoreError, collect, strings};
 use crate::embeddings::{EmbedError, Embedder};
 
@@ -19,6 +22,14 @@ use crate::embeddings::{EmbedError, Embedder};
 const TEXT_INDEX: &str = "text_idx";
 /// Rows appended since the last index update are searched without the index; past this many, fold them in.
 const UNINDEXED_ROWS_BEFORE_UPDATE: usize = 512;
+/// The vector index, named after its column like the full-text one.
+const VECTOR_INDEX: &str = "vector_idx";
+/// Below this many chunks a brute-force vector search is fast enough and exact. Above it, an IVF index
+/// (the vectors clustered into about sqrt(rows) partitions, a query reading only the nearest ones) keeps a
+/// search from reading every vector: with 10,000 notes the full scan was most of a search's time. IVF_FLAT
+/// keeps the vectors whole, so the distances fusion uses stay exact; only a match outside the probed
+/// partitions can be missed.
+const VECTOR_INDEX_MIN_ROWS: usize = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {
@@ -51,11 +62,42 @@ pub struct Added {
 pub struct KnowledgeBase {
     database: Arc<Database>,
     embedder: Option<Arc<dyn Embedder>>,
+    text_index_known: AtomicBool,
+}
+
+/// Where one search's time went. The embedding and vector search run beside the full-text search, so the
+/// parts add up to more than the total.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchTimings {
+    /// Getting the (already opened) table.
+    pub open: Duration,
+    pub embed: Duration,
+    pub vector: Duration,
+    pub text: Duration,
+    pub fuse: Duration,
+    pub total: Duration,
+}
+
+/// Where adding notes spent its time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AddTimings {
+    /// Validating and looking up which notes are stored already.
+    pub check: Duration,
+    pub embed: Duration,
+    /// The second lookup under the lock and the append.
+    pub write: Duration,
+    /// Creating or updating the full-text index.
+    pub index: Duration,
+    pub total: Duration,
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 impl KnowledgeBase {
     pub fn new(database: Arc<Database>, embedder: Option<Arc<dyn Embedder>>) -> Self {
-        Self { database, embedder }
+        Self { database, embedder, text_index_known: AtomicBool::new(false) }
     }
 
     pub fn can_add(&self) -> bool {
@@ -67,12 +109,28 @@ impl KnowledgeBase {
         self.database.tables().await.map(|_| ())
     }
 
+    /// Embeds one short text to learn the model's vector length, so a model whose vectors the table cannot
+    /// hold is named at start-up rather than at the first note or search.
+    pub async fn check_embedder(&self) -> Result<(), KnowledgeError> {
+        let embedder = self.embedder.as_ref().ok_or(KnowledgeError::NoEmbedder)?;
+        let vectors = embedder.embed(&["Parlance".to_owned()]).await?;
+        ingest::check_dimensions(embedder.as_ref(), &vectors)?;
+        Ok(())
+    }
+
     async fn table(&self) -> Result<&GuardedTable, StoreError> {
         Ok(&self.database.tables().await?.knowledge)
     }
 
     /// Stores the notes not stored yet (by content), all in one commit: a failure stores none of them.
     pub async fn add(&self, notes: Vec<NewNote>) -> Result<Added, KnowledgeError> {
+        Ok(self.add_timed(notes).await?.0)
+    }
+
+    /// [`KnowledgeBase::add`] with where its time went (for the log and the benchmark).
+    pub async fn add_timed(&self, notes: Vec<NewNote>) -> Result<(Added, AddTimings), KnowledgeError> {
+        let started = Instant::now();
+        let mut timings = AddTimings::default();
         let embedder = self.embedder.as_ref().ok_or(KnowledgeError::NoEmbedder)?;
         let checked = ingest::check(notes)?;
         let table = self.table().await?;
@@ -85,14 +143,21 @@ impl KnowledgeBase {
                 fresh.push(note.clone());
             }
         }
+        timings.check = started.elapsed();
+        let embedding = Instant::now();
         let rows = ingest::embed_notes(embedder.as_ref(), &fresh).await?;
+        timings.embed = embedding.elapsed();
 
+        let writing = Instant::now();
         let lock = table.write_lock().await;
         let known = self.existing(table, &checked).await?;
         let rows: Vec<_> = rows.into_iter().filter(|row| !known.contains_key(&row.content_hash)).collect();
         if !rows.is_empty() {
             table.table.add(rows::to_batch(&rows)?).execute().await?;
+            timings.write = writing.elapsed();
+            let indexing = Instant::now();
             update_text_index(&table.table).await?;
+            timings.index = indexing.elapsed();
         }
         drop(lock);
 
@@ -115,8 +180,18 @@ impl KnowledgeBase {
             }
         }
         let unchanged = summaries.len() - added;
-        tracing::info!(added, unchanged, chunks = rows.len(), "notes stored");
-        Ok(Added { notes: summaries, added, unchanged })
+        timings.total = started.elapsed();
+        tracing::info!(
+            added,
+            unchanged,
+            chunks = rows.len(),
+            total_ms = ms(timings.total),
+            embed_ms = ms(timings.embed),
+            write_ms = ms(timings.write),
+            index_ms = ms(timings.index),
+            "notes stored"
+        );
+        Ok((Added { notes: summaries, added, unchanged }, timings))
     }
 
     /// Stored notes among these, by content hash.
@@ -174,19 +249,84 @@ impl KnowledgeBase {
 
     /// The `k` best notes for `query`. Without an embeddings model, full-text search alone.
     pub async fn search(&self, query: &str, k: usize, mode: SearchMode) -> Result<Vec<Hit>, KnowledgeError> {
+        Ok(self.search_timed(query, k, mode).await?.0)
+    }
+
+    /// [`KnowledgeBase::search`] with where its time went (for the log and the benchmark).
+    pub async fn search_timed(&self, query: &str, k: usize, mode: SearchMode) -> Result<(Vec<Hit>, SearchTimings), KnowledgeError> {
+        let (rankings, mut timings) = self.rankings(query, k, mode).await?;
+        let fusing = Instant::now();
+        let hits = rankings.fuse(Fusion::TUNED, k);
+        timings.fuse = fusing.elapsed();
+        timings.total += timings.fuse;
+        tracing::debug!(
+            hits = hits.len(),
+            total_ms = ms(timings.total),
+            embed_ms = ms(timings.embed),
+            vector_ms = ms(timings.vector),
+            text_ms = ms(timings.text),
+            fuse_ms = ms(timings.fuse),
+            "knowledge searched"
+        );
+        Ok((hits, timings))
+    }
+
+    /// Each search's own ranking of candidates for `k` hits, before fusion (the evaluation fuses them in
+    /// several ways).
+    pub async fn rankings(&self, query: &str, k: usize, mode: SearchMode) -> Result<(Rankings, SearchTimings), KnowledgeError> {
+        let started = Instant::now();
         let table = &self.table().await?.table;
+        let open = started.elapsed();
         let limit = search::candidates(k);
-        let use_vector = mode != SearchMode::FullTextOnly && self.embedder.is_some();
+        let embedder = self.embedder.as_ref().filter(|_| mode != SearchMode::FullTextOnly);
         let use_text = mode != SearchMode::VectorOnly || self.embedder.is_none();
-        let mut rankings = Vec::with_capacity(2);
-        if let (true, Some(embedder)) = (use_vector, &self.embedder) {
+
+        // The two rankings are independent: the full-text search runs while the query is being embedded.
+        let by_meaning = async {
+            let Some(embedder) = embedder else { return Ok::<_, KnowledgeError>(None) };
+            let started = Instant::now();
             let vector = embedder.embed(&[query.to_owned()]).await?.pop().ok_or(IngestError::VectorCount { asked: 1, got: 0 })?;
-            rankings.push((search::VECTOR_WEIGHT, search::by_vector(table, &vector, limit).await?));
+            ingest::check_dimensions(embedder.as_ref(), std::slice::from_ref(&vector))?;
+            let embedded = started.elapsed();
+            let ranking = search::by_vector(table, &vector, limit).await?;
+            Ok(Some((ranking, embedded, started.elapsed() - embedded)))
+        };
+        let by_words = async {
+            if !use_text || !self.text_index_ready(table).await? {
+                return Ok::<_, KnowledgeError>(None);
+            }
+            let started = Instant::now();
+            let ranking = search::by_text(table, query, limit).await?;
+            Ok(Some((ranking, started.elapsed())))
+        };
+        let (by_meaning, by_words) = futures::future::join(by_meaning, by_words).await;
+        let (by_meaning, by_words) = (by_meaning?, by_words?);
+
+        let mut timings = SearchTimings { open, ..SearchTimings::default() };
+        let mut rankings = Rankings::default();
+        if let Some((ranking, embed, vector)) = by_meaning {
+            (timings.embed, timings.vector) = (embed, vector);
+            rankings.vector = Some(ranking);
         }
-        if use_text && has_index(table).await? {
-            rankings.push((search::TEXT_WEIGHT, search::by_text(table, query, limit).await?));
+        if let Some((ranking, text)) = by_words {
+            timings.text = text;
+            rankings.text = Some(ranking);
         }
-        Ok(search::fuse(&rankings, k))
+        timings.total = started.elapsed();
+        Ok((rankings, timings))
+    }
+
+    /// Whether the full-text index exists yet (it is created with the first notes and never dropped, so a
+    /// yes is remembered and later searches skip listing the indices).
+    async fn text_index_ready(&self, table: &lancedb::Table) -> Result<bool, StoreError> {
+        if self.text_index_known.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let ready = has_index(table).await?;
+        if ready {
+            self.text_index_known.store(true, Ordering::Release);
+        }
+        Ok(ready)
     }
 
     /// The cosine similarity between `query` and the stored passage nearest to it; `None` without an
@@ -199,10 +339,18 @@ impl KnowledgeBase {
     }
 
     /// Folds every row into the full-text index (ingestion does it every few hundred rows on its own).
+    /// Also creates the vector index once the table is large enough to need one.
     pub async fn optimize(&self) -> Result<(), KnowledgeError> {
         let table = self.table().await?;
         let _lock = table.write_lock().await;
-        if has_index(&table.table).await? {
+        let has_vector_index = table.table.list_indices().await?.iter().any(|index| index.name == VECTOR_INDEX);
+        if !has_vector_index && table.table.count_rows(None).await? >= VECTOR_INDEX_MIN_ROWS {
+            let started = Instant::now();
+            table.table.create_index(&["vector"], Index::IvfFlat(IvfFlatIndexBuilder::default())).execute().await?;
+            tracing::info!(ms = ms(started.elapsed()), "vector index created");
+        }
+        if self.text_index_ready(&table.table).await? {
+            // Folds the rows added since into both indices.
             table.table.optimize(OptimizeAction::Index(OptimizeOptions::default())).await?;
         }
         Ok(())

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::chunking::chunk;
 use super::rows::ChunkRow;
+use super::schema::VECTOR_DIMENSIONS;
 use crate::embeddings::{EmbedError, Embedder};
 
 /// Titles are shown in lists and hits; a longer one is a mistake (the text went into the title).
@@ -102,10 +103,20 @@ pub async fn embed_notes(embedder: &dyn Embedder, notes: &[CheckedNote]) -> Resu
     if vectors.len() != rows.len() {
         return Err(IngestError::VectorCount { asked: rows.len(), got: vectors.len() });
     }
+    check_dimensions(embedder, &vectors)?;
     for (row, vector) in rows.iter_mut().zip(vectors) {
         row.vector = vector;
     }
     Ok(rows)
+}
+
+/// Every vector must have the table's length: another model's vectors could neither be stored nor searched,
+/// and the database would only say so with an error about Arrow list sizes.
+pub fn check_dimensions(embedder: &dyn Embedder, vectors: &[Vec<f32>]) -> Result<(), EmbedError> {
+    match vectors.iter().find(|vector| vector.len() != VECTOR_DIMENSIONS) {
+        Some(bad) => Err(EmbedError::Dimensions { model: embedder.info().model, got: bad.len(), expected: VECTOR_DIMENSIONS }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod search;
 pub mod seed;
 pub mod store;
 
-pub use self::base::{Added, KnowledgeBase, KnowledgeError};
+pub use self::base::{AddTimings, Added, KnowledgeBase, KnowledgeError, SearchTimings};
 pub use self::ingest::IngestError;
-pub use self::search::{Hit, SearchMode};
+pub use self::search::{Fusion, Hit, Rankings, SearchMode};
 pub use self::store::{Database, StoreError};

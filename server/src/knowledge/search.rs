@@ -1,28 +1,43 @@
 //! Hybrid retrieval: a vector search (meaning) and a full-text search (exact words, product codes) each rank
-//! candidate chunks; weighted reciprocal rank fusion merges the two rankings without comparing their
-//! incomparable scores, and each note is returned once, with its best passage.
+//! candidate chunks; a [`Fusion`] merges the two rankings, and each note is returned once, with its best
+//! passage.
 
 use std::collections::HashMap;
 
+use arrow_array::Float32Array;
 use lancedb::Table;
 use lancedb::index::scalar::FullTextSearchQuery;
 use lancedb::query::{QueryBase, Select};
 
 use super::rows::{StoredChunk, TEXT_COLUMNS, read_chunks};
-use super::store::{StoreError, collect};
+use super::store::{StoreError, collect, column};
 
-/// Rank damping. The textbook 60 flattens ranks so far that any note in both lists beats the vector search's
-/// clear first choice; on the evaluation in tests/knowledge_search.rs (paraphrased questions plus exact
-/// terms) 1 kept the first ranks decisive and scored best.
-const RRF_K: f32 = 1.0;
-/// Full-text matches on everyday words are noisier than the embeddings' ranking, so they count for less;
-/// exact terms (a package name, a setting) still lift their note, because the vector search misses them.
-pub const VECTOR_WEIGHT: f32 = 1.0;
-pub const TEXT_WEIGHT: f32 = 0.7;
 /// Each ranking contributes this many candidates per requested hit (chunks of one note compete).
 const CANDIDATES_PER_HIT: usize = 4;
 const MIN_CANDIDATES: usize = 20;
 const SNIPPET_CHARS: usize = 240;
+
+/// How the two rankings are merged. See [`Fusion::TUNED`] for the values shipped and how they were chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fusion {
+    /// Weighted reciprocal rank fusion: each list adds `weight / (k + rank)`; scores are ignored.
+    Rank { k: f32, vector_weight: f32, text_weight: f32 },
+    /// Each list's scores scaled to 0..1 (cosine similarity as is, BM25 divided by the list's best), then
+    /// `vector_weight * similarity + text_weight * bm25`: how much better the first hit is counts too.
+    Score { vector_weight: f32, text_weight: f32 },
+    /// Like `Score`, but each list min-max scaled (its worst candidate 0, its best 1), as "relative score
+    /// fusion" does: the gaps between candidates count, not the similarity's level.
+    Relative { vector_weight: f32, text_weight: f32 },
+}
+
+impl Fusion {
+    /// Chosen on the held-out tuning questions in tests/knowledge_search.rs (`tune_fusion`, run with
+    /// `--ignored`), then checked on the separate test questions there. Score fusions beat every rank fusion
+    /// tried (k 0-60, full-text weights 0.05-1.5): rank fusion throws away how sure the vector search is, so a
+    /// weak full-text match could unseat a clear first choice. Min-max scaled weights 0.35-0.45 scored best
+    /// (plain scores 0.2-0.45 a hair behind); 0.4 is the middle of that range rather than its edge.
+    pub const TUNED: Fusion = Fusion::Relative { vector_weight: 1.0, text_weight: 0.4 };
+}
 
 /// Which rankings to use; `Hybrid` in the product, the others to measure what fusion adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,35 +64,85 @@ pub fn candidates(k: usize) -> usize {
     (k * CANDIDATES_PER_HIT).max(MIN_CANDIDATES)
 }
 
-pub async fn by_vector(table: &Table, vector: &[f32], limit: usize) -> Result<Vec<StoredChunk>, StoreError> {
-    let query = table.query().nearest_to(vector)?.limit(limit).select(Select::columns(&TEXT_COLUMNS));
-    ranked(collect(query).await?)
+/// A chunk one search found, with that search's score (higher is better).
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub chunk: StoredChunk,
+    pub score: f32,
 }
 
-pub async fn by_text(table: &Table, text: &str, limit: usize) -> Result<Vec<StoredChunk>, StoreError> {
+/// What each search found for one query, best first; either may be absent (no model, no index, or a mode
+/// that leaves it out). Fused by [`Rankings::fuse`].
+#[derive(Debug, Clone, Default)]
+pub struct Rankings {
+    pub vector: Option<Vec<Scored>>,
+    pub text: Option<Vec<Scored>>,
+}
+
+pub async fn by_vector(table: &Table, vector: &[f32], limit: usize) -> Result<Vec<Scored>, StoreError> {
+    let query = table.query().nearest_to(vector)?.limit(limit).select(Select::columns(&TEXT_COLUMNS));
+    // The vectors are unit length, so the default (squared) L2 distance is 2 - 2 cos: turned back into cosine.
+    ranked(collect(query).await?, "_distance", |distance| 1.0 - distance / 2.0)
+}
+
+pub async fn by_text(table: &Table, text: &str, limit: usize) -> Result<Vec<Scored>, StoreError> {
     let query =
         table.query().full_text_search(FullTextSearchQuery::new(text.to_owned())).limit(limit).select(Select::columns(&TEXT_COLUMNS));
-    ranked(collect(query).await?)
+    ranked(collect(query).await?, "_score", |bm25| bm25)
 }
 
-/// Both searches return their batches best first.
-fn ranked(batches: Vec<arrow_array::RecordBatch>) -> Result<Vec<StoredChunk>, StoreError> {
-    let mut chunks = Vec::new();
+/// Both searches return their batches best first, each row with the search's own score column.
+fn ranked(batches: Vec<arrow_array::RecordBatch>, score_column: &str, to_score: fn(f32) -> f32) -> Result<Vec<Scored>, StoreError> {
+    let mut found = Vec::new();
     for batch in &batches {
-        chunks.extend(read_chunks(batch)?);
-    }
-    Ok(chunks)
-}
-
-/// Weighted reciprocal rank fusion of best-first rankings, then one hit per note, best first.
-pub fn fuse(rankings: &[(f32, Vec<StoredChunk>)], k: usize) -> Vec<Hit> {
-    let mut scores: HashMap<&str, (f32, &StoredChunk)> = HashMap::new();
-    for (weight, ranking) in rankings {
-        for (rank, chunk) in ranking.iter().enumerate() {
-            let contribution = weight / (RRF_K + rank as f32 + 1.0);
-            scores.entry(chunk.id.as_str()).or_insert((0.0, chunk)).0 += contribution;
+        let scores = column::<Float32Array>(batch, score_column)?;
+        for (row, chunk) in read_chunks(batch)?.into_iter().enumerate() {
+            found.push(Scored { chunk, score: to_score(scores.value(row)) });
         }
     }
+    Ok(found)
+}
+
+impl Rankings {
+    /// Both lists merged as `fusion` says, then one hit per note (its best chunk), best first.
+    pub fn fuse(&self, fusion: Fusion, k: usize) -> Vec<Hit> {
+        let (vector_weight, text_weight) = match fusion {
+            Fusion::Rank { vector_weight, text_weight, .. }
+            | Fusion::Score { vector_weight, text_weight }
+            | Fusion::Relative { vector_weight, text_weight } => (vector_weight, text_weight),
+        };
+        let mut lists = Vec::with_capacity(2);
+        if let Some(vector) = &self.vector {
+            lists.push((vector_weight, vector, (0.0, 1.0)));
+        }
+        if let Some(text) = &self.text {
+            // BM25 has no fixed range: the list's best match is 1.
+            let best = text.iter().map(|s| s.score).fold(0.0f32, f32::max);
+            lists.push((text_weight, text, (0.0, if best > 0.0 { 1.0 / best } else { 0.0 })));
+        }
+        if let Fusion::Relative { .. } = fusion {
+            for (_, ranking, (offset, scale)) in &mut lists {
+                let low = ranking.iter().map(|s| s.score).fold(f32::INFINITY, f32::min);
+                let high = ranking.iter().map(|s| s.score).fold(f32::NEG_INFINITY, f32::max);
+                // A single candidate (or all equal) counts fully.
+                (*offset, *scale) = if high > low { (low, 1.0 / (high - low)) } else { (low - 1.0, 1.0) };
+            }
+        }
+        let mut scores: HashMap<&str, (f32, &StoredChunk)> = HashMap::new();
+        for (weight, ranking, (offset, scale)) in lists {
+            for (rank, found) in ranking.iter().enumerate() {
+                let contribution = match fusion {
+                    Fusion::Rank { k, .. } => weight / (k + rank as f32 + 1.0),
+                    Fusion::Score { .. } | Fusion::Relative { .. } => weight * (found.score - offset) * scale,
+                };
+                scores.entry(found.chunk.id.as_str()).or_insert((0.0, &found.chunk)).0 += contribution;
+            }
+        }
+        best_per_note(scores, k)
+    }
+}
+
+fn best_per_note(scores: HashMap<&str, (f32, &StoredChunk)>, k: usize) -> Vec<Hit> {
     let mut by_chunk: Vec<(f32, &StoredChunk)> = scores.into_values().collect();
     // Ties (equal fused scores) break on the id so results do not flicker between identical queries.
     by_chunk.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
@@ -130,20 +195,45 @@ mod tests {
         }
     }
 
+    fn found(ids: &[&str]) -> Option<Vec<Scored>> {
+        let count = ids.len() as f32;
+        Some(
+            ids.iter()
+                .enumerate()
+                .map(|(rank, id)| Scored { chunk: chunk(id, id.split(':').next().unwrap()), score: (count - rank as f32) / count })
+                .collect(),
+        )
+    }
+
     #[test]
     fn agreement_between_rankings_wins_and_notes_appear_once() {
-        let vector = vec![chunk("a:0", "a"), chunk("b:0", "b"), chunk("a:1", "a")];
-        let text = vec![chunk("b:0", "b"), chunk("c:0", "c")];
-        let hits = fuse(&[(1.0, vector), (1.0, text)], 5);
+        let even = Fusion::Rank { k: 1.0, vector_weight: 1.0, text_weight: 1.0 };
+        let rankings = Rankings { vector: found(&["a:0", "b:0", "a:1"]), text: found(&["b:0", "c:0"]) };
+        let hits = rankings.fuse(even, 5);
         let order: Vec<&str> = hits.iter().map(|h| h.note_id.as_str()).collect();
         assert_eq!(order, ["b", "a", "c"], "b is in both rankings");
         assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score));
         assert_eq!(hits[0].snippet, "Heading text of b:0");
-        assert_eq!(fuse(&[(1.0, vec![chunk("a:0", "a"), chunk("b:0", "b")])], 1).len(), 1);
+        assert_eq!(Rankings { vector: found(&["a:0", "b:0"]), text: None }.fuse(even, 1).len(), 1);
 
         // A weaker list only reorders on agreement: alone, its first choice does not beat the other's.
-        let hits = fuse(&[(VECTOR_WEIGHT, vec![chunk("v:0", "v")]), (TEXT_WEIGHT, vec![chunk("t:0", "t")])], 2);
+        let weaker_text = Fusion::Rank { k: 1.0, vector_weight: 1.0, text_weight: 0.7 };
+        let hits = Rankings { vector: found(&["v:0"]), text: found(&["t:0"]) }.fuse(weaker_text, 2);
         assert_eq!(hits[0].note_id, "v");
+    }
+
+    #[test]
+    fn score_fusion_scales_bm25_to_the_best_match() {
+        let fusion = Fusion::Score { vector_weight: 1.0, text_weight: 0.5 };
+        // BM25 in the tens does not swamp cosine similarities below one.
+        let mut text = found(&["t:0", "v:0"]).unwrap();
+        text[0].score = 30.0;
+        text[1].score = 15.0;
+        let rankings = Rankings { vector: found(&["v:0", "t:0"]), text: Some(text) };
+        let hits = rankings.fuse(fusion, 2);
+        // v: 1.0 + 0.5 * 0.5 = 1.25; t: 0.5 + 0.5 * 1.0 = 1.0.
+        assert_eq!(hits.iter().map(|h| h.note_id.as_str()).collect::<Vec<_>>(), ["v", "t"]);
+        assert!((hits[0].score - 1.25).abs() < 1e-6, "{}", hits[0].score);
     }
 
     #[test]

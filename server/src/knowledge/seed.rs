@@ -5,7 +5,7 @@
 use parlance_shared::NewNote;
 
 use super::base::{Added, KnowledgeBase, KnowledgeError};
-use super::store::StoreError;
+use crate::embeddings::EmbedError;
 
 /// (file name, contents) of `knowledge/seed/*.md` at the repository root.
 const SEED_FILES: [(&str, &str); 11] = [
@@ -56,11 +56,20 @@ pub async fn seed(knowledge: &KnowledgeBase) -> Result<Added, KnowledgeError> {
 
 /// Start-up: opens the database (refusing one this version cannot read) and seeds it when an embeddings
 /// model is set up. A failing seed (a provider that is down) is logged, not fatal: the next start retries.
-pub async fn prepare(knowledge: &KnowledgeBase) -> Result<(), StoreError> {
+/// A model whose vectors do not fit the table is fatal: nothing could be added or searched by meaning.
+pub async fn prepare(knowledge: &KnowledgeBase) -> Result<(), KnowledgeError> {
     knowledge.open().await?;
     if !knowledge.can_add() {
         tracing::warn!("no embeddings model: the shipped notes are not seeded and search uses full text only");
         return Ok(());
+    }
+    match knowledge.check_embedder().await {
+        Err(error @ KnowledgeError::Embeddings(EmbedError::Dimensions { .. })) => return Err(error),
+        Err(error) => {
+            tracing::warn!(%error, "the embeddings model did not answer; seeding is retried at the next start");
+            return Ok(());
+        }
+        Ok(()) => {}
     }
     if let Err(error) = seed(knowledge).await {
         tracing::warn!(%error, "seeding the knowledge base failed; it is retried at the next start");

@@ -138,6 +138,8 @@ impl From<KnowledgeError> for ApiError {
             KnowledgeError::Ingest(IngestError::InvalidNote { .. } | IngestError::NoNotes) => Self::InvalidRequest(error.to_string()),
             KnowledgeError::NotFound(_) => Self::NotFound(error.to_string()),
             KnowledgeError::NoEmbedder => Self::NotConfigured(Stage::Embeddings),
+            KnowledgeError::Embeddings(EmbedError::Dimensions { .. })
+            | KnowledgeError::Ingest(IngestError::Embeddings(EmbedError::Dimensions { .. })) => Self::Misconfigured(error.to_string()),
             KnowledgeError::Embeddings(EmbedError::Provider(error))
             | KnowledgeError::Ingest(IngestError::Embeddings(EmbedError::Provider(error))) => {
                 Self::Provider { stage: Stage::Embeddings, error }
