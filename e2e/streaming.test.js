@@ -128,7 +128,8 @@ describe("barge-in over the live connection", () => {
     assert.equal((await sent(page)).filter((m) => m.type === "text").length, 1, "the typed question went over the socket");
     await page.waitForSelector('.app[data-playback="playing"]', { timeout: 90_000 });
     // Let the first sentence play to its end, then cut in while the answer is still going.
-    await page.waitForFunction(() => window.__played.some((clip) => clip.ended), null, { timeout: 60_000 });
+    // (Longer than the one-sample clip that unlocks audio in the user's gesture.)
+    await page.waitForFunction(() => window.__played.some((clip) => clip.duration > 0.05 && clip.ended), null, { timeout: 60_000 });
     const speakingWhenPressed = (await page.getAttribute("#status", "data-state")) === "speaking";
     assert.ok(speakingWhenPressed, `the long answer was still playing after its first sentence\n${consoleLines.join("\n")}`);
     await screenshot(page, "barge-in-1-speaking");
