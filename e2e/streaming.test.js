@@ -3,6 +3,7 @@
 // Parlance server.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 
 import { launch, newPage, screenshot, spokenQuestion, spokenQuestionInSilence } from "./support/browser.js";
@@ -164,7 +165,8 @@ describe("barge-in over the live connection", () => {
     await page.waitForTimeout(2500);
     await page.keyboard.up("Space");
     await page.waitForSelector(".exchange:nth-of-type(2) .answer-text", { timeout: 90_000 });
-    assert.match(await page.locator(".exchange .bubble.user").nth(1).innerText(), /capital of france/i);
+    // The looping fake microphone is caught at some point of its question: the key words, not the sentence.
+    assert.match(await page.locator(".exchange .bubble.user").nth(1).innerText(), /capital|france/i);
     if ((await page.getAttribute("#status", "data-state")) === "speaking") await page.click("button.stop");
     await waitForState(page, "ready", 90_000);
 
@@ -202,5 +204,90 @@ describe("barge-in over the live connection", () => {
     await page.waitForTimeout(2000);
     await page.click("#mic");
     await page.waitForSelector(".exchange:nth-of-type(3) .answer-text", { timeout: 90_000 });
+  });
+});
+
+/// Replaces the microphone with a stream the test speaks into on cue: a MediaStreamAudioDestinationNode fed
+/// with WAV files through `window.__say(base64)`. Everything after getUserMedia is the app's real code path
+/// (the capture worklet, the voice detector, the socket). Silent until the test says something.
+const VOICE_ON_CUE = () => {
+  let voice;
+  const open = () => {
+    if (!voice) {
+      const context = new AudioContext();
+      voice = { context, destination: context.createMediaStreamDestination() };
+    }
+    return voice;
+  };
+  navigator.mediaDevices.getUserMedia = async () => {
+    const stream = open().destination.stream;
+    window.__streams.push(stream);
+    return stream;
+  };
+  window.__say = async (base64) => {
+    const { context, destination } = open();
+    await context.resume();
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const buffer = await context.decodeAudioData(bytes.buffer);
+    const source = context.createBufferSource();
+    source.buffer = buffer;
+    source.connect(destination);
+    source.start();
+    // Not one of the app's clips: keep the playback record to the app's own.
+    window.__played.pop();
+    return buffer.duration;
+  };
+};
+
+describe("barge-in by voice in hands-free mode", () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startParlance({ heard: QUESTION });
+    browser = await launch({ autoplay: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test("speaking during the answer cuts it short and starts the next question", async (t) => {
+    const { page, consoleLines } = await newPage(browser);
+    t.after(() => page.context().close());
+    await page.context().addInitScript(VOICE_ON_CUE);
+    await page.goto(server.url);
+    await waitForState(page, "ready");
+    await waitForLiveConnection(page);
+    const say = async (text) => page.evaluate((wav) => window.__say(wav), readFileSync(spokenQuestionInSilence(text, { before: 0.2, after: 0.2 })).toString("base64"));
+
+    await page.check("#hands-free");
+    await waitForState(page, "listening", 5_000);
+    await say(LONG_QUESTION);
+    await page.waitForSelector('.app[data-playback="playing"]', { timeout: 90_000 });
+    await page.waitForFunction(() => window.__played.some((clip) => clip.duration > 0.05 && clip.ended), null, { timeout: 60_000 });
+    assert.equal(await page.getAttribute("#status", "data-state"), "speaking", `the long answer was still playing\n${consoleLines.join("\n")}`);
+
+    const spokeAt = await page.evaluate(() => performance.now());
+    await say(QUESTION);
+    await page.waitForFunction(() => window.__wsSent.some((message) => message.type === "interrupt"), null, { timeout: 5_000 });
+    const out = await sent(page);
+    const interrupt = out.find((message) => message.type === "interrupt");
+    // The detector needs 250 ms of speech; the rest is the worklet's 20 ms frames and the page's own work.
+    t.diagnostic(`barge-in ${(interrupt.at - spokeAt).toFixed(0)} ms after the voice started`);
+    assert.ok(interrupt.at - spokeAt >= 250, "not before the minimum speech duration");
+    assert.ok(interrupt.at - spokeAt < 2_000, "but soon after");
+    assert.equal(await page.getAttribute(".app", "data-playback"), "stopped", "playback stopped");
+    const starts = out.filter((message) => message.type === "start");
+    assert.equal(starts.length, 2, "the interruption started the next turn");
+    assert.ok(out.indexOf(starts[1]) > out.indexOf(interrupt), "after telling the server");
+    await screenshot(page, "barge-in-voice-1-interrupted");
+
+    await page.waitForFunction(() => window.__wsEvents.some((event) => event.type === "interrupted"), null, { timeout: 10_000 });
+    const kept = (await events(page)).find((event) => event.type === "interrupted").kept_answer;
+    await page.waitForSelector(".exchange:nth-of-type(2) .answer-text", { timeout: 90_000 });
+    assert.match(await page.locator(".exchange .bubble.user").nth(1).innerText(), /capital of france/i, "the interrupting question was heard");
+    assert.equal((await page.locator(".bubble.assistant.interrupted .answer-text").innerText()).trim(), kept.trim());
+    assertPassedThrough(await states(page), ["listening", "thinking", "speaking", "listening", "thinking", "speaking"]);
+    await screenshot(page, "barge-in-voice-2-next-answer");
   });
 });

@@ -18,8 +18,10 @@ const BASE_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networ
 /// Without a microphone but with `grant`, permission is given and there is no device to record from.
 /// `hostAlias`: a host name resolved to 127.0.0.1, for pages that must not count as a secure context.
 /// `once`: the fake microphone plays its file a single time (Chromium's `%noloop`) and is silent after it.
-export async function launch({ microphone, once = false, grant = true, hostAlias } = {}) {
+/// `autoplay`: audio may start without a user gesture (for a test's own stand-in microphone).
+export async function launch({ microphone, once = false, grant = true, hostAlias, autoplay = false } = {}) {
   const args = [...BASE_ARGS];
+  if (autoplay) args.push("--autoplay-policy=no-user-gesture-required");
   if (microphone) args.push("--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${microphone}${once ? "%noloop" : ""}`);
   if (grant) args.push("--use-fake-ui-for-media-stream");
   if (hostAlias) args.push(`--host-resolver-rules=MAP ${hostAlias} 127.0.0.1`);

@@ -33,7 +33,15 @@ impl Capture {
         on_failure: impl Fn(MicError) + 'static,
     ) -> Result<Self, MicError> {
         let failed = |error: JsValue| MicError::RecorderFailed(js_error_text(&error));
+        // AudioWorklet, like the microphone, exists only on secure pages: say that, not "unsupported".
+        if !web_sys::window().is_some_and(|window| window.is_secure_context()) {
+            return Err(MicError::InsecureContext);
+        }
         // Loading the module first: a browser without AudioWorklet fails here, before the permission prompt.
+        let has_worklet = js_sys::Reflect::get(context, &JsValue::from_str("audioWorklet")).is_ok_and(|worklet| worklet.is_object());
+        if !has_worklet {
+            return Err(MicError::Unsupported);
+        }
         let worklet = context.audio_worklet().map_err(|_| MicError::Unsupported)?;
         JsFuture::from(worklet.add_module(WORKLET_URL).map_err(failed)?).await.map_err(failed)?;
 
