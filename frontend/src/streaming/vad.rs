@@ -8,8 +8,10 @@
 //!   start of the first word is not clipped.
 //! - The turn ends after [`VadConfig::silence_ms`] of quiet (the user's setting), or at
 //!   [`VadConfig::max_turn_ms`] so a noisy room cannot keep a turn open forever.
-//! - "Loud" is relative to the room: a slowly adapting noise floor raises the bar in a noisy place, and a fixed
-//!   minimum keeps a silent room's floor from making every breath speech.
+//! - "Loud" is relative to the room: the noise floor is measured in the first [`CALIBRATION_MS`] and then follows
+//!   the room (quickly down, slowly up, even slower during a turn, so a long word is not taken for the room but
+//!   a fan switched on mid-turn still lets the turn end); a fixed minimum keeps a silent room's floor from making
+//!   every breath speech.
 
 use std::collections::VecDeque;
 
@@ -99,12 +101,18 @@ pub struct Vad {
     pre_roll: VecDeque<Vec<i16>>,
     pre_roll_ms: u32,
     noise_floor_dbfs: f32,
+    /// Still measuring the room: how long so far, and the quietest frame heard.
+    calibration: Option<(u32, f32)>,
 }
 
-/// Floor estimate before anything was heard: a quiet room.
+/// Floor estimate for digital silence (nothing to measure yet).
 const INITIAL_FLOOR_DBFS: f32 = -60.0;
-/// How fast the floor follows a louder room (per frame): slow, so a long word does not become "the room".
+/// How long the detector only listens to the room when it starts: no turn can open meanwhile.
+pub const CALIBRATION_MS: u32 = 400;
+/// How fast the floor follows a louder room (per frame) while waiting: slow, so a word does not become "the room".
 const FLOOR_RISE: f32 = 0.02;
+/// The same during a turn: slower still, since most loud frames are then the user's speech.
+const FLOOR_RISE_IN_SPEECH: f32 = 0.005;
 /// How fast it follows a quieter room: quick, so the bar drops as soon as the noise stops.
 const FLOOR_FALL: f32 = 0.3;
 
@@ -116,6 +124,7 @@ impl Vad {
             pre_roll: VecDeque::new(),
             pre_roll_ms: 0,
             noise_floor_dbfs: INITIAL_FLOOR_DBFS,
+            calibration: Some((0, f32::INFINITY)),
         }
     }
 
@@ -144,7 +153,19 @@ impl Vad {
     pub fn push(&mut self, frame: Vec<i16>) -> VadStep {
         let frame_ms = frame_ms(&frame);
         let level = rms_dbfs(frame.iter().map(|&sample| f32::from(sample) / 32768.0));
+        if let Some((heard_ms, quietest)) = self.calibration.as_mut() {
+            *heard_ms += frame_ms;
+            *quietest = quietest.min(level);
+            let (heard_ms, quietest) = (*heard_ms, *quietest);
+            if heard_ms >= CALIBRATION_MS {
+                self.calibration = None;
+                self.noise_floor_dbfs = if quietest.is_finite() { quietest.max(INITIAL_FLOOR_DBFS) } else { INITIAL_FLOOR_DBFS };
+            }
+            self.keep_for_pre_roll(frame);
+            return VadStep::Waiting;
+        }
         let loud = level > self.threshold_dbfs();
+        self.follow_floor(level, self.in_speech());
         match &mut self.phase {
             Phase::InSpeech { quiet_ms, speech_ms } => {
                 *speech_ms += frame_ms;
@@ -156,12 +177,7 @@ impl Vad {
                     VadStep::Continue(frame)
                 }
             }
-            Phase::Waiting { .. } => {
-                if !loud {
-                    self.follow_floor(level);
-                }
-                self.wait_for_speech(frame, frame_ms, loud)
-            }
+            Phase::Waiting { .. } => self.wait_for_speech(frame, frame_ms, loud),
         }
     }
 
@@ -218,11 +234,16 @@ impl Vad {
         }
     }
 
-    fn follow_floor(&mut self, level: f32) {
+    fn follow_floor(&mut self, level: f32, in_speech: bool) {
+        // Digital silence (a muted or fake device) says nothing about the room; the floor stays where it is.
         if !level.is_finite() {
             return;
         }
-        let rate = if level > self.noise_floor_dbfs { FLOOR_RISE } else { FLOOR_FALL };
+        let rate = match (level > self.noise_floor_dbfs, in_speech) {
+            (true, false) => FLOOR_RISE,
+            (true, true) => FLOOR_RISE_IN_SPEECH,
+            (false, _) => FLOOR_FALL,
+        };
         self.noise_floor_dbfs += (level - self.noise_floor_dbfs) * rate;
     }
 }
@@ -252,6 +273,16 @@ mod tests {
         (0..FRAME).map(|i| if i % 2 == 0 { 58 } else { -58 }).collect()
     }
 
+    /// A detector that has measured a silent room, ready to hear speech.
+    fn calibrated(config: VadConfig) -> Vad {
+        let mut vad = Vad::new(config);
+        for _ in 0..CALIBRATION_MS / 20 {
+            vad.push(quiet());
+        }
+        vad.reset();
+        vad
+    }
+
     /// Feeds `count` copies of `frame`, returning every step that was not `Waiting`/`Continue`.
     fn feed(vad: &mut Vad, frame: fn() -> Vec<i16>, count: usize) -> Vec<VadStep> {
         (0..count).map(|_| vad.push(frame())).filter(|step| matches!(step, VadStep::Started(_) | VadStep::Ended(_))).collect()
@@ -259,7 +290,7 @@ mod tests {
 
     #[test]
     fn speech_starts_after_the_minimum_duration_and_brings_the_pre_roll() {
-        let mut vad = Vad::new(VadConfig::default());
+        let mut vad = calibrated(VadConfig::default());
         assert!(feed(&mut vad, quiet, 50).is_empty());
         let steps: Vec<VadStep> = (0..13).map(|_| vad.push(loud())).collect();
         // 250 ms of speech is 12.5 frames: the 13th loud frame starts the turn, none before it.
@@ -273,14 +304,14 @@ mod tests {
 
     #[test]
     fn the_turn_ends_after_the_configured_silence() {
-        let mut vad = Vad::new(VadConfig::with_silence_ms(800));
+        let mut vad = calibrated(VadConfig::with_silence_ms(800));
         feed(&mut vad, loud, 20);
         let steps: Vec<VadStep> = (0..40).map(|_| vad.push(quiet())).collect();
         let ended = steps.iter().position(|step| matches!(step, VadStep::Ended(_)));
         assert_eq!(ended, Some(39), "the 40th quiet frame makes 800 ms");
         assert!(!vad.in_speech());
 
-        let mut quick = Vad::new(VadConfig::with_silence_ms(400));
+        let mut quick = calibrated(VadConfig::with_silence_ms(400));
         feed(&mut quick, loud, 20);
         let steps: Vec<VadStep> = (0..20).map(|_| quick.push(quiet())).collect();
         assert!(matches!(steps[19], VadStep::Ended(_)), "400 ms setting");
@@ -288,7 +319,7 @@ mod tests {
 
     #[test]
     fn pauses_shorter_than_the_silence_keep_the_turn_open() {
-        let mut vad = Vad::new(VadConfig::default());
+        let mut vad = calibrated(VadConfig::default());
         feed(&mut vad, loud, 20);
         assert!(feed(&mut vad, quiet, 30).is_empty(), "600 ms pause between phrases");
         assert!(feed(&mut vad, loud, 10).is_empty());
@@ -297,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_cough_or_click_is_not_a_turn() {
-        let mut vad = Vad::new(VadConfig::default());
+        let mut vad = calibrated(VadConfig::default());
         for _ in 0..5 {
             assert!(feed(&mut vad, loud, 10).is_empty(), "200 ms burst");
             assert!(feed(&mut vad, quiet, 20).is_empty());
@@ -307,7 +338,7 @@ mod tests {
 
     #[test]
     fn short_dips_between_syllables_still_add_up_to_speech() {
-        let mut vad = Vad::new(VadConfig::default());
+        let mut vad = calibrated(VadConfig::default());
         let mut started = false;
         for _ in 0..4 {
             started |= !feed(&mut vad, loud, 4).is_empty();
@@ -316,16 +347,37 @@ mod tests {
         assert!(started, "4 x 80 ms of voice with short gaps is speech");
     }
 
+    /// A constant fan at about -38 dBFS: louder than the speech minimum.
+    fn fan() -> Vec<i16> {
+        (0..FRAME).map(|i| if i % 2 == 0 { 410 } else { -410 }).collect()
+    }
+
+    #[test]
+    fn nothing_opens_a_turn_while_the_room_is_measured() {
+        let mut vad = Vad::new(VadConfig::default());
+        let calibration_frames = (CALIBRATION_MS / 20) as usize;
+        let steps: Vec<VadStep> = (0..calibration_frames).map(|_| vad.push(loud())).collect();
+        assert!(steps.iter().all(|step| *step == VadStep::Waiting));
+    }
+
     #[test]
     fn a_noisy_room_raises_the_bar() {
         let mut vad = Vad::new(VadConfig::default());
         let quiet_room = vad.threshold_dbfs();
         assert_eq!(quiet_room, VadConfig::default().min_speech_dbfs);
-        // A constant fan at about -38 dBFS: under the speech minimum at first, it becomes the floor.
-        let fan = || -> Vec<i16> { (0..FRAME).map(|i| if i % 2 == 0 { 410 } else { -410 }).collect() };
-        assert!(feed(&mut vad, fan, 500).is_empty(), "steady noise never opens a turn");
+        assert!(feed(&mut vad, fan, 500).is_empty(), "a fan running from the start never opens a turn");
         assert!(vad.threshold_dbfs() > quiet_room + 5.0, "{}", vad.threshold_dbfs());
         assert!(!feed(&mut vad, loud, 20).is_empty(), "speech over the fan still does");
+    }
+
+    #[test]
+    fn a_fan_switched_on_later_cannot_hold_a_turn_open() {
+        let mut vad = Vad::new(VadConfig::default());
+        feed(&mut vad, hiss, 50);
+        let steps = feed(&mut vad, fan, 400);
+        assert!(matches!(steps.first(), Some(VadStep::Started(_))), "a sudden noise looks like speech at first");
+        assert!(matches!(steps.get(1), Some(VadStep::Ended(_))), "but the floor catches up and the turn ends: {steps:?}");
+        assert_eq!(steps.len(), 2, "and it does not start again");
     }
 
     #[test]
@@ -336,7 +388,7 @@ mod tests {
 
     #[test]
     fn a_turn_that_never_goes_quiet_is_cut_at_the_limit() {
-        let mut vad = Vad::new(VadConfig { max_turn_ms: 2000, ..VadConfig::default() });
+        let mut vad = calibrated(VadConfig { max_turn_ms: 2000, ..VadConfig::default() });
         let steps = feed(&mut vad, loud, 120);
         assert!(matches!(steps[0], VadStep::Started(_)));
         assert!(steps.iter().any(|step| matches!(step, VadStep::Ended(_))));
@@ -344,7 +396,7 @@ mod tests {
 
     #[test]
     fn reset_drops_the_turn_and_the_pre_roll() {
-        let mut vad = Vad::new(VadConfig::default());
+        let mut vad = calibrated(VadConfig::default());
         feed(&mut vad, loud, 20);
         vad.reset();
         assert!(!vad.in_speech());
