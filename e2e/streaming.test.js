@@ -171,8 +171,13 @@ describe("barge-in over the live connection", () => {
     await waitForState(page, "ready", 90_000);
 
     // After a reload the history, from the server, keeps only the part that was played, marked as interrupted.
+    const session = await page.evaluate(() => localStorage.getItem("parlance.session_id"));
+    const history = await (await page.request.get(`${server.url}/api/sessions/${encodeURIComponent(session)}`)).json();
+    t.diagnostic(`stored history: ${JSON.stringify(history.turns?.map((turn) => [turn.role, turn.interrupted, turn.text.slice(0, 60)]))}`);
+    assert.equal(history.turns?.[1]?.text, interrupted.kept_answer, "the server's history keeps only what was heard");
+    assert.equal(history.turns?.[1]?.interrupted, true);
     await page.reload();
-    await page.waitForSelector(".exchange .answer-text", { timeout: 10_000 });
+    await page.waitForSelector(".exchange .bubble.user", { timeout: 10_000 });
     assert.match(await page.locator(".exchange .bubble.user").first().innerText(), /brave knight/);
     assert.equal((await page.locator(".exchange .answer-text").first().innerText()).trim(), interrupted.kept_answer.trim());
     assert.equal(await page.locator(".exchange").first().locator(".bubble.assistant.interrupted").count(), 1);

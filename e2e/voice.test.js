@@ -110,7 +110,14 @@ describe("talking to Parlance", () => {
     await page.waitForTimeout(1500);
     assert.equal(await page.getAttribute("#status", "data-state"), "listening", "a tap keeps recording");
     await page.click("#mic");
-    await page.waitForSelector('.app[data-playback="playing"]', { timeout: 60_000 });
+    await page
+      .waitForSelector('.app[data-playback="playing"]', { timeout: 60_000 })
+      .catch(async (error) => {
+        const seen = (await states(page)).join(" -> ");
+        const status = await page.locator("#status").innerText();
+        const traffic = JSON.stringify(await page.evaluate(() => [...window.__wsSent.filter((m) => m.type !== "binary"), ...window.__wsEvents.map((e) => e.type)]));
+        throw new Error(`${error.message}\nstates: ${seen}\nstatus: ${status}\nsocket: ${traffic}`);
+      });
 
     // Space while the answer plays: interrupts it and records the next question. (The stand-in's answers take
     // seconds to speak; a local model's may be over before the key goes down.)
