@@ -172,8 +172,10 @@ describe("barge-in over the live connection", () => {
 
     // After a reload the history, from the server, keeps only the part that was played, marked as interrupted.
     const session = await page.evaluate(() => localStorage.getItem("parlance.session_id"));
-    const history = await (await page.request.get(`${server.url}/api/sessions/${encodeURIComponent(session)}`)).json();
-    t.diagnostic(`stored history: ${JSON.stringify(history.turns?.map((turn) => [turn.role, turn.interrupted, turn.text.slice(0, 60)]))}`);
+    const historyResponse = await page.request.get(`${server.url}/api/sessions/${encodeURIComponent(session)}`);
+    const history = await historyResponse.json();
+    t.diagnostic(`session ${session}: ${historyResponse.status()} ${JSON.stringify(history.turns?.map((turn) => [turn.role, turn.interrupted, turn.text.slice(0, 60)]) ?? history)}`);
+    t.diagnostic(`sessions named by the server: ${JSON.stringify((await events(page)).filter((event) => event.session_id).map((event) => [event.type, event.session_id]))}`);
     assert.equal(history.turns?.[1]?.text, interrupted.kept_answer, "the server's history keeps only what was heard");
     assert.equal(history.turns?.[1]?.interrupted, true);
     await page.reload();
