@@ -515,11 +515,14 @@ impl Turns {
         id
     }
 
-    /// Changes what an exchange shows as its reply (an answer cut short after it was shown).
+    /// Changes what an exchange shows as its reply (an answer cut short after it was shown). The exchange gets
+    /// a new id: the list is keyed by id, and `For` keeps the DOM of a key it has already rendered, so under the
+    /// old id the page went on showing the whole answer instead of the part that was kept.
     fn replace_reply(self, id: u64, reply: Reply) {
+        let new_id = self.next_exchange_id();
         self.exchanges.update(|list| {
             if let Some(slot) = list.iter_mut().find(|exchange| exchange.id == id) {
-                *slot = Arc::new(Exchange { id, question: slot.question.clone(), reply });
+                *slot = Arc::new(Exchange { id: new_id, question: slot.question.clone(), reply });
             }
         });
     }
