@@ -20,6 +20,20 @@ describe("typing, and a microphone that cannot be used", () => {
     const browser = await launch();
     t.after(() => browser.close());
     const { page } = await newPage(browser);
+    // Typed questions go over the live connection when it is open: sources are added to its `done` event
+    // below the same way as to the HTTP answer.
+    const TRIP_NOTE = { id: "note-7", title: "Trip notes", snippet: "The train leaves at 9:40 from platform 4.", score: 0.82 };
+    let addSources = false;
+    await page.routeWebSocket(/\/api\/ws$/, (ws) => {
+      const upstream = ws.connectToServer();
+      upstream.onMessage((message) => {
+        if (addSources && typeof message === "string" && JSON.parse(message).type === "done") {
+          ws.send(JSON.stringify({ ...JSON.parse(message), sources: [TRIP_NOTE] }));
+        } else {
+          ws.send(message);
+        }
+      });
+    });
     await page.goto(server.url);
     await waitForState(page, "ready");
     await ask(page, "Tell me a short joke");
@@ -36,9 +50,10 @@ describe("typing, and a microphone that cannot be used", () => {
     await page.route("**/api/chat", async (route) => {
       const response = await route.fetch();
       const json = await response.json();
-      json.sources = [{ id: "note-7", title: "Trip notes", snippet: "The train leaves at 9:40 from platform 4.", score: 0.82 }];
+      json.sources = [TRIP_NOTE];
       await route.fulfill({ response, json });
     });
+    addSources = true;
     await ask(page, "When does my train leave?");
     await page.waitForSelector(".exchange:nth-of-type(2) details.sources", { timeout: 60_000 });
     const sources = page.locator(".exchange:nth-of-type(2) details.sources");

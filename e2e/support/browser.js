@@ -1,7 +1,7 @@
 // Debian's Chromium, headless, driven by playwright-core (never `npx playwright install`: no downloads here).
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,9 +17,12 @@ const BASE_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networ
 /// not auto-accepted, so Chromium answers getUserMedia with NotAllowedError, as when a user clicks "Block".
 /// Without a microphone but with `grant`, permission is given and there is no device to record from.
 /// `hostAlias`: a host name resolved to 127.0.0.1, for pages that must not count as a secure context.
-export async function launch({ microphone, grant = true, hostAlias } = {}) {
+/// `once`: the fake microphone plays its file a single time (Chromium's `%noloop`) and is silent after it.
+/// `autoplay`: audio may start without a user gesture (for a test's own stand-in microphone).
+export async function launch({ microphone, once = false, grant = true, hostAlias, autoplay = false } = {}) {
   const args = [...BASE_ARGS];
-  if (microphone) args.push("--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${microphone}`);
+  if (autoplay) args.push("--autoplay-policy=no-user-gesture-required");
+  if (microphone) args.push("--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${microphone}${once ? "%noloop" : ""}`);
   if (grant) args.push("--use-fake-ui-for-media-stream");
   if (hostAlias) args.push(`--host-resolver-rules=MAP ${hostAlias} 127.0.0.1`);
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
@@ -32,6 +35,23 @@ export const OBSERVERS = () => {
   window.__states = [];
   window.__played = [];
   window.__streams = [];
+  // The live connection's traffic: every event the server sent (parsed), every message the app sent (JSON
+  // parsed, binary frames as their size), and when.
+  window.__wsEvents = [];
+  window.__wsSent = [];
+  const NativeWebSocket = window.WebSocket;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (message) => {
+        if (typeof message.data === "string") window.__wsEvents.push({ at: performance.now(), ...JSON.parse(message.data) });
+      });
+    }
+    send(data) {
+      window.__wsSent.push(typeof data === "string" ? { at: performance.now(), ...JSON.parse(data) } : { at: performance.now(), type: "binary", bytes: data.byteLength });
+      return super.send(data);
+    }
+  };
   const push = (state) => {
     if (state && window.__states[window.__states.length - 1] !== state) window.__states.push(state);
   };
@@ -103,4 +123,22 @@ export function spokenQuestion(text) {
   const made = spawnSync("espeak-ng", ["-s", "150", "-w", file, text]);
   if (made.status !== 0) throw new Error(`espeak-ng failed: ${made.stderr}`);
   return file;
+}
+
+/// A spoken question with silence before and after it, as a person pausing, talking and waiting: for the
+/// hands-free detector, which must find the start and the end by itself.
+export function spokenQuestionInSilence(text, { before = 1.5, after = 4 } = {}) {
+  const file = spokenQuestion(text);
+  const wav = readFileSync(file);
+  // espeak-ng writes a plain 44-byte PCM header: mono, 16-bit, its rate at byte 24.
+  const rate = wav.readUInt32LE(24);
+  const speech = wav.subarray(44);
+  const silence = (seconds) => Buffer.alloc(Math.round(seconds * rate) * 2);
+  const data = Buffer.concat([silence(before), speech, silence(after)]);
+  const header = Buffer.from(wav.subarray(0, 44));
+  header.writeUInt32LE(36 + data.length, 4);
+  header.writeUInt32LE(data.length, 40);
+  const padded = file.replace(/\.wav$/, "-in-silence.wav");
+  writeFileSync(padded, Buffer.concat([header, data]));
+  return padded;
 }

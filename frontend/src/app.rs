@@ -4,6 +4,7 @@ use leptos::prelude::*;
 
 use crate::composer::Composer;
 use crate::conversation::Conversation;
+use crate::hands_free::HandsFree;
 use crate::mic_button::MicButton;
 use crate::turns::Turns;
 use crate::voice_state::VoiceState;
@@ -15,16 +16,36 @@ pub fn App() -> impl IntoView {
     let state = turns.state;
 
     let pending = Signal::derive(move || {
-        let doing = if state.with(|s| *s == VoiceState::Uploading) { "Sending your recording…" } else { "Thinking…" };
-        turns.pending.get().map(|question| (question, doing.to_owned()))
+        let partial = turns.partial_answer.get();
+        let doing = if state.with(|s| *s == VoiceState::Uploading) {
+            "Sending your recording…".to_owned()
+        } else if partial.is_empty() {
+            "Thinking…".to_owned()
+        } else {
+            // A streamed answer shows as it is written.
+            partial
+        };
+        turns.pending.get().map(|question| (question, doing))
     });
+    let hands_free = move || turns.hands_free.with(|settings| settings.enabled);
+    let status_text = move || {
+        if hands_free() && state.with(|s| *s == VoiceState::Listening) {
+            "Listening hands-free… just talk; a pause ends your question. Tap the mic to stop listening.".to_owned()
+        } else if hands_free() && state.with(|s| *s == VoiceState::Ready) {
+            "Hands-free is on. Tap the microphone button (or Space) to start listening.".to_owned()
+        } else {
+            state.with(VoiceState::status_text)
+        }
+    };
     let nothing_to_clear = move || {
         state.with(|s| *s == VoiceState::Ready)
             && turns.exchanges.with(Vec::is_empty)
             && turns.pending.with(Option::is_none)
             && turns.session.with(Option::is_none)
     };
-    let busy = Signal::derive(move || !state.with(VoiceState::accepts_new_turn));
+    // Hands-free listening waits for speech: typing a question meanwhile is fine.
+    let may_type = move || state.with(VoiceState::accepts_new_turn) || (hands_free() && state.with(|s| *s == VoiceState::Listening));
+    let busy = Signal::derive(move || !may_type());
     let send = Callback::new(move |text: String| {
         turns.submit_text(text);
     });
@@ -34,6 +55,8 @@ pub fn App() -> impl IntoView {
             class="app"
             data-state=move || state.with(VoiceState::name)
             data-playback=move || turns.playback.get().name()
+            data-hands-free=move || hands_free().to_string()
+            data-live=move || if turns.live_open.get() { "open" } else { "closed" }
         >
             <header class="topbar">
                 <h1>"Parlance"</h1>
@@ -53,7 +76,7 @@ pub fn App() -> impl IntoView {
                     aria-live="polite"
                     data-state=move || state.with(VoiceState::name)
                 >
-                    {move || state.with(VoiceState::status_text)}
+                    {status_text}
                 </p>
                 <div class="control-row">
                     <MicButton turns=turns />
@@ -63,6 +86,7 @@ pub fn App() -> impl IntoView {
                         </button>
                     </Show>
                 </div>
+                <HandsFree turns=turns />
                 <Composer busy=busy on_send=send />
             </footer>
         </div>

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use leptos::html;
 use leptos::prelude::*;
-use parlance_shared::{HistoryTurn, KnowledgeSource, Role, StageTimings, TurnResponse};
+use parlance_shared::{ErrorBody, HistoryTurn, KnowledgeSource, Role, StageTimings, TurnResponse};
 
 /// One question and what came back for it.
 #[derive(Debug, PartialEq)]
@@ -31,6 +31,8 @@ pub struct Answer {
     pub timings: Option<StageTimings>,
     /// Why there is no spoken answer although one was asked for.
     pub speech_note: Option<String>,
+    /// The user cut the answer short: `text` is only what was spoken before that.
+    pub interrupted: bool,
 }
 
 impl Answer {
@@ -40,7 +42,24 @@ impl Answer {
             sources: response.sources.clone(),
             timings: Some(response.timings),
             speech_note: response.speech_error.as_ref().map(|error| format!("No spoken answer: {}", error.message)),
+            interrupted: false,
         }
+    }
+
+    /// A streamed answer as its `done` event reports it.
+    pub fn from_done(answer: &str, sources: &[KnowledgeSource], timings: StageTimings, speech_error: Option<&ErrorBody>) -> Self {
+        Self {
+            text: answer.to_owned(),
+            sources: sources.to_vec(),
+            timings: Some(timings),
+            speech_note: speech_error.map(|error| format!("No spoken answer: {}", error.message)),
+            interrupted: false,
+        }
+    }
+
+    /// What is left of an answer the user interrupted: the part that was played, as the server kept it.
+    pub fn interrupted(kept_answer: &str, sources: Vec<KnowledgeSource>, timings: Option<StageTimings>) -> Self {
+        Self { text: kept_answer.to_owned(), sources, timings, speech_note: None, interrupted: true }
     }
 }
 
@@ -57,7 +76,13 @@ pub fn exchanges_from_history(turns: &[HistoryTurn]) -> Vec<(String, Reply)> {
                 }
             }
             Role::Assistant => {
-                let answer = Answer { text: turn.text.clone(), sources: turn.sources.clone(), timings: None, speech_note: None };
+                let answer = Answer {
+                    text: turn.text.clone(),
+                    sources: turn.sources.clone(),
+                    timings: None,
+                    speech_note: None,
+                    interrupted: turn.interrupted,
+                };
                 exchanges.push((question.take().unwrap_or_default(), Reply::Answer(answer)));
             }
         }
@@ -133,10 +158,13 @@ fn answer_view(answer: &Answer) -> impl IntoView + use<> {
     let speech_note = answer.speech_note.clone().map(|note| view! { <p class="note">{note}</p> });
     let sources = (!answer.sources.is_empty()).then(|| sources_view(&answer.sources));
     let timings = answer.timings.map(|timings| view! { <p class="timings">{timings_summary(&timings)}</p> });
+    let interrupted =
+        answer.interrupted.then(|| view! { <p class="note interrupted-note">"Interrupted: only the part you heard is kept."</p> });
 
     view! {
-        <div class="bubble assistant">
+        <div class="bubble assistant" class:interrupted=answer.interrupted>
             <p class="answer-text">{answer.text.clone()}</p>
+            {interrupted}
             {speech_note}
             {sources}
             {timings}
@@ -164,10 +192,12 @@ fn sources_view(sources: &[KnowledgeSource]) -> impl IntoView + use<> {
     }
 }
 
-/// For example `1.3 s total · LLM 870 ms · TTS 410 ms`. Stages that did not run (0 ms) are left out.
+/// For example `1.3 s total · first audio 640 ms · LLM 870 ms · TTS 410 ms`. Stages that did not run (0 ms) are
+/// left out; time to first audio only exists for streamed turns, where it is the figure that matters.
 fn timings_summary(timings: &StageTimings) -> String {
     let stages = [("STT", timings.stt_ms), ("LLM", timings.llm_ms), ("TTS", timings.tts_ms)];
     std::iter::once(format!("{} total", duration(timings.total_ms)))
+        .chain(timings.first_audio_ms.map(|ms| format!("first audio {}", duration(ms))))
         .chain(stages.into_iter().filter(|&(_, ms)| ms > 0).map(|(stage, ms)| format!("{stage} {}", duration(ms))))
         .collect::<Vec<_>>()
         .join(" · ")
@@ -198,6 +228,19 @@ mod tests {
     fn timings_leave_out_stages_that_did_not_run() {
         let timings = StageTimings { stt_ms: 0, llm_ms: 870, tts_ms: 410, total_ms: 1310, first_audio_ms: None };
         assert_eq!(timings_summary(&timings), "1.3 s total · LLM 870 ms · TTS 410 ms");
+    }
+
+    #[test]
+    fn streamed_timings_show_the_time_to_first_audio() {
+        let timings = StageTimings { stt_ms: 420, llm_ms: 900, tts_ms: 300, total_ms: 1600, first_audio_ms: Some(640) };
+        assert_eq!(timings_summary(&timings), "1.6 s total · first audio 640 ms · STT 420 ms · LLM 900 ms · TTS 300 ms");
+    }
+
+    #[test]
+    fn an_interrupted_answer_in_the_history_stays_marked() {
+        let cut = HistoryTurn { interrupted: true, ..line(Role::Assistant, "One.") };
+        let exchanges = exchanges_from_history(&[line(Role::User, "Story?"), cut]);
+        assert!(matches!(&exchanges[0].1, Reply::Answer(answer) if answer.interrupted && answer.text == "One."));
     }
 
     fn line(role: Role, text: &str) -> HistoryTurn {

@@ -10,8 +10,11 @@ pub mod audio;
 mod composer;
 pub mod conversation;
 pub mod gesture;
+mod hands_free;
 mod mic_button;
 mod session_store;
+pub mod settings;
+pub mod streaming;
 mod turns;
 pub mod voice_state;
 

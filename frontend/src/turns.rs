@@ -5,6 +5,8 @@
 //! a turn is abandoned ("New conversation", or playback interrupted by a new question), its late results (a
 //! recording finishing, an answer arriving, a clip ending) see a newer generation and are dropped.
 
+mod live;
+
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -20,7 +22,9 @@ use crate::audio::recorder::{MicError, RecordedAudio, Recording, file_name_for};
 use crate::conversation::{Answer, Exchange, Reply, exchanges_from_history};
 use crate::gesture::{MicAction, PressTracker};
 use crate::session_store;
+use crate::settings::{self, HandsFreeSettings};
 use crate::voice_state::{VoiceEvent, VoiceState};
+use web_sys::MediaStream;
 
 /// Shown for a spoken question until the server sends its transcript.
 const SPOKEN_QUESTION: &str = "🎤 Your question";
@@ -75,9 +79,15 @@ pub struct Turns {
     /// A problem with the connection rather than with one question.
     pub notice: RwSignal<Option<String>>,
     pub playback: RwSignal<PlaybackMark>,
+    /// A streamed answer's text so far, shown while the rest is still being written.
+    pub partial_answer: RwSignal<String>,
+    pub hands_free: RwSignal<HandsFreeSettings>,
+    /// Whether the live connection is open (turns stream over it) or not (they go over HTTP).
+    pub live_open: RwSignal<bool>,
     generation: StoredValue<u64>,
     next_exchange_id: StoredValue<u64>,
     devices: StoredValue<Devices, LocalStorage>,
+    live: StoredValue<live::Live, LocalStorage>,
 }
 
 impl Turns {
@@ -90,14 +100,19 @@ impl Turns {
             level: RwSignal::new(0.0),
             notice: RwSignal::new(None),
             playback: RwSignal::new(PlaybackMark::Idle),
+            partial_answer: RwSignal::new(String::new()),
+            hands_free: RwSignal::new(settings::load()),
+            live_open: RwSignal::new(false),
             generation: StoredValue::new(0),
             next_exchange_id: StoredValue::new(0),
             devices: StoredValue::new_local(Devices::default()),
+            live: StoredValue::new_local(live::Live::default()),
         }
     }
 
     /// At start-up: shows the stored conversation again, or at least checks the server is there.
     pub fn restore(self) {
+        self.connect_live();
         let stored = self.session.get_untracked();
         spawn_local(async move {
             let Some(id) = stored else {
@@ -136,6 +151,10 @@ impl Turns {
     /// The mic button or Space went down.
     pub fn press(self) {
         self.unlock_audio();
+        if self.hands_free_enabled() {
+            self.hands_free_press();
+            return;
+        }
         let state = self.state.get_untracked();
         let listening = state == VoiceState::Listening;
         let action = self.devices.try_update_value(|d| d.tracker.press(now_ms(), listening, state.accepts_new_turn()));
@@ -144,6 +163,9 @@ impl Turns {
 
     /// The mic button or Space came up.
     pub fn release(self) {
+        if self.hands_free_enabled() {
+            return; // hands-free has no push-to-talk: each press is a tap
+        }
         let listening = self.state.get_untracked() == VoiceState::Listening;
         let action = self.devices.try_update_value(|d| d.tracker.release(now_ms(), listening));
         self.act(action.unwrap_or(MicAction::Nothing));
@@ -160,6 +182,10 @@ impl Turns {
     /// A typed question. Returns whether it was accepted (it is refused while another turn is in flight).
     pub fn submit_text(self, text: String) -> bool {
         self.unlock_audio();
+        if self.hands_free_idle() {
+            // Typing while hands-free waits for speech: the typed question goes first, listening resumes after.
+            self.apply(VoiceEvent::Reset);
+        }
         if !self.state.get_untracked().accepts_new_turn() {
             return false;
         }
@@ -169,6 +195,9 @@ impl Turns {
         }
         let generation = self.next_generation();
         self.pending.set(Some(text.clone()));
+        if self.live_is_open() && self.send_text_live(generation, &text) {
+            return true;
+        }
         let request = TextTurnRequest { session_id: self.session.get_untracked(), text: text.clone(), speak: true };
         spawn_local(async move {
             let result = api::send_text_turn(&request).await;
@@ -179,6 +208,12 @@ impl Turns {
 
     /// The stop button: cuts the spoken answer short.
     pub fn stop_playback(self) {
+        if self.interrupt_live_answer() {
+            self.apply(VoiceEvent::PlaybackFinished);
+            self.next_generation();
+            self.resume_hands_free();
+            return;
+        }
         if let Some(playback) = self.devices.try_update_value(|d| d.playback.take()).flatten() {
             self.playback.set(PlaybackMark::Stopped);
             playback.silence();
@@ -191,6 +226,7 @@ impl Turns {
         self.next_generation();
         self.release_microphone();
         self.silence_playback();
+        self.live_new_conversation();
         self.devices.update_value(|d| d.tracker.reset());
         self.pending.set(None);
         self.exchanges.set(Vec::new());
@@ -250,6 +286,10 @@ impl Turns {
         }
         let generation = self.next_generation();
         self.devices.update_value(|d| d.stop_requested = false);
+        if self.live_is_open() {
+            self.start_streamed_listening(generation);
+            return;
+        }
         spawn_local(async move {
             let on_failure = move |error: MicError| {
                 if self.is_current(generation) {
@@ -261,7 +301,7 @@ impl Turns {
                     if !self.is_current(generation) || self.state.get_untracked() != VoiceState::Listening {
                         return; // dropping the recording releases the microphone
                     }
-                    self.attach_meter(&recording);
+                    self.attach_meter(recording.stream());
                     let stop_now = self
                         .devices
                         .try_update_value(|d| {
@@ -282,9 +322,9 @@ impl Turns {
         });
     }
 
-    fn attach_meter(self, recording: &Recording) {
+    fn attach_meter(self, stream: &MediaStream) {
         let Some(context) = self.devices.with_value(|d| d.output.context()) else { return };
-        let meter = match LevelMeter::attach(&context, recording.stream()) {
+        let meter = match LevelMeter::attach(&context, stream) {
             Ok(meter) => meter,
             Err(error) => {
                 logging::warn!("{error}");
@@ -311,6 +351,7 @@ impl Turns {
     fn fail_recording(self, error: MicError) {
         logging::warn!("microphone: {error:?}");
         self.release_microphone();
+        self.release_live_microphone();
         self.devices.update_value(|d| d.tracker.reset());
         self.apply(VoiceEvent::Failed(error.to_string()));
     }
@@ -328,7 +369,22 @@ impl Turns {
         self.level.set(0.0);
     }
 
+    /// Stops the level meter (the microphone itself is released by whoever holds it).
+    fn stop_meter(self) {
+        self.devices.update_value(|d| {
+            if let Some(timer) = d.meter_timer.take() {
+                timer.clear();
+            }
+            d.meter = None;
+        });
+        self.level.set(0.0);
+    }
+
     fn stop_listening(self) {
+        if self.is_streaming_capture() {
+            self.end_streamed_listening();
+            return;
+        }
         let recording = self
             .devices
             .try_update_value(|d| {
@@ -444,15 +500,31 @@ impl Turns {
 
     /// Ends playback without a PlaybackFinished: the caller is about to move the state on itself.
     fn silence_playback(self) {
+        self.interrupt_live_answer();
         if let Some(playback) = self.devices.try_update_value(|d| d.playback.take()).flatten() {
             self.playback.set(PlaybackMark::Stopped);
             playback.silence();
         }
     }
 
-    fn push_exchange(self, question: String, reply: Reply) {
-        let exchange = Arc::new(Exchange { id: self.next_exchange_id(), question, reply });
+    /// Shows a finished exchange; returns its id.
+    fn push_exchange(self, question: String, reply: Reply) -> u64 {
+        let id = self.next_exchange_id();
+        let exchange = Arc::new(Exchange { id, question, reply });
         self.exchanges.update(|list| list.push(exchange));
+        id
+    }
+
+    /// Changes what an exchange shows as its reply (an answer cut short after it was shown). The exchange gets
+    /// a new id: the list is keyed by id, and `For` keeps the DOM of a key it has already rendered, so under the
+    /// old id the page went on showing the whole answer instead of the part that was kept.
+    fn replace_reply(self, id: u64, reply: Reply) {
+        let new_id = self.next_exchange_id();
+        self.exchanges.update(|list| {
+            if let Some(slot) = list.iter_mut().find(|exchange| exchange.id == id) {
+                *slot = Arc::new(Exchange { id: new_id, question: slot.question.clone(), reply });
+            }
+        });
     }
 }
 

@@ -1,5 +1,6 @@
 //! Where a turn is, as one explicit state machine: Ready -> Listening -> Uploading -> Thinking -> Speaking ->
-//! Ready, plus Error. Pure Rust (no browser types), so every transition is unit-tested natively.
+//! Ready, plus Error. A turn streamed over the live connection skips Uploading (the audio is already at the
+//! server when the user stops) and starts Speaking with its first sentence. Pure Rust (no browser types), so every transition is unit-tested natively.
 //!
 //! The UI only ever changes state through [`VoiceState::on`]: a transition the table does not allow is refused,
 //! which is what stops double submits (a second turn while one is in flight) and stale events (a recording that
@@ -39,6 +40,12 @@ pub enum VoiceEvent {
     AnswerReceived { has_audio: bool },
     /// Playback ended by itself or by the stop button.
     PlaybackFinished,
+    /// A streamed recording ended: the server has the audio already, so the turn goes straight to Thinking.
+    StreamEnded,
+    /// The first sentence of a streamed answer arrived and is playing while the rest is still being written.
+    AnswerStarted,
+    /// Hands-free: the server heard no words in what the detector took for speech; the mic stays open.
+    NothingHeard,
     /// The microphone, the recorder, the network or the server failed.
     Failed(String),
     /// "New conversation": whatever was going on is abandoned.
@@ -80,6 +87,9 @@ impl VoiceState {
             (S::Uploading | S::Thinking, E::AnswerReceived { has_audio: true }) => S::Speaking,
             (S::Uploading | S::Thinking, E::AnswerReceived { has_audio: false }) => S::Ready,
             (S::Speaking, E::PlaybackFinished) => S::Ready,
+            (S::Listening, E::StreamEnded) => S::Thinking,
+            (S::Thinking, E::AnswerStarted) => S::Speaking,
+            (S::Thinking, E::NothingHeard) => S::Listening,
             (S::Listening | S::Uploading | S::Thinking | S::Speaking, E::Failed(message)) => S::Error(message.clone()),
             _ => return Err(Refused { state: self.clone(), event }),
         };
@@ -178,6 +188,34 @@ mod tests {
             &[E::StartListening, E::RecordingFinished, E::UploadComplete, E::AnswerReceived { has_audio: true }, E::PlaybackFinished],
         );
         assert_eq!(seen, [S::Ready, S::Listening, S::Uploading, S::Thinking, S::Speaking, S::Ready]);
+    }
+
+    #[test]
+    fn a_streamed_turn_skips_uploading_and_speaks_from_the_first_sentence() {
+        let seen = run(S::Ready, &[E::StartListening, E::StreamEnded, E::AnswerStarted, E::PlaybackFinished]);
+        assert_eq!(seen, [S::Ready, S::Listening, S::Thinking, S::Speaking, S::Ready]);
+        assert_eq!(run(S::Ready, &[E::TextSubmitted, E::AnswerStarted]), [S::Ready, S::Thinking, S::Speaking]);
+    }
+
+    #[test]
+    fn a_streamed_answer_without_audio_ends_the_turn_when_done() {
+        assert_eq!(run(S::Listening, &[E::StreamEnded, E::AnswerReceived { has_audio: false }]), [S::Listening, S::Thinking, S::Ready]);
+    }
+
+    #[test]
+    fn hands_free_keeps_listening_when_nothing_was_heard() {
+        assert_eq!(S::Thinking.on(E::NothingHeard), Ok(S::Listening));
+        for state in [S::Ready, S::Listening, S::Speaking, S::Uploading] {
+            assert!(state.on(E::NothingHeard).is_err(), "{state:?}");
+        }
+    }
+
+    #[test]
+    fn streamed_events_out_of_place_are_refused() {
+        assert!(S::Ready.on(E::StreamEnded).is_err(), "a late end of a cancelled recording");
+        assert!(S::Ready.on(E::AnswerStarted).is_err(), "a late chunk after a reset");
+        assert!(S::Speaking.on(E::AnswerStarted).is_err());
+        assert!(S::Uploading.on(E::StreamEnded).is_err());
     }
 
     #[test]

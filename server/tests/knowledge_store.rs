@@ -199,3 +199,45 @@ async fn ingesting_a_folder_twice_stores_each_document_once_and_skips_what_is_no
     let titles: Vec<&str> = notes.iter().map(|n| n.title.as_str()).collect();
     assert!(titles.contains(&"Boiler") && titles.contains(&"wifi"), "{titles:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutting_the_newest_line_never_hides_the_conversation_from_a_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = Arc::new(LanceSessions::new(Arc::new(Database::new(dir.path()))));
+    let session = SessionId::new("barge-in");
+    let first = vec![line(Role::User, "Tell me a story."), line(Role::Assistant, "Once upon a time… there was a knight.")];
+    let full_answer = "Paris is the capital. It lies on the Seine. unspoken-tail-7731";
+    let second = vec![line(Role::User, "And France?"), line(Role::Assistant, full_answer)];
+    sessions.append(&session, first.clone()).await.unwrap();
+    sessions.append(&session, second.clone()).await.unwrap();
+
+    // What a page reloading while the answer is cut reads, again and again.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = tokio::spawn({
+        let (sessions, session, done) = (Arc::clone(&sessions), session.clone(), Arc::clone(&done));
+        async move {
+            let mut reads = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                reads.push(sessions.history(&session).await.unwrap().map(|lines| lines.len()));
+            }
+            reads
+        }
+    });
+    let cut = HistoryTurn { text: "Paris is the capital.".into(), interrupted: true, ..second[1].clone() };
+    for _ in 0..3 {
+        assert!(sessions.replace_last(&session, cut.clone()).await.unwrap());
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reads = reader.await.unwrap();
+    assert!(!reads.is_empty());
+    assert!(reads.iter().all(|read| *read == Some(4)), "a reader saw the conversation missing or changed in size: {reads:?}");
+
+    let history = sessions.history(&session).await.unwrap().unwrap();
+    let expected: Vec<HistoryTurn> = first.into_iter().chain([second[0].clone(), cut]).collect();
+    assert_eq!(history, expected, "only the newest line changed, and it kept its place");
+    assert!(!sessions.replace_last(&SessionId::new("never-existed"), line(Role::Assistant, "x")).await.unwrap());
+
+    // The cut-off words linger only in old versions, and deleting the conversation removes those too.
+    assert!(sessions.delete(&session).await.unwrap());
+    assert_eq!(files_containing(dir.path(), "unspoken-tail-7731"), Vec::<String>::new());
+}

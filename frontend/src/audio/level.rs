@@ -13,16 +13,21 @@ pub struct MeterUnavailable;
 /// Maps a block of samples (-1.0..=1.0) to a meter position in 0.0..=1.0, on a decibel scale so speech moves
 /// the bar visibly instead of only its loudest peaks.
 pub fn meter_level(samples: &[f32]) -> f32 {
-    if samples.is_empty() {
+    let db = rms_dbfs(samples.iter().copied());
+    if !db.is_finite() {
         return 0.0;
     }
-    let mean_square = samples.iter().map(|sample| sample * sample).sum::<f32>() / samples.len() as f32;
-    let rms = mean_square.sqrt();
-    if rms <= 0.0 {
-        return 0.0;
-    }
-    let db = 20.0 * rms.log10();
     ((db - FLOOR_DB) / -FLOOR_DB).clamp(0.0, 1.0)
+}
+
+/// The loudness of a block of samples (-1.0..=1.0) in dB relative to full scale; minus infinity for digital
+/// silence or an empty block. Shared by the meter and the hands-free voice detector.
+pub fn rms_dbfs(samples: impl IntoIterator<Item = f32>) -> f32 {
+    let (count, sum) = samples.into_iter().fold((0usize, 0.0f64), |(count, sum), sample| (count + 1, sum + f64::from(sample * sample)));
+    if count == 0 || sum <= 0.0 {
+        return f32::NEG_INFINITY;
+    }
+    (10.0 * (sum / count as f64).log10()) as f32
 }
 
 /// An AnalyserNode listening to the microphone. Dropping it disconnects it.
@@ -78,6 +83,14 @@ mod tests {
         let loud = meter_level(&[0.1; 256]); // -20 dBFS
         assert!((quiet - 1.0 / 3.0).abs() < 1e-4, "{quiet}");
         assert!((loud - 2.0 / 3.0).abs() < 1e-4, "{loud}");
+    }
+
+    #[test]
+    fn dbfs_of_known_levels() {
+        assert_eq!(rms_dbfs([0.0; 16]), f32::NEG_INFINITY);
+        assert_eq!(rms_dbfs(std::iter::empty()), f32::NEG_INFINITY);
+        assert!((rms_dbfs([0.1; 16]) + 20.0).abs() < 1e-4);
+        assert!(rms_dbfs([1.0, -1.0]).abs() < 1e-6);
     }
 
     #[test]

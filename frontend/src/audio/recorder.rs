@@ -103,21 +103,10 @@ impl Recording {
     /// failures after the start: the recorder erroring, or the microphone going away mid-question.
     pub async fn start(on_failure: impl Fn(MicError) + 'static) -> Result<Self, MicError> {
         let window = web_sys::window().ok_or(MicError::Unsupported)?;
-        if !window.is_secure_context() {
-            return Err(MicError::InsecureContext);
-        }
-        let navigator = window.navigator();
-        // Browsers leave `navigator.mediaDevices` undefined rather than throwing when recording is impossible.
-        let devices = Reflect::get(&navigator, &JsValue::from_str("mediaDevices")).unwrap_or(JsValue::UNDEFINED);
-        if devices.is_undefined() || devices.is_null() || !has_media_recorder(&window) {
+        if !has_media_recorder(&window) {
             return Err(MicError::Unsupported);
         }
-        let devices: web_sys::MediaDevices = devices.unchecked_into();
-
-        let constraints = MediaStreamConstraints::new();
-        constraints.set_audio(&JsValue::TRUE);
-        let request = devices.get_user_media_with_constraints(&constraints).map_err(get_user_media_error)?;
-        let stream: MediaStream = JsFuture::from(request).await.map_err(get_user_media_error)?.unchecked_into();
+        let stream = open_microphone().await?;
 
         let chosen_mime_type = choose_mime_type(MediaRecorder::is_type_supported);
         let options = MediaRecorderOptions::new();
@@ -233,16 +222,43 @@ impl Drop for Recording {
     }
 }
 
+/// Asks for the microphone (the browser may prompt), with the browser's echo cancellation, noise suppression
+/// and gain control on: the assistant's own voice from the speakers must not reach the server or the hands-free
+/// detector as if the user were speaking.
+pub(crate) async fn open_microphone() -> Result<MediaStream, MicError> {
+    let window = web_sys::window().ok_or(MicError::Unsupported)?;
+    if !window.is_secure_context() {
+        return Err(MicError::InsecureContext);
+    }
+    let navigator = window.navigator();
+    // Browsers leave `navigator.mediaDevices` undefined rather than throwing when recording is impossible.
+    let devices = Reflect::get(&navigator, &JsValue::from_str("mediaDevices")).unwrap_or(JsValue::UNDEFINED);
+    if devices.is_undefined() || devices.is_null() {
+        return Err(MicError::Unsupported);
+    }
+    let devices: web_sys::MediaDevices = devices.unchecked_into();
+
+    let audio = js_sys::Object::new();
+    for processing in ["echoCancellation", "noiseSuppression", "autoGainControl"] {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&audio, &JsValue::from_str(processing), &JsValue::TRUE);
+    }
+    let constraints = MediaStreamConstraints::new();
+    constraints.set_audio(&audio);
+    let request = devices.get_user_media_with_constraints(&constraints).map_err(get_user_media_error)?;
+    Ok(JsFuture::from(request).await.map_err(get_user_media_error)?.unchecked_into())
+}
+
 fn has_media_recorder(window: &web_sys::Window) -> bool {
     Reflect::get(window, &JsValue::from_str("MediaRecorder")).is_ok_and(|value| value.is_function())
 }
 
-fn tracks(stream: &MediaStream) -> Vec<MediaStreamTrack> {
+pub(crate) fn tracks(stream: &MediaStream) -> Vec<MediaStreamTrack> {
     stream.get_tracks().iter().map(JsCast::unchecked_into).collect()
 }
 
 /// Stops every track, which turns the microphone (and the browser's recording indicator) off.
-fn release(stream: &MediaStream) {
+pub(crate) fn release(stream: &MediaStream) {
     for track in tracks(stream) {
         track.stop();
     }
@@ -257,7 +273,7 @@ fn get_user_media_error(error: JsValue) -> MicError {
 }
 
 /// A short description of a thrown JS value, for the user-facing sentence and the console.
-fn js_error_text(error: &JsValue) -> String {
+pub(crate) fn js_error_text(error: &JsValue) -> String {
     let field = |name: &str| Reflect::get(error, &JsValue::from_str(name)).ok().and_then(|value| value.as_string()).unwrap_or_default();
     if let Some(text) = error.as_string() {
         return text;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::{BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
+use arrow_array::{BooleanArray, RecordBatch, RecordBatchIterator, StringArray, TimestampMicrosecondArray, UInt32Array};
 use async_trait::async_trait;
 use chrono::DateTime;
 use lancedb::expr::{col, lit};
@@ -43,17 +43,23 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// New rows: each line gets a fresh `turn_id`, and its position among the lines appended with it.
 fn to_batch(id: &SessionId, turns: &[HistoryTurn]) -> Result<RecordBatch, SessionError> {
+    let turn_ids = turns.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let lines = (0..turns.len()).map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect();
+    rows_batch(id, turns, turn_ids, lines)
+}
+
+fn rows_batch(id: &SessionId, turns: &[HistoryTurn], turn_ids: Vec<String>, lines: Vec<u32>) -> Result<RecordBatch, SessionError> {
     let json = |value: Result<String, serde_json::Error>| value.map_err(|e| SessionError::Storage(format!("cannot encode a turn: {e}")));
     let tool_calls = turns.iter().map(|t| json(serde_json::to_string(&t.tool_calls))).collect::<Result<Vec<_>, _>>()?;
     let sources = turns.iter().map(|t| json(serde_json::to_string(&t.sources))).collect::<Result<Vec<_>, _>>()?;
-    let lines = (0..turns.len()).map(|i| u32::try_from(i).unwrap_or(u32::MAX));
     RecordBatch::try_new(
         schema::turns(),
         vec![
             Arc::new(StringArray::from_iter_values(turns.iter().map(|_| id.as_str()))),
-            Arc::new(StringArray::from_iter_values(turns.iter().map(|_| uuid::Uuid::new_v4().to_string()))),
-            Arc::new(UInt32Array::from_iter_values(lines)),
+            Arc::new(StringArray::from(turn_ids)),
+            Arc::new(UInt32Array::from(lines)),
             Arc::new(StringArray::from_iter_values(turns.iter().map(|t| role_name(t.role)))),
             Arc::new(StringArray::from_iter_values(turns.iter().map(|t| t.text.as_str()))),
             Arc::new(
@@ -123,6 +129,37 @@ impl SessionStore for LanceSessions {
         let _lock = table.write_lock().await;
         table.table.add(batch).execute().await?;
         Ok(())
+    }
+
+    /// One commit that swaps the newest row for the new line (a merge on its `turn_id`), so a reader sees the
+    /// conversation either before or after, never without it: the trait's delete-then-append left a window in
+    /// which the conversation did not exist, and a page reloaded in it (or a failure between the two steps)
+    /// lost the whole conversation. The replaced text stays in Lance's old versions until the next purge (a
+    /// conversation's deletion purges every old version), which is fine for text the user was shown anyway.
+    async fn replace_last(&self, id: &SessionId, line: HistoryTurn) -> Result<bool, SessionError> {
+        let table = &self.database.tables().await?.turns;
+        // Held from finding the newest line to replacing it: an append in between would make it not the newest.
+        let _lock = table.write_lock().await;
+        let query = table.table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
+        let mut newest: Option<((i64, u32), String)> = None;
+        for batch in collect(query).await? {
+            let turn_ids = strings(&batch, "turn_id")?;
+            let lines = column::<UInt32Array>(&batch, "line")?;
+            let created = column::<TimestampMicrosecondArray>(&batch, "created_at")?;
+            for row in 0..batch.num_rows() {
+                // The order `history` reads lines in.
+                let key = (created.value(row), lines.value(row));
+                if newest.as_ref().is_none_or(|(newest_key, _)| key > *newest_key) {
+                    newest = Some((key, turn_ids.value(row).to_owned()));
+                }
+            }
+        }
+        let Some(((_, position), turn_id)) = newest else { return Ok(false) };
+        let batch = rows_batch(id, std::slice::from_ref(&line), vec![turn_id], vec![position])?;
+        let mut merge = table.table.merge_insert(&["turn_id"]);
+        merge.when_matched_update_all(None);
+        merge.execute(Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema::turns()))).await?;
+        Ok(true)
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, SessionError> {

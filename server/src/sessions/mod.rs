@@ -18,7 +18,8 @@ pub trait SessionStore: Send + Sync {
     /// Forgets a conversation; `false` when there was none.
     async fn delete(&self, id: &SessionId) -> Result<bool, SessionError>;
     /// Replaces the newest line (e.g. an answer cut short by the user); `false` when the conversation is empty
-    /// or unknown. Stores that can do it in one step should: this default rewrites the whole conversation.
+    /// or unknown. Stores that can do it in one step should: this default rewrites the whole conversation, and
+    /// a reader between its delete and its append finds no conversation at all (a reloaded page then forgets it).
     async fn replace_last(&self, id: &SessionId, line: HistoryTurn) -> Result<bool, SessionError> {
         let Some(mut lines) = self.history(id).await? else { return Ok(false) };
         let Some(last) = lines.last_mut() else { return Ok(false) };

@@ -1,0 +1,681 @@
+//! Turns over the live connection (`/api/ws`): the microphone streamed while the user speaks, the answer
+//! played sentence by sentence as it is written, barge-in, and hands-free mode. When the socket is not open,
+//! [`Turns`] uses the HTTP path instead, so everything here is an improvement, never a requirement (except
+//! hands-free, which cannot work without it and says so).
+
+use base64::Engine as _;
+use leptos::logging;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, ErrorCode, KnowledgeSource, ServerEvent, SessionId, StageTimings};
+
+use super::{PlaybackMark, SPOKEN_QUESTION, Turns};
+use crate::audio::capture::Capture;
+use crate::audio::recorder::MicError;
+use crate::audio::stream_player::StreamPlayer;
+use crate::conversation::{Answer, Reply};
+use crate::settings::{self, HandsFreeSettings};
+use crate::streaming::frames::FrameBatcher;
+use crate::streaming::socket::{SocketError, SocketEvent, StreamSocket};
+use crate::streaming::vad::{Vad, VadConfig, VadStep};
+use crate::voice_state::{VoiceEvent, VoiceState};
+
+const CLOSED_MID_TURN: &str = "The live connection to the Parlance server closed in the middle of this question. It reconnects by \
+                               itself; ask again in a moment.";
+const HANDS_FREE_NEEDS_SOCKET: &str = "Hands-free needs the live connection to the Parlance server, which is not open right now. \
+                                       It reconnects by itself; meanwhile hold the mic button to talk, or type.";
+
+/// The live connection's browser objects and the turn it is carrying.
+#[derive(Default)]
+pub(super) struct Live {
+    socket: Option<StreamSocket>,
+    capture: Option<Capture>,
+    /// Frames go to the server (between `start` and `end_turn`).
+    sending: bool,
+    batcher: FrameBatcher,
+    /// Present while hands-free listens: it decides when a turn starts and ends.
+    vad: Option<Vad>,
+    player: Option<StreamPlayer>,
+    turn: Option<LiveTurn>,
+    /// An answer the user cut short, until the server says what it kept.
+    cut: Option<CutTurn>,
+}
+
+/// The answer being received.
+struct LiveTurn {
+    generation: u64,
+    question: String,
+    /// The exchange shown for it once `done` arrived.
+    exchange: Option<u64>,
+    sources: Vec<KnowledgeSource>,
+    timings: Option<StageTimings>,
+    audio_started: bool,
+}
+
+struct CutTurn {
+    question: String,
+    exchange: Option<u64>,
+    sources: Vec<KnowledgeSource>,
+    timings: Option<StageTimings>,
+}
+
+impl Turns {
+    /// Opens the live connection; it stays open (reconnecting as needed) for the page's lifetime.
+    pub(super) fn connect_live(self) {
+        let socket = StreamSocket::connect(move |event| self.on_socket_event(event));
+        self.live.update_value(|live| live.socket = socket);
+    }
+
+    pub(super) fn live_is_open(self) -> bool {
+        self.live.with_value(|live| live.socket.as_ref().is_some_and(StreamSocket::is_open))
+    }
+
+    fn send(self, message: &ClientMessage) -> Result<(), SocketError> {
+        let socket = self.live.with_value(|live| live.socket.clone());
+        socket.ok_or(SocketError::NotOpen)?.send(message)
+    }
+
+    fn send_audio(self, bytes: &[u8]) {
+        let socket = self.live.with_value(|live| live.socket.clone());
+        if let Some(Err(error)) = socket.map(|socket| socket.send_audio(bytes)) {
+            logging::warn!("audio frame not sent: {error}");
+        }
+    }
+
+    // ---- push-to-talk over the socket ----
+
+    /// Starts streaming the microphone for a turn that `start_listening` already moved to Listening.
+    pub(super) fn start_streamed_listening(self, generation: u64) {
+        spawn_local(async move {
+            let Some(context) = self.devices.with_value(|d| d.output.context()) else {
+                self.fail_recording(MicError::Unsupported);
+                return;
+            };
+            let on_failure = move |error: MicError| {
+                if self.is_current(generation) {
+                    self.fail_recording(error);
+                }
+            };
+            match Capture::start(&context, move |frame| self.on_frame(frame), on_failure).await {
+                Ok(capture) => {
+                    if !self.is_current(generation) || self.state.get_untracked() != VoiceState::Listening {
+                        return; // dropping the capture releases the microphone
+                    }
+                    self.attach_meter(capture.stream());
+                    let session_id = self.session.get_untracked();
+                    if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
+                        self.fail_recording(MicError::RecorderFailed(error.to_string()));
+                        return;
+                    }
+                    let stop_now = self
+                        .live
+                        .try_update_value(|live| {
+                            live.capture = Some(capture);
+                            live.sending = true;
+                            live.batcher.clear();
+                            true
+                        })
+                        .is_some()
+                        && self.devices.try_update_value(|d| std::mem::take(&mut d.stop_requested)).unwrap_or(false);
+                    if stop_now {
+                        self.stop_listening();
+                    }
+                }
+                Err(error) => {
+                    if self.is_current(generation) {
+                        self.fail_recording(error);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Whether the microphone is streaming to the server (push-to-talk) rather than recording for an upload.
+    pub(super) fn is_streaming_capture(self) -> bool {
+        self.live.with_value(|live| live.capture.is_some() && live.vad.is_none())
+    }
+
+    /// Push-to-talk let go: the rest of the audio goes out, then `end_turn`, and the microphone is released.
+    pub(super) fn end_streamed_listening(self) {
+        self.stop_meter();
+        let capture = self.live.try_update_value(|live| live.capture.take()).flatten();
+        drop(capture);
+        self.end_streamed_turn();
+    }
+
+    /// Sends what is left of the recording and `end_turn`; the answer is awaited as a live turn.
+    fn end_streamed_turn(self) {
+        let rest = self.live.try_update_value(|live| {
+            live.sending = false;
+            live.batcher.flush()
+        });
+        if let Some(Some(rest)) = rest {
+            self.send_audio(&rest);
+        }
+        if let Err(error) = self.send(&ClientMessage::EndTurn) {
+            self.apply(VoiceEvent::Failed(format!("{CLOSED_MID_TURN} ({error})")));
+            self.resume_hands_free();
+            return;
+        }
+        if self.apply(VoiceEvent::StreamEnded) {
+            let generation = self.generation.get_value();
+            self.pending.set(Some(SPOKEN_QUESTION.to_owned()));
+            self.begin_live_turn(generation, SPOKEN_QUESTION.to_owned());
+        }
+    }
+
+    fn begin_live_turn(self, generation: u64, question: String) {
+        self.partial_answer.set(String::new());
+        self.live.update_value(|live| {
+            live.turn = Some(LiveTurn { generation, question, exchange: None, sources: Vec::new(), timings: None, audio_started: false });
+            live.player = None;
+        });
+    }
+
+    /// A typed question over the socket. Returns false if the socket refused it (the caller falls back to HTTP).
+    pub(super) fn send_text_live(self, generation: u64, text: &str) -> bool {
+        let message = ClientMessage::Text { session_id: self.session.get_untracked(), text: text.to_owned(), speak: true };
+        if self.send(&message).is_err() {
+            return false;
+        }
+        self.begin_live_turn(generation, text.to_owned());
+        true
+    }
+
+    // ---- the microphone's frames ----
+
+    fn on_frame(self, frame: Vec<i16>) {
+        let hands_free = self.live.with_value(|live| live.vad.is_some());
+        if !hands_free {
+            let message = self.live.try_update_value(|live| if live.sending { live.batcher.push(&frame) } else { None }).flatten();
+            if let Some(message) = message {
+                self.send_audio(&message);
+            }
+            return;
+        }
+        let state = self.state.get_untracked();
+        if !matches!(state, VoiceState::Listening | VoiceState::Speaking) {
+            return;
+        }
+        let Some(step) = self.live.try_update_value(|live| live.vad.as_mut().map(|vad| vad.push(frame))).flatten() else { return };
+        match step {
+            VadStep::Waiting => {}
+            VadStep::Started(frames) => self.hands_free_turn_started(state, frames),
+            VadStep::Continue(frame) => self.send_frame(&frame),
+            VadStep::Ended(frame) => {
+                self.send_frame(&frame);
+                self.end_streamed_turn();
+            }
+        }
+    }
+
+    fn send_frame(self, frame: &[i16]) {
+        let message = self.live.try_update_value(|live| if live.sending { live.batcher.push(frame) } else { None }).flatten();
+        if let Some(message) = message {
+            self.send_audio(&message);
+        }
+    }
+
+    /// The detector heard speech: a new turn, cutting the answer short if one is playing (barge-in by voice).
+    fn hands_free_turn_started(self, state: VoiceState, frames: Vec<Vec<i16>>) {
+        if state == VoiceState::Speaking {
+            logging::log!("barge-in: the user started speaking during the answer");
+            self.silence_playback();
+            if !self.apply(VoiceEvent::StartListening) {
+                return;
+            }
+            self.next_generation();
+        }
+        let session_id = self.session.get_untracked();
+        if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
+            self.fail_hands_free(&error.to_string());
+            return;
+        }
+        self.live.update_value(|live| {
+            live.sending = true;
+            live.batcher.clear();
+        });
+        for frame in frames {
+            self.send_frame(&frame);
+        }
+    }
+
+    // ---- hands-free ----
+
+    pub fn hands_free_enabled(self) -> bool {
+        self.hands_free.with_untracked(|settings| settings.enabled)
+    }
+
+    /// The toggle (a user gesture, which also unlocks audio).
+    pub fn set_hands_free(self, enabled: bool) {
+        self.unlock_audio();
+        self.hands_free.update(|settings| settings.enabled = enabled);
+        settings::save(self.hands_free.get_untracked());
+        if enabled {
+            if self.state.get_untracked().accepts_new_turn() {
+                self.open_hands_free();
+            }
+        } else {
+            self.close_hands_free();
+        }
+    }
+
+    /// The silence setting; a turn being listened to keeps its detector, the next one uses the new value.
+    pub fn set_silence_ms(self, silence_ms: u32) {
+        self.hands_free.update(|settings| settings.silence_ms = VadConfig::with_silence_ms(silence_ms).silence_ms);
+        settings::save(self.hands_free.get_untracked());
+    }
+
+    /// The mic button (or Space) in hands-free mode: opens the microphone, interrupts the answer, ends a
+    /// question early, or closes the microphone, depending on what is going on.
+    pub(super) fn hands_free_press(self) {
+        let listening_open = self.live.with_value(|live| live.vad.is_some());
+        match self.state.get_untracked() {
+            VoiceState::Listening if self.live.with_value(|live| live.sending) => self.end_streamed_turn(),
+            VoiceState::Listening => self.close_hands_free(),
+            VoiceState::Speaking => {
+                self.silence_playback();
+                self.apply(VoiceEvent::PlaybackFinished);
+                self.next_generation();
+                if listening_open {
+                    self.resume_hands_free();
+                } else {
+                    self.open_hands_free();
+                }
+            }
+            state if state.accepts_new_turn() => self.open_hands_free(),
+            _ => {}
+        }
+    }
+
+    fn open_hands_free(self) {
+        if !self.live_is_open() {
+            self.apply(VoiceEvent::Reset);
+            self.apply(VoiceEvent::StartListening);
+            self.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
+            return;
+        }
+        if !self.apply(VoiceEvent::StartListening) {
+            return;
+        }
+        let generation = self.next_generation();
+        let config = VadConfig::with_silence_ms(self.hands_free.with_untracked(|settings| settings.silence_ms));
+        spawn_local(async move {
+            let Some(context) = self.devices.with_value(|d| d.output.context()) else {
+                self.fail_recording(MicError::Unsupported);
+                return;
+            };
+            let on_failure = move |error: MicError| self.fail_recording(error);
+            match Capture::start(&context, move |frame| self.on_frame(frame), on_failure).await {
+                Ok(capture) => {
+                    if !self.is_current(generation) || self.state.get_untracked() != VoiceState::Listening || !self.hands_free_enabled() {
+                        return;
+                    }
+                    self.attach_meter(capture.stream());
+                    self.live.update_value(|live| {
+                        live.capture = Some(capture);
+                        live.vad = Some(Vad::new(config));
+                        live.sending = false;
+                    });
+                }
+                Err(error) => {
+                    if self.is_current(generation) {
+                        self.fail_recording(error);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Turns hands-free listening off: the microphone is released, a question being streamed is dropped.
+    pub(super) fn close_hands_free(self) {
+        let was_sending = self.live.try_update_value(|live| {
+            live.vad = None;
+            live.capture = None;
+            std::mem::take(&mut live.sending)
+        });
+        if was_sending == Some(true) {
+            // While listening the server drops what it received.
+            let _ = self.send(&ClientMessage::Interrupt { played_through: None });
+        }
+        self.stop_meter();
+        if self.state.get_untracked() == VoiceState::Listening {
+            self.apply(VoiceEvent::Reset);
+        }
+    }
+
+    /// After an answer (or a failure) in hands-free mode: listen again, with the microphone that is still open.
+    pub(super) fn resume_hands_free(self) {
+        if !self.hands_free_enabled() || !self.state.get_untracked().accepts_new_turn() {
+            return;
+        }
+        let mic_open = self.live.try_update_value(|live| match (&live.capture, live.vad.as_mut()) {
+            (Some(_), Some(vad)) => {
+                vad.reset();
+                true
+            }
+            _ => false,
+        });
+        if mic_open == Some(true) {
+            if self.apply(VoiceEvent::StartListening) {
+                self.next_generation();
+            }
+        } else {
+            self.open_hands_free();
+        }
+    }
+
+    fn fail_hands_free(self, reason: &str) {
+        logging::warn!("hands-free: {reason}");
+        self.close_hands_free();
+        self.apply(VoiceEvent::Reset);
+        self.apply(VoiceEvent::StartListening);
+        self.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
+    }
+
+    /// Hands-free is waiting for speech (the microphone open, nothing sent yet).
+    pub(super) fn hands_free_idle(self) -> bool {
+        self.state.get_untracked() == VoiceState::Listening && self.live.with_value(|live| live.vad.is_some() && !live.sending)
+    }
+
+    /// The microphone failed: whatever the live path holds of it is dropped.
+    pub(super) fn release_live_microphone(self) {
+        let was_sending = self.live.try_update_value(|live| {
+            live.vad = None;
+            live.capture = None;
+            std::mem::take(&mut live.sending)
+        });
+        if was_sending == Some(true) {
+            let _ = self.send(&ClientMessage::Interrupt { played_through: None });
+        }
+    }
+
+    /// "New conversation": the live turn is dropped without keeping anything, and the socket leaves the old
+    /// conversation too.
+    pub(super) fn live_new_conversation(self) {
+        let busy = self.live.try_update_value(|live| {
+            let busy = live.turn.take().is_some() || live.sending;
+            live.cut = None;
+            live.vad = None;
+            live.capture = None;
+            live.sending = false;
+            if let Some(player) = live.player.take() {
+                player.stop();
+            }
+            busy
+        });
+        self.partial_answer.set(String::new());
+        if busy == Some(true) {
+            let _ = self.send(&ClientMessage::Interrupt { played_through: None });
+        }
+        if self.live_is_open() {
+            let _ = self.send(&ClientMessage::NewSession);
+        }
+    }
+
+    // ---- playback and barge-in ----
+
+    /// Stops a streamed answer that is playing (or still arriving) and tells the server how much was heard, so
+    /// the conversation keeps only that. Returns whether there was one.
+    pub(super) fn interrupt_live_answer(self) -> bool {
+        let taken = self.live.try_update_value(|live| {
+            let player = live.player.take();
+            let turn = live.turn.take();
+            (player, turn)
+        });
+        let Some((player, turn)) = taken else { return false };
+        if player.is_none() && turn.is_none() {
+            return false;
+        }
+        let played_through = player.as_ref().and_then(StreamPlayer::stop);
+        if player.is_some() {
+            self.playback.set(PlaybackMark::Stopped);
+        }
+        self.partial_answer.set(String::new());
+        if let Some(turn) = turn {
+            let question = if turn.exchange.is_none() { self.pending.get_untracked().unwrap_or(turn.question) } else { turn.question };
+            self.pending.set(None);
+            self.live.update_value(|live| {
+                live.cut = Some(CutTurn { question, exchange: turn.exchange, sources: turn.sources, timings: turn.timings })
+            });
+        }
+        logging::log!("interrupting the answer; played through chunk {played_through:?}");
+        if let Err(error) = self.send(&ClientMessage::Interrupt { played_through }) {
+            logging::warn!("the interruption could not be sent: {error}");
+        }
+        true
+    }
+
+    fn play_chunk(self, sequence: u32, audio: &parlance_shared::AudioClip) {
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(&audio.data_base64) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                logging::warn!("answer chunk {sequence} is not valid base64: {error}");
+                return;
+            }
+        };
+        let Some(context) = self.devices.with_value(|d| d.output.context()) else { return };
+        let generation = self.generation.get_value();
+        let player = self.live.try_update_value(|live| {
+            live.player.get_or_insert_with(|| StreamPlayer::new(context, move || self.on_player_idle(generation))).clone()
+        });
+        if let Some(player) = player {
+            player.push(sequence, &bytes);
+        }
+        let first = self
+            .live
+            .try_update_value(|live| live.turn.as_mut().map(|turn| !std::mem::replace(&mut turn.audio_started, true)))
+            .flatten()
+            .unwrap_or(false);
+        if first {
+            self.playback.set(PlaybackMark::Playing);
+            self.apply(VoiceEvent::AnswerStarted);
+        }
+    }
+
+    /// Everything received so far has played: the turn is over if `done` has come too.
+    fn on_player_idle(self, generation: u64) {
+        if !self.is_current(generation) {
+            return;
+        }
+        let finished = self.live.try_update_value(|live| {
+            let done = live.turn.as_ref().is_some_and(|turn| turn.exchange.is_some());
+            if done {
+                live.turn = None;
+                live.player = None;
+            }
+            done
+        });
+        if finished == Some(true) {
+            self.playback.set(PlaybackMark::Ended);
+            self.apply(VoiceEvent::PlaybackFinished);
+            self.resume_hands_free();
+        }
+    }
+
+    // ---- what the server says ----
+
+    fn on_socket_event(self, event: SocketEvent) {
+        match event {
+            SocketEvent::Opened => {
+                logging::log!("live connection open");
+                self.live_open.set(true);
+            }
+            SocketEvent::Closed { was_open, reason } => {
+                self.live_open.set(false);
+                self.on_socket_closed(was_open, &reason);
+            }
+            SocketEvent::Event(event) => self.on_server_event(event),
+        }
+    }
+
+    fn on_socket_closed(self, was_open: bool, reason: &str) {
+        logging::warn!("live connection closed (was open: {was_open}; {reason})");
+        let in_turn = self.live.try_update_value(|live| {
+            let in_turn = live.turn.take().is_some() || std::mem::take(&mut live.sending);
+            live.cut = None;
+            live.vad = None;
+            live.capture = None;
+            if let Some(player) = live.player.take() {
+                player.stop();
+            }
+            in_turn
+        });
+        self.stop_meter();
+        if in_turn == Some(true) {
+            self.next_generation();
+            let question = self.pending.get_untracked();
+            self.pending.set(None);
+            self.partial_answer.set(String::new());
+            if let Some(question) = question {
+                self.push_exchange(question, Reply::Failed(CLOSED_MID_TURN.to_owned()));
+            }
+            self.apply(VoiceEvent::Failed(CLOSED_MID_TURN.to_owned()));
+        } else if self.hands_free_enabled() && self.state.get_untracked() == VoiceState::Listening {
+            self.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
+        }
+    }
+
+    fn on_server_event(self, event: ServerEvent) {
+        let awaiting_cut = self.live.with_value(|live| live.cut.is_some());
+        match event {
+            ServerEvent::Interrupted { session_id, kept_answer } => self.on_interrupted(session_id, &kept_answer),
+            // The reply to an interruption when everything had been played: the answer stands as it was.
+            ServerEvent::Status { state: parlance_shared::TurnState::Idle } if awaiting_cut => {
+                self.live.update_value(|live| live.cut = None);
+            }
+            ServerEvent::Status { .. } | ServerEvent::ToolCall { .. } => {}
+            // Whatever the cut turn still sent before the server saw the interruption.
+            ServerEvent::Transcript { .. }
+            | ServerEvent::AnswerDelta { .. }
+            | ServerEvent::AudioChunk { .. }
+            | ServerEvent::Done { .. }
+                if awaiting_cut => {}
+            ServerEvent::Transcript { text, .. } => {
+                if self.live_turn_is_current() {
+                    self.pending.set(Some(text.clone()));
+                    self.live.update_value(|live| {
+                        if let Some(turn) = live.turn.as_mut() {
+                            turn.question = text;
+                        }
+                    });
+                }
+            }
+            ServerEvent::AnswerDelta { text } => {
+                if self.live_turn_is_current() {
+                    self.partial_answer.update(|answer| answer.push_str(&text));
+                }
+            }
+            ServerEvent::AudioChunk { sequence, audio, .. } => {
+                if self.live_turn_is_current() {
+                    self.play_chunk(sequence, &audio);
+                }
+            }
+            ServerEvent::Done { session_id, answer, sources, timings, speech_error } => {
+                if self.live_turn_is_current() {
+                    self.on_done(session_id, &answer, sources, timings, speech_error.as_ref());
+                }
+            }
+            ServerEvent::Error { error } => self.on_server_error(&error),
+        }
+    }
+
+    fn live_turn_is_current(self) -> bool {
+        self.live.with_value(|live| live.turn.as_ref().map(|turn| turn.generation)).is_some_and(|generation| self.is_current(generation))
+    }
+
+    fn on_done(
+        self,
+        session_id: SessionId,
+        answer: &str,
+        sources: Vec<KnowledgeSource>,
+        timings: StageTimings,
+        speech_error: Option<&ErrorBody>,
+    ) {
+        self.notice.set(None);
+        self.set_session(Some(session_id));
+        let question = self.live.with_value(|live| live.turn.as_ref().map(|turn| turn.question.clone())).unwrap_or_default();
+        self.pending.set(None);
+        self.partial_answer.set(String::new());
+        let id = self.push_exchange(question, Reply::Answer(Answer::from_done(answer, &sources, timings, speech_error)));
+        let (has_audio, idle) = self
+            .live
+            .try_update_value(|live| {
+                if let Some(turn) = live.turn.as_mut() {
+                    turn.exchange = Some(id);
+                    turn.sources = sources;
+                    turn.timings = Some(timings);
+                }
+                let has_audio = live.player.as_ref().is_some_and(StreamPlayer::has_audio);
+                let idle = live.player.as_ref().is_none_or(StreamPlayer::is_idle);
+                (has_audio, idle)
+            })
+            .unwrap_or((false, true));
+        if !has_audio {
+            self.live.update_value(|live| {
+                live.turn = None;
+                live.player = None;
+            });
+            self.apply(VoiceEvent::AnswerReceived { has_audio: false });
+            self.resume_hands_free();
+        } else if idle {
+            self.on_player_idle(self.generation.get_value());
+        }
+    }
+
+    fn on_interrupted(self, session_id: SessionId, kept_answer: &str) {
+        let Some(cut) = self.live.try_update_value(|live| live.cut.take()).flatten() else { return };
+        self.set_session(Some(session_id));
+        let reply = Reply::Answer(Answer::interrupted(kept_answer, cut.sources, cut.timings));
+        match cut.exchange {
+            Some(id) => self.replace_reply(id, reply),
+            None => {
+                self.push_exchange(cut.question, reply);
+            }
+        }
+    }
+
+    fn on_server_error(self, error: &ErrorBody) {
+        let in_turn = self.live_turn_is_current() || self.live.with_value(|live| live.sending);
+        if !in_turn {
+            logging::warn!("the server reported: {} ({:?})", error.message, error.code);
+            return;
+        }
+        let question = self.live.try_update_value(|live| {
+            live.sending = false;
+            live.player = None;
+            live.turn.take().map(|turn| turn.question)
+        });
+        self.pending.set(None);
+        self.partial_answer.set(String::new());
+        if error.code == ErrorCode::SessionNotFound {
+            self.set_session(None);
+        }
+        if error.code == ErrorCode::NoSpeech && self.hands_free_enabled() {
+            // Hands-free took a noise for speech: nothing to show, keep listening.
+            if self.apply(VoiceEvent::NothingHeard) {
+                self.live.update_value(|live| {
+                    if let Some(vad) = live.vad.as_mut() {
+                        vad.reset();
+                    }
+                });
+            }
+            return;
+        }
+        if self.state.get_untracked() == VoiceState::Listening && !self.hands_free_enabled() {
+            // `start` was refused: stop streaming.
+            self.live.update_value(|live| live.capture = None);
+            self.stop_meter();
+        }
+        if let Some(Some(question)) = question {
+            self.push_exchange(question, Reply::Failed(error.message.clone()));
+        }
+        self.apply(VoiceEvent::Failed(error.message.clone()));
+        self.resume_hands_free();
+    }
+
+    /// The current hands-free settings, for the page.
+    pub fn hands_free_settings(self) -> Signal<HandsFreeSettings> {
+        self.hands_free.into()
+    }
+}
