@@ -329,15 +329,7 @@ impl Turns {
 
     /// Turns hands-free listening off: the microphone is released, a question being streamed is dropped.
     pub(super) fn close_hands_free(self) {
-        let was_sending = self.live.try_update_value(|live| {
-            live.vad = None;
-            live.capture = None;
-            std::mem::take(&mut live.sending)
-        });
-        if was_sending == Some(true) {
-            // While listening the server drops what it received.
-            let _ = self.send(&ClientMessage::Interrupt { played_through: None });
-        }
+        self.release_live_microphone();
         self.stop_meter();
         if self.state.get_untracked() == VoiceState::Listening {
             self.apply(VoiceEvent::Reset);
@@ -386,6 +378,7 @@ impl Turns {
             std::mem::take(&mut live.sending)
         });
         if was_sending == Some(true) {
+            // While listening the server drops what it received.
             let _ = self.send(&ClientMessage::Interrupt { played_through: None });
         }
     }

@@ -63,6 +63,9 @@ pub struct KnowledgeBase {
     database: Arc<Database>,
     embedder: Option<Arc<dyn Embedder>>,
     text_index_known: AtomicBool,
+    /// The last query and its vector: the agent's closeness check and the search that follows it ask for the
+    /// same question, and embedding it twice costs a turn ~20 ms.
+    last_query: std::sync::Mutex<Option<(String, Arc<[f32]>)>>,
 }
 
 /// Where one search's time went. The embedding and vector search run beside the full-text search, so the
@@ -97,7 +100,7 @@ fn ms(duration: Duration) -> f64 {
 
 impl KnowledgeBase {
     pub fn new(database: Arc<Database>, embedder: Option<Arc<dyn Embedder>>) -> Self {
-        Self { database, embedder, text_index_known: AtomicBool::new(false) }
+        Self { database, embedder, text_index_known: AtomicBool::new(false), last_query: std::sync::Mutex::new(None) }
     }
 
     pub fn can_add(&self) -> bool {
@@ -285,8 +288,7 @@ impl KnowledgeBase {
         let by_meaning = async {
             let Some(embedder) = embedder else { return Ok::<_, KnowledgeError>(None) };
             let started = Instant::now();
-            let vector = embedder.embed(&[query.to_owned()]).await?.pop().ok_or(IngestError::VectorCount { asked: 1, got: 0 })?;
-            ingest::check_dimensions(embedder.as_ref(), std::slice::from_ref(&vector))?;
+            let vector = self.query_vector(embedder.as_ref(), query).await?;
             let embedded = started.elapsed();
             let ranking = search::by_vector(table, &vector, limit).await?;
             Ok(Some((ranking, embedded, started.elapsed() - embedded)))
@@ -334,8 +336,25 @@ impl KnowledgeBase {
     pub async fn closeness(&self, query: &str) -> Result<Option<f32>, KnowledgeError> {
         let Some(embedder) = &self.embedder else { return Ok(None) };
         let table = &self.table().await?.table;
-        let vector = embedder.embed(&[query.to_owned()]).await?.pop().ok_or(IngestError::VectorCount { asked: 1, got: 0 })?;
+        let vector = self.query_vector(embedder.as_ref(), query).await?;
         Ok(super::closeness::nearest(table, &vector).await?)
+    }
+
+    /// `query` embedded and checked against the table's dimension, from the one-query cache when it was the
+    /// last one asked.
+    async fn query_vector(&self, embedder: &dyn Embedder, query: &str) -> Result<Arc<[f32]>, KnowledgeError> {
+        let cached =
+            self.last_query.lock().ok().and_then(|last| last.as_ref().filter(|(text, _)| text == query).map(|(_, v)| Arc::clone(v)));
+        if let Some(vector) = cached {
+            return Ok(vector);
+        }
+        let vector = embedder.embed(&[query.to_owned()]).await?.pop().ok_or(IngestError::VectorCount { asked: 1, got: 0 })?;
+        ingest::check_dimensions(embedder, std::slice::from_ref(&vector))?;
+        let vector: Arc<[f32]> = vector.into();
+        if let Ok(mut last) = self.last_query.lock() {
+            *last = Some((query.to_owned(), Arc::clone(&vector)));
+        }
+        Ok(vector)
     }
 
     /// Folds every row into the full-text index (ingestion does it every few hundred rows on its own).
