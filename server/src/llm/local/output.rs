@@ -29,6 +29,7 @@ impl Output {
 
     /// Sends the complete characters among `bytes` and whatever was left over before; keeps an incomplete
     /// character's bytes for the next call.
+    #[cfg(test)]
     pub fn text(&mut self, bytes: &[u8]) -> Result<(), Gone> {
         let text = self.decode_text(bytes);
         self.send_text(text)

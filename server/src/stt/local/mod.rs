@@ -2,6 +2,7 @@
 //! they are converted once, on first load.
 
 mod ct2;
+mod decoder;
 mod decoding;
 mod energy;
 mod mel;

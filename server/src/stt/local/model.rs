@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{self, Config, model::Whisper};
+use candle_transformers::models::whisper::{
+    self, Config,
+    model::{AudioEncoder, Whisper},
+};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use super::ct2;
+use super::decoder::TextDecoder;
 use super::mel::mel_filters;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +48,17 @@ struct SuppressionLists {
 }
 
 pub struct LoadedWhisper {
-    pub model: Whisper,
+    pub config: Config,
+    pub encoder: AudioEncoder,
+    pub decoder: TextDecoder,
     pub tokenizer: Tokenizer,
     pub tokens: SpecialTokens,
-    pub mel_filters: Vec<f32>,
+    /// The mel filter bank, `[bin, mel]`.
+    pub mel_filters: Tensor,
     /// Added to the logits at every step: 0, or minus infinity for tokens that must not appear.
     pub suppress: Tensor,
     /// Added on top of `suppress` at the first step only.
     pub suppress_at_start: Tensor,
-    pub device: Device,
 }
 
 pub fn load(dir: &Path) -> Result<LoadedWhisper, LoadError> {
@@ -102,9 +108,16 @@ pub fn load(dir: &Path) -> Result<LoadedWhisper, LoadError> {
     // before mapping it and never modifies it afterwards.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&weights), DType::F32, &device) }
         .map_err(|e| fail(&weights, e))?;
-    let mel_filters = mel_filters(whisper::SAMPLE_RATE as f64, whisper::N_FFT, config.num_mel_bins);
-    let model = Whisper::load(&vb, config).map_err(|e| fail(&weights, e))?;
-    Ok(LoadedWhisper { model, tokenizer, tokens, mel_filters, suppress, suppress_at_start, device })
+    let bank = mel_filters(whisper::SAMPLE_RATE as f64, whisper::N_FFT, config.num_mel_bins);
+    let bins = whisper::N_FFT / 2 + 1;
+    let mel_filters = Tensor::from_vec(bank, (config.num_mel_bins, bins), &device)
+        .and_then(|bank| bank.t()?.contiguous())
+        .map_err(|e| fail(&weights, e))?;
+    // candle's encoder is used as it is; its decoder is replaced by one that caches its own keys and values
+    // (dropped here: it holds a second copy of the decoder's weights).
+    let decoder = TextDecoder::load(vb.pp("model.decoder"), &config).map_err(|e| fail(&weights, e))?;
+    let Whisper { encoder, config, .. } = Whisper::load(&vb, config).map_err(|e| fail(&weights, e))?;
+    Ok(LoadedWhisper { config, encoder, decoder, tokenizer, tokens, mel_filters, suppress, suppress_at_start })
 }
 
 fn mask(vocab_size: usize, banned: &[u32], device: &Device) -> candle_core::Result<Tensor> {
