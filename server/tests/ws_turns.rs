@@ -354,6 +354,65 @@ async fn raw_pcm16_frames_are_transcribed_as_one_wav() {
     assert_eq!(upload.form["file"], format!("speech.wav|audio/wav|{}", 44 + samples.len()));
 }
 
+/// 16 kHz PCM16: a loud buzz standing in for a voice, or silence.
+fn pcm16(ms: usize, loud: bool) -> Vec<u8> {
+    (0..ms * 16).flat_map(|n| (if loud { ((n as i32 * 880) % 16000 - 8000) as i16 } else { 0 }).to_le_bytes()).collect()
+}
+
+#[tokio::test]
+async fn a_pause_is_transcribed_before_the_turn_ends_and_the_answer_does_not_wait_for_it() {
+    let (provider, settings) = backends(&[]).await;
+    let transcription = Duration::from_millis(800);
+    provider.configure(|behaviour| behaviour.stt_delay = transcription);
+    let address = start_parlance(&settings).await;
+    let mut client = Client::connect(&address).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    client.event().await;
+    let question = [pcm16(600, true), pcm16(400, false)].concat();
+    client.send_audio(&question, 640).await;
+    // The client has not ended the turn: the server heard the pause and transcribed meanwhile.
+    match client.event().await {
+        ServerEvent::Transcript { text, is_final: false } => assert_eq!(text, "What time is it?"),
+        other => panic!("expected a provisional transcript, got {other:?}"),
+    }
+    client.send(&ClientMessage::EndTurn).await;
+    let events = client.rest_of_turn().await;
+    assert!(events.iter().any(|e| matches!(e, ServerEvent::Transcript { is_final: true, .. })), "{events:?}");
+    let Some(ServerEvent::Done { timings, .. }) = events.last() else { panic!("{events:?}") };
+    assert!(u128::from(timings.stt_ms) < transcription.as_millis(), "the turn waited for speech-to-text: {timings:?}");
+    let uploads = provider.requests("/v1/audio/transcriptions");
+    assert_eq!(uploads.len(), 1, "the early transcript is the final one");
+    // What had arrived when the pause was seen: all the speech and a quarter second or more of quiet.
+    let heard = wav_seconds_of_upload(&uploads[0].form["file"]);
+    assert!((0.85..=1.0).contains(&heard), "transcribed {heard} s");
+}
+
+#[tokio::test]
+async fn speech_after_a_pause_makes_the_early_transcript_stale() {
+    let (provider, settings) = backends(&[]).await;
+    let address = start_parlance(&settings).await;
+    let mut client = Client::connect(&address).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    client.event().await;
+    client.send_audio(&[pcm16(600, true), pcm16(400, false)].concat(), 640).await;
+    assert!(matches!(client.event().await, ServerEvent::Transcript { is_final: false, .. }));
+    // The user goes on after the pause and ends the turn before pausing again.
+    let rest = [pcm16(500, true), pcm16(100, false)].concat();
+    client.send_audio(&rest, 640).await;
+    client.send(&ClientMessage::EndTurn).await;
+    let events = client.rest_of_turn().await;
+    assert!(matches!(events.last(), Some(ServerEvent::Done { .. })), "{events:?}");
+    let uploads = provider.requests("/v1/audio/transcriptions");
+    assert_eq!(uploads.len(), 2, "the whole question is transcribed again");
+    assert_eq!(uploads[1].form["file"], format!("speech.wav|audio/wav|{}", 44 + 16 * 2 * 1600));
+}
+
+/// The length of a recorded upload (`name|type|bytes`) of 16 kHz mono PCM16 WAV, in seconds.
+fn wav_seconds_of_upload(recorded: &str) -> f32 {
+    let bytes: usize = recorded.rsplit('|').next().unwrap().parse().unwrap();
+    (bytes - 44) as f32 / 32_000.0
+}
+
 #[tokio::test]
 async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     let (_provider, settings) = backends(&["--max-upload-mib", "1"]).await;

@@ -55,11 +55,15 @@ pub struct Conversation {
 }
 
 /// What the user asked.
-#[derive(Debug, Clone)]
 pub enum TurnInput {
     Text(String),
     Voice(AudioUpload),
+    /// Speech whose transcription began before the turn ended (the socket transcribes during pauses).
+    Transcribing(EarlyTranscript),
 }
+
+/// A transcription under way.
+pub type EarlyTranscript = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, SttError>> + Send>>;
 
 /// How the answer is spoken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +135,7 @@ impl Pipeline {
         let question = match input {
             TurnInput::Text(text) => text,
             TurnInput::Voice(audio) => self.transcribe(&audio, &mut timings, events).await?,
+            TurnInput::Transcribing(transcript) => self.finish_transcribing(transcript, &mut timings, events).await?,
         };
         let question = self.check_question(&question)?;
         let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
@@ -179,11 +184,22 @@ impl Pipeline {
         let transcript = stt.transcribe(audio).await?;
         timings.stt_ms = elapsed_ms(stt_started);
         tracing::info!(stt_ms = timings.stt_ms, format = %audio.format, bytes = audio.bytes.len(), "transcribed");
-        if !has_words(&transcript) {
-            return Err(TurnError::NoSpeech);
-        }
-        events.emit(ServerEvent::Transcript { text: transcript.clone(), is_final: true });
-        Ok(transcript)
+        heard(transcript, events)
+    }
+
+    /// `stt_ms` is then only the wait after the turn ended: the rest happened while the user paused.
+    async fn finish_transcribing(
+        &self,
+        transcript: EarlyTranscript,
+        timings: &mut StageTimings,
+        events: &EventSink,
+    ) -> Result<String, TurnError> {
+        events.emit(ServerEvent::Status { state: TurnState::Transcribing });
+        let stt_started = Instant::now();
+        let transcript = transcript.await?;
+        timings.stt_ms = elapsed_ms(stt_started);
+        tracing::info!(stt_ms = timings.stt_ms, "transcribed during the pause");
+        heard(transcript, events)
     }
 
     fn check_question<'a>(&self, text: &'a str) -> Result<&'a str, TurnError> {
@@ -282,6 +298,15 @@ async fn answer_aloud(
         speaker.say(&rest);
     }
     Ok(answer)
+}
+
+/// The final transcript, sent to the client, when it holds words.
+fn heard(transcript: String, events: &EventSink) -> Result<String, TurnError> {
+    if !has_words(&transcript) {
+        return Err(TurnError::NoSpeech);
+    }
+    events.emit(ServerEvent::Transcript { text: transcript.clone(), is_final: true });
+    Ok(transcript)
 }
 
 /// Speech recognisers return "", " ", "." or "[BLANK_AUDIO]" for silence: none of these is a question.

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, HistoryTurn, Role, ServerEvent, SessionId, TurnState};
 
+use super::early::EarlyTranscription;
 use super::recording::{Recording, RecordingError};
 use super::turn::{CancelledTurn, RunningTurn};
 use crate::error::ApiError;
@@ -45,7 +46,7 @@ impl From<RecordingError> for ApiError {
 
 enum Phase {
     Idle,
-    Listening { recording: Recording, conversation: Conversation },
+    Listening { recording: Recording, conversation: Conversation, early: Option<EarlyTranscription> },
     Answering(RunningTurn),
 }
 
@@ -100,8 +101,13 @@ impl Connection {
     /// A binary frame: audio of the turn being recorded.
     pub fn on_audio(&mut self, frame: &[u8]) -> Vec<ServerEvent> {
         match &mut self.phase {
-            Phase::Listening { recording, .. } => match recording.push(frame) {
-                Ok(()) => vec![],
+            Phase::Listening { recording, early, .. } => match recording.push(frame) {
+                Ok(()) => {
+                    if let Some(early) = early {
+                        early.observe(frame, recording);
+                    }
+                    vec![]
+                }
                 Err(error) => vec![error_event(error)],
             },
             Phase::Idle | Phase::Answering(_) if !self.reported_stray_audio => {
@@ -112,10 +118,17 @@ impl Connection {
         }
     }
 
-    /// The running turn's next event; waits forever when no turn runs (for use in `select!`). The socket is idle
-    /// again as soon as the turn's last event (`done` or `error`) is handed out.
+    /// The running turn's next event, or while listening a provisional transcript; waits forever when there
+    /// is none (for use in `select!`). The socket is idle again as soon as the turn's last event (`done` or
+    /// `error`) is handed out.
     pub async fn next_turn_event(&mut self) -> Option<ServerEvent> {
-        let Phase::Answering(turn) = &mut self.phase else { return std::future::pending().await };
+        let turn = match &mut self.phase {
+            Phase::Answering(turn) => turn,
+            Phase::Listening { early: Some(early), .. } => {
+                return Some(ServerEvent::Transcript { text: early.next_partial().await, is_final: false });
+            }
+            Phase::Listening { .. } | Phase::Idle => return std::future::pending().await,
+        };
         let event = turn.next_event().await;
         match &event {
             Some(ServerEvent::Done { .. }) => {
@@ -133,15 +146,19 @@ impl Connection {
         self.ensure_idle()?;
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
-        self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation };
+        let early = match (encoding, &self.pipeline.stt) {
+            (AudioEncoding::Pcm16, Some(stt)) => Some(EarlyTranscription::new(Arc::clone(stt))),
+            _ => None,
+        };
+        self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation, early };
         self.begin_turn();
         Ok(vec![ServerEvent::Status { state: TurnState::Listening }])
     }
 
     fn end_turn(&mut self) -> Result<Vec<ServerEvent>, ErrorBody> {
         let ended_at = Instant::now();
-        let (recording, conversation) = match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Listening { recording, conversation } => (recording, conversation),
+        let (recording, conversation, early) = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Listening { recording, conversation, early } => (recording, conversation, early),
             other => {
                 self.phase = other;
                 return Err(body(ProtocolError::NotListening));
@@ -151,8 +168,11 @@ impl Connection {
             // Already reported when the limit was crossed; the turn is abandoned.
             return Ok(vec![ServerEvent::Status { state: TurnState::Idle }]);
         }
-        let audio = recording.finish().map_err(body)?;
-        let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Voice(audio), Speech::Sentences, ended_at);
+        let input = match early.and_then(EarlyTranscription::finish) {
+            Some(transcript) => TurnInput::Transcribing(transcript),
+            None => TurnInput::Voice(recording.finish().map_err(body)?),
+        };
+        let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences, ended_at);
         self.phase = Phase::Answering(turn);
         Ok(vec![])
     }

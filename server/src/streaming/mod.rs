@@ -2,6 +2,8 @@
 //! sentence speech, and barge-in. The protocol types are in `parlance_shared::stream`.
 
 mod connection;
+mod early;
+mod pauses;
 mod recording;
 mod turn;
 

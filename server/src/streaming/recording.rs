@@ -51,14 +51,22 @@ impl Recording {
     }
 
     pub fn finish(self) -> Result<AudioUpload, RecordingError> {
-        let bytes = self.bytes.freeze();
-        let file = match self.encoding {
-            AudioEncoding::Pcm16 => pcm16_as_wav(&bytes)?,
-            AudioEncoding::Webm | AudioEncoding::Ogg | AudioEncoding::Mp4 | AudioEncoding::Wav => bytes,
-        };
-        // The container is read from the bytes, as for uploads: a client's label proves nothing.
-        Ok(AudioUpload::from_bytes(file)?)
+        as_upload(self.encoding, self.bytes.freeze())
     }
+
+    /// The recording so far, as [`Recording::finish`] would give it.
+    pub fn snapshot(&self) -> Result<AudioUpload, RecordingError> {
+        as_upload(self.encoding, Bytes::copy_from_slice(&self.bytes))
+    }
+}
+
+fn as_upload(encoding: AudioEncoding, bytes: Bytes) -> Result<AudioUpload, RecordingError> {
+    let file = match encoding {
+        AudioEncoding::Pcm16 => pcm16_as_wav(&bytes)?,
+        AudioEncoding::Webm | AudioEncoding::Ogg | AudioEncoding::Mp4 | AudioEncoding::Wav => bytes,
+    };
+    // The container is read from the bytes, as for uploads: a client's label proves nothing.
+    Ok(AudioUpload::from_bytes(file)?)
 }
 
 /// Raw 16 kHz mono samples get a WAV header, the one form every speech-to-text backend reads.

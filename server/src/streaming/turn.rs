@@ -27,7 +27,7 @@ impl RunningTurn {
         let session_id = conversation.id.clone();
         let question = match &input {
             TurnInput::Text(text) => Some(text.trim().to_owned()),
-            TurnInput::Voice(_) => None,
+            TurnInput::Voice(_) | TurnInput::Transcribing(_) => None,
         };
         let (sink, events) = EventSink::channel();
         let task = tokio::spawn(async move {
