@@ -3,7 +3,13 @@
 //! sequential path of the reference design (`POST /api/voice`: transcribe, whole answer, whole speech), on
 //! the same backends in one run. Printed as figures, not a pass/fail test.
 //!
-//!     source scripts/env.sh && cargo bench -p parlance-server --bench first_audio --profile dev [-- --questions 8]
+//!     source scripts/env.sh && cargo bench --workspace --bench first_audio --profile dev [-- --questions 8] [--silence-ms 800]
+//!
+//! Each question is 16 kHz speech followed by `--silence-ms` of silence, what a microphone hears before the
+//! turn ends: hands-free mode ends it after 0.8 s of silence (the web app's default), push to talk when the
+//! user lets go (a few tenths of a second). The socket gets it as the web app sends it, raw PCM16 in 100 ms
+//! frames at the pace it is spoken; the sequential path uploads the same recording as a WAV file. Both are
+//! timed from the end of the question: `end_turn`, or the end of the upload.
 //!
 //! The backends come from the normal settings (PARLANCE_* variables, installed local models), as `parlance`
 //! itself would use them. `-- --fake` runs against the tests' fake OpenAI-compatible server with made-up
@@ -18,7 +24,7 @@ mod fake_openai;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use common::{ms, percentiles, spoken};
+use common::{ms, percentiles, spoken, tool};
 use futures::{SinkExt, StreamExt};
 use parlance_server::config::StageBackend;
 use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, TurnResponse};
@@ -38,6 +44,7 @@ const QUESTIONS: [&str; 8] = [
 struct Options {
     fake: bool,
     questions: usize,
+    silence_ms: u32,
 }
 
 fn options() -> Options {
@@ -48,7 +55,9 @@ fn options() -> Options {
         .and_then(|at| args.get(at + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(QUESTIONS.len());
-    Options { fake: args.iter().any(|arg| arg == "--fake"), questions: questions.max(1) }
+    let silence_ms =
+        args.iter().position(|arg| arg == "--silence-ms").and_then(|at| args.get(at + 1)).and_then(|n| n.parse().ok()).unwrap_or(800);
+    Options { fake: args.iter().any(|arg| arg == "--fake"), questions: questions.max(1), silence_ms }
 }
 
 fn main() {
@@ -95,7 +104,8 @@ async fn run(options: Options) {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let recordings: Vec<Vec<u8>> =
-        (0..options.questions).map(|i| spoken(&dir.path().join(format!("q{i}.wav")), QUESTIONS[i % QUESTIONS.len()])).collect();
+        (0..options.questions).map(|i| question(dir.path(), i, QUESTIONS[i % QUESTIONS.len()], options.silence_ms)).collect();
+    println!("first_audio  each question ends in {} ms of silence; the socket gets it at speaking pace", options.silence_ms);
 
     // One turn of each kind first: lazy model loading and cold caches are not what is measured.
     sequential(&address, &recordings[0]).await;
@@ -132,25 +142,58 @@ async fn sequential(address: &str, recording: &[u8]) -> Duration {
     elapsed
 }
 
+/// Question `index` spoken by espeak-ng, as a 16 kHz mono PCM16 WAV file ending in `silence_ms` of silence.
+fn question(dir: &std::path::Path, index: usize, text: &str, silence_ms: u32) -> Vec<u8> {
+    let spoken_path = dir.join(format!("q{index}-espeak.wav"));
+    let path = dir.join(format!("q{index}.wav"));
+    spoken(&spoken_path, text);
+    let (from, to) = (spoken_path.to_str().expect("utf-8 path"), path.to_str().expect("utf-8 path"));
+    let pad = format!("{}", f64::from(silence_ms) / 1000.0);
+    tool("sox", &["-V1", from, "-r", "16000", "-c", "1", "-b", "16", to, "pad", "0", &pad]);
+    std::fs::read(&path).expect("recording")
+}
+
 /// From `end_turn` to the first audio chunk; the rest of the turn is read so turns do not overlap.
 async fn streaming(address: &str, recording: &[u8]) -> Duration {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
     let send = |message: &ClientMessage| Message::text(serde_json::to_string(message).expect("json"));
-    socket.send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Wav })).await.expect("start");
-    for frame in recording.chunks(16 * 1024) {
+    socket.send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 })).await.expect("start");
+    let samples = hound::WavReader::new(recording).expect("a WAV question").into_samples::<i16>();
+    let pcm: Vec<u8> = samples.flat_map(|sample| sample.expect("a sample").to_le_bytes()).collect();
+    // 100 ms frames at the pace of speech, as the web app's microphone sends them.
+    let mut pace = tokio::time::interval(Duration::from_millis(100));
+    for frame in pcm.chunks(3_200) {
+        pace.tick().await;
         socket.send(Message::binary(frame.to_vec())).await.expect("audio");
     }
+    pace.tick().await;
     socket.send(send(&ClientMessage::EndTurn)).await.expect("end turn");
     let ended = Instant::now();
-    let mut first_audio = None;
+    let (mut transcript, mut first_words, mut first_audio, mut spoken) = (None, None, None, String::new());
     while let Some(message) = socket.next().await {
         let Ok(Message::Text(text)) = message else { continue };
         match serde_json::from_str::<ServerEvent>(text.as_str()).expect("an event") {
-            ServerEvent::AudioChunk { .. } if first_audio.is_none() => first_audio = Some(ended.elapsed()),
+            ServerEvent::Transcript { is_final: true, .. } => transcript = Some(ended.elapsed()),
+            ServerEvent::AnswerDelta { .. } if first_words.is_none() => first_words = Some(ended.elapsed()),
+            ServerEvent::AudioChunk { text, .. } => {
+                first_audio.get_or_insert(ended.elapsed());
+                if spoken.is_empty() {
+                    spoken = text;
+                }
+            }
             ServerEvent::Done { .. } => break,
             ServerEvent::Error { error } => panic!("the streamed turn failed: {error}"),
             _ => {}
         }
     }
-    first_audio.expect("the streamed answer has audio")
+    let first_audio = first_audio.expect("the streamed answer has audio");
+    // Where the wait went: the transcript, the model's first words, then its first sentence spoken.
+    let at = |moment: Option<Duration>| moment.map_or(f64::NAN, ms);
+    println!(
+        "first_audio      streaming split: transcript {:>5.0} ms, first words {:>5.0} ms, first audio {:>5.0} ms  {spoken:?}",
+        at(transcript),
+        at(first_words),
+        ms(first_audio)
+    );
+    first_audio
 }

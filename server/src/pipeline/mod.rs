@@ -280,12 +280,12 @@ async fn answer_aloud(
         answer
     };
     let relay = async {
-        let mut splitter = SentenceSplitter::new();
+        let mut splitter = SentenceSplitter::clause_first();
         while let Some(event) = progress.recv().await {
             match (&event, speaker) {
                 (ServerEvent::AnswerDelta { text }, Some(speaker)) => splitter.push(text).iter().for_each(|s| speaker.say(s)),
                 // A tool round's unfinished text is a lead-in to the call, not part of the answer.
-                (ServerEvent::ToolCall { .. }, _) => splitter = SentenceSplitter::new(),
+                (ServerEvent::ToolCall { .. }, _) => splitter = SentenceSplitter::clause_first(),
                 _ => {}
             }
             events.emit(event);

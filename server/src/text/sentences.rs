@@ -8,10 +8,17 @@ const NEVER_FINAL: &[&str] = &["mr", "mrs", "ms", "dr", "prof", "st", "sr", "vs"
 /// Abbreviations that end a sentence only when a capital letter follows ("at 5 p.m. Then ...").
 const FINAL_BEFORE_CAPITAL: &[&str] = &["etc", "a.m", "p.m"];
 
+/// The fewest words a clause needs to be spoken on its own ahead of its sentence: "To make tea," goes ahead,
+/// "Well," or "Yes," does not (spoken alone they sound clipped).
+const MIN_CLAUSE_WORDS: usize = 4;
+
 /// Feed text with [`push`](Self::push), take the sentences it completes, and [`flush`](Self::flush) at the end.
 #[derive(Debug, Default)]
 pub struct SentenceSplitter {
     pending: String,
+    /// The first piece may end at a clause (after a comma, colon, semicolon or dash) instead of a sentence.
+    clause_first: bool,
+    handed_out: bool,
 }
 
 impl SentenceSplitter {
@@ -19,13 +26,27 @@ impl SentenceSplitter {
         Self::default()
     }
 
+    /// For speech sentence by sentence: the first piece ends at the first clause of [`MIN_CLAUSE_WORDS`] or more
+    /// if that comes before the end of the first sentence. The listener hears the answer begin while the model
+    /// is still writing the rest of that sentence; a clause boundary is a natural place to pause.
+    pub fn clause_first() -> Self {
+        Self { clause_first: true, ..Self::default() }
+    }
+
     /// Adds text and returns the sentences now complete (trimmed, never empty), in order.
     pub fn push(&mut self, text: &str) -> Vec<String> {
         self.pending.push_str(text);
         let mut sentences = Vec::new();
-        while let Some((end, rest)) = find_boundary(&self.pending) {
+        loop {
+            let sentence = find_boundary(&self.pending);
+            let boundary = match find_clause(&self.pending) {
+                Some(clause) if self.clause_first && !self.handed_out && sentence.is_none_or(|(end, _)| clause.0 < end) => Some(clause),
+                _ => sentence,
+            };
+            let Some((end, rest)) = boundary else { break };
             let sentence = clean(&self.pending[..end]);
             self.pending.drain(..rest);
+            self.handed_out |= sentence.is_some();
             sentences.extend(sentence);
         }
         sentences
@@ -109,6 +130,31 @@ fn find_boundary(text: &str) -> Option<(usize, usize)> {
             return Some((end, byte_at(next)));
         }
         k = last + 1;
+    }
+    None
+}
+
+/// The end of the first clause of [`MIN_CLAUSE_WORDS`] words or more, before the first sentence terminator:
+/// (end of the clause, start of the rest). A comma must be followed by whitespace ("384,000" is a number).
+fn find_clause(text: &str) -> Option<(usize, usize)> {
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if is_terminator(c) || c == '\n' {
+            return None;
+        }
+        if !matches!(c, ',' | ';' | ':' | '—' | '–') {
+            continue;
+        }
+        let end = at + c.len_utf8();
+        let (_, after) = chars.peek().copied()?;
+        if !after.is_whitespace() {
+            continue;
+        }
+        if text[..at].split_whitespace().count() >= MIN_CLAUSE_WORDS {
+            let rest = text[end..].len() - text[end..].trim_start().len();
+            // Only once what follows has begun: the whitespace may still be growing.
+            return (end + rest < text.len()).then_some((end, end + rest));
+        }
     }
     None
 }
@@ -218,6 +264,43 @@ mod tests {
             assert_eq!(pieces, whole, "pieces of {piece_len} characters");
         }
         assert_eq!(whole.len(), 9, "{whole:#?}");
+    }
+
+    #[test]
+    fn spoken_answers_may_begin_with_a_clause() {
+        let answer = "To make a good cup of tea, warm the pot first. Then add the leaves, one spoon each, and wait.";
+        let pieces = |piece_len: usize| {
+            let mut splitter = SentenceSplitter::clause_first();
+            let chars: Vec<char> = answer.chars().collect();
+            let mut pieces: Vec<String> =
+                chars.chunks(piece_len).flat_map(|piece| splitter.push(&piece.iter().collect::<String>())).collect();
+            pieces.extend(splitter.flush());
+            pieces
+        };
+        for piece_len in [1, 3, 200] {
+            assert_eq!(
+                pieces(piece_len),
+                ["To make a good cup of tea,", "warm the pot first.", "Then add the leaves, one spoon each, and wait."],
+                "pieces of {piece_len}: only the first sentence is cut at a clause"
+            );
+        }
+        let split = |text: &str| {
+            let mut splitter = SentenceSplitter::clause_first();
+            let mut pieces = splitter.push(text);
+            pieces.extend(splitter.flush());
+            pieces
+        };
+        assert_eq!(split("Yes, Paris is the capital. It is big."), ["Yes, Paris is the capital.", "It is big."], "too short a clause");
+        assert_eq!(
+            split("The moon is about 384,000 kilometres away. Far."),
+            ["The moon is about 384,000 kilometres away.", "Far."],
+            "a number's comma"
+        );
+        assert_eq!(split("Here is how it works: you speak, it answers."), ["Here is how it works:", "you speak, it answers."]);
+        let mut splitter = SentenceSplitter::clause_first();
+        assert!(splitter.push("To make a good cup of tea,").is_empty(), "a comma at the end may be a number's");
+        assert!(splitter.push(" ").is_empty());
+        assert_eq!(splitter.push("warm"), ["To make a good cup of tea,"]);
     }
 
     #[test]
