@@ -169,11 +169,14 @@ async fn streaming(address: &str, recording: &[u8]) -> Duration {
     pace.tick().await;
     socket.send(send(&ClientMessage::EndTurn)).await.expect("end turn");
     let ended = Instant::now();
-    let (mut transcript, mut first_words, mut first_audio, mut spoken) = (None, None, None, String::new());
+    let (mut transcript, mut first_words, mut first_audio, mut spoken, mut heard) = (None, None, None, String::new(), String::new());
     while let Some(message) = socket.next().await {
         let Ok(Message::Text(text)) = message else { continue };
         match serde_json::from_str::<ServerEvent>(text.as_str()).expect("an event") {
-            ServerEvent::Transcript { is_final: true, .. } => transcript = Some(ended.elapsed()),
+            ServerEvent::Transcript { is_final: true, text } => {
+                transcript = Some(ended.elapsed());
+                heard = text;
+            }
             ServerEvent::AnswerDelta { .. } if first_words.is_none() => first_words = Some(ended.elapsed()),
             ServerEvent::AudioChunk { text, .. } => {
                 first_audio.get_or_insert(ended.elapsed());
@@ -190,7 +193,7 @@ async fn streaming(address: &str, recording: &[u8]) -> Duration {
     // Where the wait went: the transcript, the model's first words, then its first sentence spoken.
     let at = |moment: Option<Duration>| moment.map_or(f64::NAN, ms);
     println!(
-        "first_audio      streaming split: transcript {:>5.0} ms, first words {:>5.0} ms, first audio {:>5.0} ms  {spoken:?}",
+        "first_audio      streaming split: transcript {:>5.0} ms, first words {:>5.0} ms, first audio {:>5.0} ms  {heard:?} -> {spoken:?}",
         at(transcript),
         at(first_words),
         ms(first_audio)
