@@ -1,6 +1,6 @@
 //! Speed of the embedded model stages, printed as figures (not a pass/fail test).
 //!
-//!     source scripts/env.sh && cargo bench -p parlance-server --bench stages --profile dev
+//!     source scripts/env.sh && cargo bench --workspace --bench stages --profile dev
 //!     ... -- stt            only the sections whose name contains one of the words after `--`
 //!
 //! With section names (`embeddings`, `knowledge`) only those run.
