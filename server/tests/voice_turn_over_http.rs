@@ -116,3 +116,35 @@ async fn a_follow_up_question_carries_the_conversation_so_far() {
     assert_eq!(messages[1]["content"], "My name is Ada");
     assert_eq!(messages[2]["role"], "assistant");
 }
+
+async fn ask(parlance: &str, text: &str) -> TurnResponse {
+    let response =
+        reqwest::Client::new().post(format!("{parlance}/api/chat")).json(&serde_json::json!({"text": text, "speak": false})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_model_that_falls_silent_after_a_tool_is_asked_again_without_tools() {
+    let provider = FakeOpenAi::start("unused").await;
+    provider.configure(|behaviour| behaviour.silent_after_tool = 1);
+    let parlance = start_parlance(&support::settings_for_provider(&provider.base_url, &[])).await;
+
+    let turn = ask(&parlance, "What time is it?").await;
+    assert!(turn.answer.starts_with("It is ") && turn.answer.ends_with("right now."), "{}", turn.answer);
+    assert_eq!(turn.tool_calls.len(), 1, "the tool ran once: {:?}", turn.tool_calls);
+    let sent = provider.requests("/v1/chat/completions");
+    assert_eq!(sent.len(), 3, "decision, the silent answer, the answer asked again");
+    assert!(sent[2].json.as_ref().unwrap().get("tools").is_none_or(|tools| tools.as_array().is_none_or(Vec::is_empty)), "no tools the second time");
+}
+
+#[tokio::test]
+async fn a_model_that_stays_silent_gets_an_answer_that_says_so_not_an_empty_one() {
+    let provider = FakeOpenAi::start("unused").await;
+    provider.configure(|behaviour| behaviour.silent_after_tool = 2);
+    let parlance = start_parlance(&support::settings_for_provider(&provider.base_url, &[])).await;
+
+    let turn = ask(&parlance, "What time is it?").await;
+    assert!(turn.answer.contains("could not"), "{}", turn.answer);
+    assert_eq!(provider.requests("/v1/chat/completions").len(), 3, "asked again once, not forever");
+}

@@ -47,6 +47,9 @@ pub struct Behaviour {
     pub stt_delay: Duration,
     /// Time each speech request takes.
     pub speech_delay: Duration,
+    /// How many times the model ends its turn without a word after reading a tool's result (small local
+    /// models do).
+    pub silent_after_tool: usize,
 }
 
 /// What happened to the chat completion streams: how many are sending right now, and which ones the
@@ -166,7 +169,15 @@ async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, Json
     let last = messages.last().expect("at least one message");
     let offers_clock = request["tools"].as_array().is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == "current_time"));
 
-    let chunks: Vec<Value> = if last["role"] == "tool" {
+    let silent = last["role"] == "tool" && {
+        let mut behaviour = shared.behaviour.lock().unwrap();
+        let silent = behaviour.silent_after_tool > 0;
+        behaviour.silent_after_tool = behaviour.silent_after_tool.saturating_sub(1);
+        silent
+    };
+    let chunks: Vec<Value> = if silent {
+        text_chunks("")
+    } else if last["role"] == "tool" {
         let said = format!("It is {} right now.", last["content"].as_str().unwrap_or_default());
         text_chunks(&said)
     } else if last["role"] == "user" && offers_clock && last["content"].as_str().unwrap_or_default().to_lowercase().contains("time") {
