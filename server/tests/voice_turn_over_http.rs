@@ -118,8 +118,12 @@ async fn a_follow_up_question_carries_the_conversation_so_far() {
 }
 
 async fn ask(parlance: &str, text: &str) -> TurnResponse {
-    let response =
-        reqwest::Client::new().post(format!("{parlance}/api/chat")).json(&serde_json::json!({"text": text, "speak": false})).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{parlance}/api/chat"))
+        .json(&serde_json::json!({"text": text, "speak": false}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -135,7 +139,10 @@ async fn a_model_that_falls_silent_after_a_tool_is_asked_again_without_tools() {
     assert_eq!(turn.tool_calls.len(), 1, "the tool ran once: {:?}", turn.tool_calls);
     let sent = provider.requests("/v1/chat/completions");
     assert_eq!(sent.len(), 3, "decision, the silent answer, the answer asked again");
-    assert!(sent[2].json.as_ref().unwrap().get("tools").is_none_or(|tools| tools.as_array().is_none_or(Vec::is_empty)), "no tools the second time");
+    assert!(
+        sent[2].json.as_ref().unwrap().get("tools").is_none_or(|tools| tools.as_array().is_none_or(Vec::is_empty)),
+        "no tools the second time"
+    );
 }
 
 #[tokio::test]

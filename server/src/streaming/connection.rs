@@ -202,7 +202,8 @@ impl Connection {
                     "turn interrupted"
                 );
                 if cancelled.completed {
-                    self.last_spoken = Some(SpokenTurn { session_id: cancelled.session_id, chunks: cancelled.chunks });
+                    let chunks = [cancelled.chunks, cancelled.unsent].concat();
+                    self.last_spoken = Some(SpokenTurn { session_id: cancelled.session_id, chunks });
                     return self.trim_spoken_turn(played_through).await;
                 }
                 self.keep_played_part(cancelled, played_through).await

@@ -68,12 +68,18 @@ impl RunningTurn {
         task.abort();
         // Cancellation takes effect at the task's next await point; waiting makes "stopped" true.
         let _ = task.await;
-        // The turn may have finished (and been stored) just before the interrupt arrived.
+        // The turn may have finished (and been stored) just before the interrupt arrived, with audio the client
+        // never got: it counts as not played when the stored answer is cut.
         let mut completed = false;
+        let mut unsent = Vec::new();
         while let Ok(event) = events.try_recv() {
-            completed |= matches!(event, ServerEvent::Done { .. });
+            match event {
+                ServerEvent::Done { .. } => completed = true,
+                ServerEvent::AudioChunk { text, .. } => unsent.push(text),
+                _ => {}
+            }
         }
-        CancelledTurn { session_id, question, chunks, completed }
+        CancelledTurn { session_id, question, chunks, unsent, completed }
     }
 }
 
@@ -82,6 +88,8 @@ pub struct CancelledTurn {
     pub session_id: SessionId,
     pub question: Option<String>,
     pub chunks: Vec<String>,
+    /// The text of the audio chunks made but not sent before the interrupt.
+    pub unsent: Vec<String>,
     /// The whole answer was generated and stored before the interrupt.
     pub completed: bool,
 }
