@@ -155,3 +155,15 @@ async fn a_model_that_stays_silent_gets_an_answer_that_says_so_not_an_empty_one(
     assert!(turn.answer.contains("could not"), "{}", turn.answer);
     assert_eq!(provider.requests("/v1/chat/completions").len(), 3, "asked again once, not forever");
 }
+
+#[tokio::test]
+async fn a_model_that_says_nothing_to_a_plain_question_is_asked_once_more() {
+    let provider = FakeOpenAi::start("unused").await;
+    provider.configure(|behaviour| behaviour.answer = Some(String::new()));
+    let parlance = start_parlance(&support::settings_for_provider(&provider.base_url, &[])).await;
+
+    let turn = ask(&parlance, "Tell me something").await;
+    assert!(turn.answer.contains("could not"), "{}", turn.answer);
+    assert!(turn.tool_calls.is_empty());
+    assert_eq!(provider.requests("/v1/chat/completions").len(), 2, "asked again once");
+}

@@ -16,9 +16,8 @@ use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolC
 
 /// Answers are spoken, so they must sound right read aloud. The tool rules are spelled out because small
 /// local models otherwise reach for a tool on every question (a clock for "What is the capital of France?").
-/// Said when the model twice ended its turn without a word after using its tools: the sources it read are
-/// still listed with the answer.
-const SILENT_AFTER_TOOLS: &str = "Sorry, I looked that up but could not put the answer into words. Please ask me again.";
+/// Said when the model twice ended its turn without a word (any sources it read are still listed).
+const SILENT_MODEL: &str = "Sorry, I could not put an answer into words. Please ask me again.";
 
 pub const SYSTEM_PROMPT: &str = "You are Parlance, a friendly voice assistant. Your answers are read aloud, \
 so answer in one to three short, plain sentences: no markdown, lists, code, links or emoji. \
@@ -97,7 +96,7 @@ impl Agent {
                 }
             }
             if calls.is_empty() || round == self.max_tool_rounds {
-                if text.trim().is_empty() && !answer.tool_calls.is_empty() {
+                if text.trim().is_empty() {
                     text = self.answer_again(&messages, events).await?;
                 }
                 answer.text = text.trim().to_owned();
@@ -110,9 +109,9 @@ impl Agent {
         Ok(answer)
     }
 
-    /// A second try at the answer, without tools, for a model that ended its turn without a word after reading
-    /// tool results (the 0.5B local model sometimes does); if it is silent again the user is told so rather than
-    /// left with an empty answer.
+    /// A second try at the answer, without tools, for a model that ended its turn without a word (the 0.5B local
+    /// model sometimes does, most often after reading tool results or on half a question); if it is silent again
+    /// the user is told so rather than left with an empty answer and no audio.
     async fn answer_again(&self, messages: &[ChatMessage], events: &EventSink) -> Result<String, AgentError> {
         tracing::info!("the model said nothing after its tool calls; asking again without tools");
         let request = ChatRequest { messages: messages.to_vec(), tools: Vec::new(), default_call: None };
@@ -125,7 +124,7 @@ impl Agent {
             }
         }
         if text.trim().is_empty() {
-            text = SILENT_AFTER_TOOLS.to_owned();
+            text = SILENT_MODEL.to_owned();
             events.emit(ServerEvent::AnswerDelta { text: text.clone() });
         }
         Ok(text)
