@@ -128,11 +128,17 @@ async fn ask(parlance: &str, text: &str) -> TurnResponse {
     response.json().await.unwrap()
 }
 
+/// Parlance on the fake provider, whose model behaves as `change` says.
+async fn parlance_with_model(change: impl FnOnce(&mut fake_openai::Behaviour)) -> (FakeOpenAi, String) {
+    let provider = FakeOpenAi::start("unused").await;
+    provider.configure(change);
+    let parlance = start_parlance(&support::settings_for_provider(&provider.base_url, &[])).await;
+    (provider, parlance)
+}
+
 #[tokio::test]
 async fn a_model_that_falls_silent_after_a_tool_is_asked_again_without_tools() {
-    let provider = FakeOpenAi::start("unused").await;
-    provider.configure(|behaviour| behaviour.silent_after_tool = 1);
-    let parlance = start_parlance(&support::settings_for_provider(&provider.base_url, &[])).await;
+    let (provider, parlance) = parlance_with_model(|behaviour| behaviour.silent_after_tool = 1).await;
 
     let turn = ask(&parlance, "What time is it?").await;
     assert!(turn.answer.starts_with("It is ") && turn.answer.ends_with("right now."), "{}", turn.answer);
@@ -147,9 +153,7 @@ async fn a_model_that_falls_silent_after_a_tool_is_asked_again_without_tools() {
 
 #[tokio::test]
 async fn a_model_that_stays_silent_gets_an_answer_that_says_so_not_an_empty_one() {
-    let provider = FakeOpenAi::start("unused").await;
-    provider.configure(|behaviour| behaviour.silent_after_tool = 2);
-    let parlance = start_parlance(&support::settings_for_provider(&provider.base_url, &[])).await;
+    let (provider, parlance) = parlance_with_model(|behaviour| behaviour.silent_after_tool = 2).await;
 
     let turn = ask(&parlance, "What time is it?").await;
     assert!(turn.answer.contains("could not"), "{}", turn.answer);
@@ -158,9 +162,7 @@ async fn a_model_that_stays_silent_gets_an_answer_that_says_so_not_an_empty_one(
 
 #[tokio::test]
 async fn a_model_that_says_nothing_to_a_plain_question_is_asked_once_more() {
-    let provider = FakeOpenAi::start("unused").await;
-    provider.configure(|behaviour| behaviour.answer = Some(String::new()));
-    let parlance = start_parlance(&support::settings_for_provider(&provider.base_url, &[])).await;
+    let (provider, parlance) = parlance_with_model(|behaviour| behaviour.answer = Some(String::new())).await;
 
     let turn = ask(&parlance, "Tell me something").await;
     assert!(turn.answer.contains("could not"), "{}", turn.answer);

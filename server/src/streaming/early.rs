@@ -43,6 +43,8 @@ impl EarlyTranscription {
         let Some(speech_end) = self.pauses.speech_end() else { return };
         if self.attempt.as_ref().is_some_and(|attempt| attempt.speech_end != speech_end) {
             tracing::debug!(speech_end, "speech after the pause: the early transcript is stale");
+            // Dropping aborts the task; a local model already transcribing finishes that clip first (it cannot
+            // be stopped mid-way), so the next transcription may wait for it: at most one short clip.
             self.attempt = None;
         }
         if self.attempt.is_some() || !self.pauses.paused() {

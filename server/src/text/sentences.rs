@@ -39,8 +39,10 @@ impl SentenceSplitter {
         let mut sentences = Vec::new();
         loop {
             let sentence = find_boundary(&self.pending);
-            let boundary = match find_clause(&self.pending) {
-                Some(clause) if self.clause_first && !self.handed_out && sentence.is_none_or(|(end, _)| clause.0 < end) => Some(clause),
+            // Clauses are looked for only until the first piece is out: every later push skips the scan.
+            let clause = if self.clause_first && !self.handed_out { find_clause(&self.pending) } else { None };
+            let boundary = match clause {
+                Some(clause) if sentence.is_none_or(|(end, _)| clause.0 < end) => Some(clause),
                 _ => sentence,
             };
             let Some((end, rest)) = boundary else { break };
