@@ -5,6 +5,7 @@ pub mod agent;
 pub mod audio;
 pub mod backend;
 pub mod config;
+pub mod cpu;
 pub mod embeddings;
 pub mod error;
 pub mod events;

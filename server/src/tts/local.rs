@@ -124,6 +124,8 @@ impl TextToSpeech for LocalTts {
 
 impl Voice {
     fn synthesize(&self, sentence: &str) -> Result<Pcm, TtsError> {
+        // The language model pauses meanwhile: someone is waiting to hear this (see `crate::cpu`).
+        let _speaking = crate::cpu::SPEECH_FIRST.speaking();
         match self {
             Voice::Piper(piper) => piper.synthesize(sentence),
             Voice::Espeak(espeak) => Ok(Pcm::from_i16(&espeak.synthesize(sentence, DEFAULT_VOICE)?, espeak.sample_rate())),

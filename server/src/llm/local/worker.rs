@@ -70,6 +70,8 @@ pub struct Report {
     /// Tokens sampled (tool call or answer).
     pub generated_tokens: usize,
     pub generation: Duration,
+    /// Part of `generation` spent paused while the answer's sentences were synthesized.
+    pub waited_for_speech: Duration,
 }
 
 /// The most recent reports, oldest first.
@@ -175,6 +177,7 @@ impl Worker<'_> {
                 prefill: Duration::ZERO,
                 generated_tokens: 0,
                 generation: Duration::ZERO,
+                waited_for_speech: Duration::ZERO,
             },
             generation_started: None,
         };
@@ -197,6 +200,7 @@ impl Worker<'_> {
             prefill_ms = report.prefill.as_millis() as u64,
             generated_tokens = report.generated_tokens,
             generation_ms = report.generation.as_millis() as u64,
+            waited_for_speech_ms = report.waited_for_speech.as_millis() as u64,
             "language model request done"
         );
         self.reports.push(report);
@@ -296,6 +300,8 @@ impl Worker<'_> {
             if complete {
                 break;
             }
+            // A sentence of this answer may be being synthesized: it goes first (see `crate::cpu`).
+            progress.report.waited_for_speech += crate::cpu::SPEECH_FIRST.wait_for_speech(crate::cpu::MAX_WAIT);
             self.engine.feed(token)?;
         }
         Ok(output.finish_text())
