@@ -12,11 +12,21 @@ const FINAL_BEFORE_CAPITAL: &[&str] = &["etc", "a.m", "p.m"];
 /// "Well," or "Yes," does not (spoken alone they sound clipped).
 const MIN_CLAUSE_WORDS: usize = 4;
 
+/// Words a spoken phrase often begins with (prepositions, conjunctions, relative words, modal verbs): the
+/// first piece may end before one of them, as a speaker may pause there ("Plants make their food | by turning
+/// sunlight into sugar."). Never "of", which binds to the word before it ("a cup | of tea" sounds broken).
+const PHRASE_OPENERS: &[&str] = &[
+    "about", "after", "although", "and", "as", "at", "because", "before", "but", "by", "can", "could", "during", "for", "from", "if", "in",
+    "into", "like", "may", "might", "on", "or", "should", "since", "so", "than", "that", "though", "through", "to", "until", "when",
+    "where", "which", "while", "who", "will", "with", "without", "would",
+];
+
 /// Feed text with [`push`](Self::push), take the sentences it completes, and [`flush`](Self::flush) at the end.
 #[derive(Debug, Default)]
 pub struct SentenceSplitter {
     pending: String,
-    /// The first piece may end at a clause (after a comma, colon, semicolon or dash) instead of a sentence.
+    /// The first piece may end at a clause (after a comma, colon, semicolon or dash) or before a phrase,
+    /// instead of at the end of a sentence.
     clause_first: bool,
     handed_out: bool,
 }
@@ -26,9 +36,10 @@ impl SentenceSplitter {
         Self::default()
     }
 
-    /// For speech sentence by sentence: the first piece ends at the first clause of [`MIN_CLAUSE_WORDS`] or more
-    /// if that comes before the end of the first sentence. The listener hears the answer begin while the model
-    /// is still writing the rest of that sentence; a clause boundary is a natural place to pause.
+    /// For speech sentence by sentence: the first piece ends at the first clause of [`MIN_CLAUSE_WORDS`] or more,
+    /// or before the first [phrase opener](PHRASE_OPENERS) after as many words, if that comes before the end
+    /// of the first sentence. The listener hears the answer begin while the model is still writing the rest
+    /// of that sentence; clause and phrase boundaries are where a speaker may pause anyway.
     pub fn clause_first() -> Self {
         Self { clause_first: true, ..Self::default() }
     }
@@ -40,7 +51,8 @@ impl SentenceSplitter {
         loop {
             let sentence = find_boundary(&self.pending);
             // Clauses are looked for only until the first piece is out: every later push skips the scan.
-            let clause = if self.clause_first && !self.handed_out { find_clause(&self.pending) } else { None };
+            let clause =
+                if self.clause_first && !self.handed_out { earliest(find_clause(&self.pending), find_phrase(&self.pending)) } else { None };
             let boundary = match clause {
                 Some(clause) if sentence.is_none_or(|(end, _)| clause.0 < end) => Some(clause),
                 _ => sentence,
@@ -159,6 +171,36 @@ fn find_clause(text: &str) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// The end of the words before the first [phrase opener](PHRASE_OPENERS) that has [`MIN_CLAUSE_WORDS`] or more
+/// before it, before the first sentence terminator: (end of those words, start of the opener). The opener must
+/// be complete (followed by whitespace): "so" may still grow into "some".
+fn find_phrase(text: &str) -> Option<(usize, usize)> {
+    let mut words_before = 0;
+    let mut previous_end = None;
+    // Offsets from the slices themselves: each word is a part of `text`.
+    let words = text.split_whitespace().map(|word| (word.as_ptr() as usize - text.as_ptr() as usize, word));
+    for (start, word) in words {
+        if word.chars().any(|c| is_terminator(c) || c == '\n') {
+            return None;
+        }
+        let end = start + word.len();
+        if words_before >= MIN_CLAUSE_WORDS && end < text.len() && PHRASE_OPENERS.contains(&word.to_lowercase().as_str()) {
+            return previous_end.map(|previous_end| (previous_end, start));
+        }
+        words_before += 1;
+        previous_end = Some(end);
+    }
+    None
+}
+
+/// Whichever boundary comes first.
+fn earliest(a: Option<(usize, usize)>, b: Option<(usize, usize)>) -> Option<(usize, usize)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Whether `run` (terminators) after `before` ends the sentence, given the first character of what follows.
@@ -303,6 +345,48 @@ mod tests {
         assert!(splitter.push("To make a good cup of tea,").is_empty(), "a comma at the end may be a number's");
         assert!(splitter.push(" ").is_empty());
         assert_eq!(splitter.push("warm"), ["To make a good cup of tea,"]);
+    }
+
+    #[test]
+    fn spoken_answers_may_begin_with_a_phrase() {
+        let split = |text: &str, piece_len: usize| {
+            let mut splitter = SentenceSplitter::clause_first();
+            let chars: Vec<char> = text.chars().collect();
+            let mut pieces: Vec<String> =
+                chars.chunks(piece_len).flat_map(|piece| splitter.push(&piece.iter().collect::<String>())).collect();
+            pieces.extend(splitter.flush());
+            pieces
+        };
+        for piece_len in [1, 2, 5, 500] {
+            assert_eq!(
+                split("Plants make their food by turning sunlight into sugar. They need water to do it.", piece_len),
+                ["Plants make their food", "by turning sunlight into sugar.", "They need water to do it."],
+                "pieces of {piece_len}: only the first sentence is cut before a phrase"
+            );
+            assert_eq!(
+                split("A good name for a cart could be Rolling Thunder.", piece_len),
+                ["A good name for a cart", "could be Rolling Thunder."],
+                "pieces of {piece_len}: \"for\" comes after only three words"
+            );
+            assert_eq!(
+                split("Paris is the capital of France.", piece_len),
+                ["Paris is the capital of France."],
+                "pieces of {piece_len}: never before \"of\""
+            );
+            assert_eq!(
+                split("I am sorry to hear that.", piece_len),
+                ["I am sorry to hear that."],
+                "pieces of {piece_len}: three words are too few"
+            );
+        }
+        let mut splitter = SentenceSplitter::clause_first();
+        assert!(splitter.push("The moon is far so").is_empty(), "\"so\" may still become \"some\"");
+        assert!(splitter.push("me").is_empty());
+        assert_eq!(splitter.push(" people say."), Vec::<String>::new(), "the sentence's end is not yet certain");
+        assert_eq!(splitter.flush().as_deref(), Some("The moon is far some people say."));
+        let mut splitter = SentenceSplitter::clause_first();
+        assert_eq!(splitter.push("It is a long way from"), Vec::<String>::new());
+        assert_eq!(splitter.push(" here"), ["It is a long way"]);
     }
 
     #[test]
