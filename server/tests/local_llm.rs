@@ -6,15 +6,17 @@
 
 mod support;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::http::StatusCode;
 use futures::StreamExt;
-use parlance_server::agent::SYSTEM_PROMPT;
 use parlance_server::agent::tools::{CurrentTime, ToolRegistry};
+use parlance_server::agent::{Agent, SYSTEM_PROMPT};
+use parlance_server::events::EventSink;
 use parlance_server::llm::local::{Outcome, Report};
 use parlance_server::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LocalChat, LocalChatOptions, ToolCall, ToolSpec};
 use parlance_server::models::catalog::{ModelSpec, QWEN_CODER_0_5B, SMOLLM2_135M};
+use parlance_shared::{HistoryTurn, Role};
 use serde_json::{Value, json};
 
 fn load(model: &ModelSpec) -> LocalChat {
@@ -171,6 +173,67 @@ async fn a_follow_up_turn_reuses_the_cached_conversation_and_reads_only_its_new_
     assert_eq!(cold.reused_tokens, 0, "nothing was cached before the first request");
     assert!(warm.reused_tokens >= cold.prompt_tokens - 1, "the whole first prompt should come from the cache: {warm:?} after {cold:?}");
     assert!(warm.prompt_tokens - warm.reused_tokens < warm.prompt_tokens / 2, "{warm:?}");
+}
+
+/// Drains a stream already started, as `collect` does.
+async fn drain(mut stream: parlance_server::llm::ChatStream) -> Collected {
+    let mut collected = Collected::default();
+    while let Some(event) = stream.next().await {
+        match event.expect("generation succeeds") {
+            ChatEvent::TextDelta(text) => collected.deltas.push(text),
+            ChatEvent::ToolCall(call) => collected.calls.push(call),
+        }
+    }
+    collected
+}
+
+#[tokio::test]
+async fn a_prepared_prompt_is_read_ahead_unless_a_request_is_already_waiting() {
+    let model = load(&SMOLLM2_135M);
+    let request = |question: &str| ChatRequest { messages: conversation(question), tools: vec![], default_call: None };
+
+    model.prepare_now(request("What colour is the sky?")).await;
+    let answer = collect(&model, request("What colour is the sky?")).await;
+    assert!(!answer.text().trim().is_empty());
+    let [prepared]: [Report; 1] = model.reports().try_into().expect("a preparation is not a request");
+    assert_eq!(prepared.reused_tokens, prepared.prompt_tokens - 1, "only the last token is read again: {prepared:?}");
+
+    // Queued behind a long answer, with its request already waiting, the preparation would only delay it.
+    let long = model.stream(request("Count from 1 to 40, separated by commas.")).await.expect("accepted");
+    model.prepare(request("Name a big animal."));
+    let waiting = model.stream(request("Name a big animal.")).await.expect("accepted");
+    let (long, waiting) = tokio::join!(drain(long), drain(waiting));
+    assert!(!long.text().trim().is_empty() && !waiting.text().trim().is_empty());
+    let reports = model.reports();
+    let [.., after_long, skipped] = reports.as_slice() else { panic!("{reports:?}") };
+    assert_eq!(after_long.outcome, Outcome::Answered);
+    assert!(
+        skipped.reused_tokens < skipped.prompt_tokens - 1,
+        "the waiting request found its own prompt cached, so the preparation ran first: {skipped:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_agent_prepares_exactly_the_prompt_it_then_answers_from() {
+    let model = Arc::new(load(&SMOLLM2_135M));
+    let agent = Agent::new(Arc::clone(&model) as Arc<dyn ChatModel>, ToolRegistry::new().with(CurrentTime), 2);
+    let line = |role: Role, text: &str| HistoryTurn {
+        role,
+        text: text.to_owned(),
+        created_at: chrono::Utc::now(),
+        sources: vec![],
+        tool_calls: vec![],
+        interrupted: false,
+    };
+    let history = [line(Role::User, "Tell me about the sun."), line(Role::Assistant, "The sun is a star.")];
+
+    // As `Agent::prepare` does, but waiting until it is done: asked at once, the answer's own request would
+    // be waiting and the preparation skipped.
+    model.prepare_now(agent.first_request(&history, "And the moon?")).await;
+    agent.answer(&history, "And the moon?", &EventSink::none()).await.expect("an answer");
+    let reports = model.reports();
+    let first_round = reports.first().expect("the answer asked the model");
+    assert_eq!(first_round.reused_tokens, first_round.prompt_tokens - 1, "history, question and tools were all prepared: {reports:?}");
 }
 
 #[tokio::test]

@@ -23,6 +23,18 @@ impl AutoSearch {
         Self { knowledge, min_similarity }
     }
 
+    /// Embeds `question` in the background, so [`AutoSearch::call_for`] finds its vector ready (the knowledge
+    /// base keeps the last query's).
+    pub fn prepare(&self, question: &str) {
+        let knowledge = Arc::clone(&self.knowledge);
+        let question = question.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = knowledge.closeness(&question).await {
+                tracing::debug!(%error, "could not compare the question with the notes ahead of the turn");
+            }
+        });
+    }
+
     /// The `search_knowledge` call to make for `question` if the model would otherwise answer from its own
     /// knowledge, when the notes are close to it. A failure only means no such call: the model still decides.
     pub async fn call_for(&self, question: &str) -> Option<ToolCall> {

@@ -12,7 +12,7 @@ use parlance_shared::{HistoryTurn, KnowledgeSource, Role, ServerEvent, ToolCallR
 pub use self::auto_search::AutoSearch;
 use self::tools::ToolRegistry;
 use crate::events::EventSink;
-use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall};
+use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall, ToolSpec};
 
 /// Answers are spoken, so they must sound right read aloud. The tool rules are spelled out because small
 /// local models otherwise reach for a tool on every question (a clock for "What is the capital of France?").
@@ -64,15 +64,17 @@ impl Agent {
         &self.model
     }
 
-    pub async fn answer(&self, history: &[HistoryTurn], question: &str, events: &EventSink) -> Result<Answer, AgentError> {
-        let mut messages = Vec::with_capacity(history.len() + 2);
-        messages.push(ChatMessage::System(SYSTEM_PROMPT.to_owned()));
-        messages.extend(history.iter().map(|turn| match turn.role {
-            Role::User => ChatMessage::User(turn.text.clone()),
-            Role::Assistant => ChatMessage::Assistant { content: turn.text.clone(), tool_calls: vec![] },
-        }));
-        messages.push(ChatMessage::User(question.to_owned()));
+    /// Lets the model read the prompt [`Agent::answer`] would start with while the user is still pausing, and
+    /// embeds the question for the automatic search meanwhile (see [`ChatModel::prepare`]).
+    pub fn prepare(&self, history: &[HistoryTurn], question: &str) {
+        self.model.prepare(self.first_request(history, question));
+        if let Some(auto_search) = &self.auto_search {
+            auto_search.prepare(question);
+        }
+    }
 
+    pub async fn answer(&self, history: &[HistoryTurn], question: &str, events: &EventSink) -> Result<Answer, AgentError> {
+        let mut messages = self.first_request(history, question).messages;
         let mut answer = Answer::default();
         // Offered to the model's first decision only: after a tool round it answers.
         let mut default_call = match &self.auto_search {
@@ -80,8 +82,7 @@ impl Agent {
             None => None,
         };
         for round in 0..=self.max_tool_rounds {
-            // The last round offers no tools, so the model has to answer in words.
-            let tools = if round < self.max_tool_rounds { self.tools.specs() } else { Vec::new() };
+            let tools = self.tools_for_round(round);
             let default_call = if tools.is_empty() { None } else { default_call.take() };
             let mut stream = self.model.stream(ChatRequest { messages: messages.clone(), tools, default_call }).await?;
             let mut text = String::new();
@@ -107,6 +108,17 @@ impl Agent {
             self.run_calls(&calls, &mut messages, &mut answer, events).await;
         }
         Ok(answer)
+    }
+
+    /// The request of an answer's first round, without the automatic search's call (which leaves the prompt
+    /// as it is).
+    pub fn first_request(&self, history: &[HistoryTurn], question: &str) -> ChatRequest {
+        ChatRequest { messages: first_messages(history, question), tools: self.tools_for_round(0), default_call: None }
+    }
+
+    /// The last round offers no tools, so the model has to answer in words.
+    fn tools_for_round(&self, round: usize) -> Vec<ToolSpec> {
+        if round < self.max_tool_rounds { self.tools.specs() } else { Vec::new() }
     }
 
     /// A second try at the answer, without tools, for a model that ended its turn without a word (the 0.5B local
@@ -144,4 +156,16 @@ impl Agent {
             messages.push(ChatMessage::Tool { call_id: call.id.clone(), content: outcome.content });
         }
     }
+}
+
+/// The system prompt, the recent turns and the question: what every answer starts from.
+fn first_messages(history: &[HistoryTurn], question: &str) -> Vec<ChatMessage> {
+    let mut messages = Vec::with_capacity(history.len() + 2);
+    messages.push(ChatMessage::System(SYSTEM_PROMPT.to_owned()));
+    messages.extend(history.iter().map(|turn| match turn.role {
+        Role::User => ChatMessage::User(turn.text.clone()),
+        Role::Assistant => ChatMessage::Assistant { content: turn.text.clone(), tool_calls: vec![] },
+    }));
+    messages.push(ChatMessage::User(question.to_owned()));
+    messages
 }

@@ -68,6 +68,10 @@ pub type ChatStream = BoxStream<'static, Result<ChatEvent, LlmError>>;
 pub trait ChatModel: Send + Sync {
     /// Starts generating. Errors before the first token come from here, later ones from the stream.
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError>;
+    /// A hint that `request` is likely to be streamed soon (the user has paused after a question): a backend
+    /// that keeps its prompt's evaluation between requests can do that work now. The answer is the same
+    /// without it; backends that cannot use it ignore it.
+    fn prepare(&self, _request: ChatRequest) {}
     fn info(&self) -> BackendInfo;
 }
 

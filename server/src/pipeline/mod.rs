@@ -122,6 +122,19 @@ impl Pipeline {
         Ok(Conversation { id, history })
     }
 
+    /// A likely question, heard while the user pauses: the model may start reading it (see
+    /// [`Agent::prepare`]). Nothing is stored or sent; the turn itself follows when the user's turn ends.
+    pub fn prepare(&self, conversation: &Conversation, transcript: &str) {
+        if let (Some(agent), Ok(question)) = (&self.agent, self.check_question(transcript)) {
+            agent.prepare(self.recent(conversation), question);
+        }
+    }
+
+    /// The turns of `conversation` the model is shown.
+    fn recent<'a>(&self, conversation: &'a Conversation) -> &'a [HistoryTurn] {
+        &conversation.history[conversation.history.len().saturating_sub(self.history_turns)..]
+    }
+
     /// One whole turn. `started` is when the user finished asking: the timings count from there.
     pub async fn run_turn(
         &self,
@@ -139,7 +152,7 @@ impl Pipeline {
         };
         let question = self.check_question(&question)?;
         let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
-        let recent = &conversation.history[conversation.history.len().saturating_sub(self.history_turns)..];
+        let recent = self.recent(&conversation);
         events.emit(ServerEvent::Status { state: TurnState::Thinking });
 
         let speaker = match (&self.tts, speech) {

@@ -124,8 +124,11 @@ impl Connection {
     pub async fn next_turn_event(&mut self) -> Option<ServerEvent> {
         let turn = match &mut self.phase {
             Phase::Answering(turn) => turn,
-            Phase::Listening { early: Some(early), .. } => {
-                return Some(ServerEvent::Transcript { text: early.next_partial().await, is_final: false });
+            Phase::Listening { early: Some(early), conversation, .. } => {
+                let text = early.next_partial().await;
+                // Most often the question is complete: the model reads it while the user's silence runs out.
+                self.pipeline.prepare(conversation, &text);
+                return Some(ServerEvent::Transcript { text, is_final: false });
             }
             Phase::Listening { .. } | Phase::Idle => return std::future::pending().await,
         };

@@ -111,6 +111,14 @@ impl LocalChat {
         Ok(Self { jobs, reports, info })
     }
 
+    /// [`ChatModel::prepare`], returning once the prompt is evaluated (or the preparation skipped).
+    pub async fn prepare_now(&self, request: ChatRequest) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        if self.jobs.send(Job::Prepare { request, done: Some(done) }).is_ok() {
+            let _ = finished.await;
+        }
+    }
+
     /// What the most recent requests cost (the last 32, oldest first).
     pub fn reports(&self) -> Vec<Report> {
         self.reports.recent()
@@ -121,9 +129,14 @@ impl LocalChat {
 impl ChatModel for LocalChat {
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         let (events, mut receiver) = tokio::sync::mpsc::channel(output::BUFFERED_EVENTS);
-        self.jobs.send(Job { request, events }).map_err(|_| LocalLlmError::WorkerStopped)?;
+        self.jobs.send(Job::Answer { request, events }).map_err(|_| LocalLlmError::WorkerStopped)?;
         // Dropping this stream drops the receiver: the worker sees it before its next token and stops.
         Ok(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed())
+    }
+
+    fn prepare(&self, request: ChatRequest) {
+        // A stopped worker is reported by the request that follows.
+        let _ = self.jobs.send(Job::Prepare { request, done: None });
     }
 
     fn info(&self) -> BackendInfo {

@@ -38,9 +38,12 @@ pub struct WorkerOptions {
     pub tool_rounds_per_question: usize,
 }
 
-pub struct Job {
-    pub request: ChatRequest,
-    pub events: mpsc::Sender<Result<ChatEvent, LlmError>>,
+pub enum Job {
+    /// Answer `request`, sending what comes out to `events`.
+    Answer { request: ChatRequest, events: mpsc::Sender<Result<ChatEvent, LlmError>> },
+    /// Evaluate `request`'s prompt now, so the answer to it starts sooner when it is asked for. Skipped if a
+    /// request is already waiting (it would only delay that one). `done` hears when it is over, either way.
+    Prepare { request: ChatRequest, done: Option<tokio::sync::oneshot::Sender<()>> },
 }
 
 /// What the worker tells the loader once the model is ready.
@@ -130,20 +133,56 @@ pub fn run(
     if ready.send(Ok(Loaded { model_name })).is_err() {
         return;
     }
-    for job in jobs.iter() {
-        let events = job.events.clone();
-        if std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(job))).is_err() {
-            // The context may be half-updated: stop rather than answer from a corrupt state. Requests
-            // still queued and all later ones fail with `WorkerStopped`.
-            tracing::error!("the language model worker panicked and stopped");
-            let _ = events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
-            for queued in jobs.try_iter() {
-                let _ = queued.events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
+        let events = match job {
+            Job::Prepare { request, done } => {
+                match jobs.try_recv() {
+                    Ok(waiting) => next = Some(waiting),
+                    Err(_) => {
+                        if std::panic::catch_unwind(AssertUnwindSafe(|| worker.prepare(&request))).is_err() {
+                            tracing::error!("the language model worker panicked and stopped");
+                            fail_queued(&jobs);
+                            return;
+                        }
+                    }
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                continue;
             }
-            return;
-        }
+            Job::Answer { request, events } => {
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(&request, events.clone())));
+                if outcome.is_ok() {
+                    continue;
+                }
+                events
+            }
+        };
+        // The context may be half-updated: stop rather than answer from a corrupt state. Requests still
+        // queued and all later ones fail with `WorkerStopped`.
+        tracing::error!("the language model worker panicked and stopped");
+        let _ = events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
+        fail_queued(&jobs);
+        return;
     }
     tracing::debug!("language model worker stopped: no more requests can come");
+}
+
+fn fail_queued(jobs: &Receiver<Job>) {
+    for queued in jobs.try_iter() {
+        if let Job::Answer { events, .. } = queued {
+            let _ = events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
+        }
+    }
 }
 
 struct Worker<'model> {
@@ -167,8 +206,24 @@ impl Worker<'_> {
         self.engine.model()
     }
 
-    fn serve(&mut self, job: Job) {
-        let mut output = Output::new(job.events);
+    /// Evaluates `request`'s prompt into the cache (see [`Job::Prepare`]); a failure is only logged, the
+    /// request itself will meet it again.
+    fn prepare(&mut self, request: &ChatRequest) {
+        let started = Instant::now();
+        let tokens = self.engine.tokenize(&prompt::render(&request.messages, &request.tools));
+        match self.engine.prefill(&tokens, self.options.max_answer_tokens.max(self.options.max_tool_call_tokens)) {
+            Ok(prefill) => tracing::debug!(
+                prompt_tokens = tokens.len(),
+                reused_tokens = prefill.reused,
+                prefill_ms = started.elapsed().as_millis() as u64,
+                "prompt prepared ahead of its request"
+            ),
+            Err(error) => tracing::debug!(%error, "could not prepare the prompt"),
+        }
+    }
+
+    fn serve(&mut self, request: &ChatRequest, events: mpsc::Sender<Result<ChatEvent, LlmError>>) {
+        let mut output = Output::new(events);
         let mut progress = Progress {
             report: Report {
                 outcome: Outcome::Failed,
@@ -181,7 +236,7 @@ impl Worker<'_> {
             },
             generation_started: None,
         };
-        let result = if output.is_gone() { Ok(Outcome::Cancelled) } else { self.respond(&job.request, &mut output, &mut progress) };
+        let result = if output.is_gone() { Ok(Outcome::Cancelled) } else { self.respond(request, &mut output, &mut progress) };
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
