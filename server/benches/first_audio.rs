@@ -27,7 +27,7 @@ use clap::Parser as _;
 use common::{ms, percentiles, spoken, tool};
 use futures::{SinkExt, StreamExt};
 use parlance_server::config::StageBackend;
-use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, TurnResponse};
+use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, TextTurnRequest, TurnResponse};
 use tokio_tungstenite::tungstenite::Message;
 
 const QUESTIONS: [&str; 8] = [
@@ -62,6 +62,10 @@ fn options() -> Options {
 
 fn main() {
     let options = options();
+    // RUST_LOG=parlance_server=debug shows where each turn's time went (per sentence, per stage).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(run(options));
 }
@@ -113,12 +117,18 @@ async fn run(options: Options) {
 
     let (mut streamed, mut whole) = (Vec::new(), Vec::new());
     for (i, recording) in recordings.iter().enumerate() {
-        // Alternating the order keeps a slow moment of the machine from landing on one path only.
+        // Alternating the order keeps a slow moment of the machine from landing on one path only. Before each
+        // turn an unrelated typed question leaves only the system prompt in the local model's cache, as a new
+        // question finds it: the second path would otherwise find the first one's whole prompt evaluated.
         if i % 2 == 0 {
+            forget_the_question(&address).await;
             streamed.push(streaming(&address, recording).await);
+            forget_the_question(&address).await;
             whole.push(sequential(&address, recording).await);
         } else {
+            forget_the_question(&address).await;
             whole.push(sequential(&address, recording).await);
+            forget_the_question(&address).await;
             streamed.push(streaming(&address, recording).await);
         }
         println!("first_audio  question {:>2}   streaming {:>7.0} ms   sequential {:>7.0} ms", i + 1, ms(streamed[i]), ms(whole[i]));
@@ -129,6 +139,13 @@ async fn run(options: Options) {
     println!("first_audio  streaming (socket)    p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(s50), ms(s95));
     println!("first_audio  sequential (HTTP)     p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(w50), ms(w95));
     println!("first_audio  ratio streaming/sequential   p50 {:.2}   p95 {:.2}", ms(s50) / ms(w50), ms(s95) / ms(w95));
+}
+
+/// A short typed turn without speech, so the next turn's question is new to the language model.
+async fn forget_the_question(address: &str) {
+    let request = TextTurnRequest { session_id: None, text: "Say hello.".into(), speak: false };
+    let response = reqwest::Client::new().post(format!("http://{address}/api/chat")).json(&request).send().await.expect("request");
+    assert!(response.status().is_success(), "the typed turn failed: {}", response.status());
 }
 
 /// From the end of the upload to the answer with its audio: the sequential design plays nothing before.
@@ -189,6 +206,8 @@ async fn streaming(address: &str, recording: &[u8]) -> Duration {
             _ => {}
         }
     }
+    // A clean close: the server otherwise logs a reset connection after every question.
+    let _ = socket.close(None).await;
     let first_audio = first_audio.expect("the streamed answer has audio");
     // Where the wait went: the transcript, the model's first words, then its first sentence spoken.
     let at = |moment: Option<Duration>| moment.map_or(f64::NAN, ms);
