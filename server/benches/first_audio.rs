@@ -72,7 +72,18 @@ fn main() {
 
 async fn run(options: Options) {
     // Settings as `parlance` reads them; the bench itself asks more turns a minute than the default budget.
-    let mut args = vec!["parlance".to_owned(), "--turns-per-minute".into(), "0".into(), "--frontend-dir".into(), "/nonexistent".into()];
+    // A fresh data directory with the shipped notes, as a new install has: the automatic knowledge search
+    // compares every question with them, and the bench's turns stay out of the user's conversations.
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut args = vec![
+        "parlance".to_owned(),
+        "--turns-per-minute".into(),
+        "0".into(),
+        "--frontend-dir".into(),
+        "/nonexistent".into(),
+        "--data-dir".into(),
+        data_dir.path().to_str().expect("UTF-8 path").to_owned(),
+    ];
     let _fake = if options.fake {
         let fake = fake_openai::FakeOpenAi::start("Why is the sky blue?").await;
         fake.configure(|behaviour| {
@@ -101,7 +112,7 @@ async fn run(options: Options) {
             return eprintln!("first_audio: no {stage} backend; install the local models or set PARLANCE_* (see README), or pass --fake");
         }
     }
-    let app = parlance_server::app(&settings).expect("the server starts");
+    let app = parlance_server::start(&settings).await.expect("the server starts and seeds its notes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
