@@ -42,8 +42,21 @@ describe("hands-free over the live connection", () => {
     await waitForState(page, "ready");
     await waitForLiveConnection(page);
 
+    // Every provisional transcript the page shows while the user may still be speaking.
+    await page.evaluate(() => {
+      window.__provisional = [];
+      new MutationObserver(() => {
+        for (const bubble of document.querySelectorAll(".bubble.user.provisional")) window.__provisional.push(bubble.innerText);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
     await page.check("#hands-free");
     assert.equal(await page.getAttribute(".app", "data-hands-free"), "true");
+    // A longer pause than the default 0.8 s: the server's transcript of the pause surely comes before the turn ends.
+    await page.evaluate(() => {
+      const slider = document.querySelector("#silence");
+      slider.value = "1600";
+      slider.dispatchEvent(new Event("input", { bubbles: true }));
+    });
     await waitForState(page, "listening", 5_000);
     await screenshot(page, "hands-free-1-listening");
 
@@ -87,6 +100,8 @@ describe("hands-free over the live connection", () => {
     }
 
     assert.match(await page.locator(".exchange .bubble.user").last().innerText(), /capital \w+ france/i, "the transcript is shown (a word may be misheard, as in tests/local_stt.rs)");
+    const provisional = await page.evaluate(() => window.__provisional);
+    assert.ok(provisional.some((text) => /capital \w+ france/i.test(text)), `what was heard at the pause was shown while listening: ${JSON.stringify(provisional)}`);
     const answer = await page.locator(".exchange .answer-text").last().innerText();
     assert.equal(answer.trim(), done.answer.trim(), "the answer shown is the streamed one");
     assert.match(await page.locator(".exchange .timings").last().innerText(), /total · first audio [\d.]+ (ms|s)/);

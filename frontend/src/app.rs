@@ -27,6 +27,7 @@ pub fn App() -> impl IntoView {
         };
         turns.pending.get().map(|question| (question, doing))
     });
+    let heard = Signal::derive(move || if state.with(|s| *s == VoiceState::Listening) { turns.heard.get() } else { None });
     let hands_free = move || turns.hands_free.with(|settings| settings.enabled);
     let status_text = move || {
         if hands_free() && state.with(|s| *s == VoiceState::Listening) {
@@ -66,7 +67,7 @@ pub fn App() -> impl IntoView {
             </header>
             {move || turns.notice.get().map(|notice| view! { <p class="notice" role="alert">{notice}</p> })}
             <main class="main">
-                <Conversation exchanges=turns.exchanges pending=pending />
+                <Conversation exchanges=turns.exchanges pending=pending heard=heard />
             </main>
             <footer class="controls">
                 <p

@@ -103,18 +103,22 @@ pub fn Conversation(
     /// The question waiting for its answer, if any, and what is happening to it.
     #[prop(into)]
     pending: Signal<Option<(String, String)>>,
+    /// What the server has heard so far while the user is still speaking.
+    #[prop(into)]
+    heard: Signal<Option<String>>,
 ) -> impl IntoView {
     let end = NodeRef::<html::Div>::new();
     // Keep the newest line in view on a small screen: the question once sent, then its answer.
     Effect::new(move || {
         exchanges.track();
         pending.track();
+        heard.track();
         if let Some(end) = end.get() {
             end.scroll_into_view_with_bool(false);
         }
     });
 
-    let is_empty = move || exchanges.with(Vec::is_empty) && pending.with(Option::is_none);
+    let is_empty = move || exchanges.with(Vec::is_empty) && pending.with(Option::is_none) && heard.with(Option::is_none);
 
     view! {
         <section class="log" role="log" aria-label="Conversation">
@@ -132,6 +136,17 @@ pub fn Conversation(
                             <article class="exchange" aria-busy="true">
                                 <p class="bubble user pending">{question}</p>
                                 <p class="bubble assistant thinking">{doing}</p>
+                            </article>
+                        }
+                    })
+            }}
+            {move || {
+                heard
+                    .get()
+                    .map(|text| {
+                        view! {
+                            <article class="exchange">
+                                <p class="bubble user provisional" aria-live="polite">{text}</p>
                             </article>
                         }
                     })

@@ -74,6 +74,9 @@ pub struct Turns {
     pub exchanges: RwSignal<Vec<Arc<Exchange>>>,
     /// The question in flight, until its answer (or error) joins `exchanges`.
     pub pending: RwSignal<Option<String>>,
+    /// What the server heard at the user's last pause while they may still go on (a provisional transcript);
+    /// it becomes the pending question when the turn is sent.
+    pub heard: RwSignal<Option<String>>,
     /// The microphone's level while listening, 0.0..=1.0.
     pub level: RwSignal<f32>,
     /// A problem with the connection rather than with one question.
@@ -97,6 +100,7 @@ impl Turns {
             session: RwSignal::new(session_store::load()),
             exchanges: RwSignal::new(Vec::new()),
             pending: RwSignal::new(None),
+            heard: RwSignal::new(None),
             level: RwSignal::new(0.0),
             notice: RwSignal::new(None),
             playback: RwSignal::new(PlaybackMark::Idle),

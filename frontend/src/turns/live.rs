@@ -103,6 +103,7 @@ impl Turns {
                     }
                     self.attach_meter(capture.stream());
                     let session_id = self.session.get_untracked();
+                    self.heard.set(None);
                     if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
                         self.fail_recording(MicError::RecorderFailed(error.to_string()));
                         return;
@@ -157,10 +158,13 @@ impl Turns {
             self.resume_hands_free();
             return;
         }
+        // What the server heard at the last pause is most often the whole question: shown until the final transcript.
+        let heard = self.heard.try_update(Option::take).flatten();
         if self.apply(VoiceEvent::StreamEnded) {
             let generation = self.generation.get_value();
-            self.pending.set(Some(SPOKEN_QUESTION.to_owned()));
-            self.begin_live_turn(generation, SPOKEN_QUESTION.to_owned());
+            let question = heard.unwrap_or_else(|| SPOKEN_QUESTION.to_owned());
+            self.pending.set(Some(question.clone()));
+            self.begin_live_turn(generation, question);
         }
     }
 
@@ -227,6 +231,7 @@ impl Turns {
             self.next_generation();
         }
         let session_id = self.session.get_untracked();
+        self.heard.set(None);
         if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
             self.fail_hands_free(&error.to_string());
             return;
@@ -544,6 +549,10 @@ impl Turns {
             | ServerEvent::AudioChunk { .. }
             | ServerEvent::Done { .. }
                 if awaiting_cut => {}
+            // Heard at a pause while the user may still go on: provisional until the turn is sent.
+            ServerEvent::Transcript { text, is_final: false } if self.state.get_untracked() == VoiceState::Listening => {
+                self.heard.set(Some(text));
+            }
             ServerEvent::Transcript { text, .. } => {
                 if self.live_turn_is_current() {
                     self.pending.set(Some(text.clone()));
