@@ -71,7 +71,11 @@ impl Collected {
 }
 
 async fn collect(model: &LocalChat, request: ChatRequest) -> Collected {
-    let mut stream = model.stream(request).await.expect("the request is accepted");
+    drain(model.stream(request).await.expect("the request is accepted")).await
+}
+
+/// Everything a stream already started produces.
+async fn drain(mut stream: parlance_server::llm::ChatStream) -> Collected {
     let mut collected = Collected::default();
     while let Some(event) = stream.next().await {
         match event.expect("generation succeeds") {
@@ -173,18 +177,6 @@ async fn a_follow_up_turn_reuses_the_cached_conversation_and_reads_only_its_new_
     assert_eq!(cold.reused_tokens, 0, "nothing was cached before the first request");
     assert!(warm.reused_tokens >= cold.prompt_tokens - 1, "the whole first prompt should come from the cache: {warm:?} after {cold:?}");
     assert!(warm.prompt_tokens - warm.reused_tokens < warm.prompt_tokens / 2, "{warm:?}");
-}
-
-/// Drains a stream already started, as `collect` does.
-async fn drain(mut stream: parlance_server::llm::ChatStream) -> Collected {
-    let mut collected = Collected::default();
-    while let Some(event) = stream.next().await {
-        match event.expect("generation succeeds") {
-            ChatEvent::TextDelta(text) => collected.deltas.push(text),
-            ChatEvent::ToolCall(call) => collected.calls.push(call),
-        }
-    }
-    collected
 }
 
 #[tokio::test]
