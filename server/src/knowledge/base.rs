@@ -318,6 +318,21 @@ impl KnowledgeBase {
         Ok((rankings, timings))
     }
 
+    /// The share of the `k` chunks nearest to `query` (every vector compared) that the vector search also
+    /// returns: what the vector index trades for speed (1.0 before there is one). `None` without embeddings.
+    pub async fn vector_recall(&self, query: &str, k: usize) -> Result<Option<f32>, KnowledgeError> {
+        let Some(embedder) = &self.embedder else { return Ok(None) };
+        let table = &self.table().await?.table;
+        let vector = self.query_vector(embedder.as_ref(), query).await?;
+        let found = search::by_vector(table, &vector, k).await?;
+        let exact = search::by_vector_exact(table, &vector, k).await?;
+        if exact.is_empty() {
+            return Ok(Some(1.0));
+        }
+        let also_found = exact.iter().filter(|nearest| found.iter().any(|hit| hit.chunk.id == nearest.chunk.id)).count();
+        Ok(Some(also_found as f32 / exact.len() as f32))
+    }
+
     /// Whether the full-text index exists yet (it is created with the first notes and never dropped, so a
     /// yes is remembered and later searches skip listing the indices).
     async fn text_index_ready(&self, table: &lancedb::Table) -> Result<bool, StoreError> {

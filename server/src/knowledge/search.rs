@@ -81,6 +81,16 @@ pub struct Rankings {
 
 pub async fn by_vector(table: &Table, vector: &[f32], limit: usize) -> Result<Vec<Scored>, StoreError> {
     let query = table.query().nearest_to(vector)?.limit(limit).select(Select::columns(&TEXT_COLUMNS));
+    cosine_ranked(query).await
+}
+
+/// [`by_vector`] comparing every stored vector, without the index: the exact answer the index approximates.
+pub async fn by_vector_exact(table: &Table, vector: &[f32], limit: usize) -> Result<Vec<Scored>, StoreError> {
+    let query = table.query().nearest_to(vector)?.bypass_vector_index().limit(limit).select(Select::columns(&TEXT_COLUMNS));
+    cosine_ranked(query).await
+}
+
+async fn cosine_ranked(query: lancedb::query::VectorQuery) -> Result<Vec<Scored>, StoreError> {
     // The vectors are unit length, so the default (squared) L2 distance is 2 - 2 cos: turned back into cosine.
     ranked(collect(query).await?, "_distance", |distance| 1.0 - distance / 2.0)
 }
