@@ -29,8 +29,8 @@ impl AutoSearch {
         let knowledge = Arc::clone(&self.knowledge);
         let question = question.to_owned();
         tokio::spawn(async move {
-            if let Err(error) = knowledge.closeness(&question).await {
-                tracing::debug!(%error, "could not compare the question with the notes ahead of the turn");
+            if let Err(error) = knowledge.embed_query(&question).await {
+                tracing::debug!(%error, "could not embed the question ahead of the turn");
             }
         });
     }

@@ -355,6 +355,15 @@ impl KnowledgeBase {
         Ok(super::closeness::nearest(table, &vector).await?)
     }
 
+    /// Embeds `query` into the one-query cache, so a search or closeness check for it that follows skips the
+    /// model. Nothing without an embeddings model.
+    pub async fn embed_query(&self, query: &str) -> Result<(), KnowledgeError> {
+        if let Some(embedder) = &self.embedder {
+            self.query_vector(embedder.as_ref(), query).await?;
+        }
+        Ok(())
+    }
+
     /// `query` embedded and checked against the table's dimension, from the one-query cache when it was the
     /// last one asked.
     async fn query_vector(&self, embedder: &dyn Embedder, query: &str) -> Result<Arc<[f32]>, KnowledgeError> {

@@ -133,46 +133,32 @@ pub fn run(
     if ready.send(Ok(Loaded { model_name })).is_err() {
         return;
     }
-    let mut next = None;
-    loop {
-        let job = match next.take() {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break,
+    let mut waiting = None;
+    while let Some(job) = waiting.take().or_else(|| jobs.recv().ok()) {
+        let (served, events) = match job {
+            // Dropping `done` tells whoever waits for the preparation that it is over.
+            Job::Prepare { request, done: _done } => match jobs.try_recv() {
+                // A request already waiting would only be delayed: it is served instead.
+                Ok(next) => {
+                    waiting = Some(next);
+                    (true, None)
+                }
+                Err(_) => (std::panic::catch_unwind(AssertUnwindSafe(|| worker.prepare(&request))).is_ok(), None),
             },
-        };
-        let events = match job {
-            Job::Prepare { request, done } => {
-                match jobs.try_recv() {
-                    Ok(waiting) => next = Some(waiting),
-                    Err(_) => {
-                        if std::panic::catch_unwind(AssertUnwindSafe(|| worker.prepare(&request))).is_err() {
-                            tracing::error!("the language model worker panicked and stopped");
-                            fail_queued(&jobs);
-                            return;
-                        }
-                    }
-                }
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
-                continue;
-            }
             Job::Answer { request, events } => {
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(&request, events.clone())));
-                if outcome.is_ok() {
-                    continue;
-                }
-                events
+                (std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(&request, events.clone()))).is_ok(), Some(events))
             }
         };
-        // The context may be half-updated: stop rather than answer from a corrupt state. Requests still
-        // queued and all later ones fail with `WorkerStopped`.
-        tracing::error!("the language model worker panicked and stopped");
-        let _ = events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
-        fail_queued(&jobs);
-        return;
+        if !served {
+            // The context may be half-updated: stop rather than answer from a corrupt state. Requests still
+            // queued and all later ones fail with `WorkerStopped`.
+            tracing::error!("the language model worker panicked and stopped");
+            if let Some(events) = events {
+                let _ = events.blocking_send(Err(LlmError::Local(LocalLlmError::WorkerStopped)));
+            }
+            fail_queued(&jobs);
+            return;
+        }
     }
     tracing::debug!("language model worker stopped: no more requests can come");
 }
