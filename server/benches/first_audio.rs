@@ -61,6 +61,8 @@ fn options() -> Options {
 }
 
 fn main() {
+    // SAFETY: first thing in main, no other thread yet (as the server does).
+    unsafe { parlance_server::cpu::settle_thread_count() };
     let options = options();
     // RUST_LOG=parlance_server=debug shows where each turn's time went (per sentence, per stage).
     if std::env::var_os("RUST_LOG").is_some() {

@@ -19,6 +19,8 @@ use parlance_server::models::{Installer, catalog};
 use parlance_server::tts::{LocalTts, VoiceEngine};
 
 fn main() {
+    // SAFETY: first thing in main, no other thread yet (as the server does).
+    unsafe { parlance_server::cpu::settle_thread_count() };
     let models_dir = std::env::var_os("PARLANCE_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("models"));
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     // `cargo bench` passes `--bench`; other words select sections by name.
@@ -306,7 +308,7 @@ mod knowledge {
         let share = |part: std::time::Duration| 100.0 * part.as_secs_f64() / ingest.as_secs_f64();
         println!(
             "knowledge   ingestion split      embedding {:.1} s ({:.0}%), duplicate check {:.1} s ({:.0}%), writes {:.1} s ({:.0}%), \
-             full-text index {:.1} s ({:.0}%)",
+             full-text index and merging files {:.1} s ({:.0}%)",
             split.embed.as_secs_f64(),
             share(split.embed),
             split.check.as_secs_f64(),

@@ -1,4 +1,5 @@
-//! How the embedded models share the machine's cores while an answer is spoken.
+//! How the embedded models share the machine's cores: how many threads they use, and who goes first while an
+//! answer is spoken.
 //!
 //! During a streamed answer the language model writes the next sentences while the voice synthesizes the
 //! current one. Both use every core (llama.cpp and ONNX Runtime each run a thread per core and spin while they
@@ -64,6 +65,27 @@ impl Drop for Speaking<'_> {
             self.share.quiet.notify_all();
         }
     }
+}
+
+/// Fixes the number of threads the embedded models use to the machine's physical cores, once.
+///
+/// candle asks how many threads to use before every matrix product and, unless `RAYON_NUM_THREADS` is set,
+/// counts the physical cores by reading `/proc/cpuinfo` each time: that was 40% of embedding a short
+/// question (p50 19.1 -> 11.0 ms, `cargo bench --workspace --bench stages --profile dev -- embeddings`).
+/// With the variable set it is one lookup. rayon, whose pool candle's matrix products run on, reads the same
+/// variable. A value the user set is kept.
+///
+/// # Safety
+/// Changes the process environment, so no other thread may exist yet: call it first thing in `main`.
+pub unsafe fn settle_thread_count() {
+    const VARIABLE: &str = "RAYON_NUM_THREADS";
+    if std::env::var_os(VARIABLE).is_some() {
+        return;
+    }
+    let usable = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = num_cpus::get_physical().clamp(1, usable);
+    // SAFETY: the caller guarantees that no other thread is running.
+    unsafe { std::env::set_var(VARIABLE, threads.to_string()) };
 }
 
 #[cfg(test)]

@@ -10,8 +10,19 @@ use parlance_server::{Config, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // SAFETY: nothing has started a thread yet; the async runtime is built below.
+    unsafe { parlance_server::cpu::settle_thread_count() };
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("parlance: could not start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let config = Config::parse();
     // The models command reports in plain lines of its own; its logs only matter when something is wrong.
     let default_filter = if config.command.is_some() { "warn" } else { "info,tower_http=info" };

@@ -167,6 +167,9 @@ async fn concurrent_ingestion_and_search_lose_no_notes() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), expected, "no note appears twice");
+    // Each of the 20 appends wrote a data file; ingestion merges them as they pile up (indices remapped).
+    let files = knowledge.data_files().await.unwrap();
+    assert!(files <= 9, "{files} data files after 20 appends");
 
     let reopened = KnowledgeBase::new(Arc::new(Database::new(dir.path())), Some(embedder()));
     assert_eq!(reopened.count().await.unwrap(), expected, "the table on disk holds every note");
