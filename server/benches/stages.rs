@@ -155,12 +155,13 @@ mod llm {
 
 async fn embeddings(models_dir: &std::path::Path) {
     let installer = Installer::new(models_dir);
-    if !installer.is_installed(&catalog::MINILM_L6_V2) {
+    if !installer.is_installed(&catalog::MINILM_L6_V2) || !installer.is_installed(&catalog::ONNX_RUNTIME) {
         eprintln!("embeddings: not installed in {}; run `parlance models`", models_dir.display());
         return;
     }
     let started = Instant::now();
-    let embedder = LocalEmbeddings::load(&installer.model_dir(&catalog::MINILM_L6_V2)).expect("model loads");
+    let embedder = LocalEmbeddings::load(&installer.model_dir(&catalog::MINILM_L6_V2), &parlance_server::onnx::library_in(models_dir))
+        .expect("model loads");
     println!("embeddings  load                 {:>8.1} ms", ms(started.elapsed()));
 
     let sentence = "How do I add my own notes to the assistant's knowledge?".to_owned();
@@ -257,12 +258,13 @@ mod knowledge {
 
     pub async fn run(models_dir: &std::path::Path) {
         let installer = Installer::new(models_dir);
-        if !installer.is_installed(&catalog::MINILM_L6_V2) {
+        if !installer.is_installed(&catalog::MINILM_L6_V2) || !installer.is_installed(&catalog::ONNX_RUNTIME) {
             eprintln!("knowledge: embeddings not installed in {}; run `parlance models`", models_dir.display());
             return;
         }
+        let library = parlance_server::onnx::library_in(models_dir);
         let embedder: Arc<dyn Embedder> =
-            Arc::new(LocalEmbeddings::load(&installer.model_dir(&catalog::MINILM_L6_V2)).expect("model loads"));
+            Arc::new(LocalEmbeddings::load(&installer.model_dir(&catalog::MINILM_L6_V2), &library).expect("model loads"));
         // PARLANCE_BENCH_DATA_DIR keeps the database between runs: a second run finds the notes stored and
         // measures only the searches (ingesting 10,000 notes takes minutes).
         let temporary = tempfile::tempdir().expect("temporary directory");

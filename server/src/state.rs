@@ -86,7 +86,7 @@ impl AppState {
 /// The embeddings backend the settings choose, loaded.
 pub fn embedder(settings: &Settings) -> Result<Option<Arc<dyn Embedder>>, StartupError> {
     Ok(match &settings.embeddings {
-        StageBackend::Local { dir } => Some(Arc::new(LocalEmbeddings::load(dir)?)),
+        StageBackend::Local { dir } => Some(Arc::new(LocalEmbeddings::load(dir, &settings.onnx_runtime)?)),
         other => openai(other)?.map(|c| Arc::new(OpenAiEmbeddings::new(c)) as _),
     })
 }

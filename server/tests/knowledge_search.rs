@@ -4,10 +4,9 @@ mod support;
 
 use std::sync::Arc;
 
-use parlance_server::embeddings::{Embedder, LocalEmbeddings};
+use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::{seed, seed_notes};
 use parlance_server::knowledge::{Database, Fusion, KnowledgeBase, SearchMode};
-use parlance_server::models::catalog::MINILM_L6_V2;
 
 /// Paraphrased questions and the title of the note that answers each: the test set. None shares a keyword
 /// with any title. The fusion was not tuned on these (see [`TUNING_QUESTIONS`]).
@@ -89,7 +88,7 @@ fn keywords(text: &str) -> Vec<String> {
 }
 
 async fn seeded(dir: &std::path::Path) -> KnowledgeBase {
-    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbeddings::load(&support::installed_model(&MINILM_L6_V2)).expect("model loads"));
+    let embedder: Arc<dyn Embedder> = Arc::new(support::local_embeddings());
     let knowledge = KnowledgeBase::new(Arc::new(Database::new(dir)), Some(embedder));
     seed(&knowledge).await.expect("seeding works");
     knowledge

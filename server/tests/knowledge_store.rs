@@ -6,15 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
-use parlance_server::embeddings::{Embedder, LocalEmbeddings};
+use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::{seed, seed_notes};
 use parlance_server::knowledge::{Database, KnowledgeBase, SearchMode};
-use parlance_server::models::catalog::MINILM_L6_V2;
 use parlance_server::sessions::{LanceSessions, SessionStore};
 use parlance_shared::{HistoryTurn, KnowledgeSource, NewNote, Role, SessionId, ToolCallRecord};
 
 fn embedder() -> Arc<dyn Embedder> {
-    Arc::new(LocalEmbeddings::load(&support::installed_model(&MINILM_L6_V2)).expect("model loads"))
+    Arc::new(support::local_embeddings())
 }
 
 fn line(role: Role, text: &str) -> HistoryTurn {

@@ -6,15 +6,14 @@ mod support;
 use std::sync::Arc;
 
 use parlance_server::agent::tools::{REMEMBER_SOURCE, Remember, SearchKnowledge, Tool, ToolRegistry};
-use parlance_server::embeddings::{Embedder, LocalEmbeddings};
+use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::seed;
 use parlance_server::knowledge::{Database, KnowledgeBase, SearchMode};
 use parlance_server::llm::ToolCall;
-use parlance_server::models::catalog::MINILM_L6_V2;
 use serde_json::json;
 
 async fn knowledge(dir: &std::path::Path) -> Arc<KnowledgeBase> {
-    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbeddings::load(&support::installed_model(&MINILM_L6_V2)).expect("model loads"));
+    let embedder: Arc<dyn Embedder> = Arc::new(support::local_embeddings());
     let knowledge = Arc::new(KnowledgeBase::new(Arc::new(Database::new(dir)), Some(embedder)));
     seed(&knowledge).await.expect("seeded");
     knowledge

@@ -4,14 +4,61 @@ mod support;
 
 use axum::http::StatusCode;
 use parlance_server::embeddings::{Embedder, LocalEmbeddings};
-use parlance_server::models::catalog::MINILM_L6_V2;
+use parlance_server::models::catalog::{MINILM_L6_V2, ONNX_RUNTIME};
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn embedder() -> LocalEmbeddings {
-    LocalEmbeddings::load(&support::installed_model(&MINILM_L6_V2)).expect("the model loads")
+    support::local_embeddings()
+}
+
+/// The same sentence vectors through candle's BERT (the reference implementation of the model in Rust):
+/// encoder output, mean over the real tokens, L2-normalised, one text at a time (no padding).
+fn candle_reference(texts: &[&str]) -> Vec<Vec<f32>> {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config, DTYPE};
+    let dir = support::installed_model(&MINILM_L6_V2);
+    let config: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let weights =
+        candle_nn::VarBuilder::from_buffered_safetensors(std::fs::read(dir.join("model.safetensors")).unwrap(), DTYPE, &Device::Cpu)
+            .unwrap();
+    let model = BertModel::load(weights, &config).unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    tokenizer.with_padding(None);
+    texts
+        .iter()
+        .map(|text| {
+            let ids = tokenizer.encode(*text, true).unwrap().get_ids().to_vec();
+            let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            let hidden = model.forward(&input, &input.zeros_like().unwrap(), None).unwrap();
+            let mean = hidden.mean(1).unwrap().to_dtype(DType::F32).unwrap();
+            let norm = mean.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap();
+            mean.broadcast_div(&norm).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_onnx_graph_gives_the_vectors_of_the_reference_bert() {
+    let texts = [
+        "How does this app handle security?",
+        "Remember that my bike is a Trek.",
+        "Parlance is a self-hosted voice assistant: you speak in the browser, the server transcribes the question, \
+         a language model answers it with tools and the memory of the conversation, and the answer is spoken back.",
+    ];
+    let reference = candle_reference(&texts);
+    // Batched, so the two shorter texts are padded: padding must not show either.
+    let vectors = embedder().embed(&texts.map(String::from)).await.unwrap();
+    for ((text, ours), theirs) in texts.iter().zip(&vectors).zip(&reference) {
+        let largest = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(
+            cosine(ours, theirs) > 0.99999 && largest < 1e-3,
+            "{text:?}: cosine {}, largest difference {largest}",
+            cosine(ours, theirs)
+        );
+    }
 }
 
 #[tokio::test]
@@ -59,6 +106,7 @@ async fn a_text_embeds_the_same_alone_or_in_a_padded_batch() {
 #[tokio::test]
 async fn health_reports_the_local_model_and_its_load_time() {
     let dir = support::installed_model(&MINILM_L6_V2);
+    support::installed_model(&ONNX_RUNTIME);
     let models_dir = dir.parent().unwrap().to_str().unwrap().to_owned();
     let app = support::app(&support::settings(&["--frontend-dir", "/nonexistent", "--models-dir", &models_dir]));
     let (status, health) = support::send(&app, support::empty_request("GET", "/health")).await;

@@ -1,16 +1,22 @@
-//! all-MiniLM-L6-v2 inside the server process, through candle's BERT: sentence embeddings by mean pooling
-//! over the real tokens (the attention mask), L2-normalised so a dot product is the cosine similarity.
+//! all-MiniLM-L6-v2 inside the server process, on ONNX Runtime: sentence embeddings by mean pooling over the
+//! real tokens (the attention mask), L2-normalised so a dot product is the cosine similarity.
+//!
+//! The graph is built from the installed safetensors weights at load time (`bert_graph`). ONNX Runtime was
+//! chosen over candle's BERT (which the tests keep as the reference the vectors are checked against) for
+//! speed: on 2 cores a short question took 3.4 ms instead of 8-10 ms, and ingestion embedded about 2.2x as
+//! many texts per second.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config, DTYPE};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::Tensor;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::bert_graph::{self, ATTENTION_MASK, BertConfig, INPUT_IDS, OUTPUT};
 use super::{EmbedError, Embedder};
 use crate::backend::BackendInfo;
 
@@ -18,6 +24,8 @@ use crate::backend::BackendInfo;
 const MAX_TOKENS: usize = 256;
 /// Texts per forward pass: large enough to use both cores well, small enough to keep padding waste low.
 const BATCH: usize = 32;
+/// The vectors' length.
+pub const DIMENSIONS: usize = 384;
 
 pub struct LocalEmbeddings {
     inner: Arc<Inner>,
@@ -25,19 +33,23 @@ pub struct LocalEmbeddings {
 }
 
 struct Inner {
-    model: BertModel,
+    /// One run at a time: each already uses every core.
+    session: Mutex<Session>,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 impl LocalEmbeddings {
-    /// Loads `model.safetensors`, `config.json` and `tokenizer.json` from `dir` (as `parlance models` installs them).
-    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+    /// Loads `model.safetensors`, `config.json` and `tokenizer.json` from `dir` (as `parlance models` installs
+    /// them) onto the ONNX Runtime library at `onnx_runtime`.
+    pub fn load(dir: &Path, onnx_runtime: &Path) -> Result<Self, EmbedError> {
         let started = Instant::now();
         let fail = |path: PathBuf, reason: String| EmbedError::Load { path, reason };
         let config_path = dir.join("config.json");
         let config_text = std::fs::read_to_string(&config_path).map_err(|e| fail(config_path.clone(), e.to_string()))?;
-        let config: Config = serde_json::from_str(&config_text).map_err(|e| fail(config_path.clone(), e.to_string()))?;
+        let config: BertConfig = serde_json::from_str(&config_text).map_err(|e| fail(config_path.clone(), e.to_string()))?;
+        if config.hidden_size != DIMENSIONS {
+            return Err(fail(config_path, format!("hidden size {} is not {DIMENSIONS}", config.hidden_size)));
+        }
 
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| fail(tokenizer_path.clone(), e.to_string()))?;
@@ -48,13 +60,17 @@ impl LocalEmbeddings {
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..TruncationParams::default() }))
             .map_err(|e| fail(tokenizer_path.clone(), e.to_string()))?;
 
-        let device = Device::Cpu;
-        let weights = dir.join("model.safetensors");
-        // SAFETY: the file is memory-mapped read-only; `parlance models` wrote it once, checksummed, and
-        // nothing in Parlance modifies it while the server runs.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&weights), DTYPE, &device) }
-            .map_err(|e| fail(weights.clone(), e.to_string()))?;
-        let model = BertModel::load(vb, &config).map_err(|e| fail(weights.clone(), e.to_string()))?;
+        let weights_path = dir.join("model.safetensors");
+        let weights = std::fs::read(&weights_path).map_err(|e| fail(weights_path.clone(), e.to_string()))?;
+        let model = bert_graph::sentence_embedding_model(&weights, &config).map_err(|reason| fail(weights_path.clone(), reason))?;
+        drop(weights);
+        let environment = crate::onnx::runtime(onnx_runtime).map_err(|e| fail(onnx_runtime.to_path_buf(), e.to_string()))?;
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let session = Session::builder(environment)
+            .and_then(|builder| builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
+            .and_then(|builder| builder.with_intra_threads(threads).map_err(Into::into))
+            .and_then(|mut builder| builder.commit_from_memory(&model))
+            .map_err(|e| fail(weights_path.clone(), e.to_string()))?;
 
         let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(dir = %dir.display(), load_ms, "embeddings model loaded");
@@ -64,12 +80,12 @@ impl LocalEmbeddings {
             location: dir.display().to_string(),
             load_ms: Some(load_ms),
         };
-        Ok(Self { inner: Arc::new(Inner { model, tokenizer, device }), info })
+        Ok(Self { inner: Arc::new(Inner { session: Mutex::new(session), tokenizer }), info })
     }
 
     /// The vectors' length.
     pub fn dimensions(&self) -> usize {
-        384
+        DIMENSIONS
     }
 }
 
@@ -113,32 +129,29 @@ impl Inner {
     fn embed_batch(&self, encodings: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let longest = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         // Padding positions get id 0 and mask 0: the mask keeps them out of attention and out of the mean.
-        let padded = |pick: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor, EmbedError> {
+        let padded = |pick: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor<i64>, EmbedError> {
             let mut flat = Vec::with_capacity(encodings.len() * longest);
             for encoding in encodings {
                 let values = pick(encoding);
-                flat.extend_from_slice(values);
+                flat.extend(values.iter().map(|&v| i64::from(v)));
                 flat.extend(std::iter::repeat_n(0, longest - values.len()));
             }
-            Ok(Tensor::from_vec(flat, (encodings.len(), longest), &self.device)?)
+            Tensor::from_array(([encodings.len(), longest], flat)).map_err(inference)
         };
-        let input_ids = padded(tokenizers::Encoding::get_ids)?;
-        let type_ids = padded(tokenizers::Encoding::get_type_ids)?;
-        let attention_mask = padded(tokenizers::Encoding::get_attention_mask)?;
-
-        let hidden = self.model.forward(&input_ids, &type_ids, Some(&attention_mask))?;
-        // Mean over real tokens only: padded positions have mask 0.
-        let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
+        let inputs = ort::inputs![
+            INPUT_IDS => padded(tokenizers::Encoding::get_ids)?,
+            ATTENTION_MASK => padded(tokenizers::Encoding::get_attention_mask)?,
+        ];
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let outputs = session.run(inputs).map_err(inference)?;
+        let (shape, values) = outputs[OUTPUT].try_extract_tensor::<f32>().map_err(inference)?;
+        if shape.len() != 2 || shape[0] as usize != encodings.len() || shape[1] as usize != DIMENSIONS {
+            return Err(EmbedError::Inference(format!("the model returned shape {shape:?} for {} texts", encodings.len())));
+        }
+        Ok(values.chunks_exact(DIMENSIONS).map(<[f32]>::to_vec).collect())
     }
 }
 
-impl From<candle_core::Error> for EmbedError {
-    fn from(error: candle_core::Error) -> Self {
-        Self::Inference(error.to_string())
-    }
+fn inference(error: ort::Error) -> EmbedError {
+    EmbedError::Inference(error.to_string())
 }

@@ -1,6 +1,8 @@
 //! Embeddings: texts in, vectors out, for the knowledge search.
 
+mod bert_graph;
 mod local;
+mod onnx_proto;
 mod openai;
 
 use std::path::PathBuf;

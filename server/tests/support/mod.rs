@@ -27,6 +27,15 @@ pub fn installed_model(model: &parlance_server::models::catalog::ModelSpec) -> s
     installer.model_dir(model)
 }
 
+/// The local embeddings model on ONNX Runtime, both installed first if needed.
+pub fn local_embeddings() -> parlance_server::embeddings::LocalEmbeddings {
+    use parlance_server::models::catalog::{MINILM_L6_V2, ONNX_RUNTIME};
+    let runtime_dir = installed_model(&ONNX_RUNTIME);
+    let models_dir = runtime_dir.parent().expect("models live in a folder");
+    parlance_server::embeddings::LocalEmbeddings::load(&installed_model(&MINILM_L6_V2), &parlance_server::onnx::library_in(models_dir))
+        .expect("the embeddings model loads")
+}
+
 /// Settings as a user would give them on the command line.
 /// Local models are off unless the test names a `--models-dir`, whatever PARLANCE_MODELS_DIR says.
 /// Each call gets a fresh, empty data directory unless the test names a `--data-dir`.
