@@ -183,14 +183,15 @@ impl<'a> Builder<'a> {
     /// A stored f32 tensor as it is, under its own name.
     fn weight(&mut self, name: &str) -> Result<String, String> {
         let (shape, data) = self.f32_tensor(name)?;
-        self.add_initializer(name, FLOAT, &shape, data.to_vec())
+        Ok(self.add_initializer(name, FLOAT, &shape, data.to_vec()))
     }
 
     /// Row 0 of a stored 2-D tensor (token type 0's embedding).
     fn first_row(&mut self, name: &str) -> Result<String, String> {
         let (shape, data) = self.f32_tensor(name)?;
         let [_, columns] = shape[..] else { return Err(format!("{name} has shape {shape:?}, expected 2 dimensions")) };
-        self.add_initializer(&format!("{name}.row0"), FLOAT, &[columns], data[..columns * 4].to_vec())
+        let row = data.get(..columns * 4).ok_or_else(|| format!("{name} holds fewer bytes than its shape says"))?;
+        Ok(self.add_initializer(&format!("{name}.row0"), FLOAT, &[columns], row.to_vec()))
     }
 
     fn f32_tensor(&self, name: &str) -> Result<(Vec<usize>, &'a [u8]), String> {
@@ -222,9 +223,9 @@ impl<'a> Builder<'a> {
         name
     }
 
-    fn add_initializer(&mut self, name: &str, data_type: i32, dims: &[usize], bytes: Vec<u8>) -> Result<String, String> {
+    fn add_initializer(&mut self, name: &str, data_type: i32, dims: &[usize], bytes: Vec<u8>) -> String {
         self.initializers.push(tensor(name, data_type, dims, bytes));
-        Ok(name.to_owned())
+        name.to_owned()
     }
 
     fn finish(self) -> ModelProto {
