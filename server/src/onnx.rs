@@ -1,6 +1,7 @@
-//! ONNX Runtime, loaded once per process from the library `parlance models` installs (for the Piper voice,
-//! later the VAD). ort allows one library and one environment per process: the first `init_from` wins and a
-//! second environment is refused, so every model that runs on ONNX goes through [`runtime`].
+//! ONNX Runtime, loaded once per process from the library `parlance models` installs (for the Piper voice
+//! and the embeddings model, later the VAD). ort allows one library and one environment per process: the
+//! first `init_from` wins and a second environment is refused, so every model that runs on ONNX goes through
+//! [`runtime`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};

@@ -201,7 +201,7 @@ pub const PIPER_JOE: ModelSpec = ModelSpec {
 /// The ONNX Runtime library the TTS and VAD models run on (loaded at run time, Linux x86_64 build).
 pub const ONNX_RUNTIME: ModelSpec = ModelSpec {
     id: "onnxruntime",
-    description: "runtime: ONNX Runtime 1.31.1 shared library (Linux x86_64), for the voice and VAD models",
+    description: "runtime: ONNX Runtime 1.31.1 shared library (Linux x86_64), for the voice, embeddings and VAD models",
     default: true,
     files: &[ModelFile {
         name: "libonnxruntime.so",
@@ -217,7 +217,7 @@ pub const ONNX_RUNTIME: ModelSpec = ModelSpec {
 
 pub const MINILM_L6_V2: ModelSpec = ModelSpec {
     id: "all-minilm-l6-v2",
-    description: "embeddings: all-MiniLM-L6-v2 (384 dimensions, safetensors)",
+    description: "embeddings: all-MiniLM-L6-v2 (384 dimensions, safetensors; runs on onnxruntime)",
     default: true,
     files: &[
         ModelFile {
