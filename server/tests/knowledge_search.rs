@@ -220,14 +220,15 @@ async fn paraphrased_questions_find_their_note_and_hybrid_beats_either_search_al
 async fn tune_fusion() {
     let dir = tempfile::tempdir().unwrap();
     let knowledge = seeded(dir.path()).await;
-    let mut rankings = Vec::new();
+    let mut searched = Vec::new();
     for (question, title) in TUNING_QUESTIONS {
-        rankings.push((knowledge.rankings(question, 10, SearchMode::Hybrid).await.expect("search works").0, title));
+        searched.push((knowledge.candidates(question, 10, SearchMode::Hybrid).await.expect("search works").0, title));
     }
-    let score = |fusion: Fusion| {
+    let score = async |fusion: Fusion| {
         let mut figures = Figures::default();
-        for (rankings, title) in &rankings {
-            figures.add(rankings.fuse(fusion, 10).iter().position(|hit| hit.title == *title).map(|i| i + 1));
+        for (candidates, title) in &searched {
+            let hits = candidates.hits(fusion, 10).await.expect("hits are read");
+            figures.add(hits.iter().position(|hit| hit.title == *title).map(|i| i + 1));
         }
         figures
     };
@@ -243,7 +244,10 @@ async fn tune_fusion() {
     }
     // Order: MRR, then top-3, then top-1; among equals the first tried (the lighter full-text weight) stays first.
     let key = |f: &Figures| (f.reciprocal, f.top3, f.top1);
-    let mut scored: Vec<(Fusion, Figures)> = candidates.into_iter().map(|fusion| (fusion, score(fusion))).collect();
+    let mut scored: Vec<(Fusion, Figures)> = Vec::new();
+    for fusion in candidates {
+        scored.push((fusion, score(fusion).await));
+    }
     scored.sort_by(|a, b| key(&b.1).partial_cmp(&key(&a.1)).unwrap());
     let best = key(&scored[0].1);
     println!("all best: {:?}", scored.iter().take_while(|(_, f)| key(f) == best).map(|(fusion, _)| fusion).collect::<Vec<_>>());
@@ -252,7 +256,7 @@ async fn tune_fusion() {
         println!("  {figures}   {fusion:?}");
     }
     print("tuning questions, as shipped:", evaluate(&knowledge, &TUNING_QUESTIONS).await);
-    let shipped = score(Fusion::TUNED);
+    let shipped = score(Fusion::TUNED).await;
     assert!(key(&shipped) >= key(&scored[0].1), "the shipped fusion {shipped} is not the best on the tuning set: {:?}", scored[0]);
 }
 

@@ -176,6 +176,46 @@ async fn concurrent_ingestion_and_search_lose_no_notes() {
     assert_eq!(hits[0].title, "Writer 3 note 4.5");
 }
 
+/// A search reads its winners' rows from the version it ranked them in, while a deletion rewrites data files
+/// and removes the old versions' files: the reader must never find its files gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn searches_while_notes_are_deleted_never_fail() {
+    const NOTES: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let knowledge = Arc::new(KnowledgeBase::new(Arc::new(Database::new(dir.path())), Some(embedder())));
+    seed(&knowledge).await.unwrap();
+    let seeded = knowledge.count().await.unwrap();
+    let notes = (0..NOTES)
+        .map(|i| NewNote { title: format!("Parcel {i}"), text: format!("Parcel number {i} waits at the post office."), source: None })
+        .collect();
+    let added = knowledge.add(notes).await.unwrap();
+
+    let deleting = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut searches = Vec::new();
+    for _ in 0..2 {
+        let (knowledge, deleting) = (Arc::clone(&knowledge), Arc::clone(&deleting));
+        searches.push(tokio::spawn(async move {
+            let mut done = 0;
+            while deleting.load(std::sync::atomic::Ordering::Acquire) {
+                let hits = knowledge.search("where is my parcel", 5, SearchMode::Hybrid).await.expect("search during deletions");
+                assert!(!hits.is_empty(), "the seed notes are always there");
+                done += 1;
+            }
+            done
+        }));
+    }
+    for note in &added.notes {
+        knowledge.delete(&note.id).await.expect("delete during searches");
+    }
+    deleting.store(false, std::sync::atomic::Ordering::Release);
+    for search in searches {
+        assert!(search.await.expect("searches finished") > 0);
+    }
+    assert_eq!(knowledge.count().await.unwrap(), seeded);
+    let hits = knowledge.search("parcel at the post office", 5, SearchMode::Hybrid).await.unwrap();
+    assert!(hits.iter().all(|hit| !hit.title.starts_with("Parcel ")), "deleted notes are not found: {hits:?}");
+}
+
 #[tokio::test]
 async fn ingesting_a_folder_twice_stores_each_document_once_and_skips_what_is_not_text() {
     use parlance_server::knowledge::command::ingest_paths;

@@ -15,7 +15,7 @@ fn cosine_from_squared_l2(distance: f32) -> f32 {
 
 /// The cosine similarity of the passage nearest to `vector`; `None` when the table is empty.
 pub async fn nearest(table: &Table, vector: &[f32]) -> Result<Option<f32>, StoreError> {
-    let query = table.query().nearest_to(vector)?.limit(1).select(Select::columns(&["id"]));
+    let query = table.query().nearest_to(vector)?.limit(1).select(Select::columns(&["_distance"]));
     for batch in collect(query).await? {
         let distances = column::<Float32Array>(&batch, "_distance")?;
         if !distances.is_empty() {

@@ -16,5 +16,5 @@ pub mod store;
 
 pub use self::base::{AddTimings, Added, KnowledgeBase, KnowledgeError, SearchTimings};
 pub use self::ingest::IngestError;
-pub use self::search::{Fusion, Hit, Rankings, SearchMode};
+pub use self::search::{Candidates, Fusion, Hit, Rankings, SearchMode};
 pub use self::store::{Database, StoreError};

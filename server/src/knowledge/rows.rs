@@ -35,8 +35,8 @@ pub fn chunk_id(note_id: &str, index: u32) -> String {
     format!("{note_id}:{index}")
 }
 
-/// The columns a listing or a search reads (everything but the vector).
-pub const TEXT_COLUMNS: [&str; 8] = ["id", "note_id", "title", "text", "source", "chunk_index", "chunk_count", "created_at"];
+/// The columns [`read_chunks`] needs: a listing or a search reads only these (each column read costs).
+pub const TEXT_COLUMNS: [&str; 6] = ["note_id", "title", "text", "source", "chunk_count", "created_at"];
 
 pub fn to_batch(rows: &[ChunkRow]) -> Result<RecordBatch, StoreError> {
     if let Some(bad) = rows.iter().find(|row| row.vector.len() != VECTOR_DIMENSIONS) {
@@ -69,7 +69,6 @@ pub fn to_batch(rows: &[ChunkRow]) -> Result<RecordBatch, StoreError> {
 /// A chunk as read back by a listing or a search.
 #[derive(Debug, Clone)]
 pub struct StoredChunk {
-    pub id: String,
     pub note_id: String,
     pub title: String,
     pub text: String,
@@ -91,7 +90,6 @@ impl StoredChunk {
 }
 
 pub fn read_chunks(batch: &RecordBatch) -> Result<Vec<StoredChunk>, StoreError> {
-    let ids = strings(batch, "id")?;
     let note_ids = strings(batch, "note_id")?;
     let titles = strings(batch, "title")?;
     let texts = strings(batch, "text")?;
@@ -101,7 +99,6 @@ pub fn read_chunks(batch: &RecordBatch) -> Result<Vec<StoredChunk>, StoreError> 
     (0..batch.num_rows())
         .map(|row| {
             Ok(StoredChunk {
-                id: ids.value(row).to_owned(),
                 note_id: note_ids.value(row).to_owned(),
                 title: titles.value(row).to_owned(),
                 text: texts.value(row).to_owned(),

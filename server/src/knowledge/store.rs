@@ -2,6 +2,7 @@
 //! use, in whichever runtime uses it first, so building the server stays synchronous.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::{Array, RecordBatch, StringArray};
@@ -9,7 +10,7 @@ use futures::TryStreamExt;
 use lancedb::query::ExecutableQuery;
 use lancedb::table::{CompactionOptions, Duration, OptimizeAction};
 use lancedb::{Connection, Table};
-use tokio::sync::{Mutex, MutexGuard, OnceCell};
+use tokio::sync::{Mutex, MutexGuard, OnceCell, OwnedRwLockReadGuard, RwLock};
 
 use super::schema::{self, KNOWLEDGE_TABLE, META_TABLE, SCHEMA_VERSION_KEY, SchemaError, TURNS_TABLE, VersionPlan};
 
@@ -41,11 +42,25 @@ impl From<arrow_schema::ArrowError> for StoreError {
 pub struct GuardedTable {
     pub table: Table,
     writes: Mutex<()>,
+    /// Held by each [`Snapshot`]: purging waits for them, so the files a snapshot reads stay on disk.
+    readers: Arc<RwLock<()>>,
+}
+
+/// The table as it is now, unchanged by later writes: row ids found in it can be read from it later (a
+/// merge of data files gives rows new ids in the versions after it).
+pub struct Snapshot {
+    pub table: Table,
+    _files_kept: OwnedRwLockReadGuard<()>,
 }
 
 impl GuardedTable {
     fn new(table: Table) -> Self {
-        Self { table, writes: Mutex::new(()) }
+        Self { table, writes: Mutex::new(()), readers: Arc::new(RwLock::new(())) }
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let files_kept = Arc::clone(&self.readers).read_owned().await;
+        Ok(Snapshot { table: self.table.checkout_current().await?, _files_kept: files_kept })
     }
 
     pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
@@ -57,6 +72,7 @@ impl GuardedTable {
     pub async fn purge_deleted(&self, _held: &MutexGuard<'_, ()>) -> Result<(), StoreError> {
         let options = CompactionOptions { materialize_deletions_threshold: 0.0, ..CompactionOptions::default() };
         self.table.optimize(OptimizeAction::Compact { options, remap_options: None }).await?;
+        let _no_snapshots = self.readers.write().await;
         self.table
             .optimize(OptimizeAction::Prune {
                 older_than: Some(Duration::zero()),

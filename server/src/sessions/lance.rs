@@ -106,9 +106,10 @@ fn read_batch(batch: &RecordBatch, into: &mut Vec<(i64, u32, HistoryTurn)>) -> R
 #[async_trait]
 impl SessionStore for LanceSessions {
     async fn history(&self, id: &SessionId) -> Result<Option<Vec<HistoryTurn>>, SessionError> {
-        let table = &self.database.tables().await?.turns.table;
+        // A snapshot: a conversation deleted meanwhile purges old files, which must not vanish mid-read.
+        let snapshot = self.database.tables().await?.turns.snapshot().await?;
         // An expression, not SQL text: session ids come from clients.
-        let query = table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
+        let query = snapshot.table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
         let mut lines = Vec::new();
         for batch in collect(query).await? {
             read_batch(&batch, &mut lines)?;
