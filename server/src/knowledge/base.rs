@@ -147,7 +147,7 @@ impl KnowledgeBase {
         let table = self.table().await?;
 
         // Known notes cost no embedding; the check is repeated under the lock for notes added meanwhile.
-        let known = self.existing(table, &checked).await?;
+        let known = self.existing(&table.snapshot().await?.table, &checked).await?;
         let mut fresh: Vec<CheckedNote> = Vec::new();
         for note in &checked {
             if !known.contains_key(&note.content_hash) && !fresh.iter().any(|f| f.content_hash == note.content_hash) {
@@ -161,7 +161,8 @@ impl KnowledgeBase {
 
         let writing = Instant::now();
         let lock = table.write_lock().await;
-        let known = self.existing(table, &checked).await?;
+        // No snapshot needed under the lock: purging, which removes files, takes the same lock.
+        let known = self.existing(&table.table, &checked).await?;
         let rows: Vec<_> = rows.into_iter().filter(|row| !known.contains_key(&row.content_hash)).collect();
         if !rows.is_empty() {
             table.table.add(rows::to_batch(&rows)?).execute().await?;
@@ -207,7 +208,7 @@ impl KnowledgeBase {
     }
 
     /// Stored notes among these, by content hash.
-    async fn existing(&self, table: &GuardedTable, notes: &[CheckedNote]) -> Result<HashMap<String, NoteSummary>, StoreError> {
+    async fn existing(&self, table: &lancedb::Table, notes: &[CheckedNote]) -> Result<HashMap<String, NoteSummary>, StoreError> {
         if notes.is_empty() {
             return Ok(HashMap::new());
         }
@@ -215,7 +216,7 @@ impl KnowledgeBase {
         let list = notes.iter().map(|n| format!("'{}'", n.content_hash)).collect::<Vec<_>>().join(", ");
         let mut columns = TEXT_COLUMNS.to_vec();
         columns.push("content_hash");
-        let query = table.table.query().only_if(format!("chunk_index = 0 AND content_hash IN ({list})")).select(Select::columns(&columns));
+        let query = table.query().only_if(format!("chunk_index = 0 AND content_hash IN ({list})")).select(Select::columns(&columns));
         let mut found = HashMap::new();
         for batch in collect(query).await? {
             let hashes = strings(&batch, "content_hash")?;
@@ -294,9 +295,6 @@ impl KnowledgeBase {
     /// several ways).
     pub async fn candidates(&self, query: &str, k: usize, mode: SearchMode) -> Result<(Candidates, SearchTimings), KnowledgeError> {
         let started = Instant::now();
-        let snapshot = self.table().await?.snapshot().await?;
-        let table = &snapshot.table;
-        let open = started.elapsed();
         let limit = search::candidate_count(k);
         let embedder = self.embedder.as_ref().filter(|_| mode != SearchMode::FullTextOnly);
         let use_text = mode != SearchMode::VectorOnly || self.embedder.is_none();
@@ -310,6 +308,12 @@ impl KnowledgeBase {
             None => None,
         };
         let embed = embedding.elapsed();
+        // Pinned only now: a search waiting for the model (busy with an ingestion's batch) would otherwise hold
+        // the snapshot's files, and with them a deletion's purge and every reader queued behind it.
+        let pinning = Instant::now();
+        let snapshot = self.table().await?.snapshot().await?;
+        let table = &snapshot.table;
+        let open = pinning.elapsed();
         let by_meaning = async {
             let Some(vector) = &vector else { return Ok::<_, KnowledgeError>(None) };
             let started = Instant::now();
@@ -345,8 +349,8 @@ impl KnowledgeBase {
     /// returns: what the vector index trades for speed (1.0 before there is one). `None` without embeddings.
     pub async fn vector_recall(&self, query: &str, k: usize) -> Result<Option<f32>, KnowledgeError> {
         let Some(embedder) = &self.embedder else { return Ok(None) };
-        let snapshot = self.table().await?.snapshot().await?;
         let vector = self.query_vector(embedder.as_ref(), query).await?;
+        let snapshot = self.table().await?.snapshot().await?;
         let found = search::by_vector(&snapshot.table, &vector, k).await?;
         let exact = search::by_vector_exact(&snapshot.table, &vector, k).await?;
         if exact.is_empty() {
@@ -373,8 +377,8 @@ impl KnowledgeBase {
     /// embeddings model or without notes.
     pub async fn closeness(&self, query: &str) -> Result<Option<f32>, KnowledgeError> {
         let Some(embedder) = &self.embedder else { return Ok(None) };
-        let snapshot = self.table().await?.snapshot().await?;
         let vector = self.query_vector(embedder.as_ref(), query).await?;
+        let snapshot = self.table().await?.snapshot().await?;
         Ok(super::closeness::nearest(&snapshot.table, &vector).await?)
     }
 

@@ -89,7 +89,9 @@ pub struct Rankings {
     pub text: Option<Vec<Ranked>>,
 }
 
-/// Rankings with the table version they were made on, where their rows can be read.
+/// Rankings with the table version they were made on, where their rows can be read. The snapshot keeps that
+/// version's files on disk, so a deletion waits until the candidates are dropped: drop them before waiting
+/// for one.
 pub struct Candidates {
     pub snapshot: Snapshot,
     pub rankings: Rankings,
