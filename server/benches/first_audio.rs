@@ -128,30 +128,36 @@ async fn run(options: Options) {
     sequential(&address, &recordings[0]).await;
     streaming(&address, &recordings[0]).await;
 
-    let (mut streamed, mut whole) = (Vec::new(), Vec::new());
+    let (mut streamed, mut whole, mut finished) = (Vec::new(), Vec::new(), Vec::new());
     for (i, recording) in recordings.iter().enumerate() {
         // Alternating the order keeps a slow moment of the machine from landing on one path only. Before each
         // turn an unrelated typed question leaves only the system prompt in the local model's cache, as a new
         // question finds it: the second path would otherwise find the first one's whole prompt evaluated.
         if i % 2 == 0 {
             forget_the_question(&address).await;
-            streamed.push(streaming(&address, recording).await);
+            let (first, done) = streaming(&address, recording).await;
+            streamed.push(first);
+            finished.push(done);
             forget_the_question(&address).await;
             whole.push(sequential(&address, recording).await);
         } else {
             forget_the_question(&address).await;
             whole.push(sequential(&address, recording).await);
             forget_the_question(&address).await;
-            streamed.push(streaming(&address, recording).await);
+            let (first, done) = streaming(&address, recording).await;
+            streamed.push(first);
+            finished.push(done);
         }
         println!("first_audio  question {:>2}   streaming {:>7.0} ms   sequential {:>7.0} ms", i + 1, ms(streamed[i]), ms(whole[i]));
     }
     let (s50, s95) = percentiles(&mut streamed);
     let (w50, w95) = percentiles(&mut whole);
+    let (d50, d95) = percentiles(&mut finished);
     let n = recordings.len();
     println!("first_audio  streaming (socket)    p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(s50), ms(s95));
     println!("first_audio  sequential (HTTP)     p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(w50), ms(w95));
     println!("first_audio  ratio streaming/sequential   p50 {:.2}   p95 {:.2}", ms(s50) / ms(w50), ms(s95) / ms(w95));
+    println!("first_audio  streaming, whole answer synthesised   p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(d50), ms(d95));
 }
 
 /// A short typed turn without speech, so the next turn's question is new to the language model.
@@ -183,8 +189,9 @@ fn question(dir: &std::path::Path, index: usize, text: &str, silence_ms: u32) ->
     std::fs::read(&path).expect("recording")
 }
 
-/// From `end_turn` to the first audio chunk; the rest of the turn is read so turns do not overlap.
-async fn streaming(address: &str, recording: &[u8]) -> Duration {
+/// From `end_turn` to the first audio chunk, and to the end of the turn (the whole answer synthesised: the
+/// language model and the voice share the cores while it is spoken).
+async fn streaming(address: &str, recording: &[u8]) -> (Duration, Duration) {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
     let send = |message: &ClientMessage| Message::text(serde_json::to_string(message).expect("json"));
     socket.send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 })).await.expect("start");
@@ -200,6 +207,7 @@ async fn streaming(address: &str, recording: &[u8]) -> Duration {
     socket.send(send(&ClientMessage::EndTurn)).await.expect("end turn");
     let ended = Instant::now();
     let (mut transcript, mut first_words, mut first_audio, mut spoken, mut heard) = (None, None, None, String::new(), String::new());
+    let mut done = None;
     while let Some(message) = socket.next().await {
         let Ok(Message::Text(text)) = message else { continue };
         match serde_json::from_str::<ServerEvent>(text.as_str()).expect("an event") {
@@ -214,7 +222,10 @@ async fn streaming(address: &str, recording: &[u8]) -> Duration {
                     spoken = text;
                 }
             }
-            ServerEvent::Done { .. } => break,
+            ServerEvent::Done { .. } => {
+                done = Some(ended.elapsed());
+                break;
+            }
             ServerEvent::Error { error } => panic!("the streamed turn failed: {error}"),
             _ => {}
         }
@@ -225,10 +236,12 @@ async fn streaming(address: &str, recording: &[u8]) -> Duration {
     // Where the wait went: the transcript, the model's first words, then its first sentence spoken.
     let at = |moment: Option<Duration>| moment.map_or(f64::NAN, ms);
     println!(
-        "first_audio      streaming split: transcript {:>5.0} ms, first words {:>5.0} ms, first audio {:>5.0} ms  {heard:?} -> {spoken:?}",
+        "first_audio      streaming split: transcript {:>5.0} ms, first words {:>5.0} ms, first audio {:>5.0} ms, done {:>5.0} ms  \
+         {heard:?} -> {spoken:?}",
         at(transcript),
         at(first_words),
-        ms(first_audio)
+        ms(first_audio),
+        at(done)
     );
-    first_audio
+    (first_audio, done.expect("the streamed turn ends"))
 }
