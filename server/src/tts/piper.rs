@@ -96,6 +96,9 @@ impl PiperVoice {
         let session = Session::builder(environment)
             .and_then(|builder| builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
             .and_then(|builder| builder.with_intra_threads(THREADS).map_err(Into::into))
+            // Sentences are synthesised while the language model writes the next one: without this, ONNX
+            // Runtime's workers keep busy-waiting after each sentence on the cores the model needs.
+            .and_then(|builder| builder.with_config_entry("session.force_spinning_stop", "1").map_err(Into::into))
             .and_then(|mut builder| builder.commit_from_file(&model_path))
             .map_err(|e| fail(&model_path, e.to_string()))?;
         let takes_speaker_id = config.num_speakers > 1 && session.inputs().iter().any(|input| input.name() == "sid");
