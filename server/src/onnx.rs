@@ -8,6 +8,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 use crate::models::Installer;
 use crate::models::catalog::ONNX_RUNTIME;
@@ -28,6 +30,19 @@ struct Runtime {
 /// Set once ONNX Runtime has been loaded (or loading it was attempted): from then on the process is bound to it.
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static LOADING: Mutex<()> = Mutex::new(());
+
+/// A session builder with the settings every Parlance model shares: full graph optimisation, `threads`
+/// intra-op workers, and no busy-waiting once a run ends. The workers spin between operators (fast), and by
+/// default for a while after a run too, on the cores the next stage needs: after each query embedding one
+/// knowledge search in twenty took 17 ms or more instead of 11 (p95, knowledge bench), and after each spoken
+/// sentence the language model writing the next one waited for them. Turning spinning off entirely made an
+/// embedding 1-2 ms slower.
+pub fn session_builder(environment: &Environment, threads: usize) -> ort::Result<SessionBuilder> {
+    Session::builder(environment)
+        .and_then(|builder| builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
+        .and_then(|builder| builder.with_intra_threads(threads).map_err(Into::into))
+        .and_then(|builder| builder.with_config_entry("session.force_spinning_stop", "1").map_err(Into::into))
+}
 
 /// Where `parlance models` puts the ONNX Runtime library under `models_dir`.
 pub fn library_in(models_dir: &Path) -> PathBuf {

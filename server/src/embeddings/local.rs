@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -66,14 +65,7 @@ impl LocalEmbeddings {
         drop(weights);
         let environment = crate::onnx::runtime(onnx_runtime).map_err(|e| fail(onnx_runtime.to_path_buf(), e.to_string()))?;
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let session = Session::builder(environment)
-            .and_then(|builder| builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
-            .and_then(|builder| builder.with_intra_threads(threads).map_err(Into::into))
-            // ONNX Runtime's workers busy-wait between operators (fast) and, by default, for a while after a run
-            // too, on the cores the search that follows a query's embedding (and the voice models) need: one
-            // search in twenty then took 17 ms or more instead of 11 (p95, knowledge bench). Stopping the
-            // spinning when a run ends keeps both; turning it off entirely made each embedding 1-2 ms slower.
-            .and_then(|builder| builder.with_config_entry("session.force_spinning_stop", "1").map_err(Into::into))
+        let session = crate::onnx::session_builder(environment, threads)
             .and_then(|mut builder| builder.commit_from_memory(&model))
             .map_err(|e| fail(weights_path.clone(), e.to_string()))?;
 

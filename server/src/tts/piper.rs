@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
 use serde::Deserialize;
 
@@ -93,12 +92,7 @@ impl PiperVoice {
         let config: VoiceConfig = serde_json::from_str(&config_text).map_err(|e| fail(&config_path, e.to_string()))?;
         let phoneme_ids = phoneme_id_map(&config.phoneme_id_map).map_err(|reason| fail(&config_path, reason))?;
 
-        let session = Session::builder(environment)
-            .and_then(|builder| builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
-            .and_then(|builder| builder.with_intra_threads(THREADS).map_err(Into::into))
-            // Sentences are synthesised while the language model writes the next one: without this, ONNX
-            // Runtime's workers keep busy-waiting after each sentence on the cores the model needs.
-            .and_then(|builder| builder.with_config_entry("session.force_spinning_stop", "1").map_err(Into::into))
+        let session = crate::onnx::session_builder(environment, THREADS)
             .and_then(|mut builder| builder.commit_from_file(&model_path))
             .map_err(|e| fail(&model_path, e.to_string()))?;
         let takes_speaker_id = config.num_speakers > 1 && session.inputs().iter().any(|input| input.name() == "sid");
