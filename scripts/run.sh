@@ -8,13 +8,14 @@ bash scripts/setup.sh
 source scripts/env.sh
 
 printf '\n==> Building the web app\n'
-cargo fetch --locked
-trunk build --release
+bash scripts/build-web.sh
 
 printf '\n==> Building the server\n'
-# The dev profile with optimised compute crates (see Cargo.toml): the tests build the same artefacts,
-# so running after testing (or the reverse) compiles nothing twice.
-cargo build --locked -p parlance-server --bin parlance
+# The dev profile with optimised compute crates (see Cargo.toml), and the whole workspace: `cargo test
+# --workspace` unifies features over the same crates, so running after testing (or the reverse) compiles
+# nothing twice. (Only `-p parlance-server` here would leave out the web app's crates' features, e.g. serde's
+# `rc`, and the tests would then rebuild serde and everything above it.)
+cargo build --locked --workspace
 parlance="$CARGO_TARGET_DIR/debug/parlance"
 
 printf '\n==> Local models (in %s)\n' "$PARLANCE_MODELS_DIR"

@@ -25,7 +25,9 @@ fn main() -> ExitCode {
 async fn run() -> ExitCode {
     let config = Config::parse();
     // The models command reports in plain lines of its own; its logs only matter when something is wrong.
-    let default_filter = if config.command.is_some() { "warn" } else { "info,tower_http=info" };
+    // LanceDB logs every query plan and index write at INFO: its own warnings are what matter here.
+    let default_filter =
+        if config.command.is_some() { "warn" } else { "info,tower_http=info,lance=warn,lance_index=warn,lance_core=warn,lancedb=warn" };
     init_tracing(config.log_format, default_filter);
     if let Some(Command::Models(args)) = &config.command {
         let models_dir = config.models_dir.clone();
