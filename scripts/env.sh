@@ -3,8 +3,6 @@
 # and wasm builds share it instead of compiling the same crates twice.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parlance/target}"
 export PATH="$HOME/.cargo/bin:$PATH"
-# Trunk must never fetch wasm-bindgen or wasm-opt from the internet: use the installed ones.
-export TRUNK_OFFLINE=true
 # Model files live outside the checkout too: a fresh clone finds them installed.
 export PARLANCE_MODELS_DIR="${PARLANCE_MODELS_DIR:-$HOME/.cache/parlance/models}"
 # Conversations and the knowledge base: data, not cache, so under ~/.local/share.

@@ -9,9 +9,11 @@ source scripts/env.sh
 printf '\n==> Formatting\n'
 cargo fmt --all --check
 
-printf '\n==> The web app builds offline\n'
-cargo fetch --locked
-trunk build --release
+printf '\n==> Lints (clippy, warnings are errors)\n'
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+printf '\n==> The web app builds\n'
+bash scripts/build-web.sh
 
 printf '\n==> Tests\n'
 cargo test --workspace --locked

@@ -39,7 +39,7 @@ export async function startParlance({ heard }) {
   const binary = parlanceBinary();
   const dist = join(REPO, "frontend/dist");
   if (!existsSync(binary)) throw new Error(`no parlance binary at ${binary}: run \`cargo build -p parlance-server\` first`);
-  if (!existsSync(join(dist, "index.html"))) throw new Error(`the web app is not built in ${dist}: run \`trunk build --release\``);
+  if (!existsSync(join(dist, "index.html"))) throw new Error(`the web app is not built in ${dist}: run \`scripts/build-web.sh\``);
 
   const fake = BACKENDS === "fake" ? await startFakeOpenAi({ heard }) : null;
   const port = await freePort();

@@ -8,7 +8,7 @@
 
 const CACHE = "parlance-shell-v1";
 const STATIC_FILES = ["/manifest.webmanifest", "/icons/icon.svg", "/icons/icon-192.png", "/icons/icon-512.png"];
-// Trunk's content-hashed names, e.g. /parlance-frontend-0123456789abcdef_bg.wasm: immutable, so cache-first is safe.
+// Content-hashed names (scripts/build-web.sh), e.g. /parlance-frontend-0123456789abcdef_bg.wasm: immutable, so cache-first is safe.
 const HASHED = /^\/[\w.-]+-[0-9a-f]{8,16}(_bg)?\.(js|wasm|css)$/;
 // The server's CORS layer answers `Vary: Origin`, and the page's module script and wasm preload are requested
 // with an Origin header the precache requests lacked: without this, nothing cached would ever match them.

@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, FormData, XmlHttpRequest};
 
-/// Relative, so the app works wherever the server is mounted (and behind `trunk serve`'s proxy).
+/// Relative, so the app works wherever the server is mounted (behind a reverse proxy too).
 const CHAT_URL: &str = "/api/chat";
 const VOICE_URL: &str = "/api/voice";
 const HEALTH_URL: &str = "/health";

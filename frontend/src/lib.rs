@@ -1,4 +1,4 @@
-//! Parlance's web app: a Leptos client-side app that Trunk builds for the browser.
+//! Parlance's web app: a Leptos client-side app that scripts/build-web.sh builds for the browser.
 //!
 //! Talks to the Parlance server on the same origin, using the request and response types of
 //! `parlance-shared`. The crate also compiles for the host so `cargo test --workspace` can run the pure

@@ -33,7 +33,7 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// Folder holding the built web app (Trunk's output). The API works without it.
+    /// Folder holding the built web app (scripts/build-web.sh's output). The API works without it.
     #[arg(long, env = "PARLANCE_FRONTEND_DIR", default_value = "frontend/dist")]
     pub frontend_dir: PathBuf,
 

@@ -1,7 +1,7 @@
 //! The built web app is served with the right types and cache headers: hashed assets cached for good, the
 //! page, the service worker and the manifest revalidated, the app's own routes answered with the page, and
 //! the API never shadowed by it. Requests go through the router with `oneshot`, over a directory laid out as
-//! `trunk build` leaves it.
+//! `scripts/build-web.sh` leaves it.
 
 mod support;
 
@@ -132,5 +132,5 @@ async fn without_a_built_app_the_page_says_how_to_build_it() {
     let app = app(&settings(&["--frontend-dir", "/nonexistent-parlance-frontend"]));
     let served = get(&app, "/").await;
     assert_eq!(served.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(String::from_utf8_lossy(&served.body).contains("trunk build"));
+    assert!(String::from_utf8_lossy(&served.body).contains("scripts/build-web.sh"));
 }

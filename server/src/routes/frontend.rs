@@ -1,6 +1,6 @@
 //! The built web app, from the same port as the API, so one process is the whole product.
 //!
-//! Cache headers follow what each file is: Trunk puts a content hash in the script, wasm and CSS names, so
+//! Cache headers follow what each file is: scripts/build-web.sh puts a content hash in the script, wasm and CSS names, so
 //! those never change and may be cached for a year; the page, the service worker and the manifest keep their
 //! names across builds, so browsers must check them every time, or an old page would ask for assets that no
 //! longer exist and an old worker would keep serving the old app.
@@ -61,8 +61,8 @@ pub fn cache_policy(path: &str) -> &'static str {
     }
 }
 
-/// Trunk's names: `<name>-<hash>[_bg].<js|wasm|css>`, the hash a 64-bit number in hex without leading zeros
-/// (so usually 16 digits, sometimes fewer; fewer than 8 is a one-in-four-billion case that only costs caching).
+/// Content-hashed names: `<name>-<hash>[_bg].<js|wasm|css>`, the hash 8 to 16 hex digits (scripts/build-web.sh
+/// writes 16, the start of a SHA-256; Trunk, which built the app before, wrote a 64-bit number without leading zeros).
 fn is_content_hashed(file: &str) -> bool {
     let Some((stem, extension)) = file.rsplit_once('.') else { return false };
     if !matches!(extension, "js" | "wasm" | "css") {
@@ -78,7 +78,7 @@ async fn not_built() -> (StatusCode, Html<&'static str>) {
         StatusCode::SERVICE_UNAVAILABLE,
         Html(
             "<!doctype html><title>Parlance</title><h1>The Parlance web app is not built</h1>\
-             <p>The API is running. Build the app with <code>scripts/run.sh</code> (or <code>trunk build --release</code>) \
+             <p>The API is running. Build the app with <code>scripts/run.sh</code> (or <code>scripts/build-web.sh</code>) \
              and restart the server, or point <code>PARLANCE_FRONTEND_DIR</code> at a built copy.</p>",
         ),
     )
@@ -89,7 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trunk_hashed_assets_are_immutable() {
+    fn content_hashed_assets_are_immutable() {
         assert_eq!(cache_policy("/parlance-frontend-0123456789abcdef_bg.wasm"), IMMUTABLE);
         assert_eq!(cache_policy("/parlance-frontend-0123456789abcdef.js"), IMMUTABLE);
         assert_eq!(cache_policy("/main-fedcba9876543210.css"), IMMUTABLE);

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the web app into frontend/dist: the Leptos crate for wasm32, wasm-bindgen's ES-module glue, and the
+# page with content-hashed script, wasm and stylesheet names (immutable, so the server and the service worker
+# may cache them for good; see server/src/routes/frontend.rs and frontend/pwa/sw.js).
+#
+# This replaces Trunk: Trunk has no prebuilt binary in the registries this project can reach, and building it
+# from source cost every fresh machine (and every cold CI run) about 7.5 minutes and 2.1 GB of memory for
+# what is a cargo build, one wasm-bindgen call and a few copies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+
+name=parlance-frontend
+dist=frontend/dist
+profile=wasm-release   # Cargo.toml: small over fast
+out="$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/$name.wasm"
+
+cargo build --locked --target wasm32-unknown-unknown --profile "$profile" -p "$name" --bin "$name"
+
+staging=$(mktemp -d)
+trap 'rm -rf "$staging"' EXIT
+wasm-bindgen --target web --no-typescript --out-dir "$staging" --out-name "$name" "$out"
+
+hash16() { sha256sum "$1" | cut -c1-16; }
+# The glue names the wasm only as the default for init(); the page passes the hashed name explicitly.
+wasm_hash=$(hash16 "$staging/${name}_bg.wasm")
+js_hash=$(hash16 "$staging/$name.js")
+css_hash=$(hash16 style/main.css)
+wasm_file="$name-${wasm_hash}_bg.wasm"
+js_file="$name-$js_hash.js"
+css_file="main-$css_hash.css"
+
+rm -rf "$dist.new"
+mkdir -p "$dist.new/icons"
+cp "$staging/${name}_bg.wasm" "$dist.new/$wasm_file"
+cp "$staging/$name.js" "$dist.new/$js_file"
+cp style/main.css "$dist.new/$css_file"
+# The installable-app files and the capture worklet are loaded by fixed URLs, so they keep their names.
+cp frontend/pwa/manifest.webmanifest frontend/pwa/sw.js frontend/pwa/pcm-capture.js "$dist.new/"
+cp frontend/pwa/icons/*.svg frontend/pwa/icons/*.png "$dist.new/icons/"
+
+# No wasm-opt: Debian's binaryen 108 rewrites the export of wasm-bindgen's externref table to point at the
+# function table, and the app dies at start-up ("WebAssembly.Table.set(): Argument 1 is invalid"); with the
+# size-tuned profile it saved only about 1.5 KB gzipped.
+assets="<link rel=\"stylesheet\" href=\"/$css_file\" />
+    <link rel=\"modulepreload\" href=\"/$js_file\" crossorigin=\"anonymous\" />
+    <link rel=\"preload\" href=\"/$wasm_file\" as=\"fetch\" type=\"application/wasm\" crossorigin=\"anonymous\" />
+    <script type=\"module\">import init from \"/$js_file\"; init({ module_or_path: \"/$wasm_file\" });</script>"
+marker='<!-- parlance:assets -->'
+grep -q "$marker" frontend/index.html || { echo "build-web: frontend/index.html lacks $marker" >&2; exit 1; }
+python3 - "$marker" "$assets" frontend/index.html "$dist.new/index.html" <<'PY'
+import sys
+marker, assets, source, target = sys.argv[1:]
+page = open(source, encoding="utf-8").read()
+open(target, "w", encoding="utf-8").write(page.replace(marker, assets, 1))
+PY
+
+# Swap in whole, so a server serving the old build never sees half of the new one.
+rm -rf "$dist.old"
+[ -d "$dist" ] && mv "$dist" "$dist.old"
+mv "$dist.new" "$dist"
+rm -rf "$dist.old"
+printf 'web app: %s (%s KB wasm, %s KB gzipped)\n' "$dist" \
+  "$(($(stat -c %s "$dist/$wasm_file") / 1024))" "$(($(gzip -9c "$dist/$wasm_file" | wc -c) / 1024))"
