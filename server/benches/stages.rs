@@ -296,7 +296,7 @@ mod knowledge {
             split.embed += timings.embed;
             split.write += timings.write;
             split.index += timings.index;
-            if first == 0 || (first + BATCH) % 2000 == 0 {
+            if first == 0 || (first + BATCH).is_multiple_of(2000) {
                 let done = first + BATCH;
                 println!("knowledge   ingested {done:>6}      {:>8.1} notes/s so far", done as f64 / started.elapsed().as_secs_f64());
             }

@@ -163,7 +163,7 @@ async fn an_embeddings_model_of_the_wrong_dimension_is_named_at_start_and_at_fir
     let provider = support::fake_openai::FakeOpenAi::start("unused").await;
     let settings = support::settings_for_provider(&provider.base_url, &["--embeddings-model", "letter-counts-26"]);
 
-    let error = parlance_server::start(&settings).await.err().expect("start-up refuses the model");
+    let Err(error) = parlance_server::start(&settings).await else { panic!("start-up accepted a 26-dimensional embeddings model") };
     let message = error.to_string();
     for needle in ["letter-counts-26", "26-dimensional", "384-dimensional", "PARLANCE_EMBEDDINGS_MODEL"] {
         assert!(message.contains(needle), "{needle:?} missing from {message:?}");

@@ -190,7 +190,7 @@ async fn paraphrased_questions_find_their_note_and_hybrid_beats_either_search_al
     let mut hybrid_misses = Vec::new();
     for (question, title) in QUESTIONS {
         let found = rank(&knowledge, question, title, SearchMode::Hybrid).await;
-        if !found.is_some_and(|r| r <= 3) {
+        if found.is_none_or(|r| r > 3) {
             hybrid_misses.push(format!("{question:?} -> {title:?} at {found:?}"));
         }
     }

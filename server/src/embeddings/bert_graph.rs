@@ -45,7 +45,7 @@ pub fn sentence_embedding_model(safetensors: &[u8], config: &BertConfig) -> Resu
     if config.hidden_act != "gelu" {
         return Err(format!("activation {:?} is not supported (only BERT's exact gelu)", config.hidden_act));
     }
-    if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+    if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
         return Err(format!("hidden size {} does not split into {} heads", config.hidden_size, config.num_attention_heads));
     }
     let weights = SafeTensors::deserialize(safetensors).map_err(|e| format!("not a safetensors file: {e}"))?;

@@ -177,11 +177,10 @@ fn find_clause(text: &str) -> Option<(usize, usize)> {
 /// before it, before the first sentence terminator: (end of those words, start of the opener). The opener must
 /// be complete (followed by whitespace): "so" may still grow into "some".
 fn find_phrase(text: &str) -> Option<(usize, usize)> {
-    let mut words_before = 0;
     let mut previous_end = None;
     // Offsets from the slices themselves: each word is a part of `text`.
     let words = text.split_whitespace().map(|word| (word.as_ptr() as usize - text.as_ptr() as usize, word));
-    for (start, word) in words {
+    for (words_before, (start, word)) in words.enumerate() {
         if word.chars().any(|c| is_terminator(c) || c == '\n') {
             return None;
         }
@@ -189,7 +188,6 @@ fn find_phrase(text: &str) -> Option<(usize, usize)> {
         if words_before >= MIN_CLAUSE_WORDS && end < text.len() && PHRASE_OPENERS.contains(&word.to_lowercase().as_str()) {
             return previous_end.map(|previous_end| (previous_end, start));
         }
-        words_before += 1;
         previous_end = Some(end);
     }
     None
