@@ -6,6 +6,7 @@
 //! recording finishing, an answer arriving, a clip ending) see a newer generation and are dropped.
 
 mod live;
+mod live_state;
 
 use std::sync::Arc;
 

@@ -9,13 +9,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, ErrorCode, KnowledgeSource, ServerEvent, SessionId, StageTimings};
 
+use super::live_state::{AfterDone, FrameUse, LiveState, Player};
 use super::{PlaybackMark, SPOKEN_QUESTION, Turns};
 use crate::audio::capture::Capture;
 use crate::audio::recorder::MicError;
 use crate::audio::stream_player::StreamPlayer;
 use crate::conversation::{Answer, Reply};
 use crate::settings::{self, HandsFreeSettings};
-use crate::streaming::frames::FrameBatcher;
 use crate::streaming::socket::{SocketError, SocketEvent, StreamSocket};
 use crate::streaming::vad::{Vad, VadConfig, VadStep};
 use crate::voice_state::{VoiceEvent, VoiceState};
@@ -25,38 +25,25 @@ const CLOSED_MID_TURN: &str = "The live connection to the Parlance server closed
 const HANDS_FREE_NEEDS_SOCKET: &str = "Hands-free needs the live connection to the Parlance server, which is not open right now. \
                                        It reconnects by itself; meanwhile hold the mic button to talk, or type.";
 
-/// The live connection's browser objects and the turn it is carrying.
+/// The live connection: the socket, and what it is carrying with the browser objects that belong to that.
 #[derive(Default)]
 pub(super) struct Live {
     socket: Option<StreamSocket>,
-    capture: Option<Capture>,
-    /// Frames go to the server (between `start` and `end_turn`).
-    sending: bool,
-    batcher: FrameBatcher,
-    /// Present while hands-free listens: it decides when a turn starts and ends.
-    vad: Option<Vad>,
-    player: Option<StreamPlayer>,
-    turn: Option<LiveTurn>,
-    /// An answer the user cut short, until the server says what it kept.
-    cut: Option<CutTurn>,
+    state: LiveState<Capture, StreamPlayer>,
 }
 
-/// The answer being received.
-struct LiveTurn {
-    generation: u64,
-    question: String,
-    /// The exchange shown for it once `done` arrived.
-    exchange: Option<u64>,
-    sources: Vec<KnowledgeSource>,
-    timings: Option<StageTimings>,
-    audio_started: bool,
-}
+impl Player for StreamPlayer {
+    fn stop(&self) -> Option<u32> {
+        StreamPlayer::stop(self)
+    }
 
-struct CutTurn {
-    question: String,
-    exchange: Option<u64>,
-    sources: Vec<KnowledgeSource>,
-    timings: Option<StageTimings>,
+    fn has_audio(&self) -> bool {
+        StreamPlayer::has_audio(self)
+    }
+
+    fn is_idle(&self) -> bool {
+        StreamPlayer::is_idle(self)
+    }
 }
 
 impl Turns {
@@ -80,6 +67,15 @@ impl Turns {
         if let Some(Err(error)) = socket.map(|socket| socket.send_audio(bytes)) {
             logging::warn!("audio frame not sent: {error}");
         }
+    }
+
+    /// Moves the live state on; `None` once the page is gone.
+    fn change_live<T>(self, change: impl FnOnce(&mut LiveState<Capture, StreamPlayer>) -> T) -> Option<T> {
+        self.live.try_update_value(|live| change(&mut live.state))
+    }
+
+    fn read_live<T>(self, read: impl FnOnce(&LiveState<Capture, StreamPlayer>) -> T) -> T {
+        self.live.with_value(|live| read(&live.state))
     }
 
     // ---- push-to-talk over the socket ----
@@ -108,16 +104,10 @@ impl Turns {
                         self.fail_recording(MicError::RecorderFailed(error.to_string()));
                         return;
                     }
-                    let stop_now = self
-                        .live
-                        .try_update_value(|live| {
-                            live.capture = Some(capture);
-                            live.sending = true;
-                            live.batcher.clear();
-                            true
-                        })
-                        .is_some()
-                        && self.devices.try_update_value(|d| std::mem::take(&mut d.stop_requested)).unwrap_or(false);
+                    if self.change_live(|live| live.hold(capture)).is_none() {
+                        return;
+                    }
+                    let stop_now = self.devices.try_update_value(|d| std::mem::take(&mut d.stop_requested)).unwrap_or(false);
                     if stop_now {
                         self.stop_listening();
                     }
@@ -133,24 +123,18 @@ impl Turns {
 
     /// Whether the microphone is streaming to the server (push-to-talk) rather than recording for an upload.
     pub(super) fn is_streaming_capture(self) -> bool {
-        self.live.with_value(|live| live.capture.is_some() && live.vad.is_none())
+        self.read_live(LiveState::is_held)
     }
 
     /// Push-to-talk let go: the rest of the audio goes out, then `end_turn`, and the microphone is released.
     pub(super) fn end_streamed_listening(self) {
         self.stop_meter();
-        let capture = self.live.try_update_value(|live| live.capture.take()).flatten();
-        drop(capture);
         self.end_streamed_turn();
     }
 
     /// Sends what is left of the recording and `end_turn`; the answer is awaited as a live turn.
     fn end_streamed_turn(self) {
-        let rest = self.live.try_update_value(|live| {
-            live.sending = false;
-            live.batcher.flush()
-        });
-        if let Some(Some(rest)) = rest {
+        if let Some(Some(rest)) = self.change_live(LiveState::end_question) {
             self.send_audio(&rest);
         }
         if let Err(error) = self.send(&ClientMessage::EndTurn) {
@@ -170,10 +154,7 @@ impl Turns {
 
     fn begin_live_turn(self, generation: u64, question: String) {
         self.partial_answer.set(String::new());
-        self.live.update_value(|live| {
-            live.turn = Some(LiveTurn { generation, question, exchange: None, sources: Vec::new(), timings: None, audio_started: false });
-            live.player = None;
-        });
+        self.change_live(|live| live.begin(generation, question));
     }
 
     /// A typed question over the socket. Returns false if the socket refused it (the caller falls back to HTTP).
@@ -189,33 +170,27 @@ impl Turns {
     // ---- the microphone's frames ----
 
     fn on_frame(self, frame: Vec<i16>) {
-        let hands_free = self.live.with_value(|live| live.vad.is_some());
-        if !hands_free {
-            let message = self.live.try_update_value(|live| if live.sending { live.batcher.push(&frame) } else { None }).flatten();
-            if let Some(message) = message {
-                self.send_audio(&message);
-            }
-            return;
-        }
         let state = self.state.get_untracked();
-        if !matches!(state, VoiceState::Listening | VoiceState::Speaking) {
-            return;
-        }
-        let Some(step) = self.live.try_update_value(|live| live.vad.as_mut().map(|vad| vad.push(frame))).flatten() else { return };
-        match step {
-            VadStep::Waiting => {}
-            VadStep::Started(frames) => self.hands_free_turn_started(state, frames),
-            VadStep::Continue(frame) => self.send_frame(&frame),
-            VadStep::Ended(frame) => {
-                self.send_frame(&frame);
-                self.end_streamed_turn();
-            }
+        // Hands-free hears a new question while waiting for one and while an answer plays (to be talked over),
+        // not while the server works on one.
+        let detector_listens = matches!(state, VoiceState::Listening | VoiceState::Speaking);
+        match self.change_live(|live| live.frame(frame, detector_listens)) {
+            Some(FrameUse::Send(message)) => self.send_audio(&message),
+            Some(FrameUse::Detected(step)) => match step {
+                VadStep::Waiting => {}
+                VadStep::Started(frames) => self.hands_free_turn_started(state, frames),
+                VadStep::Continue(frame) => self.send_frame(&frame),
+                VadStep::Ended(frame) => {
+                    self.send_frame(&frame);
+                    self.end_streamed_turn();
+                }
+            },
+            Some(FrameUse::Nothing) | None => {}
         }
     }
 
     fn send_frame(self, frame: &[i16]) {
-        let message = self.live.try_update_value(|live| if live.sending { live.batcher.push(frame) } else { None }).flatten();
-        if let Some(message) = message {
+        if let Some(Some(message)) = self.change_live(|live| live.push(frame)) {
             self.send_audio(&message);
         }
     }
@@ -236,10 +211,7 @@ impl Turns {
             self.fail_hands_free(&error.to_string());
             return;
         }
-        self.live.update_value(|live| {
-            live.sending = true;
-            live.batcher.clear();
-        });
+        self.change_live(LiveState::speech_started);
         for frame in frames {
             self.send_frame(&frame);
         }
@@ -274,9 +246,9 @@ impl Turns {
     /// The mic button (or Space) in hands-free mode: opens the microphone, interrupts the answer, ends a
     /// question early, or closes the microphone, depending on what is going on.
     pub(super) fn hands_free_press(self) {
-        let listening_open = self.live.with_value(|live| live.vad.is_some());
+        let (listening_open, sending) = self.read_live(|live| (live.hands_free_open(), live.is_sending()));
         match self.state.get_untracked() {
-            VoiceState::Listening if self.live.with_value(|live| live.sending) => self.end_streamed_turn(),
+            VoiceState::Listening if sending => self.end_streamed_turn(),
             VoiceState::Listening => self.close_hands_free(),
             VoiceState::Speaking => {
                 self.silence_playback();
@@ -317,11 +289,7 @@ impl Turns {
                         return;
                     }
                     self.attach_meter(capture.stream());
-                    self.live.update_value(|live| {
-                        live.capture = Some(capture);
-                        live.vad = Some(Vad::new(config));
-                        live.sending = false;
-                    });
+                    self.change_live(|live| live.open_hands_free(capture, Vad::new(config)));
                 }
                 Err(error) => {
                     if self.is_current(generation) {
@@ -346,14 +314,7 @@ impl Turns {
         if !self.hands_free_enabled() || !self.state.get_untracked().accepts_new_turn() {
             return;
         }
-        let mic_open = self.live.try_update_value(|live| match (&live.capture, live.vad.as_mut()) {
-            (Some(_), Some(vad)) => {
-                vad.reset();
-                true
-            }
-            _ => false,
-        });
-        if mic_open == Some(true) {
+        if self.change_live(LiveState::listen_again) == Some(true) {
             if self.apply(VoiceEvent::StartListening) {
                 self.next_generation();
             }
@@ -372,17 +333,12 @@ impl Turns {
 
     /// Hands-free is waiting for speech (the microphone open, nothing sent yet).
     pub(super) fn hands_free_idle(self) -> bool {
-        self.state.get_untracked() == VoiceState::Listening && self.live.with_value(|live| live.vad.is_some() && !live.sending)
+        self.state.get_untracked() == VoiceState::Listening && self.read_live(LiveState::waiting_for_speech)
     }
 
     /// The microphone failed: whatever the live path holds of it is dropped.
     pub(super) fn release_live_microphone(self) {
-        let was_sending = self.live.try_update_value(|live| {
-            live.vad = None;
-            live.capture = None;
-            std::mem::take(&mut live.sending)
-        });
-        if was_sending == Some(true) {
+        if self.change_live(LiveState::release_mic) == Some(true) {
             // While listening the server drops what it received.
             let _ = self.send(&ClientMessage::Interrupt { played_through: None });
         }
@@ -391,17 +347,7 @@ impl Turns {
     /// "New conversation": the live turn is dropped without keeping anything, and the socket leaves the old
     /// conversation too.
     pub(super) fn live_new_conversation(self) {
-        let busy = self.live.try_update_value(|live| {
-            let busy = live.turn.take().is_some() || live.sending;
-            live.cut = None;
-            live.vad = None;
-            live.capture = None;
-            live.sending = false;
-            if let Some(player) = live.player.take() {
-                player.stop();
-            }
-            busy
-        });
+        let busy = self.change_live(LiveState::reset);
         self.partial_answer.set(String::new());
         if busy == Some(true) {
             let _ = self.send(&ClientMessage::Interrupt { played_through: None });
@@ -416,27 +362,14 @@ impl Turns {
     /// Stops a streamed answer that is playing (or still arriving) and tells the server how much was heard, so
     /// the conversation keeps only that. Returns whether there was one.
     pub(super) fn interrupt_live_answer(self) -> bool {
-        let taken = self.live.try_update_value(|live| {
-            let player = live.player.take();
-            let turn = live.turn.take();
-            (player, turn)
-        });
-        let Some((player, turn)) = taken else { return false };
-        if player.is_none() && turn.is_none() {
-            return false;
-        }
-        let played_through = player.as_ref().and_then(StreamPlayer::stop);
-        if player.is_some() {
+        let shown_question = self.pending.get_untracked();
+        let Some(Some(stopped)) = self.change_live(|live| live.cut(shown_question)) else { return false };
+        if stopped.was_playing {
             self.playback.set(PlaybackMark::Stopped);
         }
         self.partial_answer.set(String::new());
-        if let Some(turn) = turn {
-            let question = if turn.exchange.is_none() { self.pending.get_untracked().unwrap_or(turn.question) } else { turn.question };
-            self.pending.set(None);
-            self.live.update_value(|live| {
-                live.cut = Some(CutTurn { question, exchange: turn.exchange, sources: turn.sources, timings: turn.timings })
-            });
-        }
+        self.pending.set(None);
+        let played_through = stopped.played_through;
         logging::log!("interrupting the answer; played through chunk {played_through:?}");
         if let Err(error) = self.send(&ClientMessage::Interrupt { played_through }) {
             logging::warn!("the interruption could not be sent: {error}");
@@ -454,17 +387,9 @@ impl Turns {
         };
         let Some(context) = self.devices.with_value(|d| d.output.context()) else { return };
         let generation = self.generation.get_value();
-        let player = self.live.try_update_value(|live| {
-            live.player.get_or_insert_with(|| StreamPlayer::new(context, move || self.on_player_idle(generation))).clone()
-        });
-        if let Some(player) = player {
-            player.push(sequence, &bytes);
-        }
-        let first = self
-            .live
-            .try_update_value(|live| live.turn.as_mut().map(|turn| !std::mem::replace(&mut turn.audio_started, true)))
-            .flatten()
-            .unwrap_or(false);
+        let make = move || StreamPlayer::new(context, move || self.on_player_idle(generation));
+        let Some(Some((player, first))) = self.change_live(|live| live.chunk_player(make)) else { return };
+        player.push(sequence, &bytes);
         if first {
             self.playback.set(PlaybackMark::Playing);
             self.apply(VoiceEvent::AnswerStarted);
@@ -476,19 +401,15 @@ impl Turns {
         if !self.is_current(generation) {
             return;
         }
-        let finished = self.live.try_update_value(|live| {
-            let done = live.turn.as_ref().is_some_and(|turn| turn.exchange.is_some());
-            if done {
-                live.turn = None;
-                live.player = None;
-            }
-            done
-        });
-        if finished == Some(true) {
-            self.playback.set(PlaybackMark::Ended);
-            self.apply(VoiceEvent::PlaybackFinished);
-            self.resume_hands_free();
+        if self.change_live(LiveState::played_out) == Some(true) {
+            self.answer_played();
         }
+    }
+
+    fn answer_played(self) {
+        self.playback.set(PlaybackMark::Ended);
+        self.apply(VoiceEvent::PlaybackFinished);
+        self.resume_hands_free();
     }
 
     // ---- what the server says ----
@@ -509,16 +430,7 @@ impl Turns {
 
     fn on_socket_closed(self, was_open: bool, reason: &str) {
         logging::warn!("live connection closed (was open: {was_open}; {reason})");
-        let in_turn = self.live.try_update_value(|live| {
-            let in_turn = live.turn.take().is_some() || std::mem::take(&mut live.sending);
-            live.cut = None;
-            live.vad = None;
-            live.capture = None;
-            if let Some(player) = live.player.take() {
-                player.stop();
-            }
-            in_turn
-        });
+        let in_turn = self.change_live(LiveState::reset);
         self.stop_meter();
         if in_turn == Some(true) {
             self.next_generation();
@@ -535,12 +447,12 @@ impl Turns {
     }
 
     fn on_server_event(self, event: ServerEvent) {
-        let awaiting_cut = self.live.with_value(|live| live.cut.is_some());
+        let awaiting_cut = self.read_live(LiveState::awaiting_cut);
         match event {
             ServerEvent::Interrupted { session_id, kept_answer } => self.on_interrupted(session_id, &kept_answer),
             // The reply to an interruption when everything had been played: the answer stands as it was.
             ServerEvent::Status { state: parlance_shared::TurnState::Idle } if awaiting_cut => {
-                self.live.update_value(|live| live.cut = None);
+                self.change_live(LiveState::take_cut);
             }
             ServerEvent::Status { .. } | ServerEvent::ToolCall { .. } => {}
             // Whatever the cut turn still sent before the server saw the interruption.
@@ -556,11 +468,7 @@ impl Turns {
             ServerEvent::Transcript { text, .. } => {
                 if self.live_turn_is_current() {
                     self.pending.set(Some(text.clone()));
-                    self.live.update_value(|live| {
-                        if let Some(turn) = live.turn.as_mut() {
-                            turn.question = text;
-                        }
-                    });
+                    self.change_live(|live| live.set_question(text));
                 }
             }
             ServerEvent::AnswerDelta { text } => {
@@ -583,7 +491,8 @@ impl Turns {
     }
 
     fn live_turn_is_current(self) -> bool {
-        self.live.with_value(|live| live.turn.as_ref().map(|turn| turn.generation)).is_some_and(|generation| self.is_current(generation))
+        let generation = self.generation.get_value();
+        self.read_live(|live| live.answering(generation))
     }
 
     fn on_done(
@@ -596,37 +505,22 @@ impl Turns {
     ) {
         self.notice.set(None);
         self.set_session(Some(session_id));
-        let question = self.live.with_value(|live| live.turn.as_ref().map(|turn| turn.question.clone())).unwrap_or_default();
+        let question = self.read_live(|live| live.turn().map(|turn| turn.question.clone())).unwrap_or_default();
         self.pending.set(None);
         self.partial_answer.set(String::new());
         let id = self.push_exchange(question, Reply::Answer(Answer::from_done(answer, &sources, timings, speech_error)));
-        let (has_audio, idle) = self
-            .live
-            .try_update_value(|live| {
-                if let Some(turn) = live.turn.as_mut() {
-                    turn.exchange = Some(id);
-                    turn.sources = sources;
-                    turn.timings = Some(timings);
-                }
-                let has_audio = live.player.as_ref().is_some_and(StreamPlayer::has_audio);
-                let idle = live.player.as_ref().is_none_or(StreamPlayer::is_idle);
-                (has_audio, idle)
-            })
-            .unwrap_or((false, true));
-        if !has_audio {
-            self.live.update_value(|live| {
-                live.turn = None;
-                live.player = None;
-            });
-            self.apply(VoiceEvent::AnswerReceived { has_audio: false });
-            self.resume_hands_free();
-        } else if idle {
-            self.on_player_idle(self.generation.get_value());
+        match self.change_live(|live| live.done(id, sources, timings)).unwrap_or(AfterDone::Silent) {
+            AfterDone::Silent => {
+                self.apply(VoiceEvent::AnswerReceived { has_audio: false });
+                self.resume_hands_free();
+            }
+            AfterDone::Played => self.answer_played(),
+            AfterDone::PlayingOut => {}
         }
     }
 
     fn on_interrupted(self, session_id: SessionId, kept_answer: &str) {
-        let Some(cut) = self.live.try_update_value(|live| live.cut.take()).flatten() else { return };
+        let Some(Some(cut)) = self.change_live(LiveState::take_cut) else { return };
         self.set_session(Some(session_id));
         let reply = Reply::Answer(Answer::interrupted(kept_answer, cut.sources, cut.timings));
         match cut.exchange {
@@ -638,16 +532,14 @@ impl Turns {
     }
 
     fn on_server_error(self, error: &ErrorBody) {
-        let in_turn = self.live_turn_is_current() || self.live.with_value(|live| live.sending);
+        let in_turn = self.live_turn_is_current() || self.read_live(LiveState::is_sending);
         if !in_turn {
             logging::warn!("the server reported: {} ({:?})", error.message, error.code);
             return;
         }
-        let question = self.live.try_update_value(|live| {
-            live.sending = false;
-            live.player = None;
-            live.turn.take().map(|turn| turn.question)
-        });
+        // A refused `start` releases a push-to-talk microphone; hands-free keeps listening.
+        let mic_released = self.change_live(LiveState::stop_sending).unwrap_or(false);
+        let question = self.change_live(LiveState::fail_answer).flatten();
         self.pending.set(None);
         self.partial_answer.set(String::new());
         if error.code == ErrorCode::SessionNotFound {
@@ -656,20 +548,14 @@ impl Turns {
         if error.code == ErrorCode::NoSpeech && self.hands_free_enabled() {
             // Hands-free took a noise for speech: nothing to show, keep listening.
             if self.apply(VoiceEvent::NothingHeard) {
-                self.live.update_value(|live| {
-                    if let Some(vad) = live.vad.as_mut() {
-                        vad.reset();
-                    }
-                });
+                self.change_live(LiveState::listen_again);
             }
             return;
         }
-        if self.state.get_untracked() == VoiceState::Listening && !self.hands_free_enabled() {
-            // `start` was refused: stop streaming.
-            self.live.update_value(|live| live.capture = None);
+        if mic_released {
             self.stop_meter();
         }
-        if let Some(Some(question)) = question {
+        if let Some(question) = question {
             self.push_exchange(question, Reply::Failed(error.message.clone()));
         }
         self.apply(VoiceEvent::Failed(error.message.clone()));
