@@ -13,6 +13,8 @@ use crate::voice_state::VoiceState;
 pub fn App() -> impl IntoView {
     let turns = Turns::new();
     turns.restore();
+    // The controls deep in the page act on the same turns; context spares every component between them the prop.
+    provide_context(turns);
     let state = turns.state;
 
     let pending = Signal::derive(move || {
@@ -80,14 +82,14 @@ pub fn App() -> impl IntoView {
                     {status_text}
                 </p>
                 <div class="control-row">
-                    <MicButton turns=turns />
+                    <MicButton />
                     <Show when=move || state.with(|s| *s == VoiceState::Speaking)>
                         <button type="button" class="stop" on:click=move |_| turns.stop_playback()>
                             "Stop"
                         </button>
                     </Show>
                 </div>
-                <HandsFree turns=turns />
+                <HandsFree />
                 <Composer busy=busy on_send=send />
             </footer>
         </div>

@@ -7,7 +7,8 @@ use crate::streaming::vad::SILENCE_MS_RANGE;
 use crate::turns::Turns;
 
 #[component]
-pub fn HandsFree(turns: Turns) -> impl IntoView {
+pub fn HandsFree() -> impl IntoView {
+    let turns = expect_context::<Turns>();
     let settings = turns.hands_free_settings();
     let enabled = move || settings.with(|s| s.enabled);
     let silence_ms = move || settings.with(|s| s.silence_ms);

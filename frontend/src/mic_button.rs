@@ -11,7 +11,8 @@ use crate::voice_state::{MicLook, VoiceState};
 const MIC_ID: &str = "mic";
 
 #[component]
-pub fn MicButton(turns: Turns) -> impl IntoView {
+pub fn MicButton() -> impl IntoView {
+    let turns = expect_context::<Turns>();
     let state = turns.state;
     // Space is push-to-talk anywhere except where it types or presses something else.
     let space_down = window_event_listener(ev::keydown, move |event| {
