@@ -15,10 +15,11 @@ pub fn App() -> impl IntoView {
     turns.restore();
     // The controls deep in the page act on the same turns; context spares every component between them the prop.
     provide_context(turns);
-    let state = turns.state;
+    let core = turns.core;
+    let state = core.state;
 
     let pending = Signal::derive(move || {
-        let partial = turns.partial_answer.get();
+        let partial = core.partial_answer.get();
         let doing = if state.with(|s| *s == VoiceState::Uploading) {
             "Sending your recording…".to_owned()
         } else if partial.is_empty() {
@@ -27,10 +28,10 @@ pub fn App() -> impl IntoView {
             // A streamed answer shows as it is written.
             partial
         };
-        turns.pending.get().map(|question| (question, doing))
+        core.pending.get().map(|question| (question, doing))
     });
-    let heard = Signal::derive(move || if state.with(|s| *s == VoiceState::Listening) { turns.heard.get() } else { None });
-    let hands_free = move || turns.hands_free.with(|settings| settings.enabled);
+    let heard = Signal::derive(move || if state.with(|s| *s == VoiceState::Listening) { core.heard.get() } else { None });
+    let hands_free = move || core.hands_free.with(|settings| settings.enabled);
     let status_text = move || {
         if hands_free() && state.with(|s| *s == VoiceState::Listening) {
             "Listening hands-free… just talk; a pause ends your question. Tap the mic to stop listening.".to_owned()
@@ -42,9 +43,9 @@ pub fn App() -> impl IntoView {
     };
     let nothing_to_clear = move || {
         state.with(|s| *s == VoiceState::Ready)
-            && turns.exchanges.with(Vec::is_empty)
-            && turns.pending.with(Option::is_none)
-            && turns.session.with(Option::is_none)
+            && core.exchanges.with(Vec::is_empty)
+            && core.pending.with(Option::is_none)
+            && core.session.with(Option::is_none)
     };
     // Hands-free listening waits for speech: typing a question meanwhile is fine.
     let may_type = move || state.with(VoiceState::accepts_new_turn) || (hands_free() && state.with(|s| *s == VoiceState::Listening));
@@ -57,9 +58,9 @@ pub fn App() -> impl IntoView {
         <div
             class="app"
             data-state=move || state.with(VoiceState::name)
-            data-playback=move || turns.playback.get().name()
+            data-playback=move || core.playback.get().name()
             data-hands-free=move || hands_free().to_string()
-            data-live=move || if turns.live_open.get() { "open" } else { "closed" }
+            data-live=move || if core.live_open.get() { "open" } else { "closed" }
         >
             <header class="topbar">
                 <h1>"Parlance"</h1>
@@ -67,9 +68,9 @@ pub fn App() -> impl IntoView {
                     "New conversation"
                 </button>
             </header>
-            {move || turns.notice.get().map(|notice| view! { <p class="notice" role="alert">{notice}</p> })}
+            {move || core.notice.get().map(|notice| view! { <p class="notice" role="alert">{notice}</p> })}
             <main class="main">
-                <Conversation exchanges=turns.exchanges pending=pending heard=heard />
+                <Conversation exchanges=core.exchanges pending=pending heard=heard />
             </main>
             <footer class="controls">
                 <p

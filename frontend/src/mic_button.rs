@@ -13,7 +13,7 @@ const MIC_ID: &str = "mic";
 #[component]
 pub fn MicButton() -> impl IntoView {
     let turns = expect_context::<Turns>();
-    let state = turns.state;
+    let state = turns.core.state;
     // Space is push-to-talk anywhere except where it types or presses something else.
     let space_down = window_event_listener(ev::keydown, move |event| {
         if is_space(&event) && space_is_for_the_mic(&event) {
@@ -56,7 +56,7 @@ pub fn MicButton() -> impl IntoView {
     };
 
     let look = move || state.with(VoiceState::mic_look);
-    let level = turns.level;
+    let level = turns.core.level;
 
     view! {
         <div class="mic-area">

@@ -1,7 +1,10 @@
 //! Turns over the live connection (`/api/ws`): the microphone streamed while the user speaks, the answer
 //! played sentence by sentence as it is written, barge-in, and hands-free mode. When the socket is not open,
-//! [`Turns`] uses the HTTP path instead, so everything here is an improvement, never a requirement (except
-//! hands-free, which cannot work without it and says so).
+//! [`super::Turns`] uses the HTTP path instead, so everything here is an improvement, never a requirement
+//! (except hands-free, which cannot work without it and says so).
+//!
+//! Where the connection is in a turn is [`LiveState`]'s to say; this adapter feeds it the socket's events, the
+//! microphone's frames and the user's actions, and does what it answers.
 
 use base64::Engine as _;
 use leptos::logging;
@@ -9,8 +12,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, ErrorCode, KnowledgeSource, ServerEvent, SessionId, StageTimings};
 
+use super::core::Core;
 use super::live_state::{AfterDone, FrameUse, LiveState, Player};
-use super::{PlaybackMark, SPOKEN_QUESTION, Turns};
+use super::{PlaybackMark, SPOKEN_QUESTION};
 use crate::audio::capture::Capture;
 use crate::audio::recorder::MicError;
 use crate::audio::stream_player::StreamPlayer;
@@ -25,9 +29,9 @@ const CLOSED_MID_TURN: &str = "The live connection to the Parlance server closed
 const HANDS_FREE_NEEDS_SOCKET: &str = "Hands-free needs the live connection to the Parlance server, which is not open right now. \
                                        It reconnects by itself; meanwhile hold the mic button to talk, or type.";
 
-/// The live connection: the socket, and what it is carrying with the browser objects that belong to that.
+/// The socket, and what it is carrying with the browser objects that belong to that.
 #[derive(Default)]
-pub(super) struct Live {
+struct Link {
     socket: Option<StreamSocket>,
     state: LiveState<Capture, StreamPlayer>,
 }
@@ -46,24 +50,35 @@ impl Player for StreamPlayer {
     }
 }
 
-impl Turns {
-    /// Opens the live connection; it stays open (reconnecting as needed) for the page's lifetime.
-    pub(super) fn connect_live(self) {
-        let socket = StreamSocket::connect(move |event| self.on_socket_event(event));
-        self.live.update_value(|live| live.socket = socket);
+#[derive(Clone, Copy)]
+pub(super) struct Live {
+    core: Core,
+    /// Browser objects live on the page's one thread only.
+    link: StoredValue<Link, LocalStorage>,
+}
+
+impl Live {
+    pub(super) fn new(core: Core) -> Self {
+        Self { core, link: StoredValue::new_local(Link::default()) }
     }
 
-    pub(super) fn live_is_open(self) -> bool {
-        self.live.with_value(|live| live.socket.as_ref().is_some_and(StreamSocket::is_open))
+    /// Opens the live connection; it stays open (reconnecting as needed) for the page's lifetime.
+    pub(super) fn connect(self) {
+        let socket = StreamSocket::connect(move |event| self.on_socket_event(event));
+        self.link.update_value(|link| link.socket = socket);
+    }
+
+    pub(super) fn is_open(self) -> bool {
+        self.link.with_value(|link| link.socket.as_ref().is_some_and(StreamSocket::is_open))
     }
 
     fn send(self, message: &ClientMessage) -> Result<(), SocketError> {
-        let socket = self.live.with_value(|live| live.socket.clone());
+        let socket = self.link.with_value(|link| link.socket.clone());
         socket.ok_or(SocketError::NotOpen)?.send(message)
     }
 
     fn send_audio(self, bytes: &[u8]) {
-        let socket = self.live.with_value(|live| live.socket.clone());
+        let socket = self.link.with_value(|link| link.socket.clone());
         if let Some(Err(error)) = socket.map(|socket| socket.send_audio(bytes)) {
             logging::warn!("audio frame not sent: {error}");
         }
@@ -71,11 +86,11 @@ impl Turns {
 
     /// Moves the live state on; `None` once the page is gone.
     fn change_live<T>(self, change: impl FnOnce(&mut LiveState<Capture, StreamPlayer>) -> T) -> Option<T> {
-        self.live.try_update_value(|live| change(&mut live.state))
+        self.link.try_update_value(|link| change(&mut link.state))
     }
 
     fn read_live<T>(self, read: impl FnOnce(&LiveState<Capture, StreamPlayer>) -> T) -> T {
-        self.live.with_value(|live| read(&live.state))
+        self.link.with_value(|link| read(&link.state))
     }
 
     // ---- push-to-talk over the socket ----
@@ -83,38 +98,38 @@ impl Turns {
     /// Starts streaming the microphone for a turn that `start_listening` already moved to Listening.
     pub(super) fn start_streamed_listening(self, generation: u64) {
         spawn_local(async move {
-            let Some(context) = self.devices.with_value(|d| d.output.context()) else {
-                self.fail_recording(MicError::Unsupported);
+            let Some(context) = self.core.audio_context() else {
+                self.fail_microphone(MicError::Unsupported);
                 return;
             };
             let on_failure = move |error: MicError| {
-                if self.is_current(generation) {
-                    self.fail_recording(error);
+                if self.core.is_current(generation) {
+                    self.fail_microphone(error);
                 }
             };
             match Capture::start(&context, move |frame| self.on_frame(frame), on_failure).await {
                 Ok(capture) => {
-                    if !self.is_current(generation) || self.state.get_untracked() != VoiceState::Listening {
+                    if !self.core.is_current(generation) || self.core.state.get_untracked() != VoiceState::Listening {
                         return; // dropping the capture releases the microphone
                     }
-                    self.attach_meter(capture.stream());
-                    let session_id = self.session.get_untracked();
-                    self.heard.set(None);
+                    self.core.attach_meter(capture.stream());
+                    let session_id = self.core.session.get_untracked();
+                    self.core.heard.set(None);
                     if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
-                        self.fail_recording(MicError::RecorderFailed(error.to_string()));
+                        self.fail_microphone(MicError::RecorderFailed(error.to_string()));
                         return;
                     }
                     if self.change_live(|live| live.hold(capture)).is_none() {
                         return;
                     }
-                    let stop_now = self.devices.try_update_value(|d| std::mem::take(&mut d.stop_requested)).unwrap_or(false);
+                    let stop_now = self.core.take_stop_requested();
                     if stop_now {
-                        self.stop_listening();
+                        self.end_streamed_listening();
                     }
                 }
                 Err(error) => {
-                    if self.is_current(generation) {
-                        self.fail_recording(error);
+                    if self.core.is_current(generation) {
+                        self.fail_microphone(error);
                     }
                 }
             }
@@ -128,7 +143,7 @@ impl Turns {
 
     /// Push-to-talk let go: the rest of the audio goes out, then `end_turn`, and the microphone is released.
     pub(super) fn end_streamed_listening(self) {
-        self.stop_meter();
+        self.core.stop_meter();
         self.end_streamed_turn();
     }
 
@@ -138,28 +153,28 @@ impl Turns {
             self.send_audio(&rest);
         }
         if let Err(error) = self.send(&ClientMessage::EndTurn) {
-            self.apply(VoiceEvent::Failed(format!("{CLOSED_MID_TURN} ({error})")));
+            self.core.apply(VoiceEvent::Failed(format!("{CLOSED_MID_TURN} ({error})")));
             self.resume_hands_free();
             return;
         }
         // What the server heard at the last pause is most often the whole question: shown until the final transcript.
-        let heard = self.heard.try_update(Option::take).flatten();
-        if self.apply(VoiceEvent::StreamEnded) {
-            let generation = self.generation.get_value();
+        let heard = self.core.heard.try_update(Option::take).flatten();
+        if self.core.apply(VoiceEvent::StreamEnded) {
+            let generation = self.core.generation();
             let question = heard.unwrap_or_else(|| SPOKEN_QUESTION.to_owned());
-            self.pending.set(Some(question.clone()));
+            self.core.pending.set(Some(question.clone()));
             self.begin_live_turn(generation, question);
         }
     }
 
     fn begin_live_turn(self, generation: u64, question: String) {
-        self.partial_answer.set(String::new());
+        self.core.partial_answer.set(String::new());
         self.change_live(|live| live.begin(generation, question));
     }
 
     /// A typed question over the socket. Returns false if the socket refused it (the caller falls back to HTTP).
-    pub(super) fn send_text_live(self, generation: u64, text: &str) -> bool {
-        let message = ClientMessage::Text { session_id: self.session.get_untracked(), text: text.to_owned(), speak: true };
+    pub(super) fn send_text(self, generation: u64, text: &str) -> bool {
+        let message = ClientMessage::Text { session_id: self.core.session.get_untracked(), text: text.to_owned(), speak: true };
         if self.send(&message).is_err() {
             return false;
         }
@@ -170,7 +185,7 @@ impl Turns {
     // ---- the microphone's frames ----
 
     fn on_frame(self, frame: Vec<i16>) {
-        let state = self.state.get_untracked();
+        let state = self.core.state.get_untracked();
         // Hands-free hears a new question while waiting for one and while an answer plays (to be talked over),
         // not while the server works on one.
         let detector_listens = matches!(state, VoiceState::Listening | VoiceState::Speaking);
@@ -200,13 +215,13 @@ impl Turns {
         if state == VoiceState::Speaking {
             logging::log!("barge-in: the user started speaking during the answer");
             self.silence_playback();
-            if !self.apply(VoiceEvent::StartListening) {
+            if !self.core.apply(VoiceEvent::StartListening) {
                 return;
             }
-            self.next_generation();
+            self.core.next_generation();
         }
-        let session_id = self.session.get_untracked();
-        self.heard.set(None);
+        let session_id = self.core.session.get_untracked();
+        self.core.heard.set(None);
         if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
             self.fail_hands_free(&error.to_string());
             return;
@@ -219,17 +234,13 @@ impl Turns {
 
     // ---- hands-free ----
 
-    pub fn hands_free_enabled(self) -> bool {
-        self.hands_free.with_untracked(|settings| settings.enabled)
-    }
-
     /// The toggle (a user gesture, which also unlocks audio).
-    pub fn set_hands_free(self, enabled: bool) {
-        self.unlock_audio();
-        self.hands_free.update(|settings| settings.enabled = enabled);
-        settings::save(self.hands_free.get_untracked());
+    pub(super) fn set_hands_free(self, enabled: bool) {
+        self.core.unlock_audio();
+        self.core.hands_free.update(|settings| settings.enabled = enabled);
+        settings::save(self.core.hands_free.get_untracked());
         if enabled {
-            if self.state.get_untracked().accepts_new_turn() {
+            if self.core.state.get_untracked().accepts_new_turn() {
                 self.open_hands_free();
             }
         } else {
@@ -238,22 +249,22 @@ impl Turns {
     }
 
     /// The silence setting; a turn being listened to keeps its detector, the next one uses the new value.
-    pub fn set_silence_ms(self, silence_ms: u32) {
-        self.hands_free.update(|settings| settings.silence_ms = VadConfig::with_silence_ms(silence_ms).silence_ms);
-        settings::save(self.hands_free.get_untracked());
+    pub(super) fn set_silence_ms(self, silence_ms: u32) {
+        self.core.hands_free.update(|settings| settings.silence_ms = VadConfig::with_silence_ms(silence_ms).silence_ms);
+        settings::save(self.core.hands_free.get_untracked());
     }
 
     /// The mic button (or Space) in hands-free mode: opens the microphone, interrupts the answer, ends a
     /// question early, or closes the microphone, depending on what is going on.
     pub(super) fn hands_free_press(self) {
         let (listening_open, sending) = self.read_live(|live| (live.hands_free_open(), live.is_sending()));
-        match self.state.get_untracked() {
+        match self.core.state.get_untracked() {
             VoiceState::Listening if sending => self.end_streamed_turn(),
             VoiceState::Listening => self.close_hands_free(),
             VoiceState::Speaking => {
                 self.silence_playback();
-                self.apply(VoiceEvent::PlaybackFinished);
-                self.next_generation();
+                self.core.apply(VoiceEvent::PlaybackFinished);
+                self.core.next_generation();
                 if listening_open {
                     self.resume_hands_free();
                 } else {
@@ -266,34 +277,37 @@ impl Turns {
     }
 
     fn open_hands_free(self) {
-        if !self.live_is_open() {
-            self.apply(VoiceEvent::Reset);
-            self.apply(VoiceEvent::StartListening);
-            self.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
+        if !self.is_open() {
+            self.core.apply(VoiceEvent::Reset);
+            self.core.apply(VoiceEvent::StartListening);
+            self.core.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
             return;
         }
-        if !self.apply(VoiceEvent::StartListening) {
+        if !self.core.apply(VoiceEvent::StartListening) {
             return;
         }
-        let generation = self.next_generation();
-        let config = VadConfig::with_silence_ms(self.hands_free.with_untracked(|settings| settings.silence_ms));
+        let generation = self.core.next_generation();
+        let config = VadConfig::with_silence_ms(self.core.hands_free.with_untracked(|settings| settings.silence_ms));
         spawn_local(async move {
-            let Some(context) = self.devices.with_value(|d| d.output.context()) else {
-                self.fail_recording(MicError::Unsupported);
+            let Some(context) = self.core.audio_context() else {
+                self.fail_microphone(MicError::Unsupported);
                 return;
             };
-            let on_failure = move |error: MicError| self.fail_recording(error);
+            let on_failure = move |error: MicError| self.fail_microphone(error);
             match Capture::start(&context, move |frame| self.on_frame(frame), on_failure).await {
                 Ok(capture) => {
-                    if !self.is_current(generation) || self.state.get_untracked() != VoiceState::Listening || !self.hands_free_enabled() {
+                    if !self.core.is_current(generation)
+                        || self.core.state.get_untracked() != VoiceState::Listening
+                        || !self.core.hands_free_enabled()
+                    {
                         return;
                     }
-                    self.attach_meter(capture.stream());
+                    self.core.attach_meter(capture.stream());
                     self.change_live(|live| live.open_hands_free(capture, Vad::new(config)));
                 }
                 Err(error) => {
-                    if self.is_current(generation) {
-                        self.fail_recording(error);
+                    if self.core.is_current(generation) {
+                        self.fail_microphone(error);
                     }
                 }
             }
@@ -301,22 +315,22 @@ impl Turns {
     }
 
     /// Turns hands-free listening off: the microphone is released, a question being streamed is dropped.
-    pub(super) fn close_hands_free(self) {
-        self.release_live_microphone();
-        self.stop_meter();
-        if self.state.get_untracked() == VoiceState::Listening {
-            self.apply(VoiceEvent::Reset);
+    fn close_hands_free(self) {
+        self.release_microphone();
+        self.core.stop_meter();
+        if self.core.state.get_untracked() == VoiceState::Listening {
+            self.core.apply(VoiceEvent::Reset);
         }
     }
 
     /// After an answer (or a failure) in hands-free mode: listen again, with the microphone that is still open.
     pub(super) fn resume_hands_free(self) {
-        if !self.hands_free_enabled() || !self.state.get_untracked().accepts_new_turn() {
+        if !self.core.hands_free_enabled() || !self.core.state.get_untracked().accepts_new_turn() {
             return;
         }
         if self.change_live(LiveState::listen_again) == Some(true) {
-            if self.apply(VoiceEvent::StartListening) {
-                self.next_generation();
+            if self.core.apply(VoiceEvent::StartListening) {
+                self.core.next_generation();
             }
         } else {
             self.open_hands_free();
@@ -326,18 +340,18 @@ impl Turns {
     fn fail_hands_free(self, reason: &str) {
         logging::warn!("hands-free: {reason}");
         self.close_hands_free();
-        self.apply(VoiceEvent::Reset);
-        self.apply(VoiceEvent::StartListening);
-        self.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
+        self.core.apply(VoiceEvent::Reset);
+        self.core.apply(VoiceEvent::StartListening);
+        self.core.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
     }
 
     /// Hands-free is waiting for speech (the microphone open, nothing sent yet).
     pub(super) fn hands_free_idle(self) -> bool {
-        self.state.get_untracked() == VoiceState::Listening && self.read_live(LiveState::waiting_for_speech)
+        self.core.state.get_untracked() == VoiceState::Listening && self.read_live(LiveState::waiting_for_speech)
     }
 
-    /// The microphone failed: whatever the live path holds of it is dropped.
-    pub(super) fn release_live_microphone(self) {
+    /// Releases the microphone; a question being streamed is dropped.
+    fn release_microphone(self) {
         if self.change_live(LiveState::release_mic) == Some(true) {
             // While listening the server drops what it received.
             let _ = self.send(&ClientMessage::Interrupt { played_through: None });
@@ -346,29 +360,46 @@ impl Turns {
 
     /// "New conversation": the live turn is dropped without keeping anything, and the socket leaves the old
     /// conversation too.
-    pub(super) fn live_new_conversation(self) {
+    pub(super) fn new_conversation(self) {
         let busy = self.change_live(LiveState::reset);
-        self.partial_answer.set(String::new());
+        self.core.partial_answer.set(String::new());
         if busy == Some(true) {
             let _ = self.send(&ClientMessage::Interrupt { played_through: None });
         }
-        if self.live_is_open() {
+        if self.is_open() {
             let _ = self.send(&ClientMessage::NewSession);
         }
     }
 
+    /// The microphone failed (or could not start): the turn fails with a sentence saying why.
+    fn fail_microphone(self, error: MicError) {
+        logging::warn!("microphone: {error:?}");
+        self.release_microphone();
+        self.core.stop_meter();
+        self.core.set_stop_requested(false);
+        self.core.track(|tracker| tracker.reset());
+        self.core.apply(VoiceEvent::Failed(error.to_string()));
+    }
+
     // ---- playback and barge-in ----
+
+    /// Ends whatever answer is playing, streamed or a whole clip, without a PlaybackFinished: the caller is
+    /// about to move the state on itself.
+    pub(super) fn silence_playback(self) {
+        self.interrupt_answer();
+        self.core.silence_clip();
+    }
 
     /// Stops a streamed answer that is playing (or still arriving) and tells the server how much was heard, so
     /// the conversation keeps only that. Returns whether there was one.
-    pub(super) fn interrupt_live_answer(self) -> bool {
-        let shown_question = self.pending.get_untracked();
+    pub(super) fn interrupt_answer(self) -> bool {
+        let shown_question = self.core.pending.get_untracked();
         let Some(Some(stopped)) = self.change_live(|live| live.cut(shown_question)) else { return false };
         if stopped.was_playing {
-            self.playback.set(PlaybackMark::Stopped);
+            self.core.playback.set(PlaybackMark::Stopped);
         }
-        self.partial_answer.set(String::new());
-        self.pending.set(None);
+        self.core.partial_answer.set(String::new());
+        self.core.pending.set(None);
         let played_through = stopped.played_through;
         logging::log!("interrupting the answer; played through chunk {played_through:?}");
         if let Err(error) = self.send(&ClientMessage::Interrupt { played_through }) {
@@ -385,20 +416,20 @@ impl Turns {
                 return;
             }
         };
-        let Some(context) = self.devices.with_value(|d| d.output.context()) else { return };
-        let generation = self.generation.get_value();
+        let Some(context) = self.core.audio_context() else { return };
+        let generation = self.core.generation();
         let make = move || StreamPlayer::new(context, move || self.on_player_idle(generation));
         let Some(Some((player, first))) = self.change_live(|live| live.chunk_player(make)) else { return };
         player.push(sequence, &bytes);
         if first {
-            self.playback.set(PlaybackMark::Playing);
-            self.apply(VoiceEvent::AnswerStarted);
+            self.core.playback.set(PlaybackMark::Playing);
+            self.core.apply(VoiceEvent::AnswerStarted);
         }
     }
 
     /// Everything received so far has played: the turn is over if `done` has come too.
     fn on_player_idle(self, generation: u64) {
-        if !self.is_current(generation) {
+        if !self.core.is_current(generation) {
             return;
         }
         if self.change_live(LiveState::played_out) == Some(true) {
@@ -407,8 +438,8 @@ impl Turns {
     }
 
     fn answer_played(self) {
-        self.playback.set(PlaybackMark::Ended);
-        self.apply(VoiceEvent::PlaybackFinished);
+        self.core.playback.set(PlaybackMark::Ended);
+        self.core.apply(VoiceEvent::PlaybackFinished);
         self.resume_hands_free();
     }
 
@@ -418,10 +449,10 @@ impl Turns {
         match event {
             SocketEvent::Opened => {
                 logging::log!("live connection open");
-                self.live_open.set(true);
+                self.core.live_open.set(true);
             }
             SocketEvent::Closed { was_open, reason } => {
-                self.live_open.set(false);
+                self.core.live_open.set(false);
                 self.on_socket_closed(was_open, &reason);
             }
             SocketEvent::Event(event) => self.on_server_event(event),
@@ -431,18 +462,18 @@ impl Turns {
     fn on_socket_closed(self, was_open: bool, reason: &str) {
         logging::warn!("live connection closed (was open: {was_open}; {reason})");
         let in_turn = self.change_live(LiveState::reset);
-        self.stop_meter();
+        self.core.stop_meter();
         if in_turn == Some(true) {
-            self.next_generation();
-            let question = self.pending.get_untracked();
-            self.pending.set(None);
-            self.partial_answer.set(String::new());
+            self.core.next_generation();
+            let question = self.core.pending.get_untracked();
+            self.core.pending.set(None);
+            self.core.partial_answer.set(String::new());
             if let Some(question) = question {
-                self.push_exchange(question, Reply::Failed(CLOSED_MID_TURN.to_owned()));
+                self.core.push_exchange(question, Reply::Failed(CLOSED_MID_TURN.to_owned()));
             }
-            self.apply(VoiceEvent::Failed(CLOSED_MID_TURN.to_owned()));
-        } else if self.hands_free_enabled() && self.state.get_untracked() == VoiceState::Listening {
-            self.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
+            self.core.apply(VoiceEvent::Failed(CLOSED_MID_TURN.to_owned()));
+        } else if self.core.hands_free_enabled() && self.core.state.get_untracked() == VoiceState::Listening {
+            self.core.apply(VoiceEvent::Failed(HANDS_FREE_NEEDS_SOCKET.to_owned()));
         }
     }
 
@@ -462,18 +493,18 @@ impl Turns {
             | ServerEvent::Done { .. }
                 if awaiting_cut => {}
             // Heard at a pause while the user may still go on: provisional until the turn is sent.
-            ServerEvent::Transcript { text, is_final: false } if self.state.get_untracked() == VoiceState::Listening => {
-                self.heard.set(Some(text));
+            ServerEvent::Transcript { text, is_final: false } if self.core.state.get_untracked() == VoiceState::Listening => {
+                self.core.heard.set(Some(text));
             }
             ServerEvent::Transcript { text, .. } => {
                 if self.live_turn_is_current() {
-                    self.pending.set(Some(text.clone()));
+                    self.core.pending.set(Some(text.clone()));
                     self.change_live(|live| live.set_question(text));
                 }
             }
             ServerEvent::AnswerDelta { text } => {
                 if self.live_turn_is_current() {
-                    self.partial_answer.update(|answer| answer.push_str(&text));
+                    self.core.partial_answer.update(|answer| answer.push_str(&text));
                 }
             }
             ServerEvent::AudioChunk { sequence, audio, .. } => {
@@ -491,7 +522,7 @@ impl Turns {
     }
 
     fn live_turn_is_current(self) -> bool {
-        let generation = self.generation.get_value();
+        let generation = self.core.generation();
         self.read_live(|live| live.answering(generation))
     }
 
@@ -503,15 +534,15 @@ impl Turns {
         timings: StageTimings,
         speech_error: Option<&ErrorBody>,
     ) {
-        self.notice.set(None);
-        self.set_session(Some(session_id));
+        self.core.notice.set(None);
+        self.core.set_session(Some(session_id));
         let question = self.read_live(|live| live.turn().map(|turn| turn.question.clone())).unwrap_or_default();
-        self.pending.set(None);
-        self.partial_answer.set(String::new());
-        let id = self.push_exchange(question, Reply::Answer(Answer::from_done(answer, &sources, timings, speech_error)));
+        self.core.pending.set(None);
+        self.core.partial_answer.set(String::new());
+        let id = self.core.push_exchange(question, Reply::Answer(Answer::from_done(answer, &sources, timings, speech_error)));
         match self.change_live(|live| live.done(id, sources, timings)).unwrap_or(AfterDone::Silent) {
             AfterDone::Silent => {
-                self.apply(VoiceEvent::AnswerReceived { has_audio: false });
+                self.core.apply(VoiceEvent::AnswerReceived { has_audio: false });
                 self.resume_hands_free();
             }
             AfterDone::Played => self.answer_played(),
@@ -521,12 +552,12 @@ impl Turns {
 
     fn on_interrupted(self, session_id: SessionId, kept_answer: &str) {
         let Some(Some(cut)) = self.change_live(LiveState::take_cut) else { return };
-        self.set_session(Some(session_id));
+        self.core.set_session(Some(session_id));
         let reply = Reply::Answer(Answer::interrupted(kept_answer, cut.sources, cut.timings));
         match cut.exchange {
-            Some(id) => self.replace_reply(id, reply),
+            Some(id) => self.core.replace_reply(id, reply),
             None => {
-                self.push_exchange(cut.question, reply);
+                self.core.push_exchange(cut.question, reply);
             }
         }
     }
@@ -540,30 +571,30 @@ impl Turns {
         // A refused `start` releases a push-to-talk microphone; hands-free keeps listening.
         let mic_released = self.change_live(LiveState::stop_sending).unwrap_or(false);
         let question = self.change_live(LiveState::fail_answer).flatten();
-        self.pending.set(None);
-        self.partial_answer.set(String::new());
+        self.core.pending.set(None);
+        self.core.partial_answer.set(String::new());
         if error.code == ErrorCode::SessionNotFound {
-            self.set_session(None);
+            self.core.set_session(None);
         }
-        if error.code == ErrorCode::NoSpeech && self.hands_free_enabled() {
+        if error.code == ErrorCode::NoSpeech && self.core.hands_free_enabled() {
             // Hands-free took a noise for speech: nothing to show, keep listening.
-            if self.apply(VoiceEvent::NothingHeard) {
+            if self.core.apply(VoiceEvent::NothingHeard) {
                 self.change_live(LiveState::listen_again);
             }
             return;
         }
         if mic_released {
-            self.stop_meter();
+            self.core.stop_meter();
         }
         if let Some(question) = question {
-            self.push_exchange(question, Reply::Failed(error.message.clone()));
+            self.core.push_exchange(question, Reply::Failed(error.message.clone()));
         }
-        self.apply(VoiceEvent::Failed(error.message.clone()));
+        self.core.apply(VoiceEvent::Failed(error.message.clone()));
         self.resume_hands_free();
     }
 
     /// The current hands-free settings, for the page.
-    pub fn hands_free_settings(self) -> Signal<HandsFreeSettings> {
-        self.hands_free.into()
+    pub(super) fn hands_free_settings(self) -> Signal<HandsFreeSettings> {
+        self.core.hands_free.into()
     }
 }
