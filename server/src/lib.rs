@@ -7,7 +7,6 @@ pub mod backend;
 pub mod config;
 pub mod cpu;
 pub mod embeddings;
-pub mod error;
 pub mod events;
 pub mod knowledge;
 pub mod llm;

@@ -79,6 +79,19 @@ pub trait ChatModel: Send + Sync {
 pub enum LlmError {
     #[error("language model provider: {0}")]
     Provider(#[from] ProviderError),
+    /// The prompt (system prompt, recent turns, tools, question) does not fit the model's context. A case of its
+    /// own, whatever backend noticed it, because the user can do something about it: start a new conversation.
+    #[error("the conversation is too long for the language model: {needed} tokens, it holds {limit}")]
+    ConversationTooLong { needed: usize, limit: usize },
     #[error("local language model: {0}")]
-    Local(#[from] LocalLlmError),
+    Local(LocalLlmError),
+}
+
+impl From<LocalLlmError> for LlmError {
+    fn from(error: LocalLlmError) -> Self {
+        match error {
+            LocalLlmError::Engine(local::EngineError::TooLong { needed, limit }) => Self::ConversationTooLong { needed, limit },
+            other => Self::Local(other),
+        }
+    }
 }

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use chrono::Utc;
-use parlance_shared::{AudioClip, ErrorBody, HistoryTurn, Role, ServerEvent, SessionId, Stage, StageTimings, TurnResponse, TurnState};
+use parlance_shared::{
+    AudioClip, HistoryTurn, KnowledgeSource, Role, ServerEvent, SessionId, Stage, StageTimings, ToolCallRecord, TurnState,
+};
 
 pub use self::speaker::{SentenceSpeaker, SpeechReport};
 use crate::agent::{Agent, AgentError, Answer};
@@ -18,7 +20,7 @@ use crate::events::EventSink;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::stt::{SpeechToText, SttError};
 use crate::text::SentenceSplitter;
-use crate::tts::TextToSpeech;
+use crate::tts::{TextToSpeech, TtsError};
 
 pub struct Pipeline {
     pub stt: Option<Arc<dyn SpeechToText>>,
@@ -45,6 +47,35 @@ pub enum TurnError {
     Agent(#[from] AgentError),
     #[error(transparent)]
     Sessions(#[from] SessionError),
+}
+
+/// A finished turn. The edge sends it on in the wire's shape (`TurnResponse`, or the socket's `done`), and
+/// says there why the answer was not spoken, if it was not.
+#[derive(Debug)]
+pub struct Turn {
+    pub session_id: SessionId,
+    /// What the user said: the transcript of a spoken turn, the text of a typed one.
+    pub transcript: String,
+    pub answer: String,
+    /// The whole answer spoken ([`Speech::WholeAnswer`] only: sentences go out as events).
+    pub audio: Option<AudioClip>,
+    /// Why speech that was asked for is missing or stopped early; the written answer stands.
+    pub speech_error: Option<SpeechFailure>,
+    pub sources: Vec<KnowledgeSource>,
+    pub tool_calls: Vec<ToolCallRecord>,
+    pub timings: StageTimings,
+}
+
+/// Why an answer was not (wholly) spoken. Not a failed turn: the user still gets the text.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechFailure {
+    #[error("text-to-speech is not configured")]
+    NotConfigured,
+    #[error(transparent)]
+    Tts(#[from] TtsError),
+    /// The task speaking the sentences ended without a report (it panicked).
+    #[error("the speech task stopped: {0}")]
+    Stopped(String),
 }
 
 /// A session a turn belongs to, with what it remembers.
@@ -78,13 +109,7 @@ pub enum Speech {
 
 impl Pipeline {
     /// `POST /api/chat`.
-    pub async fn text_turn(
-        &self,
-        session_id: Option<SessionId>,
-        text: &str,
-        speak: bool,
-        events: &EventSink,
-    ) -> Result<TurnResponse, TurnError> {
+    pub async fn text_turn(&self, session_id: Option<SessionId>, text: &str, speak: bool, events: &EventSink) -> Result<Turn, TurnError> {
         let started = Instant::now();
         let conversation = self.open(session_id).await?;
         let speech = if speak { Speech::WholeAnswer } else { Speech::Off };
@@ -92,12 +117,7 @@ impl Pipeline {
     }
 
     /// `POST /api/voice`.
-    pub async fn voice_turn(
-        &self,
-        session_id: Option<SessionId>,
-        audio: &AudioUpload,
-        events: &EventSink,
-    ) -> Result<TurnResponse, TurnError> {
+    pub async fn voice_turn(&self, session_id: Option<SessionId>, audio: &AudioUpload, events: &EventSink) -> Result<Turn, TurnError> {
         let started = Instant::now();
         self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
         // Checked before transcribing, so a stale session id costs no model time.
@@ -143,7 +163,7 @@ impl Pipeline {
         speech: Speech,
         events: &EventSink,
         started: Instant,
-    ) -> Result<TurnResponse, TurnError> {
+    ) -> Result<Turn, TurnError> {
         let mut timings = StageTimings::default();
         let question = match input {
             TurnInput::Text(text) => text,
@@ -173,12 +193,12 @@ impl Pipeline {
                 timings.first_audio_ms = report.first_audio_ms;
                 (None, report.error)
             }
-            (Speech::Sentences, None) => (None, Some(crate::error::ApiError::from(TurnError::NotConfigured(Stage::Tts)).body())),
+            (Speech::Sentences, None) => (None, Some(SpeechFailure::NotConfigured)),
         };
 
         self.remember(&conversation.id, question, &answer).await?;
         timings.total_ms = elapsed_ms(started);
-        Ok(TurnResponse {
+        Ok(Turn {
             session_id: conversation.id,
             transcript: question.to_owned(),
             answer: answer.text,
@@ -253,12 +273,12 @@ impl Pipeline {
     }
 
     /// A failure to speak keeps the written answer: the user still gets it, with a note why there is no audio.
-    async fn speak_whole(&self, text: &str, timings: &mut StageTimings) -> (Option<AudioClip>, Option<ErrorBody>) {
+    async fn speak_whole(&self, text: &str, timings: &mut StageTimings) -> (Option<AudioClip>, Option<SpeechFailure>) {
         if text.is_empty() {
             return (None, None);
         }
         let Some(tts) = &self.tts else {
-            return (None, Some(crate::error::ApiError::from(TurnError::NotConfigured(Stage::Tts)).body()));
+            return (None, Some(SpeechFailure::NotConfigured));
         };
         let tts_started = Instant::now();
         let result = tts.synthesize(text).await;
@@ -270,7 +290,7 @@ impl Pipeline {
             }
             Err(error) => {
                 tracing::warn!(%error, "speaking the answer failed; sending text only");
-                (None, Some(crate::error::speech_error_body(&error)))
+                (None, Some(SpeechFailure::Tts(error)))
             }
         }
     }

@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine as _;
-use parlance_shared::{AudioClip, ErrorBody, ServerEvent, TurnState};
+use parlance_shared::{AudioClip, ServerEvent, TurnState};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::elapsed_ms;
-use crate::error::speech_error_body;
+use super::{SpeechFailure, elapsed_ms};
 use crate::events::EventSink;
 use crate::text::speakable;
 use crate::tts::{TextToSpeech, TtsError};
@@ -25,7 +24,7 @@ pub struct SpeechReport {
     /// From the end of the user's turn to the first chunk sent.
     pub first_audio_ms: Option<u64>,
     /// Why speaking stopped early; the sentences after the failure are not spoken.
-    pub error: Option<ErrorBody>,
+    pub error: Option<SpeechFailure>,
 }
 
 /// Dropping it stops the synthesis at once (a barge-in aborts the turn, and this with it).
@@ -58,7 +57,7 @@ impl SentenceSpeaker {
         drop(sentences);
         task.await.unwrap_or_else(|error| {
             tracing::error!(%error, "the speech task failed");
-            SpeechReport { error: Some(crate::error::ApiError::Internal(error.to_string()).body()), ..SpeechReport::default() }
+            SpeechReport { error: Some(SpeechFailure::Stopped(error.to_string())), ..SpeechReport::default() }
         })
     }
 }
@@ -97,7 +96,7 @@ async fn speak_in_order(
             Err(TtsError::NothingToSay) => continue,
             Err(error) => {
                 tracing::warn!(%error, spoken = report.chunks.len(), "speaking a sentence failed; the rest of the answer stays text only");
-                report.error = Some(speech_error_body(&error));
+                report.error = Some(SpeechFailure::Tts(error));
                 break;
             }
         }

@@ -2,8 +2,8 @@ use axum::Json;
 use axum::extract::State;
 use parlance_shared::{ErrorBody, TextTurnRequest, TurnResponse};
 
+use super::error::ApiError;
 use super::extract::ApiJson;
-use crate::error::ApiError;
 use crate::events::EventSink;
 use crate::state::AppState;
 
@@ -20,6 +20,6 @@ use crate::state::AppState;
         (status = 503, description = "A provider is unavailable or a stage is not configured", body = ErrorBody),
     ))]
 pub async fn chat(State(state): State<AppState>, ApiJson(request): ApiJson<TextTurnRequest>) -> Result<Json<TurnResponse>, ApiError> {
-    let response = state.pipeline.text_turn(request.session_id, &request.text, request.speak, &EventSink::none()).await?;
-    Ok(Json(response))
+    let turn = state.pipeline.text_turn(request.session_id, &request.text, request.speak, &EventSink::none()).await?;
+    Ok(Json(super::turn_response(turn)))
 }

@@ -1,6 +1,6 @@
 use axum::extract::FromRequest;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// `axum::Json`, but a malformed body is answered with the API's error body instead of plain text.
 #[derive(FromRequest)]

@@ -42,7 +42,7 @@ fn stage(stage: Stage, info: Option<BackendInfo>) -> StageHealth {
             location: None,
             ready: false,
             load_ms: None,
-            detail: Some(crate::error::ApiError::NotConfigured(stage).to_string()),
+            detail: Some(super::error::ApiError::NotConfigured(stage).to_string()),
         },
     }
 }

@@ -8,13 +8,12 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use parlance_shared::{
     AddNotesRequest, AddNotesResponse, ErrorBody, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery, KnowledgeSearchResponse, KnowledgeSource,
-    NewNote, NotePage, NotePageQuery, Stage,
+    NewNote, NotePage, NotePageQuery,
 };
 
-use crate::embeddings::EmbedError;
-use crate::error::ApiError;
-use crate::knowledge::document::{self, DocumentError};
-use crate::knowledge::{IngestError, KnowledgeError, SearchMode};
+use super::error::ApiError;
+use crate::knowledge::SearchMode;
+use crate::knowledge::document;
 use crate::state::AppState;
 
 /// Largest document or JSON body accepted: a long manual in Markdown is a few hundred KiB.
@@ -60,13 +59,7 @@ pub async fn add(State(state): State<AppState>, request: Request) -> Result<Json
 }
 
 fn multipart_rejected(rejection: MultipartRejection) -> ApiError {
-    ApiError::Rejected {
-        status: rejection.status(),
-        message: format!(
-            "send documents as multipart/form-data with file fields named `{KNOWLEDGE_FILE_FIELD}` ({})",
-            rejection.body_text()
-        ),
-    }
+    ApiError::not_a_form(&rejection, &format!("send documents as multipart/form-data with file fields named `{KNOWLEDGE_FILE_FIELD}`"))
 }
 
 async fn read_documents(mut multipart: Multipart) -> Result<Vec<NewNote>, ApiError> {
@@ -129,33 +122,5 @@ pub async fn search(
 }
 
 fn query_rejected(rejection: QueryRejection) -> ApiError {
-    ApiError::InvalidRequest(format!("the query string is not valid: {}", rejection.body_text()))
-}
-
-impl From<KnowledgeError> for ApiError {
-    fn from(error: KnowledgeError) -> Self {
-        match error {
-            KnowledgeError::Ingest(IngestError::InvalidNote { .. } | IngestError::NoNotes) => Self::InvalidRequest(error.to_string()),
-            KnowledgeError::NotFound(_) => Self::NotFound(error.to_string()),
-            KnowledgeError::NoEmbedder => Self::NotConfigured(Stage::Embeddings),
-            KnowledgeError::Embeddings(EmbedError::Dimensions { .. })
-            | KnowledgeError::Ingest(IngestError::Embeddings(EmbedError::Dimensions { .. })) => Self::Misconfigured(error.to_string()),
-            KnowledgeError::Embeddings(EmbedError::Provider(error))
-            | KnowledgeError::Ingest(IngestError::Embeddings(EmbedError::Provider(error))) => {
-                Self::Provider { stage: Stage::Embeddings, error }
-            }
-            other => Self::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<DocumentError> for ApiError {
-    fn from(error: DocumentError) -> Self {
-        match error {
-            DocumentError::Empty { .. } => Self::InvalidRequest(error.to_string()),
-            DocumentError::WrongExtension { .. } | DocumentError::Binary { .. } | DocumentError::NotUtf8 { .. } => {
-                Self::UnsupportedMediaType(error.to_string())
-            }
-        }
-    }
+    ApiError::bad_query(&rejection)
 }

@@ -1,6 +1,9 @@
-//! The HTTP surface: `/health`, the JSON API under `/api`, and the web app for every other path.
+//! The HTTP surface: `/health`, the JSON API under `/api`, and the web app for every other path. The edge of
+//! the server: handlers read requests, call the pipeline or a store, and answer in the wire's shapes; what a
+//! failure looks like to the user is decided in [`error`].
 
 mod chat;
+mod error;
 mod extract;
 mod frontend;
 mod health;
@@ -17,11 +20,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
+use parlance_shared::{ServerEvent, TurnResponse};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use self::error::{ApiError, speech_error_body};
 use crate::config::Settings;
-use crate::error::ApiError;
+use crate::pipeline::Turn;
 use crate::state::AppState;
 
 /// JSON requests are questions and ids: far below this.
@@ -64,6 +69,31 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(cors(&settings.cors_origins))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A finished turn as `POST /api/chat` and `POST /api/voice` answer it.
+fn turn_response(turn: Turn) -> TurnResponse {
+    TurnResponse {
+        speech_error: turn.speech_error.as_ref().map(speech_error_body),
+        session_id: turn.session_id,
+        transcript: turn.transcript,
+        answer: turn.answer,
+        audio: turn.audio,
+        sources: turn.sources,
+        tool_calls: turn.tool_calls,
+        timings: turn.timings,
+    }
+}
+
+/// A finished turn as the socket's last event of it.
+fn done_event(turn: Turn) -> ServerEvent {
+    ServerEvent::Done {
+        speech_error: turn.speech_error.as_ref().map(speech_error_body),
+        session_id: turn.session_id,
+        answer: turn.answer,
+        sources: turn.sources,
+        timings: turn.timings,
+    }
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> ApiError {

@@ -14,7 +14,7 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::KeyExtractor;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// Keys clients by their IP address. Requests without a peer address (in-process calls) share one budget.
 #[derive(Debug, Clone, Copy)]

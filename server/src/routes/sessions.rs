@@ -3,7 +3,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parlance_shared::{ErrorBody, SessionHistory, SessionId};
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /api/sessions/{id}`: the remembered conversation, oldest first.

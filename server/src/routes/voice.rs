@@ -3,8 +3,8 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use parlance_shared::{ErrorBody, SessionId, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD};
 
+use super::error::ApiError;
 use crate::audio::AudioUpload;
-use crate::error::ApiError;
 use crate::events::EventSink;
 use crate::state::AppState;
 
@@ -26,12 +26,11 @@ pub async fn voice(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<TurnResponse>, ApiError> {
-    let mut multipart = multipart.map_err(|rejection| ApiError::Rejected {
-        status: rejection.status(),
-        message: format!(
-            "send the recording as multipart/form-data with a file field named `{VOICE_AUDIO_FIELD}` ({})",
-            rejection.body_text()
-        ),
+    let mut multipart = multipart.map_err(|rejection| {
+        ApiError::not_a_form(
+            &rejection,
+            &format!("send the recording as multipart/form-data with a file field named `{VOICE_AUDIO_FIELD}`"),
+        )
     })?;
 
     let mut audio = None;
@@ -55,6 +54,6 @@ pub async fn voice(
         ApiError::MissingAudio(format!("the form has no `{VOICE_AUDIO_FIELD}` field; send the recording as a file in it"))
     })?;
     let upload = AudioUpload::from_bytes(audio)?;
-    let response = state.pipeline.voice_turn(session_id, &upload, &EventSink::none()).await?;
-    Ok(Json(response))
+    let turn = state.pipeline.voice_turn(session_id, &upload, &EventSink::none()).await?;
+    Ok(Json(super::turn_response(turn)))
 }

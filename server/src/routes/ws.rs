@@ -1,18 +1,23 @@
-//! `GET /api/ws`: the streaming conversation (see `crate::streaming` and `parlance_shared::stream`).
+//! `GET /api/ws`: the streaming conversation's socket. The conversation itself is `crate::streaming`'s; this
+//! file reads the frames, hands them over, and sends the replies in the wire's words (see
+//! `parlance_shared::stream`).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use parlance_shared::{ErrorBody, ErrorCode, ServerEvent};
 
+use super::error::{ApiError, socket_error_body};
 use super::rate_limit::TurnBudget;
-use crate::error::ApiError;
 use crate::state::AppState;
-use crate::streaming::{self, Connection};
+use crate::streaming::{Connection, Reply};
 
 /// Room for the JSON around the largest audio frame.
 const FRAME_OVERHEAD: usize = 64 * 1024;
@@ -48,7 +53,57 @@ pub async fn socket(
     let limit = state.max_upload_bytes.saturating_add(FRAME_OVERHEAD);
     let connection = Connection::new(state.pipeline.clone(), policy.budget, client, state.max_upload_bytes);
     tracing::info!(%client, "socket opened");
-    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| streaming::serve(socket, connection))
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(socket, connection))
+}
+
+/// Serves one socket until the client leaves. Leaving mid-turn stops the turn: dropping the connection aborts
+/// its task.
+async fn serve(socket: WebSocket, mut connection: Connection) {
+    let (mut outgoing, mut incoming) = socket.split();
+    loop {
+        let replies = tokio::select! {
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(text))) => connection.on_message(text.as_str()).await,
+                Some(Ok(Message::Binary(frame))) => connection.on_audio(&frame),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(error)) => {
+                    // Typically a frame over the size limit; the socket cannot be read past it.
+                    tracing::info!(%error, "closing a socket that sent an unreadable message");
+                    let message = format!("the socket could not read the last message ({error}); reconnect and keep each message within the upload limit");
+                    let _ = send(&mut outgoing, &ServerEvent::Error { error: ErrorBody::new(ErrorCode::InvalidRequest, message) }).await;
+                    let _ = outgoing.send(Message::Close(Some(CloseFrame { code: close_code::PROTOCOL, reason: "unreadable message".into() }))).await;
+                    break;
+                }
+            },
+            Some(reply) = connection.next_turn_event() => vec![reply],
+        };
+        for reply in replies {
+            if send(&mut outgoing, &event(reply)).await.is_err() {
+                tracing::debug!("client left");
+                return;
+            }
+        }
+    }
+}
+
+/// A reply of the connection as the wire says it.
+fn event(reply: Reply) -> ServerEvent {
+    match reply {
+        Reply::Event(event) => event,
+        Reply::Done(turn) => super::done_event(turn),
+        Reply::Failed(error) => ServerEvent::Error { error: socket_error_body(error) },
+    }
+}
+
+async fn send(outgoing: &mut futures::stream::SplitSink<WebSocket, Message>, event: &ServerEvent) -> Result<(), axum::Error> {
+    match serde_json::to_string(event) {
+        Ok(json) => outgoing.send(Message::Text(json.into())).await,
+        Err(error) => {
+            tracing::error!(%error, "an event could not be written as JSON");
+            Ok(())
+        }
+    }
 }
 
 /// No `Origin` (not a browser), the server's own origin, or a listed one.

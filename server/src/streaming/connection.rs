@@ -1,19 +1,46 @@
 //! One socket's state machine: idle -> listening (audio frames arrive) -> answering (a turn task runs) -> idle.
-//! Every message gets a reaction; a message that makes no sense in the current state gets an `error` event
-//! saying what to send instead, and the socket stays open.
+//! Every message gets a reaction; a message that makes no sense in the current state gets a [`SocketError`]
+//! reply (the edge sends it as an `error` event saying what to send instead), and the socket stays open.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, HistoryTurn, Role, ServerEvent, SessionId, TurnState};
+use parlance_shared::{AudioEncoding, ClientMessage, HistoryTurn, Role, ServerEvent, SessionId, TurnState};
 
 use super::early::EarlyTranscription;
 use super::recording::{Recording, RecordingError};
-use super::turn::{CancelledTurn, RunningTurn};
-use crate::error::ApiError;
-use crate::pipeline::{Conversation, Pipeline, Speech, TurnError, TurnInput};
+use super::turn::{CancelledTurn, Progress, RunningTurn};
+use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput};
 use crate::routes::TurnBudget;
+
+/// What the connection answers: protocol events as they are, and two things the edge puts into the wire's
+/// words (a finished turn, and a failure).
+#[derive(Debug)]
+pub enum Reply {
+    Event(ServerEvent),
+    /// The turn's answer is complete: sent as `done`.
+    Done(Turn),
+    /// Sent as an `error` event; the socket stays open.
+    Failed(SocketError),
+}
+
+/// Why a message or a turn failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
+    #[error("too many turns from this client; another may start in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The turn failed, or the conversation it names could not be opened.
+    #[error(transparent)]
+    Turn(#[from] TurnError),
+    /// What was heard of an interrupted answer could not be stored.
+    #[error("the interrupted answer could not be stored: {0}")]
+    NotStored(#[source] TurnError),
+}
 
 /// Mistakes in what a client sends; each becomes an `invalid_request` error event.
 #[derive(Debug, thiserror::Error)]
@@ -26,22 +53,6 @@ pub enum ProtocolError {
     Busy,
     #[error("there is no recording to end; send `start` and the audio first")]
     NotListening,
-}
-
-impl From<ProtocolError> for ApiError {
-    fn from(error: ProtocolError) -> Self {
-        Self::InvalidRequest(error.to_string())
-    }
-}
-
-impl From<RecordingError> for ApiError {
-    fn from(error: RecordingError) -> Self {
-        match error {
-            RecordingError::TooLarge { limit_bytes } => Self::PayloadTooLarge { limit_bytes },
-            RecordingError::Audio(error) => error.into(),
-            RecordingError::Wav(error) => Self::Internal(error.to_string()),
-        }
-    }
 }
 
 enum Phase {
@@ -82,11 +93,11 @@ impl Connection {
         }
     }
 
-    /// A JSON text frame; returns the events to send back.
-    pub async fn on_message(&mut self, text: &str) -> Vec<ServerEvent> {
+    /// A JSON text frame; returns what to send back.
+    pub async fn on_message(&mut self, text: &str) -> Vec<Reply> {
         let message = match serde_json::from_str::<ClientMessage>(text) {
             Ok(message) => message,
-            Err(error) => return vec![error_event(ProtocolError::Malformed(error.to_string()))],
+            Err(error) => return vec![failed(ProtocolError::Malformed(error.to_string()))],
         };
         let result = match message {
             ClientMessage::Start { session_id, encoding } => self.start(session_id, encoding).await,
@@ -95,11 +106,11 @@ impl Connection {
             ClientMessage::Interrupt { played_through } => self.interrupt(played_through).await,
             ClientMessage::NewSession => self.new_session(),
         };
-        result.unwrap_or_else(|error| vec![ServerEvent::Error { error }])
+        result.unwrap_or_else(|error| vec![Reply::Failed(error)])
     }
 
     /// A binary frame: audio of the turn being recorded.
-    pub fn on_audio(&mut self, frame: &[u8]) -> Vec<ServerEvent> {
+    pub fn on_audio(&mut self, frame: &[u8]) -> Vec<Reply> {
         match &mut self.phase {
             Phase::Listening { recording, early, .. } => match recording.push(frame) {
                 Ok(()) => {
@@ -108,44 +119,50 @@ impl Connection {
                     }
                     vec![]
                 }
-                Err(error) => vec![error_event(error)],
+                Err(error) => vec![failed(error)],
             },
             Phase::Idle | Phase::Answering(_) if !self.reported_stray_audio => {
                 self.reported_stray_audio = true;
-                vec![error_event(ProtocolError::AudioOutsideTurn)]
+                vec![failed(ProtocolError::AudioOutsideTurn)]
             }
             Phase::Idle | Phase::Answering(_) => vec![],
         }
     }
 
     /// The running turn's next event, or while listening a provisional transcript; waits forever when there
-    /// is none (for use in `select!`). The socket is idle again as soon as the turn's last event (`done` or
-    /// `error`) is handed out.
-    pub async fn next_turn_event(&mut self) -> Option<ServerEvent> {
+    /// is none (for use in `select!`). The socket is idle again as soon as the turn's end (its answer or its
+    /// failure) is handed out.
+    pub async fn next_turn_event(&mut self) -> Option<Reply> {
         let turn = match &mut self.phase {
             Phase::Answering(turn) => turn,
             Phase::Listening { early: Some(early), conversation, .. } => {
                 let text = early.next_partial().await;
                 // Most often the question is complete: the model reads it while the user's silence runs out.
                 self.pipeline.prepare(conversation, &text);
-                return Some(ServerEvent::Transcript { text, is_final: false });
+                return Some(Reply::Event(ServerEvent::Transcript { text, is_final: false }));
             }
             Phase::Listening { .. } | Phase::Idle => return std::future::pending().await,
         };
-        let event = turn.next_event().await;
-        match &event {
-            Some(ServerEvent::Done { .. }) => {
+        match turn.next_event().await {
+            Some(Progress::Event(event)) => Some(Reply::Event(event)),
+            Some(Progress::Finished(Ok(answered))) => {
                 self.last_spoken = Some(SpokenTurn { session_id: turn.session_id.clone(), chunks: turn.chunks.clone() });
                 // Idle before the client can react to `done`: its next `start` must not find the turn still running.
                 self.phase = Phase::Idle;
+                Some(Reply::Done(answered))
             }
-            Some(ServerEvent::Error { .. }) | None => self.phase = Phase::Idle,
-            Some(_) => {}
+            Some(Progress::Finished(Err(error))) => {
+                self.phase = Phase::Idle;
+                Some(failed(error))
+            }
+            None => {
+                self.phase = Phase::Idle;
+                None
+            }
         }
-        event
     }
 
-    async fn start(&mut self, session_id: Option<SessionId>, encoding: AudioEncoding) -> Result<Vec<ServerEvent>, ErrorBody> {
+    async fn start(&mut self, session_id: Option<SessionId>, encoding: AudioEncoding) -> Result<Vec<Reply>, SocketError> {
         self.ensure_idle()?;
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
@@ -155,32 +172,32 @@ impl Connection {
         };
         self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation, early };
         self.begin_turn();
-        Ok(vec![ServerEvent::Status { state: TurnState::Listening }])
+        Ok(vec![Reply::Event(ServerEvent::Status { state: TurnState::Listening })])
     }
 
-    fn end_turn(&mut self) -> Result<Vec<ServerEvent>, ErrorBody> {
+    fn end_turn(&mut self) -> Result<Vec<Reply>, SocketError> {
         let ended_at = Instant::now();
         let (recording, conversation, early) = match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Listening { recording, conversation, early } => (recording, conversation, early),
             other => {
                 self.phase = other;
-                return Err(body(ProtocolError::NotListening));
+                return Err(ProtocolError::NotListening.into());
             }
         };
         if recording.overflowed() {
             // Already reported when the limit was crossed; the turn is abandoned.
-            return Ok(vec![ServerEvent::Status { state: TurnState::Idle }]);
+            return Ok(vec![idle()]);
         }
         let input = match early.and_then(EarlyTranscription::finish) {
             Some(transcript) => TurnInput::Transcribing(transcript),
-            None => TurnInput::Voice(recording.finish().map_err(body)?),
+            None => TurnInput::Voice(recording.finish()?),
         };
         let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences, ended_at);
         self.phase = Phase::Answering(turn);
         Ok(vec![])
     }
 
-    async fn text(&mut self, session_id: Option<SessionId>, text: String, speak: bool) -> Result<Vec<ServerEvent>, ErrorBody> {
+    async fn text(&mut self, session_id: Option<SessionId>, text: String, speak: bool) -> Result<Vec<Reply>, SocketError> {
         let ended_at = Instant::now();
         self.ensure_idle()?;
         self.take_turn_budget()?;
@@ -192,10 +209,10 @@ impl Connection {
         Ok(vec![])
     }
 
-    async fn interrupt(&mut self, played_through: Option<u32>) -> Result<Vec<ServerEvent>, ErrorBody> {
+    async fn interrupt(&mut self, played_through: Option<u32>) -> Result<Vec<Reply>, SocketError> {
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Idle => self.trim_spoken_turn(played_through).await,
-            Phase::Listening { .. } => Ok(vec![ServerEvent::Status { state: TurnState::Idle }]),
+            Phase::Listening { .. } => Ok(vec![idle()]),
             Phase::Answering(turn) => {
                 let asked = Instant::now();
                 let cancelled = turn.cancel().await;
@@ -215,52 +232,57 @@ impl Connection {
     }
 
     /// An answer cut off while it was generated: the question and the played part are remembered.
-    async fn keep_played_part(&mut self, turn: CancelledTurn, played_through: Option<u32>) -> Result<Vec<ServerEvent>, ErrorBody> {
+    async fn keep_played_part(&mut self, turn: CancelledTurn, played_through: Option<u32>) -> Result<Vec<Reply>, SocketError> {
         let kept_answer = played_text(&turn.chunks, played_through);
         // Cut off before the question was even understood: there is nothing to remember.
         if let Some(question) = turn.question.filter(|q| !q.is_empty()) {
             let now = chrono::Utc::now();
             let line = |role, text| HistoryTurn { role, text, created_at: now, sources: vec![], tool_calls: vec![], interrupted: false };
             let answer = HistoryTurn { interrupted: true, ..line(Role::Assistant, kept_answer.clone()) };
-            self.pipeline.sessions.append(&turn.session_id, vec![line(Role::User, question), answer]).await.map_err(api_body)?;
+            self.pipeline
+                .sessions
+                .append(&turn.session_id, vec![line(Role::User, question), answer])
+                .await
+                .map_err(|error| SocketError::NotStored(error.into()))?;
         }
-        Ok(vec![ServerEvent::Interrupted { session_id: turn.session_id, kept_answer }])
+        Ok(vec![Reply::Event(ServerEvent::Interrupted { session_id: turn.session_id, kept_answer })])
     }
 
     /// An answer generated in full whose audio the client stopped playing: its stored line is cut to what was
     /// played.
-    async fn trim_spoken_turn(&mut self, played_through: Option<u32>) -> Result<Vec<ServerEvent>, ErrorBody> {
-        let Some(spoken) = self.last_spoken.take() else { return Ok(vec![ServerEvent::Status { state: TurnState::Idle }]) };
+    async fn trim_spoken_turn(&mut self, played_through: Option<u32>) -> Result<Vec<Reply>, SocketError> {
+        let Some(spoken) = self.last_spoken.take() else { return Ok(vec![idle()]) };
         let played = played_through.map_or(0, |sequence| usize::try_from(sequence).unwrap_or(usize::MAX).saturating_add(1));
         if spoken.chunks.is_empty() || played >= spoken.chunks.len() {
-            return Ok(vec![ServerEvent::Status { state: TurnState::Idle }]);
+            return Ok(vec![idle()]);
         }
         let kept_answer = played_text(&spoken.chunks, played_through);
+        let not_stored = |error: crate::sessions::SessionError| SocketError::NotStored(error.into());
         let sessions = &self.pipeline.sessions;
-        let history = sessions.history(&spoken.session_id).await.map_err(api_body)?.unwrap_or_default();
+        let history = sessions.history(&spoken.session_id).await.map_err(not_stored)?.unwrap_or_default();
         if let Some(last) = history.into_iter().last().filter(|line| line.role == Role::Assistant) {
             let cut = HistoryTurn { text: kept_answer.clone(), interrupted: true, ..last };
-            sessions.replace_last(&spoken.session_id, cut).await.map_err(api_body)?;
+            sessions.replace_last(&spoken.session_id, cut).await.map_err(not_stored)?;
         }
-        Ok(vec![ServerEvent::Interrupted { session_id: spoken.session_id, kept_answer }])
+        Ok(vec![Reply::Event(ServerEvent::Interrupted { session_id: spoken.session_id, kept_answer })])
     }
 
-    fn new_session(&mut self) -> Result<Vec<ServerEvent>, ErrorBody> {
+    fn new_session(&mut self) -> Result<Vec<Reply>, SocketError> {
         self.ensure_idle()?;
         self.session = None;
         self.last_spoken = None;
-        Ok(vec![ServerEvent::Status { state: TurnState::Idle }])
+        Ok(vec![idle()])
     }
 
-    fn ensure_idle(&self) -> Result<(), ErrorBody> {
+    fn ensure_idle(&self) -> Result<(), SocketError> {
         match self.phase {
             Phase::Idle => Ok(()),
-            Phase::Listening { .. } | Phase::Answering(_) => Err(body(ProtocolError::Busy)),
+            Phase::Listening { .. } | Phase::Answering(_) => Err(ProtocolError::Busy.into()),
         }
     }
 
-    fn take_turn_budget(&self) -> Result<(), ErrorBody> {
-        self.budget.take(self.client).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs }.body())
+    fn take_turn_budget(&self) -> Result<(), SocketError> {
+        self.budget.take(self.client).map_err(|retry_after_secs| SocketError::RateLimited { retry_after_secs })
     }
 
     fn begin_turn(&mut self) {
@@ -269,13 +291,12 @@ impl Connection {
     }
 
     /// The conversation a turn continues: the one the client names (it must exist), else this socket's own.
-    async fn conversation(&mut self, requested: Option<SessionId>) -> Result<Conversation, ErrorBody> {
+    async fn conversation(&mut self, requested: Option<SessionId>) -> Result<Conversation, SocketError> {
         let conversation = match (requested, self.session.clone()) {
             (Some(id), _) => self.pipeline.open(Some(id)).await,
             (None, Some(own)) => self.pipeline.resume(own).await,
             (None, None) => self.pipeline.open(None).await,
-        }
-        .map_err(|error: TurnError| ApiError::from(error).body())?;
+        }?;
         self.session = Some(conversation.id.clone());
         Ok(conversation)
     }
@@ -287,18 +308,12 @@ fn played_text(chunks: &[String], played_through: Option<u32>) -> String {
     chunks.iter().take(played).map(String::as_str).collect::<Vec<_>>().join(" ")
 }
 
-fn body(error: impl Into<ApiError>) -> ErrorBody {
-    error.into().body()
+fn failed(error: impl Into<SocketError>) -> Reply {
+    Reply::Failed(error.into())
 }
 
-fn api_body(error: impl Into<ApiError>) -> ErrorBody {
-    let error = error.into();
-    tracing::error!(%error, "a streamed turn could not be stored");
-    error.body()
-}
-
-fn error_event(error: impl Into<ApiError>) -> ServerEvent {
-    ServerEvent::Error { error: body(error) }
+fn idle() -> Reply {
+    Reply::Event(ServerEvent::Status { state: TurnState::Idle })
 }
 
 #[cfg(test)]

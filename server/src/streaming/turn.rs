@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parlance_shared::{ServerEvent, SessionId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::error::ApiError;
 use crate::events::EventSink;
-use crate::pipeline::{Conversation, Pipeline, Speech, TurnInput};
+use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput};
 
 pub struct RunningTurn {
     pub session_id: SessionId,
@@ -19,7 +18,15 @@ pub struct RunningTurn {
     /// The text of each audio chunk sent to the client, by sequence.
     pub chunks: Vec<String>,
     events: mpsc::UnboundedReceiver<ServerEvent>,
+    /// Sent once the turn's events have all been emitted.
+    result: oneshot::Receiver<Result<Turn, TurnError>>,
     task: AbortOnDropHandle<()>,
+}
+
+/// What a running turn hands out: its events in order, then how it ended.
+pub enum Progress {
+    Event(ServerEvent),
+    Finished(Result<Turn, TurnError>),
 }
 
 impl RunningTurn {
@@ -30,53 +37,49 @@ impl RunningTurn {
             TurnInput::Voice(_) | TurnInput::Transcribing(_) => None,
         };
         let (sink, events) = EventSink::channel();
+        let (finished, result) = oneshot::channel();
         let task = tokio::spawn(async move {
-            let last = match pipeline.run_turn(conversation, input, speech, &sink, ended_at).await {
-                Ok(turn) => ServerEvent::Done {
-                    session_id: turn.session_id,
-                    answer: turn.answer,
-                    sources: turn.sources,
-                    timings: turn.timings,
-                    speech_error: turn.speech_error,
-                },
-                Err(error) => {
-                    let error = ApiError::from(error);
-                    tracing::warn!(%error, code = error.code().as_str(), "streamed turn failed");
-                    ServerEvent::Error { error: error.body() }
-                }
-            };
-            sink.emit(last);
+            let outcome = pipeline.run_turn(conversation, input, speech, &sink, ended_at).await;
+            // Nobody waits any more when the socket has gone.
+            let _ = finished.send(outcome);
         });
-        Self { session_id, question, chunks: Vec::new(), events, task: AbortOnDropHandle::new(task) }
+        Self { session_id, question, chunks: Vec::new(), events, result, task: AbortOnDropHandle::new(task) }
     }
 
-    /// The turn's next event; `None` once it has ended (after its `done` or `error`).
-    pub async fn next_event(&mut self) -> Option<ServerEvent> {
-        let event = self.events.recv().await?;
-        match &event {
-            ServerEvent::Transcript { text, is_final: true } => self.question = Some(text.clone()),
-            ServerEvent::AudioChunk { text, .. } => self.chunks.push(text.clone()),
+    /// The turn's next event, then its end; `None` after that (or if the task died without an end).
+    pub async fn next_event(&mut self) -> Option<Progress> {
+        // Every event is emitted before the result is sent, so events are handed out first and the end last.
+        let progress = tokio::select! {
+            biased;
+            Some(event) = self.events.recv() => Progress::Event(event),
+            result = &mut self.result => match result {
+                Ok(result) => Progress::Finished(result),
+                // The task ended without a result: it panicked.
+                Err(_) => return None,
+            },
+        };
+        match &progress {
+            Progress::Event(ServerEvent::Transcript { text, is_final: true }) => self.question = Some(text.clone()),
+            Progress::Event(ServerEvent::AudioChunk { text, .. }) => self.chunks.push(text.clone()),
             _ => {}
         }
-        Some(event)
+        Some(progress)
     }
 
     /// Stops the turn and waits until it has stopped: when this returns, no model or synthesis work of the
     /// turn is left running. Events not yet sent are dropped: the client never saw them.
     pub async fn cancel(self) -> CancelledTurn {
-        let Self { session_id, question, chunks, mut events, task } = self;
+        let Self { session_id, question, chunks, mut events, mut result, task } = self;
         task.abort();
         // Cancellation takes effect at the task's next await point; waiting makes "stopped" true.
         let _ = task.await;
         // The turn may have finished (and been stored) just before the interrupt arrived, with audio the client
         // never got: it counts as not played when the stored answer is cut.
-        let mut completed = false;
+        let completed = matches!(result.try_recv(), Ok(Ok(_)));
         let mut unsent = Vec::new();
         while let Ok(event) = events.try_recv() {
-            match event {
-                ServerEvent::Done { .. } => completed = true,
-                ServerEvent::AudioChunk { text, .. } => unsent.push(text),
-                _ => {}
+            if let ServerEvent::AudioChunk { text, .. } = event {
+                unsent.push(text);
             }
         }
         CancelledTurn { session_id, question, chunks, unsent, completed }

@@ -227,7 +227,7 @@ impl Worker<'_> {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::warn!(%error, "the local language model failed");
-                let _ = output.send(Err(LlmError::Local(error)));
+                let _ = output.send(Err(LlmError::from(error)));
                 Outcome::Failed
             }
         };

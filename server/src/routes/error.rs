@@ -1,20 +1,25 @@
-//! The one error type the HTTP API returns. Every failure becomes a status code and an [`ErrorBody`] with a
-//! stable code and a message a person can act on; internal details go to the log, never to the client.
+//! What the user sees when something fails, over HTTP and over the socket alike: the one place that knows
+//! status codes and the wire's [`ErrorBody`]. The pipeline, the stages and the stores return their own errors;
+//! each is mapped here to a status and a body with a stable code and a message a person can act on. Internal
+//! details go to the log, never to the client.
 
 use axum::Json;
-use axum::extract::multipart::MultipartError;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parlance_shared::{ErrorBody, ErrorCode, SessionId, Stage};
 
 use crate::agent::AgentError;
 use crate::audio::{AudioError, DecodeError};
-use crate::llm::local::EngineError;
-use crate::llm::{LlmError, LocalLlmError};
+use crate::embeddings::EmbedError;
+use crate::knowledge::document::DocumentError;
+use crate::knowledge::{IngestError, KnowledgeError};
+use crate::llm::LlmError;
 use crate::openai::ProviderError;
-use crate::pipeline::TurnError;
+use crate::pipeline::{SpeechFailure, TurnError};
 use crate::sessions::SessionError;
+use crate::streaming::{ProtocolError, RecordingError, SocketError};
 use crate::stt::SttError;
 use crate::tts::TtsError;
 
@@ -118,16 +123,39 @@ pub fn provider_error_body(stage: Stage, error: &ProviderError) -> ErrorBody {
     ErrorBody::new(code, sentence(&format!("the {} failed: {}", provider_name(stage), error.user_message())))
 }
 
-/// Why the answer comes without audio. A local voice's failure is logged; the user learns only that it failed.
-pub fn speech_error_body(error: &TtsError) -> ErrorBody {
-    match error {
-        TtsError::Provider(provider) => provider_error_body(Stage::Tts, provider),
-        TtsError::NothingToSay => ErrorBody::new(ErrorCode::Internal, sentence(&error.to_string())),
-        _ => ErrorBody::new(
+/// Why the answer comes without audio (the written answer still comes). A local voice's failure is logged;
+/// the user learns only that it failed.
+pub fn speech_error_body(failure: &SpeechFailure) -> ErrorBody {
+    match failure {
+        SpeechFailure::NotConfigured => ApiError::NotConfigured(Stage::Tts).body(),
+        SpeechFailure::Tts(TtsError::Provider(provider)) => provider_error_body(Stage::Tts, provider),
+        SpeechFailure::Tts(error @ TtsError::NothingToSay) => ErrorBody::new(ErrorCode::Internal, sentence(&error.to_string())),
+        SpeechFailure::Tts(_) => ErrorBody::new(
             ErrorCode::Internal,
             sentence("the local voice could not read this answer aloud; the details are in the server's log"),
         ),
+        SpeechFailure::Stopped(detail) => ApiError::Internal(detail.clone()).body(),
     }
+}
+
+/// The `error` event of a socket message or turn that failed; the socket stays open.
+pub fn socket_error_body(error: SocketError) -> ErrorBody {
+    let error = match error {
+        SocketError::Protocol(error) => error.into(),
+        SocketError::Recording(error) => error.into(),
+        SocketError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+        SocketError::Turn(error) => {
+            let error = ApiError::from(error);
+            tracing::warn!(%error, code = error.code().as_str(), "streamed turn failed");
+            error
+        }
+        SocketError::NotStored(error) => {
+            let error = ApiError::from(error);
+            tracing::error!(%error, "a streamed turn could not be stored");
+            error
+        }
+    };
+    error.body()
 }
 
 impl From<TurnError> for ApiError {
@@ -137,17 +165,39 @@ impl From<TurnError> for ApiError {
             TurnError::NotConfigured(stage) => Self::NotConfigured(stage),
             TurnError::SessionNotFound(id) => Self::SessionNotFound(id),
             TurnError::NoSpeech => Self::NoSpeech,
-            TurnError::Stt(SttError::Provider(error)) => Self::Provider { stage: Stage::Stt, error },
-            TurnError::Stt(SttError::Audio(error)) => error.into(),
-            TurnError::Stt(error @ (SttError::Load { .. } | SttError::Inference(_))) => Self::Internal(error.to_string()),
-            TurnError::Agent(AgentError::Llm(LlmError::Provider(error))) => Self::Provider { stage: Stage::Llm, error },
-            TurnError::Agent(AgentError::Llm(LlmError::Local(LocalLlmError::Engine(EngineError::TooLong { needed, limit })))) => {
-                Self::InvalidRequest(format!(
-                    "the conversation is too long for the language model ({needed} tokens, it holds {limit}); start a new conversation"
-                ))
-            }
-            TurnError::Agent(AgentError::Llm(LlmError::Local(error))) => Self::Internal(error.to_string()),
+            TurnError::Stt(error) => error.into(),
+            TurnError::Agent(error) => error.into(),
             TurnError::Sessions(error) => error.into(),
+        }
+    }
+}
+
+impl From<SttError> for ApiError {
+    fn from(error: SttError) -> Self {
+        match error {
+            SttError::Provider(error) => Self::Provider { stage: Stage::Stt, error },
+            SttError::Audio(error) => error.into(),
+            error @ (SttError::Load { .. } | SttError::Inference(_)) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Llm(error) => error.into(),
+        }
+    }
+}
+
+impl From<LlmError> for ApiError {
+    fn from(error: LlmError) -> Self {
+        match error {
+            LlmError::Provider(error) => Self::Provider { stage: Stage::Llm, error },
+            LlmError::ConversationTooLong { needed, limit } => Self::InvalidRequest(format!(
+                "the conversation is too long for the language model ({needed} tokens, it holds {limit}); start a new conversation"
+            )),
+            LlmError::Local(error) => Self::Internal(error.to_string()),
         }
     }
 }
@@ -177,11 +227,55 @@ impl From<DecodeError> for ApiError {
     }
 }
 
+impl From<KnowledgeError> for ApiError {
+    fn from(error: KnowledgeError) -> Self {
+        match error {
+            KnowledgeError::Ingest(IngestError::InvalidNote { .. } | IngestError::NoNotes) => Self::InvalidRequest(error.to_string()),
+            KnowledgeError::NotFound(_) => Self::NotFound(error.to_string()),
+            KnowledgeError::NoEmbedder => Self::NotConfigured(Stage::Embeddings),
+            KnowledgeError::Embeddings(EmbedError::Dimensions { .. })
+            | KnowledgeError::Ingest(IngestError::Embeddings(EmbedError::Dimensions { .. })) => Self::Misconfigured(error.to_string()),
+            KnowledgeError::Embeddings(EmbedError::Provider(error))
+            | KnowledgeError::Ingest(IngestError::Embeddings(EmbedError::Provider(error))) => {
+                Self::Provider { stage: Stage::Embeddings, error }
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(error: DocumentError) -> Self {
+        match error {
+            DocumentError::Empty { .. } => Self::InvalidRequest(error.to_string()),
+            DocumentError::WrongExtension { .. } | DocumentError::Binary { .. } | DocumentError::NotUtf8 { .. } => {
+                Self::UnsupportedMediaType(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<ProtocolError> for ApiError {
+    fn from(error: ProtocolError) -> Self {
+        Self::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<RecordingError> for ApiError {
+    fn from(error: RecordingError) -> Self {
+        match error {
+            RecordingError::TooLarge { limit_bytes } => Self::PayloadTooLarge { limit_bytes },
+            RecordingError::Audio(error) => error.into(),
+            RecordingError::Wav(error) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::PayloadTooLarge { limit_bytes: crate::routes::JSON_BODY_LIMIT };
+            return Self::PayloadTooLarge { limit_bytes: super::JSON_BODY_LIMIT };
         }
         Self::Rejected { status, message: rejection.body_text() }
     }
@@ -195,6 +289,15 @@ impl ApiError {
             return Self::PayloadTooLarge { limit_bytes };
         }
         Self::InvalidRequest(format!("the upload is not a readable multipart form: {}", error.body_text()))
+    }
+
+    /// A request that is not a multipart form at all; `expected` says what to send instead.
+    pub fn not_a_form(rejection: &MultipartRejection, expected: &str) -> Self {
+        Self::Rejected { status: rejection.status(), message: format!("{expected} ({})", rejection.body_text()) }
+    }
+
+    pub fn bad_query(rejection: &QueryRejection) -> Self {
+        Self::InvalidRequest(format!("the query string is not valid: {}", rejection.body_text()))
     }
 }
 
