@@ -9,7 +9,7 @@ use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings}
 use crate::knowledge::{Database, KnowledgeBase};
 use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
 use crate::openai::OpenAiClient;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, TurnLimits};
 use crate::sessions::{LanceSessions, SessionStore};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
 use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
@@ -77,8 +77,8 @@ impl AppState {
                 None => agent,
             }
         });
-        let pipeline =
-            Pipeline { stt, agent, tts, sessions, history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
+        let limits = TurnLimits { history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
+        let pipeline = Pipeline::new(stt, agent, tts, sessions, limits);
         Ok(Self { pipeline: Arc::new(pipeline), embedder, knowledge, max_upload_bytes: settings.max_upload_bytes })
     }
 }

@@ -4,7 +4,7 @@
 mod auto_search;
 pub mod tools;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use parlance_shared::{HistoryTurn, KnowledgeSource, Role, ServerEvent, ToolCallRecord};
@@ -42,6 +42,41 @@ pub struct Answer {
     pub sources: Vec<KnowledgeSource>,
 }
 
+/// The tool calls an answer has made and the notes they found, noted as they happen. Whoever starts the answer
+/// may keep a handle on them: an answer cut off midway is still remembered with what it had found.
+#[derive(Debug, Default)]
+pub struct Findings(Mutex<Found>);
+
+#[derive(Debug, Default)]
+struct Found {
+    tool_calls: Vec<ToolCallRecord>,
+    sources: Vec<KnowledgeSource>,
+}
+
+impl Findings {
+    fn note(&self, record: ToolCallRecord, sources: Vec<KnowledgeSource>) {
+        let mut found = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for source in sources {
+            if !found.sources.iter().any(|known| known.id == source.id) {
+                found.sources.push(source);
+            }
+        }
+        found.tool_calls.push(record);
+    }
+
+    pub fn tool_calls(&self) -> Vec<ToolCallRecord> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).tool_calls.clone()
+    }
+
+    pub fn sources(&self) -> Vec<KnowledgeSource> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).sources.clone()
+    }
+
+    fn answer(&self, text: &str) -> Answer {
+        Answer { text: text.to_owned(), tool_calls: self.tool_calls(), sources: self.sources() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(transparent)]
@@ -74,8 +109,18 @@ impl Agent {
     }
 
     pub async fn answer(&self, history: &[HistoryTurn], question: &str, events: &EventSink) -> Result<Answer, AgentError> {
+        self.answer_noting(history, question, events, &Findings::default()).await
+    }
+
+    /// [`Agent::answer`], noting each tool call and the notes it found in `findings` as soon as it is made.
+    pub async fn answer_noting(
+        &self,
+        history: &[HistoryTurn],
+        question: &str,
+        events: &EventSink,
+        findings: &Findings,
+    ) -> Result<Answer, AgentError> {
         let mut messages = self.first_request(history, question).messages;
-        let mut answer = Answer::default();
         // Offered to the model's first decision only: after a tool round it answers.
         let mut default_call = match &self.auto_search {
             Some(auto_search) => auto_search.call_for(question).await,
@@ -100,14 +145,13 @@ impl Agent {
                 if text.trim().is_empty() {
                     text = self.answer_again(&messages, events).await?;
                 }
-                answer.text = text.trim().to_owned();
-                return Ok(answer);
+                return Ok(findings.answer(text.trim()));
             }
 
             messages.push(ChatMessage::Assistant { content: text, tool_calls: calls.clone() });
-            self.run_calls(&calls, &mut messages, &mut answer, events).await;
+            self.run_calls(&calls, &mut messages, findings, events).await;
         }
-        Ok(answer)
+        Ok(findings.answer(""))
     }
 
     /// The request of an answer's first round, without the automatic search's call (which leaves the prompt
@@ -142,17 +186,12 @@ impl Agent {
         Ok(text)
     }
 
-    /// Runs the calls, hands their results to the model and records them (and the notes used) in the answer.
-    async fn run_calls(&self, calls: &[ToolCall], messages: &mut Vec<ChatMessage>, answer: &mut Answer, events: &EventSink) {
+    /// Runs the calls, hands their results to the model and notes them (and the notes they found).
+    async fn run_calls(&self, calls: &[ToolCall], messages: &mut Vec<ChatMessage>, findings: &Findings, events: &EventSink) {
         for call in calls {
             let outcome = self.tools.run(call).await;
             events.emit(ServerEvent::ToolCall { call: outcome.record.clone() });
-            for source in outcome.sources {
-                if !answer.sources.iter().any(|known| known.id == source.id) {
-                    answer.sources.push(source);
-                }
-            }
-            answer.tool_calls.push(outcome.record);
+            findings.note(outcome.record, outcome.sources);
             messages.push(ChatMessage::Tool { call_id: call.id.clone(), content: outcome.content });
         }
     }

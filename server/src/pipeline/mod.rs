@@ -1,10 +1,13 @@
 //! One turn of conversation, spoken or typed: transcribe -> recall the conversation -> let the agent answer
 //! -> speak the answer -> remember both lines. The HTTP routes and the streaming socket run the same turn; they
 //! differ only in how the answer is spoken ([`Speech`]) and whether anyone listens to its events.
+//!
+//! The pipeline alone writes what a conversation remembers: whole turns, answers cut off while they were
+//! written, and answers whose audio the user stopped part-way.
 
 mod speaker;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -14,8 +17,9 @@ use parlance_shared::{
 };
 
 pub use self::speaker::{SentenceSpeaker, SpeechReport};
-use crate::agent::{Agent, AgentError, Answer};
+use crate::agent::{Agent, AgentError, Answer, Findings};
 use crate::audio::AudioUpload;
+use crate::backend::BackendInfo;
 use crate::events::EventSink;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::stt::{SpeechToText, SttError};
@@ -23,12 +27,47 @@ use crate::text::SentenceSplitter;
 use crate::tts::{TextToSpeech, TtsError};
 
 pub struct Pipeline {
-    pub stt: Option<Arc<dyn SpeechToText>>,
-    pub agent: Option<Agent>,
-    pub tts: Option<Arc<dyn TextToSpeech>>,
-    pub sessions: Arc<dyn SessionStore>,
+    stt: Option<Arc<dyn SpeechToText>>,
+    agent: Option<Agent>,
+    tts: Option<Arc<dyn TextToSpeech>>,
+    sessions: Arc<dyn SessionStore>,
+    history_turns: usize,
+    max_question_chars: usize,
+}
+
+/// How much of the conversation a turn sees and how long a question may be.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnLimits {
+    /// Earlier lines of the conversation the model is shown.
     pub history_turns: usize,
     pub max_question_chars: usize,
+}
+
+/// What a turn has gathered so far, kept outside the turn itself: an answer cut off while it was written is
+/// still remembered with its question, the tools it called and the notes it drew on.
+#[derive(Debug, Default)]
+pub struct TurnProgress {
+    question: Mutex<Option<String>>,
+    findings: Findings,
+}
+
+impl TurnProgress {
+    /// A typed question is known from the start, a spoken one once it is transcribed.
+    pub fn new(input: &TurnInput) -> Self {
+        let question = match input {
+            TurnInput::Text(text) => Some(text.trim().to_owned()),
+            TurnInput::Voice(_) | TurnInput::Transcribing(_) => None,
+        };
+        Self { question: Mutex::new(question), findings: Findings::default() }
+    }
+
+    fn heard(&self, question: &str) {
+        *self.question.lock().unwrap_or_else(PoisonError::into_inner) = Some(question.to_owned());
+    }
+
+    fn question(&self) -> Option<String> {
+        self.question.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,12 +147,45 @@ pub enum Speech {
 }
 
 impl Pipeline {
+    pub fn new(
+        stt: Option<Arc<dyn SpeechToText>>,
+        agent: Option<Agent>,
+        tts: Option<Arc<dyn TextToSpeech>>,
+        sessions: Arc<dyn SessionStore>,
+        limits: TurnLimits,
+    ) -> Self {
+        Self { stt, agent, tts, sessions, history_turns: limits.history_turns, max_question_chars: limits.max_question_chars }
+    }
+
+    /// What serves each model stage of a turn (`None`: not set up), for `/health`.
+    pub fn stages(&self) -> [(Stage, Option<BackendInfo>); 3] {
+        [
+            (Stage::Stt, self.stt.as_ref().map(|stt| stt.info())),
+            (Stage::Llm, self.agent.as_ref().map(|agent| agent.model().info())),
+            (Stage::Tts, self.tts.as_ref().map(|tts| tts.info())),
+        ]
+    }
+
+    /// Whether spoken questions can be transcribed (speech-to-text is set up).
+    pub fn hears(&self) -> bool {
+        self.stt.is_some()
+    }
+
+    /// Transcribes `audio` apart from any turn: the socket transcribes while the user pauses and hands the
+    /// result to the turn later as [`TurnInput::Transcribing`]. `None` when speech-to-text is not set up.
+    pub fn transcription(&self, audio: AudioUpload) -> Option<EarlyTranscript> {
+        let stt = Arc::clone(self.stt.as_ref()?);
+        Some(Box::pin(async move { stt.transcribe(&audio).await }))
+    }
+
     /// `POST /api/chat`.
     pub async fn text_turn(&self, session_id: Option<SessionId>, text: &str, speak: bool, events: &EventSink) -> Result<Turn, TurnError> {
         let started = Instant::now();
         let conversation = self.open(session_id).await?;
         let speech = if speak { Speech::WholeAnswer } else { Speech::Off };
-        self.run_turn(conversation, TurnInput::Text(text.to_owned()), speech, events, started).await
+        let input = TurnInput::Text(text.to_owned());
+        let progress = TurnProgress::new(&input);
+        self.run_turn(conversation, input, speech, events, &progress, started).await
     }
 
     /// `POST /api/voice`.
@@ -122,7 +194,19 @@ impl Pipeline {
         self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
         // Checked before transcribing, so a stale session id costs no model time.
         let conversation = self.open(session_id).await?;
-        self.run_turn(conversation, TurnInput::Voice(audio.clone()), Speech::WholeAnswer, events, started).await
+        let input = TurnInput::Voice(audio.clone());
+        let progress = TurnProgress::new(&input);
+        self.run_turn(conversation, input, Speech::WholeAnswer, events, &progress, started).await
+    }
+
+    /// A conversation as remembered, oldest line first; `None` when there is none by that id.
+    pub async fn history(&self, id: &SessionId) -> Result<Option<Vec<HistoryTurn>>, TurnError> {
+        Ok(self.sessions.history(id).await?)
+    }
+
+    /// Forgets a conversation for good; `false` when there was none.
+    pub async fn forget(&self, id: &SessionId) -> Result<bool, TurnError> {
+        Ok(self.sessions.delete(id).await?)
     }
 
     /// The conversation a client names (it must exist), or a new one.
@@ -155,13 +239,15 @@ impl Pipeline {
         &conversation.history[conversation.history.len().saturating_sub(self.history_turns)..]
     }
 
-    /// One whole turn. `started` is when the user finished asking: the timings count from there.
+    /// One whole turn. `started` is when the user finished asking: the timings count from there. What the
+    /// turn gathers goes into `progress` as it happens, for [`Pipeline::remember_interrupted`].
     pub async fn run_turn(
         &self,
         conversation: Conversation,
         input: TurnInput,
         speech: Speech,
         events: &EventSink,
+        progress: &TurnProgress,
         started: Instant,
     ) -> Result<Turn, TurnError> {
         let mut timings = StageTimings::default();
@@ -171,6 +257,7 @@ impl Pipeline {
             TurnInput::Transcribing(transcript) => self.finish_transcribing(transcript, &mut timings, events).await?,
         };
         let question = self.check_question(&question)?;
+        progress.heard(question);
         let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
         let recent = self.recent(&conversation);
         events.emit(ServerEvent::Status { state: TurnState::Thinking });
@@ -180,7 +267,7 @@ impl Pipeline {
             _ => None,
         };
         let llm_started = Instant::now();
-        let answer = answer_aloud(agent, recent, question, speaker.as_ref(), events).await?;
+        let answer = answer_aloud(agent, recent, question, speaker.as_ref(), events, &progress.findings).await?;
         timings.llm_ms = elapsed_ms(llm_started);
         tracing::info!(llm_ms = timings.llm_ms, tools = answer.tool_calls.len(), "answered");
 
@@ -251,6 +338,29 @@ impl Pipeline {
     }
 
     async fn remember(&self, session_id: &SessionId, question: &str, answer: &Answer) -> Result<(), TurnError> {
+        self.store_exchange(session_id, question, answer.clone(), false).await
+    }
+
+    /// An answer the user cut off while it was being written: the question and the part of the answer they
+    /// heard are remembered, marked interrupted, with the tools the answer had called and the notes it had drawn
+    /// on so far. A turn cut off before its question was understood leaves nothing to remember.
+    pub async fn remember_interrupted(&self, session_id: &SessionId, progress: &TurnProgress, heard: &str) -> Result<(), TurnError> {
+        let Some(question) = progress.question().filter(|question| !question.is_empty()) else { return Ok(()) };
+        let answer = Answer { text: heard.to_owned(), tool_calls: progress.findings.tool_calls(), sources: progress.findings.sources() };
+        self.store_exchange(session_id, &question, answer, true).await
+    }
+
+    /// The user stopped the audio of the conversation's last answer part-way: the stored answer is cut to what
+    /// they heard and marked interrupted; its sources and tool calls stay. `false` when the last line is not
+    /// an answer.
+    pub async fn cut_last_answer(&self, session_id: &SessionId, heard: &str) -> Result<bool, TurnError> {
+        let history = self.sessions.history(session_id).await?.unwrap_or_default();
+        let Some(last) = history.into_iter().last().filter(|line| line.role == Role::Assistant) else { return Ok(false) };
+        let cut = HistoryTurn { text: heard.to_owned(), interrupted: true, ..last };
+        Ok(self.sessions.replace_last(session_id, cut).await?)
+    }
+
+    async fn store_exchange(&self, session_id: &SessionId, question: &str, answer: Answer, interrupted: bool) -> Result<(), TurnError> {
         let now = Utc::now();
         let user_line = HistoryTurn {
             role: Role::User,
@@ -262,11 +372,11 @@ impl Pipeline {
         };
         let assistant_line = HistoryTurn {
             role: Role::Assistant,
-            text: answer.text.clone(),
+            text: answer.text,
             created_at: now,
-            sources: answer.sources.clone(),
-            tool_calls: answer.tool_calls.clone(),
-            interrupted: false,
+            sources: answer.sources,
+            tool_calls: answer.tool_calls,
+            interrupted,
         };
         self.sessions.append(session_id, vec![user_line, assistant_line]).await?;
         Ok(())
@@ -304,10 +414,11 @@ async fn answer_aloud(
     question: &str,
     speaker: Option<&SentenceSpeaker>,
     events: &EventSink,
+    findings: &Findings,
 ) -> Result<Answer, TurnError> {
     let (agent_events, mut progress) = EventSink::channel();
     let generate = async move {
-        let answer = agent.answer(history, question, &agent_events).await;
+        let answer = agent.answer_noting(history, question, &agent_events, findings).await;
         // Closing the channel ends the relay below.
         drop(agent_events);
         answer

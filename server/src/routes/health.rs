@@ -8,13 +8,9 @@ use crate::state::AppState;
 /// `GET /health`: which backend serves each stage, and whether a spoken turn can work.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    let pipeline = &state.pipeline;
-    let stages = vec![
-        stage(Stage::Stt, pipeline.stt.as_ref().map(|s| s.info())),
-        stage(Stage::Llm, pipeline.agent.as_ref().map(|a| a.model().info())),
-        stage(Stage::Tts, pipeline.tts.as_ref().map(|t| t.info())),
-        stage(Stage::Embeddings, state.embedder.as_ref().map(|e| e.info())),
-    ];
+    let turn_stages = state.pipeline.stages().into_iter();
+    let embeddings = (Stage::Embeddings, state.embedder.as_ref().map(|e| e.info()));
+    let stages: Vec<StageHealth> = turn_stages.chain([embeddings]).map(|(name, info)| stage(name, info)).collect();
     let needed_for_a_turn = [Stage::Stt, Stage::Llm, Stage::Tts];
     let all_ready = stages.iter().filter(|s| needed_for_a_turn.contains(&s.stage)).all(|s| s.ready);
     Json(Health {

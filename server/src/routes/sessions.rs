@@ -11,7 +11,7 @@ use crate::state::AppState;
     responses((status = 200, body = SessionHistory), (status = 404, description = "Unknown session", body = ErrorBody)))]
 pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SessionHistory>, ApiError> {
     let session_id = SessionId::new(id);
-    let turns = state.pipeline.sessions.history(&session_id).await?.ok_or_else(|| ApiError::SessionNotFound(session_id.clone()))?;
+    let turns = state.pipeline.history(&session_id).await?.ok_or_else(|| ApiError::SessionNotFound(session_id.clone()))?;
     Ok(Json(SessionHistory { session_id, turns }))
 }
 
@@ -20,7 +20,7 @@ pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> R
     responses((status = 204, description = "Forgotten"), (status = 404, description = "Unknown session", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let session_id = SessionId::new(id);
-    if state.pipeline.sessions.delete(&session_id).await? {
+    if state.pipeline.forget(&session_id).await? {
         tracing::info!(%session_id, "conversation deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parlance_shared::{AudioEncoding, ClientMessage, HistoryTurn, Role, ServerEvent, SessionId, TurnState};
+use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TurnState};
 
 use super::early::EarlyTranscription;
 use super::recording::{Recording, RecordingError};
@@ -166,10 +166,8 @@ impl Connection {
         self.ensure_idle()?;
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
-        let early = match (encoding, &self.pipeline.stt) {
-            (AudioEncoding::Pcm16, Some(stt)) => Some(EarlyTranscription::new(Arc::clone(stt))),
-            _ => None,
-        };
+        let early =
+            (encoding == AudioEncoding::Pcm16 && self.pipeline.hears()).then(|| EarlyTranscription::new(Arc::clone(&self.pipeline)));
         self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation, early };
         self.begin_turn();
         Ok(vec![Reply::Event(ServerEvent::Status { state: TurnState::Listening })])
@@ -234,17 +232,7 @@ impl Connection {
     /// An answer cut off while it was generated: the question and the played part are remembered.
     async fn keep_played_part(&mut self, turn: CancelledTurn, played_through: Option<u32>) -> Result<Vec<Reply>, SocketError> {
         let kept_answer = played_text(&turn.chunks, played_through);
-        // Cut off before the question was even understood: there is nothing to remember.
-        if let Some(question) = turn.question.filter(|q| !q.is_empty()) {
-            let now = chrono::Utc::now();
-            let line = |role, text| HistoryTurn { role, text, created_at: now, sources: vec![], tool_calls: vec![], interrupted: false };
-            let answer = HistoryTurn { interrupted: true, ..line(Role::Assistant, kept_answer.clone()) };
-            self.pipeline
-                .sessions
-                .append(&turn.session_id, vec![line(Role::User, question), answer])
-                .await
-                .map_err(|error| SocketError::NotStored(error.into()))?;
-        }
+        self.pipeline.remember_interrupted(&turn.session_id, &turn.progress, &kept_answer).await.map_err(SocketError::NotStored)?;
         Ok(vec![Reply::Event(ServerEvent::Interrupted { session_id: turn.session_id, kept_answer })])
     }
 
@@ -257,13 +245,7 @@ impl Connection {
             return Ok(vec![idle()]);
         }
         let kept_answer = played_text(&spoken.chunks, played_through);
-        let not_stored = |error: crate::sessions::SessionError| SocketError::NotStored(error.into());
-        let sessions = &self.pipeline.sessions;
-        let history = sessions.history(&spoken.session_id).await.map_err(not_stored)?.unwrap_or_default();
-        if let Some(last) = history.into_iter().last().filter(|line| line.role == Role::Assistant) {
-            let cut = HistoryTurn { text: kept_answer.clone(), interrupted: true, ..last };
-            sessions.replace_last(&spoken.session_id, cut).await.map_err(not_stored)?;
-        }
+        self.pipeline.cut_last_answer(&spoken.session_id, &kept_answer).await.map_err(SocketError::NotStored)?;
         Ok(vec![Reply::Event(ServerEvent::Interrupted { session_id: spoken.session_id, kept_answer })])
     }
 

@@ -11,11 +11,11 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::pauses::PauseDetector;
 use super::recording::Recording;
-use crate::pipeline::EarlyTranscript;
-use crate::stt::{SpeechToText, SttError};
+use crate::pipeline::{EarlyTranscript, Pipeline};
+use crate::stt::SttError;
 
 pub struct EarlyTranscription {
-    stt: Arc<dyn SpeechToText>,
+    pipeline: Arc<Pipeline>,
     pauses: PauseDetector,
     attempt: Option<Attempt>,
 }
@@ -32,8 +32,8 @@ enum AttemptState {
 }
 
 impl EarlyTranscription {
-    pub fn new(stt: Arc<dyn SpeechToText>) -> Self {
-        Self { stt, pauses: PauseDetector::default(), attempt: None }
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Self { pipeline, pauses: PauseDetector::default(), attempt: None }
     }
 
     /// Reads a frame that `recording` now ends with. Starts transcribing at a pause; drops an attempt that
@@ -54,8 +54,8 @@ impl EarlyTranscription {
             Ok(audio) => audio,
             Err(error) => return tracing::debug!(%error, "no early transcript"),
         };
-        let stt = Arc::clone(&self.stt);
-        let task = tokio::spawn(async move { stt.transcribe(&audio).await });
+        let Some(transcription) = self.pipeline.transcription(audio) else { return };
+        let task = tokio::spawn(transcription);
         tracing::debug!(speech_end, "a pause: transcribing early");
         self.attempt = Some(Attempt { speech_end, state: AttemptState::Running(AbortOnDropHandle::new(task)) });
     }

@@ -9,12 +9,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::events::EventSink;
-use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput};
+use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
 
 pub struct RunningTurn {
     pub session_id: SessionId,
-    /// The question as far as it is known: a typed one at once, a spoken one once transcribed.
-    pub question: Option<String>,
+    /// What the turn has gathered, for remembering it if it is cut off.
+    pub progress: Arc<TurnProgress>,
     /// The text of each audio chunk sent to the client, by sequence.
     pub chunks: Vec<String>,
     events: mpsc::UnboundedReceiver<ServerEvent>,
@@ -32,18 +32,16 @@ pub enum Progress {
 impl RunningTurn {
     pub fn spawn(pipeline: Arc<Pipeline>, conversation: Conversation, input: TurnInput, speech: Speech, ended_at: Instant) -> Self {
         let session_id = conversation.id.clone();
-        let question = match &input {
-            TurnInput::Text(text) => Some(text.trim().to_owned()),
-            TurnInput::Voice(_) | TurnInput::Transcribing(_) => None,
-        };
+        let progress = Arc::new(TurnProgress::new(&input));
         let (sink, events) = EventSink::channel();
         let (finished, result) = oneshot::channel();
+        let gathered = Arc::clone(&progress);
         let task = tokio::spawn(async move {
-            let outcome = pipeline.run_turn(conversation, input, speech, &sink, ended_at).await;
+            let outcome = pipeline.run_turn(conversation, input, speech, &sink, &gathered, ended_at).await;
             // Nobody waits any more when the socket has gone.
             let _ = finished.send(outcome);
         });
-        Self { session_id, question, chunks: Vec::new(), events, result, task: AbortOnDropHandle::new(task) }
+        Self { session_id, progress, chunks: Vec::new(), events, result, task: AbortOnDropHandle::new(task) }
     }
 
     /// The turn's next event, then its end; `None` after that (or if the task died without an end).
@@ -58,10 +56,8 @@ impl RunningTurn {
                 Err(_) => return None,
             },
         };
-        match &progress {
-            Progress::Event(ServerEvent::Transcript { text, is_final: true }) => self.question = Some(text.clone()),
-            Progress::Event(ServerEvent::AudioChunk { text, .. }) => self.chunks.push(text.clone()),
-            _ => {}
+        if let Progress::Event(ServerEvent::AudioChunk { text, .. }) = &progress {
+            self.chunks.push(text.clone());
         }
         Some(progress)
     }
@@ -69,7 +65,7 @@ impl RunningTurn {
     /// Stops the turn and waits until it has stopped: when this returns, no model or synthesis work of the
     /// turn is left running. Events not yet sent are dropped: the client never saw them.
     pub async fn cancel(self) -> CancelledTurn {
-        let Self { session_id, question, chunks, mut events, mut result, task } = self;
+        let Self { session_id, progress, chunks, mut events, mut result, task } = self;
         task.abort();
         // Cancellation takes effect at the task's next await point; waiting makes "stopped" true.
         let _ = task.await;
@@ -82,14 +78,14 @@ impl RunningTurn {
                 unsent.push(text);
             }
         }
-        CancelledTurn { session_id, question, chunks, unsent, completed }
+        CancelledTurn { session_id, progress, chunks, unsent, completed }
     }
 }
 
 /// What the client saw of a turn it interrupted.
 pub struct CancelledTurn {
     pub session_id: SessionId,
-    pub question: Option<String>,
+    pub progress: Arc<TurnProgress>,
     pub chunks: Vec<String>,
     /// The text of the audio chunks made but not sent before the interrupt.
     pub unsent: Vec<String>,
