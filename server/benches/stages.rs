@@ -202,8 +202,9 @@ mod knowledge {
     use std::time::Instant;
 
     use parlance_server::embeddings::{Embedder, LocalEmbeddings};
-    use parlance_server::knowledge::{AddTimings, Database, KnowledgeBase, SearchMode};
+    use parlance_server::knowledge::{AddTimings, KnowledgeBase, SearchMode};
     use parlance_server::models::{Installer, catalog};
+    use parlance_server::store::Database;
     use parlance_shared::NewNote;
 
     use super::{ms, percentiles};

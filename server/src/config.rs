@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 use parlance_shared::Stage;
 use reqwest::Url;
@@ -12,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::models::Installer;
 use crate::models::catalog::{self, ModelSpec};
+use crate::openai::ProviderConfig;
 use crate::tts::VoiceEngine;
 
 #[derive(Debug, Clone, Parser)]
@@ -251,15 +253,6 @@ pub enum ConfigError {
     OutOfRange { setting: &'static str, min: f32, max: f32 },
     #[error("{setting}: there is no file at {}", path.display())]
     MissingFile { setting: &'static str, path: PathBuf },
-}
-
-/// Where and how to reach one OpenAI-compatible endpoint.
-#[derive(Debug, Clone)]
-pub struct ProviderConfig {
-    pub base_url: Url,
-    pub api_key: Option<SecretString>,
-    pub model: String,
-    pub timeout: Duration,
 }
 
 /// A stage's backend after `auto` and the global fallbacks are resolved.
@@ -529,14 +522,18 @@ fn validate_origin(origin: &str) -> Result<String, ConfigError> {
     Ok(origin.to_owned())
 }
 
-/// A provider URL as it may be shown to users and logs: no credentials, no query string.
-pub fn display_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string()
+/// `--tts-voice-engine`: written out here rather than derived on the type, so the voice knows nothing of flags.
+impl ValueEnum for VoiceEngine {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Piper, Self::Espeak]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Self::Piper => PossibleValue::new("piper").help("The Piper voice (natural), on ONNX Runtime; espeak-ng if it cannot load"),
+            Self::Espeak => PossibleValue::new("espeak").help("espeak-ng's own voice (robotic, but needs no model files)"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -652,13 +649,6 @@ mod tests {
         assert!(matches!(&settings.stt, StageBackend::Local { dir } if dir == folder.path()), "{:?}", settings.stt);
         let with_url = parse(&["--stt-model-dir", path, "--stt-base-url", "http://127.0.0.1:1/v1"]).validate().unwrap();
         assert!(matches!(with_url.stt, StageBackend::OpenAi(_)), "an explicit server still wins under auto");
-    }
-
-    #[test]
-    fn shown_urls_never_carry_credentials() {
-        let url = Url::parse("https://user:secret@llm.example/v1/?key=abc").unwrap();
-        let shown = display_url(&url);
-        assert_eq!(shown, "https://llm.example/v1/");
     }
 
     #[test]

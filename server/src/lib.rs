@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod audio;
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod embeddings;
@@ -17,6 +18,7 @@ pub mod pipeline;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod store;
 pub mod streaming;
 pub mod stt;
 pub mod text;

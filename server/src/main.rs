@@ -3,9 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use parlance_server::cli::{run_ingest_command, run_models_command};
 use parlance_server::config::{Command, LogFormat, StageBackend};
-use parlance_server::knowledge::command::run_ingest_command;
-use parlance_server::models::run_models_command;
 use parlance_server::{Config, Settings};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -119,7 +118,7 @@ fn log_stages(settings: &Settings) {
             StageBackend::None => tracing::warn!(stage, "stage not configured"),
             StageBackend::Local { dir } => tracing::info!(stage, backend = "local", dir = %dir.display(), "stage uses an embedded model"),
             StageBackend::OpenAi(provider) => {
-                tracing::info!(stage, backend = "openai", model = %provider.model, url = %parlance_server::config::display_url(&provider.base_url), "stage ready")
+                tracing::info!(stage, backend = "openai", model = %provider.model, url = %parlance_server::openai::display_url(&provider.base_url), "stage ready")
             }
         }
     }

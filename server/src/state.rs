@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::agent::{Agent, AutoSearch};
-use crate::config::{ProviderConfig, Settings, StageBackend};
+use crate::config::{Settings, StageBackend};
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
-use crate::knowledge::{Database, KnowledgeBase};
+use crate::knowledge::KnowledgeBase;
 use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
-use crate::openai::OpenAiClient;
+use crate::openai::{OpenAiClient, ProviderConfig};
 use crate::pipeline::{Pipeline, TurnLimits};
 use crate::sessions::{LanceSessions, SessionStore};
+use crate::store::{Database, StoreError};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
 use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
 
@@ -37,7 +38,7 @@ pub enum StartupError {
     #[error(transparent)]
     Llm(#[from] LocalLlmError),
     #[error(transparent)]
-    Database(#[from] crate::knowledge::StoreError),
+    Database(#[from] StoreError),
     #[error(transparent)]
     Knowledge(#[from] crate::knowledge::KnowledgeError),
 }

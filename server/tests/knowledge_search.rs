@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::{seed, seed_notes};
-use parlance_server::knowledge::{Database, Fusion, KnowledgeBase, SearchMode};
+use parlance_server::knowledge::{Fusion, KnowledgeBase, SearchMode};
+use parlance_server::store::Database;
 
 /// Paraphrased questions and the title of the note that answers each: the test set. None shares a keyword
 /// with any title. The fusion was not tuned on these (see [`TUNING_QUESTIONS`]).

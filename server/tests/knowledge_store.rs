@@ -8,8 +8,9 @@ use std::sync::Arc;
 use chrono::{SubsecRound, Utc};
 use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::{seed, seed_notes};
-use parlance_server::knowledge::{Database, KnowledgeBase, SearchMode};
+use parlance_server::knowledge::{KnowledgeBase, SearchMode};
 use parlance_server::sessions::{LanceSessions, SessionStore};
+use parlance_server::store::Database;
 use parlance_shared::{HistoryTurn, KnowledgeSource, NewNote, Role, SessionId, ToolCallRecord};
 
 fn embedder() -> Arc<dyn Embedder> {
@@ -218,7 +219,7 @@ async fn searches_while_notes_are_deleted_never_fail() {
 
 #[tokio::test]
 async fn ingesting_a_folder_twice_stores_each_document_once_and_skips_what_is_not_text() {
-    use parlance_server::knowledge::command::ingest_paths;
+    use parlance_server::cli::ingest_paths;
 
     let docs = tempfile::tempdir().unwrap();
     std::fs::create_dir(docs.path().join("nested")).unwrap();

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use parlance_server::agent::tools::{REMEMBER_SOURCE, Remember, SearchKnowledge, Tool, ToolRegistry};
 use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::seed;
-use parlance_server::knowledge::{Database, KnowledgeBase, SearchMode};
+use parlance_server::knowledge::{KnowledgeBase, SearchMode};
 use parlance_server::llm::ToolCall;
+use parlance_server::store::Database;
 use serde_json::json;
 
 async fn knowledge(dir: &std::path::Path) -> Arc<KnowledgeBase> {

@@ -3,10 +3,11 @@
 mod support;
 
 use futures::StreamExt;
-use parlance_server::config::{ProviderConfig, StageBackend};
+use parlance_server::config::StageBackend;
 use parlance_server::embeddings::{Embedder, OpenAiEmbeddings};
 use parlance_server::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, OpenAiChat, ToolSpec};
 use parlance_server::openai::OpenAiClient;
+use parlance_server::openai::ProviderConfig;
 use parlance_server::tts::{OpenAiTts, TextToSpeech};
 use serde_json::json;
 use support::fake_openai::{FakeOpenAi, wav_seconds};

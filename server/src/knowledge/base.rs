@@ -15,8 +15,8 @@ use parlance_shared::{NewNote, NoteSummary};
 use super::ingest::{self, CheckedNote, IngestError};
 use super::rows::{self, TEXT_COLUMNS, read_chunks};
 use super::search::{self, Candidates, Fusion, Hit, Rankings, SearchMode};
-use super::store::{Database, GuardedTable, StoreError, collect, strings};
 use crate::embeddings::{EmbedError, Embedder};
+use crate::store::{Database, GuardedTable, StoreError, collect, strings};
 
 /// The full-text index over chunk text; Lance names an index after its column.
 const TEXT_INDEX: &str = "text_idx";

@@ -5,7 +5,7 @@ use arrow_array::Float32Array;
 use lancedb::Table;
 use lancedb::query::{QueryBase, Select};
 
-use super::store::{StoreError, collect, column};
+use crate::store::{StoreError, collect, column};
 
 /// LanceDB's default metric is the squared Euclidean distance. The stored vectors and the query are
 /// L2-normalised, so it converts exactly: |a - b|² = 2 - 2 cos(a, b).

@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 
 use super::chunking::chunk;
 use super::rows::ChunkRow;
-use super::schema::VECTOR_DIMENSIONS;
 use crate::embeddings::{EmbedError, Embedder};
+use crate::store::schema::VECTOR_DIMENSIONS;
 
 /// Titles are shown in lists and hits; a longer one is a mistake (the text went into the title).
 pub const MAX_TITLE_CHARS: usize = 200;

@@ -8,8 +8,8 @@ use arrow_array::{FixedSizeListArray, RecordBatch, StringArray, TimestampMicrose
 use chrono::{DateTime, Utc};
 use parlance_shared::NoteSummary;
 
-use super::schema::{self, VECTOR_DIMENSIONS};
-use super::store::{StoreError, column, strings};
+use crate::store::schema::{self, VECTOR_DIMENSIONS};
+use crate::store::{StoreError, column, strings};
 
 /// One stored chunk of a note.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use lancedb::index::scalar::FullTextSearchQuery;
 use lancedb::query::{QueryBase, Select};
 
 use super::rows::{StoredChunk, TEXT_COLUMNS, read_chunks};
-use super::store::{Snapshot, StoreError, collect, column};
+use crate::store::{Snapshot, StoreError, collect, column};
 
 /// Each ranking contributes this many candidates per requested hit (chunks of one note compete).
 const CANDIDATES_PER_HIT: usize = 4;

@@ -5,8 +5,6 @@
 //! SHA-256 recorded in [`catalog`], joins split files, and places them under the models directory.
 
 pub mod catalog;
-mod command;
 mod install;
 
-pub use command::{ModelsCommandError, run_models_command};
 pub use install::{InstallReport, Installer, ModelError};

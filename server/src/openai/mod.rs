@@ -2,14 +2,34 @@
 //! turning transport failures and error statuses into [`ProviderError`]s that say what happened without
 //! repeating anything secret.
 
+use std::time::Duration;
+
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::BackendInfo;
-use crate::config::{ProviderConfig, display_url};
+
+/// Where and how to reach one OpenAI-compatible endpoint (`crate::config` builds it from the flags).
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub base_url: Url,
+    pub api_key: Option<SecretString>,
+    pub model: String,
+    pub timeout: Duration,
+}
+
+/// A provider URL as it may be shown to users and logs: no credentials, no query string.
+pub fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
 
 /// How a call to a model provider failed.
 #[derive(Debug, thiserror::Error)]
@@ -142,4 +162,16 @@ pub async fn read_json<T: DeserializeOwned>(endpoint: &str, response: Response) 
         endpoint: endpoint.to_owned(),
         reason: format!("expected JSON, got {} ({e})", if content_type.is_empty() { "no content type" } else { &content_type }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_never_carry_credentials() {
+        let url = Url::parse("https://user:secret@llm.example/v1/?key=abc").unwrap();
+        let shown = display_url(&url);
+        assert_eq!(shown, "https://llm.example/v1/");
+    }
 }

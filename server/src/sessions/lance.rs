@@ -11,8 +11,8 @@ use lancedb::query::QueryBase;
 use parlance_shared::{HistoryTurn, Role, SessionId};
 
 use super::{SessionError, SessionStore};
-use crate::knowledge::schema;
-use crate::knowledge::store::{Database, StoreError, collect, column, strings};
+use crate::store::schema;
+use crate::store::{Database, StoreError, collect, column, strings};
 
 pub struct LanceSessions {
     database: Arc<Database>,

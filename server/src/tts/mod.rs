@@ -33,7 +33,7 @@ pub trait TextToSpeech: Send + Sync {
 }
 
 /// The voice the local backend speaks with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VoiceEngine {
     /// The Piper voice (natural), on ONNX Runtime; espeak-ng if it cannot load.
     Piper,

@@ -7,11 +7,11 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use parlance_shared::NewNote;
 
-use super::base::{KnowledgeBase, KnowledgeError};
-use super::document::{self, has_document_extension};
-use super::store::Database;
 use crate::config::{IngestArgs, Settings};
+use crate::knowledge::document::{self, has_document_extension};
+use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::state::{StartupError, embedder};
+use crate::store::Database;
 
 /// Documents embedded and stored per commit: a failure loses at most this many, and the bar moves.
 const FILES_PER_BATCH: usize = 16;

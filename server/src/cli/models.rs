@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::catalog::{self, ModelSpec};
-use super::install::{Installer, ModelError};
 use crate::config::ModelsArgs;
+use crate::models::catalog::{self, ModelSpec};
+use crate::models::{Installer, ModelError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelsCommandError {

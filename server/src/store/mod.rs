@@ -1,5 +1,8 @@
-//! The one LanceDB database under the data directory: opened (and created, or its version checked) on first
-//! use, in whichever runtime uses it first, so building the server stays synchronous.
+//! The one LanceDB database under the data directory, shared by the knowledge base (`knowledge`) and the
+//! conversations (`sessions::LanceSessions`): opened (and created, or its version checked) on first use, in
+//! whichever runtime uses it first, so building the server stays synchronous.
+
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use lancedb::table::{CompactionOptions, Duration, OptimizeAction};
 use lancedb::{Connection, Table};
 use tokio::sync::{Mutex, MutexGuard, OnceCell, OwnedRwLockReadGuard, RwLock};
 
-use super::schema::{self, KNOWLEDGE_TABLE, META_TABLE, SCHEMA_VERSION_KEY, SchemaError, TURNS_TABLE, VersionPlan};
+use self::schema::{KNOWLEDGE_TABLE, META_TABLE, SCHEMA_VERSION_KEY, SchemaError, TURNS_TABLE, VersionPlan};
 
 /// The database's folder inside the data directory.
 const DATABASE_FOLDER: &str = "lancedb";
