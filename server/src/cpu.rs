@@ -16,14 +16,12 @@ use std::time::{Duration, Instant};
 /// sentence must not freeze the answer).
 pub const MAX_WAIT: Duration = Duration::from_secs(2);
 
-/// Counts the syntheses under way; the model waits for it to fall to zero.
+/// Counts the syntheses under way; the model waits for it to fall to zero. The server makes one and hands it
+/// to its embedded model and voice (`state::Stages::from_settings`): there is one set of cores.
 pub struct SpeechFirst {
     speaking: Mutex<usize>,
     quiet: Condvar,
 }
-
-/// The one the server's models share: there is one set of cores.
-pub static SPEECH_FIRST: SpeechFirst = SpeechFirst::new();
 
 impl SpeechFirst {
     pub const fn new() -> Self {

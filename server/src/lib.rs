@@ -1,9 +1,13 @@
 //! Parlance's server: a voice assistant's pipeline (speech-to-text -> agent -> text-to-speech) behind an
 //! HTTP API, with the web app served from the same port.
 
+// The public modules are what the binary, the benches and the tests use: the stages, the stores and their
+// plumbing, and the commands. The turn (`pipeline`), the edge (`routes`, `streaming`) and the assembly
+// (`state`) are reached only through `app`, `start` and `AppState`.
 pub mod agent;
 pub mod audio;
 pub mod backend;
+mod budget;
 pub mod cli;
 pub mod config;
 pub mod cpu;
@@ -14,12 +18,12 @@ pub mod llm;
 pub mod models;
 pub mod onnx;
 pub mod openai;
-pub mod pipeline;
-pub mod routes;
+mod pipeline;
+mod routes;
 pub mod sessions;
-pub mod state;
+mod state;
 pub mod store;
-pub mod streaming;
+mod streaming;
 pub mod stt;
 pub mod text;
 pub mod tts;
@@ -27,12 +31,18 @@ pub mod tts;
 use axum::Router;
 
 pub use crate::config::{Config, Settings};
-pub use crate::state::{AppState, StartupError};
+pub use crate::state::{AppState, Stages, StartupError};
 
 /// The whole application, ready to serve.
 pub fn app(settings: &Settings) -> Result<Router, StartupError> {
     let state = AppState::from_settings(settings)?;
     Ok(routes::router(state, settings))
+}
+
+/// The application on a state built by hand (see [`AppState::new`]); the settings give its limits, allowed
+/// origins and web app folder.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    routes::router(state, settings)
 }
 
 /// The application as `parlance` serves it: like [`app`], but the database is opened first, so a database

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::agent::{Agent, AutoSearch};
+use crate::budget::TurnBudget;
 use crate::config::{Settings, StageBackend};
+use crate::cpu::SpeechFirst;
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
 use crate::knowledge::KnowledgeBase;
 use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
@@ -18,11 +20,25 @@ use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub pipeline: Arc<Pipeline>,
-    pub embedder: Option<Arc<dyn Embedder>>,
-    pub knowledge: Arc<KnowledgeBase>,
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) embedder: Option<Arc<dyn Embedder>>,
+    pub(crate) knowledge: Arc<KnowledgeBase>,
     /// The largest audio upload accepted, for telling people the limit they hit.
-    pub max_upload_bytes: usize,
+    pub(crate) max_upload_bytes: usize,
+    /// Turns asked over the socket take from it (HTTP turns are counted by a layer on their routes).
+    pub(crate) turn_budget: TurnBudget,
+    /// Other sites whose pages may open the socket (`--cors-origins`).
+    pub(crate) allowed_origins: Arc<[String]>,
+}
+
+/// The model stages a server runs on; `None`: the stage is off. Built from the settings by
+/// [`Stages::from_settings`], or handed to [`AppState::new`] directly (the tests use fakes in the process).
+#[derive(Clone, Default)]
+pub struct Stages {
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    pub llm: Option<Arc<dyn ChatModel>>,
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+    pub embedder: Option<Arc<dyn Embedder>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +59,10 @@ pub enum StartupError {
     Knowledge(#[from] crate::knowledge::KnowledgeError),
 }
 
-impl AppState {
-    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+impl Stages {
+    /// The backends the settings choose, loaded. The embedded language model and voice share `cores`: while
+    /// a sentence is synthesised the model waits (see `crate::cpu`).
+    pub fn from_settings(settings: &Settings, cores: &Arc<SpeechFirst>) -> Result<Self, StartupError> {
         let stt: Option<Arc<dyn SpeechToText>> = match &settings.stt {
             StageBackend::Local { dir } => Some(Arc::new(LocalStt::load(dir)?)),
             other => openai(other)?.map(|c| Arc::new(OpenAiStt::new(c)) as _),
@@ -53,20 +71,45 @@ impl AppState {
             StageBackend::Local { .. } => {
                 let defaults = LocalChatOptions::default();
                 let threads = if settings.llm_threads == 0 { defaults.threads } else { settings.llm_threads };
-                Some(Arc::new(LocalChat::load(&settings.llm_model_file, LocalChatOptions { threads, ..defaults })?))
+                let options = LocalChatOptions { threads, ..defaults };
+                Some(Arc::new(LocalChat::load_sharing_cores(&settings.llm_model_file, options, Arc::clone(cores))?))
             }
             other => openai(other)?.map(|c| Arc::new(OpenAiChat::new(c)) as _),
         };
         let tts: Option<Arc<dyn TextToSpeech>> = match &settings.tts {
-            StageBackend::Local { dir } => Some(Arc::new(LocalTts::load(dir, &settings.onnx_runtime, settings.tts_voice_engine)?)),
+            StageBackend::Local { dir } => {
+                Some(Arc::new(LocalTts::load_sharing_cores(dir, &settings.onnx_runtime, settings.tts_voice_engine, Arc::clone(cores))?))
+            }
             other => openai(other)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _),
         };
-        let embedder = embedder(settings)?;
+        Ok(Self { stt, llm, tts, embedder: embedder(settings)? })
+    }
+}
+
+impl AppState {
+    /// The server the settings describe: its stages loaded, conversations and notes in the database under
+    /// the data directory.
+    pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        // One per server: the embedded models of one process share one set of cores.
+        let cores = Arc::new(SpeechFirst::new());
+        let stages = Stages::from_settings(settings, &cores)?;
         // Opened on first use (the database is async); `crate::start` opens and seeds it before serving.
         let database = Arc::new(Database::new(&settings.data_dir));
-        let knowledge = Arc::new(KnowledgeBase::new(Arc::clone(&database), embedder.clone()));
-        let sessions: Arc<dyn SessionStore> = Arc::new(LanceSessions::new(database));
+        let sessions: Arc<dyn SessionStore> = Arc::new(LanceSessions::new(Arc::clone(&database)));
+        Ok(Self::assemble(settings, stages, sessions, database))
+    }
 
+    /// A server on the stages and the conversation store given, with the settings' limits; its notes are in
+    /// the database under the settings' data directory, opened only if a request needs them. The seam for
+    /// tests about routing, the protocol and errors: fake stages in the process and conversations in memory
+    /// need neither models nor a provider.
+    pub fn new(settings: &Settings, stages: Stages, sessions: Arc<dyn SessionStore>) -> Self {
+        Self::assemble(settings, stages, sessions, Arc::new(Database::new(&settings.data_dir)))
+    }
+
+    fn assemble(settings: &Settings, stages: Stages, sessions: Arc<dyn SessionStore>, database: Arc<Database>) -> Self {
+        let Stages { stt, llm, tts, embedder } = stages;
+        let knowledge = Arc::new(KnowledgeBase::new(database, embedder.clone()));
         let tools = ToolRegistry::new()
             .with(CurrentTime)
             .with(SearchKnowledge::new(Arc::clone(&knowledge)))
@@ -79,8 +122,14 @@ impl AppState {
             }
         });
         let limits = TurnLimits { history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
-        let pipeline = Pipeline::new(stt, agent, tts, sessions, limits);
-        Ok(Self { pipeline: Arc::new(pipeline), embedder, knowledge, max_upload_bytes: settings.max_upload_bytes })
+        Self {
+            pipeline: Arc::new(Pipeline::new(stt, agent, tts, sessions, limits)),
+            embedder,
+            knowledge,
+            max_upload_bytes: settings.max_upload_bytes,
+            turn_budget: TurnBudget::new(settings.turns_per_minute),
+            allowed_origins: settings.cors_origins.clone().into(),
+        }
     }
 }
 

@@ -14,12 +14,10 @@ mod sessions;
 mod voice;
 mod ws;
 
-pub use self::rate_limit::TurnBudget;
-
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{delete, get, post};
-use axum::{Extension, Router};
 use parlance_shared::{ServerEvent, TurnResponse};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -47,13 +45,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/chat", chat_route)
         .route("/voice", voice_route)
         .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
-        .route(
-            "/ws",
-            get(ws::socket).layer(Extension(ws::SocketPolicy {
-                budget: TurnBudget::new(settings.turns_per_minute),
-                allowed_origins: settings.cors_origins.clone().into(),
-            })),
-        )
+        .route("/ws", get(ws::socket))
         .route(
             "/knowledge",
             post(knowledge::add).layer(DefaultBodyLimit::max(knowledge::KNOWLEDGE_UPLOAD_LIMIT + MULTIPART_OVERHEAD)).get(knowledge::list),

@@ -3,7 +3,6 @@
 //! `parlance_shared::stream`).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -15,24 +14,14 @@ use futures::{SinkExt, StreamExt};
 use parlance_shared::{ErrorBody, ErrorCode, ServerEvent};
 
 use super::error::{ApiError, socket_error_body};
-use super::rate_limit::TurnBudget;
 use crate::state::AppState;
 use crate::streaming::{Connection, Reply};
 
 /// Room for the JSON around the largest audio frame.
 const FRAME_OVERHEAD: usize = 64 * 1024;
 
-/// What the socket route needs besides the app state.
-#[derive(Clone)]
-pub struct SocketPolicy {
-    pub budget: TurnBudget,
-    /// Other sites whose pages may open the socket (`--cors-origins`).
-    pub allowed_origins: Arc<[String]>,
-}
-
 pub async fn socket(
     State(state): State<AppState>,
-    Extension(policy): Extension<SocketPolicy>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -45,13 +34,13 @@ pub async fn socket(
         }
     };
     // Browsers let any page open a socket to any host; only this app and the configured origins may.
-    if !origin_allowed(&headers, &policy.allowed_origins) {
+    if !origin_allowed(&headers, &state.allowed_origins) {
         let message = "this page's origin may not open the Parlance socket; add it to PARLANCE_CORS_ORIGINS".to_owned();
         return ApiError::Rejected { status: StatusCode::FORBIDDEN, message }.into_response();
     }
     let client = peer.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |Extension(ConnectInfo(address))| address.ip());
     let limit = state.max_upload_bytes.saturating_add(FRAME_OVERHEAD);
-    let connection = Connection::new(state.pipeline.clone(), policy.budget, client, state.max_upload_bytes);
+    let connection = Connection::new(state.pipeline.clone(), state.turn_budget.clone(), client, state.max_upload_bytes);
     tracing::info!(%client, "socket opened");
     upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(socket, connection))
 }

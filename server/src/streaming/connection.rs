@@ -11,8 +11,8 @@ use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, Turn
 use super::early::EarlyTranscription;
 use super::recording::{Recording, RecordingError};
 use super::turn::{CancelledTurn, Progress, RunningTurn};
+use crate::budget::TurnBudget;
 use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput};
-use crate::routes::TurnBudget;
 
 /// What the connection answers: protocol events as they are, and two things the edge puts into the wire's
 /// words (a finished turn, and a failure).

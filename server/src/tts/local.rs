@@ -12,6 +12,7 @@ use super::espeak::{DEFAULT_VOICE, Espeak};
 use super::piper::PiperVoice;
 use super::{Pcm, SpeechAudio, TextToSpeech, TtsError, VoiceEngine};
 use crate::backend::BackendInfo;
+use crate::cpu::SpeechFirst;
 use crate::text::sentences_to_speak;
 
 /// Silence between sentences: Piper ends a sentence abruptly, and a short breath sounds natural.
@@ -20,6 +21,8 @@ const SENTENCE_PAUSE_MS: u32 = 250;
 pub struct LocalTts {
     voice: Arc<Voice>,
     info: BackendInfo,
+    /// Shared with the embedded language model, which pauses while this voice speaks.
+    cores: Arc<SpeechFirst>,
 }
 
 enum Voice {
@@ -31,6 +34,16 @@ impl LocalTts {
     /// The Piper voice in `voice_dir` on the ONNX Runtime library `onnx_runtime`, or espeak-ng's voice if
     /// `engine` asks for it or Piper cannot load (logged as a warning). Fails only if espeak-ng cannot start.
     pub fn load(voice_dir: &Path, onnx_runtime: &Path, engine: VoiceEngine) -> Result<Self, TtsError> {
+        Self::load_sharing_cores(voice_dir, onnx_runtime, engine, Arc::new(SpeechFirst::new()))
+    }
+
+    /// [`LocalTts::load`], with the language model of the same server waiting while this voice speaks.
+    pub fn load_sharing_cores(
+        voice_dir: &Path,
+        onnx_runtime: &Path,
+        engine: VoiceEngine,
+        cores: Arc<SpeechFirst>,
+    ) -> Result<Self, TtsError> {
         let started = Instant::now();
         let voice = match engine {
             VoiceEngine::Espeak => Voice::Espeak(Espeak::get()?),
@@ -51,7 +64,7 @@ impl LocalTts {
             Voice::Espeak(_) => (format!("espeak-ng {DEFAULT_VOICE}"), "libespeak-ng".to_owned()),
         };
         tracing::info!(%model, %location, load_ms, "text-to-speech voice loaded");
-        Ok(Self { voice: Arc::new(voice), info: BackendInfo { kind: "local", model, location, load_ms: Some(load_ms) } })
+        Ok(Self { voice: Arc::new(voice), info: BackendInfo { kind: "local", model, location, load_ms: Some(load_ms) }, cores })
     }
 
     /// Which voice engine runs: `piper` or `espeak` (the fallback).
@@ -74,9 +87,10 @@ impl LocalTts {
     /// One sentence as samples, for streaming speech sentence by sentence.
     pub async fn synthesize_sentence(&self, sentence: &str) -> Result<Pcm, TtsError> {
         let voice = Arc::clone(&self.voice);
+        let cores = Arc::clone(&self.cores);
         let sentence = sentence.to_owned();
         // Inference takes tens to hundreds of milliseconds of CPU: keep it off the async workers.
-        tokio::task::spawn_blocking(move || voice.synthesize(&sentence))
+        tokio::task::spawn_blocking(move || voice.synthesize(&sentence, &cores))
             .await
             .map_err(|e| TtsError::Inference(format!("the speech task stopped: {e}")))?
     }
@@ -88,10 +102,11 @@ impl LocalTts {
             return Err(TtsError::NothingToSay);
         }
         let voice = Arc::clone(&self.voice);
+        let cores = Arc::clone(&self.cores);
         tokio::task::spawn_blocking(move || {
             let mut clip: Option<Pcm> = None;
             for sentence in &sentences {
-                let pcm = voice.synthesize(sentence)?;
+                let pcm = voice.synthesize(sentence, &cores)?;
                 match &mut clip {
                     None => clip = Some(pcm),
                     Some(clip) => {
@@ -123,9 +138,9 @@ impl TextToSpeech for LocalTts {
 }
 
 impl Voice {
-    fn synthesize(&self, sentence: &str) -> Result<Pcm, TtsError> {
+    fn synthesize(&self, sentence: &str, cores: &SpeechFirst) -> Result<Pcm, TtsError> {
         // The language model pauses meanwhile: someone is waiting to hear this (see `crate::cpu`).
-        let _speaking = crate::cpu::SPEECH_FIRST.speaking();
+        let _speaking = cores.speaking();
         match self {
             Voice::Piper(piper) => piper.synthesize(sentence),
             Voice::Espeak(espeak) => Ok(Pcm::from_i16(&espeak.synthesize(sentence, DEFAULT_VOICE)?, espeak.sample_rate())),

@@ -29,6 +29,7 @@ use self::worker::{Job, Reports, WorkerOptions};
 pub use self::worker::{Outcome, Report};
 use super::{ChatModel, ChatRequest, ChatStream, LlmError};
 use crate::backend::BackendInfo;
+use crate::cpu::SpeechFirst;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalLlmError {
@@ -85,6 +86,11 @@ pub struct LocalChat {
 impl LocalChat {
     /// Loads the GGUF file at `path` on a new worker thread and waits until it is ready.
     pub fn load(path: &Path, options: LocalChatOptions) -> Result<Self, LocalLlmError> {
+        Self::load_sharing_cores(path, options, Arc::new(SpeechFirst::new()))
+    }
+
+    /// [`LocalChat::load`], with the model pausing between tokens while a voice sharing `cores` speaks.
+    pub fn load_sharing_cores(path: &Path, options: LocalChatOptions, cores: Arc<SpeechFirst>) -> Result<Self, LocalLlmError> {
         let started = Instant::now();
         tracing::info!(file = %path.display(), threads = options.threads, context_tokens = options.context_tokens, "loading the language model");
         let (ready_sender, ready) = mpsc::sync_channel(1);
@@ -96,6 +102,7 @@ impl LocalChat {
             max_answer_sentences: options.max_answer_sentences,
             max_tool_call_tokens: options.max_tool_call_tokens,
             tool_rounds_per_question: options.tool_rounds_per_question,
+            cores,
         };
         let worker_path = path.to_path_buf();
         let worker_reports = Arc::clone(&reports);

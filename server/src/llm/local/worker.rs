@@ -18,6 +18,7 @@ use super::brevity::Brevity;
 use super::engine::{self, Engine, EngineOptions};
 use super::output::{Gone, Output};
 use super::{LocalLlmError, grammar, prompt, sampling, tool_call};
+use crate::cpu::{MAX_WAIT, SpeechFirst};
 use crate::llm::{ChatEvent, ChatMessage, ChatRequest, LlmError, ToolCall, ToolSpec};
 
 /// How many finished requests [`Reports`] remembers.
@@ -29,13 +30,14 @@ const REPORTS_KEPT: usize = 32;
 /// joke" (which then searched the notes) against 0.16 for "What is the capital of France?".
 const TOOL_INTENT_THRESHOLD: f32 = 0.4;
 
-#[derive(Debug, Clone, Copy)]
 pub struct WorkerOptions {
     pub engine: EngineOptions,
     pub max_answer_tokens: usize,
     pub max_answer_sentences: usize,
     pub max_tool_call_tokens: usize,
     pub tool_rounds_per_question: usize,
+    /// The model waits between tokens while a voice sharing these cores speaks.
+    pub cores: Arc<SpeechFirst>,
 }
 
 pub enum Job {
@@ -342,7 +344,7 @@ impl Worker<'_> {
                 break;
             }
             // A sentence of this answer may be being synthesized: it goes first (see `crate::cpu`).
-            progress.report.waited_for_speech += crate::cpu::SPEECH_FIRST.wait_for_speech(crate::cpu::MAX_WAIT);
+            progress.report.waited_for_speech += self.options.cores.wait_for_speech(MAX_WAIT);
             self.engine.feed(token)?;
         }
         Ok(output.finish_text())
