@@ -1,7 +1,10 @@
 //! Splitting a document into passages small enough to embed well: on Markdown headings first, then on
 //! paragraphs, then (for a wall of text) on sentences and words. Short neighbouring sections share a chunk;
 //! a section too long for one chunk is split with some overlap, and every piece keeps its heading, so a
-//! passage cut from the middle still says what it is about.
+//! passage cut from the middle still says what it is about. Sentences are found as everywhere else in the
+//! server (`crate::text`), so "e.g. this" or "3.5 GB" is not cut.
+
+use crate::text::sentence_spans;
 
 /// all-MiniLM-L6-v2 reads at most 256 tokens; English prose runs about 4-5 characters per token.
 pub const MAX_CHUNK_CHARS: usize = 900;
@@ -102,43 +105,35 @@ fn paragraphs(body: &str) -> Vec<String> {
 }
 
 /// A paragraph longer than `max` characters, cut after sentences, or between words when a sentence is
-/// itself too long (or, for text without spaces, anywhere).
+/// itself too long (or, for text without spaces, anywhere). Sentences on lines of their own stay so.
 fn split_long(paragraph: &str, max: usize) -> Vec<String> {
     if paragraph.chars().count() <= max {
         return vec![paragraph.to_owned()];
     }
     let mut pieces = Vec::new();
     let mut current = String::new();
-    for unit in sentences(paragraph).into_iter().flat_map(|s| if s.chars().count() > max { words(&s, max) } else { vec![s] }) {
-        if !current.is_empty() && current.chars().count() + 1 + unit.chars().count() > max {
-            pieces.push(std::mem::take(&mut current));
+    let mut line_break_before = false;
+    for span in sentence_spans(paragraph) {
+        let sentence = span.trim();
+        if !sentence.is_empty() {
+            let units = if sentence.chars().count() > max { words(sentence, max) } else { vec![sentence.to_owned()] };
+            for (index, unit) in units.iter().enumerate() {
+                if !current.is_empty() && current.chars().count() + 1 + unit.chars().count() > max {
+                    pieces.push(std::mem::take(&mut current));
+                }
+                if !current.is_empty() {
+                    current.push(if index == 0 && line_break_before { '\n' } else { ' ' });
+                }
+                current.push_str(unit);
+            }
+            line_break_before = false;
         }
-        if !current.is_empty() {
-            current.push(' ');
-        }
-        current.push_str(&unit);
+        line_break_before |= span[span.trim_end().len()..].contains('\n');
     }
     if !current.is_empty() {
         pieces.push(current);
     }
     pieces
-}
-
-fn sentences(text: &str) -> Vec<String> {
-    let mut sentences = Vec::new();
-    let mut current = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        current.push(c);
-        if matches!(c, '.' | '!' | '?') && chars.peek().is_some_and(|next| next.is_whitespace()) {
-            sentences.push(current.trim().to_owned());
-            current.clear();
-        }
-    }
-    if !current.trim().is_empty() {
-        sentences.push(current.trim().to_owned());
-    }
-    sentences
 }
 
 fn words(text: &str, max: usize) -> Vec<String> {
@@ -251,6 +246,26 @@ mod tests {
         let fenced = "# Script\n\n```sh\n# not a heading\necho hi\n```";
         assert_eq!(chunk(fenced).len(), 1);
         assert!(chunk(fenced)[0].contains("# not a heading"));
+    }
+
+    #[test]
+    fn long_paragraphs_are_cut_after_sentences_not_abbreviations_and_keep_their_lines() {
+        let sentence = "Parlance keeps notes, e.g. a recipe, on this machine and reads them back when asked about them. ";
+        let wall = sentence.repeat(12);
+        let chunks = chunk(wall.trim());
+        assert!(chunks.len() >= 2, "{chunks:?}");
+        for piece in &chunks {
+            assert!(piece.chars().count() <= MAX_CHUNK_CHARS, "{} chars", piece.chars().count());
+            assert!(piece.starts_with("Parlance keeps") || piece.starts_with('…'), "cut inside a sentence: {piece}");
+            assert!(piece.ends_with("about them."), "cut inside a sentence: {piece}");
+        }
+
+        let list = (0..40).map(|i| format!("- item {i} of a long list without full stops")).collect::<Vec<_>>().join("\n");
+        let chunks = chunk(&list);
+        assert!(chunks.len() >= 2, "{chunks:?}");
+        for line in list.lines() {
+            assert!(chunks.iter().any(|c| c.lines().any(|l| l == line)), "{line:?} lost or merged");
+        }
     }
 
     #[test]

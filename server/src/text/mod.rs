@@ -3,7 +3,7 @@
 mod sentences;
 mod speakable;
 
-pub use self::sentences::{SentenceSplitter, split_sentences};
+pub use self::sentences::{SentenceSplitter, sentence_spans, split_sentences};
 pub use self::speakable::speakable;
 
 /// The sentences a voice reads for `text`: markdown and URLs made speakable, then split.

@@ -86,6 +86,23 @@ pub fn split_sentences(text: &str) -> Vec<String> {
     sentences
 }
 
+/// `text` cut after each sentence [`split_sentences`] finds there, each piece with the white space after it:
+/// joined, the pieces are `text` again. For text that is stored rather than spoken (chunks of notes), where
+/// a line break or a piece with nothing to read aloud (a line of dashes, a closing brace) must survive.
+pub fn sentence_spans(text: &str) -> Vec<&str> {
+    let mut spans = Vec::new();
+    let mut rest = text;
+    while let Some((_, next)) = find_boundary(rest) {
+        let (span, after) = rest.split_at(next);
+        spans.push(span);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        spans.push(rest);
+    }
+    spans
+}
+
 /// A sentence as it is handed out, or nothing if it holds nothing to read (only spaces or punctuation).
 fn clean(sentence: &str) -> Option<String> {
     let sentence = sentence.trim();
@@ -239,6 +256,17 @@ fn ends_sentence(before: &str, run: &str, next: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_are_the_sentences_with_nothing_dropped() {
+        let text = "Dr. Smith came at 5 p.m. Then he left.\n---\nThe end is near!  Or is it?";
+        let spans = sentence_spans(text);
+        assert_eq!(spans.concat(), text);
+        let trimmed: Vec<&str> = spans.iter().map(|span| span.trim()).filter(|span| !span.is_empty()).collect();
+        assert_eq!(trimmed, ["Dr. Smith came at 5 p.m.", "Then he left.", "---", "The end is near!", "Or is it?"]);
+        let spoken = split_sentences(text);
+        assert_eq!(spoken, ["Dr. Smith came at 5 p.m.", "Then he left.", "The end is near!", "Or is it?"], "speech skips the dashes");
+    }
 
     #[test]
     fn abbreviations_and_initials_do_not_end_sentences() {

@@ -27,14 +27,5 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
             .collect()
     };
     let (reference, hypothesis) = (words(reference), words(hypothesis));
-    let mut previous: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            let substitution = previous[j] + usize::from(r != h);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[hypothesis.len()] as f64 / reference.len().max(1) as f64
+    strsim::generic_levenshtein(&reference, &hypothesis) as f64 / reference.len().max(1) as f64
 }
