@@ -1,17 +1,21 @@
 //! Every way a request can go wrong gets the right status and the shared error body, and nothing panics.
-//! Requests go through the router with `oneshot`; the provider is the fake OpenAI server or a closed port.
+//! Requests go through the router with `oneshot`. The model stages are fakes inside the test process
+//! (conversations in memory), except where the test is about an OpenAI-compatible provider failing: there
+//! the provider is the fake OpenAI server or a closed port.
 
 mod support;
 
 use axum::http::{HeaderValue, StatusCode, header};
+use parlance_shared::Stage;
 use serde_json::json;
 use support::fake_openai::{FakeOpenAi, closed_port_url, tone_wav};
+use support::fake_stages::FakeStages;
 use support::{app, assert_error, empty_request, json_request, send, settings, settings_for_provider, voice_request};
 
 #[tokio::test]
 async fn malformed_or_incomplete_json_is_a_400_with_the_error_body() {
-    let provider = FakeOpenAi::start("hi").await;
-    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let stages = FakeStages::new("hi");
+    let app = stages.app(&[]);
 
     let broken = axum::http::Request::builder()
         .method("POST")
@@ -37,24 +41,24 @@ async fn malformed_or_incomplete_json_is_a_400_with_the_error_body() {
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_error(&body, "invalid_request");
 
-    assert!(provider.requests("/v1/chat/completions").is_empty(), "bad requests never reach the model");
+    assert_eq!(stages.asked(), 0, "bad requests never reach the model");
 }
 
 #[tokio::test]
 async fn a_too_long_question_is_refused_before_the_model_sees_it() {
-    let provider = FakeOpenAi::start("hi").await;
-    let app = app(&settings_for_provider(&provider.base_url, &["--max-question-chars", "20"]));
+    let stages = FakeStages::new("hi");
+    let app = stages.app(&["--max-question-chars", "20"]);
     let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "a question that is far too long"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "invalid_request");
     assert!(body["message"].as_str().unwrap().contains("20"), "{body}");
-    assert!(provider.requests("/v1/chat/completions").is_empty());
+    assert_eq!(stages.asked(), 0);
 }
 
 #[tokio::test]
 async fn a_voice_turn_without_usable_audio_is_refused_clearly() {
-    let provider = FakeOpenAi::start("hi").await;
-    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let stages = FakeStages::new("hi");
+    let app = stages.app(&[]);
 
     let (status, body) = send(&app, voice_request(&[("session_id", None, b"")])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -76,24 +80,24 @@ async fn a_voice_turn_without_usable_audio_is_refused_clearly() {
     assert!(status.is_client_error(), "{status}");
     assert_error(&body, "invalid_request");
 
-    assert!(provider.requests("/v1/audio/transcriptions").is_empty(), "nothing unusable is sent on");
+    assert!(stages.transcribed().is_empty(), "nothing unusable is sent on");
 }
 
 #[tokio::test]
 async fn silence_is_no_speech_not_a_made_up_question() {
-    let provider = FakeOpenAi::start(" [BLANK_AUDIO] ").await;
-    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let stages = FakeStages::new(" [BLANK_AUDIO] ");
+    let app = stages.app(&[]);
     let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &tone_wav(16_000, 0.5))])).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_error(&body, "no_speech");
     assert!(body["message"].as_str().unwrap().contains("didn't catch"), "{body}");
-    assert!(provider.requests("/v1/chat/completions").is_empty());
+    assert_eq!(stages.asked(), 0);
 }
 
 #[tokio::test]
 async fn an_upload_over_the_limit_is_a_413() {
-    let provider = FakeOpenAi::start("hi").await;
-    let app = app(&settings_for_provider(&provider.base_url, &["--max-upload-mib", "1"]));
+    let stages = FakeStages::new("hi");
+    let app = stages.app(&["--max-upload-mib", "1"]);
     let big = tone_wav(16_000, 40.0); // 1.28 MB of PCM
     assert!(big.len() > 1024 * 1024 + 64 * 1024);
     let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &big)])).await;
@@ -106,13 +110,13 @@ async fn an_upload_over_the_limit_is_a_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error(&body, "payload_too_large");
     assert!(body["message"].as_str().unwrap().contains("at most 256 KiB"), "{body}");
-    assert!(provider.requests("/v1/audio/transcriptions").is_empty());
+    assert!(stages.transcribed().is_empty());
 }
 
 #[tokio::test]
 async fn unknown_sessions_are_404_everywhere() {
-    let provider = FakeOpenAi::start("hi").await;
-    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let stages = FakeStages::new("hi");
+    let app = stages.app(&[]);
 
     let (status, body) = send(&app, empty_request("GET", "/api/sessions/no-such-session")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -130,7 +134,7 @@ async fn unknown_sessions_are_404_everywhere() {
         send(&app, voice_request(&[("session_id", None, b"no-such-session"), ("audio", Some("q.wav"), &tone_wav(16_000, 0.2))])).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, "session_not_found");
-    assert!(provider.requests("/v1/audio/transcriptions").is_empty(), "a stale session costs no transcription");
+    assert!(stages.transcribed().is_empty(), "a stale session costs no transcription");
 }
 
 #[tokio::test]
@@ -162,9 +166,9 @@ async fn a_provider_error_is_a_502_and_its_words_stay_in_the_log() {
 
 #[tokio::test]
 async fn when_speech_fails_the_written_answer_still_arrives() {
-    let provider = FakeOpenAi::start("hello").await;
-    provider.fail("/v1/audio/speech", StatusCode::INTERNAL_SERVER_ERROR);
-    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let stages = FakeStages::new("hello");
+    stages.fail(Stage::Tts, reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    let app = stages.app(&[]);
     let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "hello"}))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["answer"].as_str().unwrap().starts_with("You said: hello"), "{body}");
@@ -264,8 +268,8 @@ async fn cross_origin_calls_are_allowed_only_from_listed_origins() {
 
 #[tokio::test]
 async fn a_client_asking_too_fast_is_told_when_to_retry() {
-    let provider = FakeOpenAi::start("hi").await;
-    let app = app(&settings_for_provider(&provider.base_url, &["--turns-per-minute", "2"]));
+    let stages = FakeStages::new("hi");
+    let app = stages.app(&["--turns-per-minute", "2"]);
     let question = || json_request("POST", "/api/chat", &json!({"text": "hello", "speak": false}));
     for _ in 0..2 {
         let (status, _) = send(&app, question()).await;
@@ -277,7 +281,7 @@ async fn a_client_asking_too_fast_is_told_when_to_retry() {
     assert!((1..=30).contains(&retry_after), "one turn refills every 30 s: {retry_after}");
     let (_, body) = send(&app, question()).await;
     assert_error(&body, "rate_limited");
-    assert_eq!(provider.requests("/v1/chat/completions").len(), 2, "refused turns cost no model time");
+    assert_eq!(stages.asked(), 2, "refused turns cost no model time");
 
     let (status, _) = send(&app, empty_request("GET", "/health")).await;
     assert_eq!(status, StatusCode::OK, "health checks are not rate limited");

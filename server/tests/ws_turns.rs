@@ -1,9 +1,9 @@
 //! The streaming conversation over a real listener and a real WebSocket client, the way the web app uses it:
 //! audio frames in, events out while the model is still writing, sentence by sentence speech, barge-in.
 //!
-//! The model stages come from `backends()`, the one place that chooses them: for now the fake
-//! OpenAI-compatible server, which streams its answers word by word at a set pace and records whether a
-//! chat stream was finished or dropped.
+//! The model stages come from `backends()`, the one place that chooses them: fake stages inside the test
+//! process (`support/fake_stages.rs`), whose model writes its answers word by word at a set pace and records
+//! whether an answer was finished or dropped; conversations are kept in memory.
 
 mod support;
 
@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
+use parlance_server::audio::AudioFormat;
+use parlance_shared::Stage;
 use parlance_shared::{AudioEncoding, ClientMessage, ErrorCode, Role, ServerEvent, SessionHistory, SessionId, TurnState};
-use support::fake_openai::{FakeOpenAi, wav_seconds};
+use reqwest::StatusCode;
+use support::fake_openai::wav_seconds;
+use support::fake_stages::FakeStages;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -25,15 +29,15 @@ const STORY: &str = "Once upon a time there was a small robot who lived in a lig
                      The sailors saw the light and steered home safely. From then on they called the robot their friend.";
 
 /// The model stages the turns run on, with the flags a test adds.
-async fn backends(extra: &[&str]) -> (FakeOpenAi, parlance_server::Settings) {
-    let provider = FakeOpenAi::start("What time is it?").await;
-    let settings = support::settings_for_provider(&provider.base_url, extra);
+async fn backends(extra: &[&str]) -> (FakeStages, parlance_server::Settings) {
+    let provider = FakeStages::new("What time is it?");
+    let settings = provider.settings(extra);
     (provider, settings)
 }
 
 /// Parlance on a real port; returns its `host:port`.
-async fn start_parlance(settings: &parlance_server::Settings) -> String {
-    let app = support::app(settings);
+async fn start_parlance(provider: &FakeStages, settings: &parlance_server::Settings) -> String {
+    let app = parlance_server::router(provider.state(settings), settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -150,7 +154,7 @@ async fn a_spoken_question_streams_its_transcript_answer_and_audio_in_order() {
     let (provider, settings) = backends(&[]).await;
     // Announcing the call without finishing the sentence: that text must not be spoken.
     provider.configure(|fake| fake.tool_lead_in = Some("Let me look at the clock".into()));
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let dir = tempfile::tempdir().unwrap();
     let recording = spoken_wav(dir.path(), "What time is it?");
 
@@ -193,8 +197,7 @@ async fn a_spoken_question_streams_its_transcript_answer_and_audio_in_order() {
     assert!(first_audio <= timings.total_ms && timings.stt_ms <= first_audio, "{timings:?}");
 
     // The frames arrived as the one recording, recognised as WAV.
-    let uploads = provider.requests("/v1/audio/transcriptions");
-    assert_eq!(uploads[0].form["file"], format!("speech.wav|audio/wav|{}", recording.len()));
+    assert_eq!(provider.transcribed(), [(AudioFormat::Wav, recording.len())]);
     let history = stored_history(&address, session_id).await;
     assert_eq!(history.turns.len(), 2);
     assert_eq!((history.turns[1].text.as_str(), history.turns[1].interrupted), (answer.as_str(), false));
@@ -207,7 +210,7 @@ async fn the_first_sentence_is_spoken_while_the_model_is_still_writing() {
         fake.answer = Some(STORY.into());
         fake.delta_delay = Duration::from_millis(25);
     });
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
     client.send(&ClientMessage::Text { session_id: None, text: "Tell me a story".into(), speak: true }).await;
 
@@ -248,7 +251,7 @@ async fn interrupt_stops_generation_and_speech_at_once_and_keeps_only_what_was_p
         fake.answer = Some(STORY.into());
         fake.delta_delay = Duration::from_millis(40);
     });
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
     client.send(&ClientMessage::Text { session_id: None, text: "Tell me a story".into(), speak: true }).await;
     let first_sentence = loop {
@@ -267,11 +270,11 @@ async fn interrupt_stops_generation_and_speech_at_once_and_keeps_only_what_was_p
         }
     };
     let last_event_after = interrupted_at.elapsed();
-    let speech_requests = provider.requests("/v1/audio/speech").len();
+    let speech_requests = provider.spoken().len();
 
     // Nothing more comes, and nothing keeps working in the background.
     assert_eq!(client.event_within(Duration::from_millis(600)).await, None, "events after the turn was interrupted");
-    assert_eq!(provider.requests("/v1/audio/speech").len(), speech_requests, "synthesis went on after the interrupt");
+    assert_eq!(provider.spoken().len(), speech_requests, "synthesis went on after the interrupt");
     let streams = provider.chat_streams();
     assert_eq!((streams.open, streams.finished, streams.dropped_at.len()), (0, 0, 1), "{streams:?}");
     let generation_stopped_after = streams.dropped_at[0].duration_since(interrupted_at);
@@ -298,7 +301,7 @@ async fn interrupt_stops_generation_and_speech_at_once_and_keeps_only_what_was_p
 async fn interrupting_playback_after_the_answer_was_complete_cuts_the_remembered_answer() {
     let (provider, settings) = backends(&[]).await;
     provider.configure(|fake| fake.answer = Some("First point. Second point. Third point.".into()));
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
 
     client.send(&ClientMessage::Text { session_id: None, text: "Three points please".into(), speak: true }).await;
@@ -324,7 +327,7 @@ async fn interrupting_playback_after_the_answer_was_complete_cuts_the_remembered
 async fn two_sessions_at_once_never_cross_events() {
     let (provider, settings) = backends(&[]).await;
     provider.configure(|fake| fake.delta_delay = Duration::from_millis(10));
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut ada = Client::connect(&address).await;
     let mut bob = Client::connect(&address).await;
 
@@ -347,7 +350,7 @@ async fn two_sessions_at_once_never_cross_events() {
 #[tokio::test]
 async fn raw_pcm16_frames_are_transcribed_as_one_wav() {
     let (provider, settings) = backends(&[]).await;
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
     client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
     client.event().await;
@@ -357,8 +360,7 @@ async fn raw_pcm16_frames_are_transcribed_as_one_wav() {
     client.send(&ClientMessage::EndTurn).await;
     let events = client.rest_of_turn().await;
     assert!(matches!(events.last(), Some(ServerEvent::Done { .. })), "{events:?}");
-    let upload = &provider.requests("/v1/audio/transcriptions")[0];
-    assert_eq!(upload.form["file"], format!("speech.wav|audio/wav|{}", 44 + samples.len()));
+    assert_eq!(provider.transcribed(), [(AudioFormat::Wav, 44 + samples.len())]);
 }
 
 /// 16 kHz PCM16: a loud buzz standing in for a voice, or silence.
@@ -371,7 +373,7 @@ async fn a_pause_is_transcribed_before_the_turn_ends_and_the_answer_does_not_wai
     let (provider, settings) = backends(&[]).await;
     let transcription = Duration::from_millis(800);
     provider.configure(|behaviour| behaviour.stt_delay = transcription);
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
     client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
     client.event().await;
@@ -387,17 +389,17 @@ async fn a_pause_is_transcribed_before_the_turn_ends_and_the_answer_does_not_wai
     assert!(events.iter().any(|e| matches!(e, ServerEvent::Transcript { is_final: true, .. })), "{events:?}");
     let Some(ServerEvent::Done { timings, .. }) = events.last() else { panic!("{events:?}") };
     assert!(u128::from(timings.stt_ms) < transcription.as_millis(), "the turn waited for speech-to-text: {timings:?}");
-    let uploads = provider.requests("/v1/audio/transcriptions");
+    let uploads = provider.transcribed();
     assert_eq!(uploads.len(), 1, "the early transcript is the final one");
     // What had arrived when the pause was seen: all the speech and a quarter second or more of quiet.
-    let heard = wav_seconds_of_upload(&uploads[0].form["file"]);
+    let heard = wav_seconds_of_upload(uploads[0].1);
     assert!((0.85..=1.0).contains(&heard), "transcribed {heard} s");
 }
 
 #[tokio::test]
 async fn speech_after_a_pause_makes_the_early_transcript_stale() {
     let (provider, settings) = backends(&[]).await;
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
     client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
     client.event().await;
@@ -409,21 +411,20 @@ async fn speech_after_a_pause_makes_the_early_transcript_stale() {
     client.send(&ClientMessage::EndTurn).await;
     let events = client.rest_of_turn().await;
     assert!(matches!(events.last(), Some(ServerEvent::Done { .. })), "{events:?}");
-    let uploads = provider.requests("/v1/audio/transcriptions");
+    let uploads = provider.transcribed();
     assert_eq!(uploads.len(), 2, "the whole question is transcribed again");
-    assert_eq!(uploads[1].form["file"], format!("speech.wav|audio/wav|{}", 44 + 16 * 2 * 1600));
+    assert_eq!(uploads[1], (AudioFormat::Wav, 44 + 16 * 2 * 1600));
 }
 
-/// The length of a recorded upload (`name|type|bytes`) of 16 kHz mono PCM16 WAV, in seconds.
-fn wav_seconds_of_upload(recorded: &str) -> f32 {
-    let bytes: usize = recorded.rsplit('|').next().unwrap().parse().unwrap();
+/// The length of a transcribed 16 kHz mono PCM16 WAV file of `bytes`, in seconds.
+fn wav_seconds_of_upload(bytes: usize) -> f32 {
     (bytes - 44) as f32 / 32_000.0
 }
 
 #[tokio::test]
 async fn mistakes_get_error_events_and_the_socket_stays_usable() {
-    let (_provider, settings) = backends(&["--max-upload-mib", "1"]).await;
-    let address = start_parlance(&settings).await;
+    let (provider, settings) = backends(&["--max-upload-mib", "1"]).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
 
     client.send_raw("{not json").await;
@@ -486,18 +487,18 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
 async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspoken() {
     let (provider, settings) = backends(&[]).await;
     provider.configure(|fake| fake.answer = Some("One. Two.".into()));
-    let address = start_parlance(&settings).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
 
-    provider.fail("/v1/audio/speech", axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    provider.fail(Stage::Tts, StatusCode::SERVICE_UNAVAILABLE);
     client.send(&ClientMessage::Text { session_id: None, text: "Count".into(), speak: true }).await;
     let events = client.rest_of_turn().await;
     assert!(chunks(&events).is_empty());
     let Some(ServerEvent::Done { answer, speech_error: Some(error), .. }) = events.last() else { panic!("{events:?}") };
     assert_eq!((answer.as_str(), error.code), ("One. Two.", ErrorCode::ProviderUnavailable));
-    assert_eq!(provider.requests("/v1/audio/speech").len(), 1, "after a failed sentence the rest is not attempted");
+    assert_eq!(provider.spoken().len(), 1, "after a failed sentence the rest is not attempted");
 
-    provider.fail("/v1/chat/completions", axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    provider.fail(Stage::Llm, StatusCode::INTERNAL_SERVER_ERROR);
     client.send(&ClientMessage::Text { session_id: None, text: "Count again".into(), speak: true }).await;
     let events = client.rest_of_turn().await;
     let Some(ServerEvent::Error { error }) = events.last() else { panic!("{events:?}") };
@@ -512,13 +513,13 @@ async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspok
     client.send_audio(&[0; 640], 640).await;
     client.send(&ClientMessage::Interrupt { played_through: None }).await;
     assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Idle });
-    assert!(provider.requests("/v1/audio/transcriptions").is_empty(), "dropped audio is not transcribed");
+    assert!(provider.transcribed().is_empty(), "dropped audio is not transcribed");
 }
 
 #[tokio::test]
 async fn turns_over_the_socket_share_the_per_client_budget() {
-    let (_provider, settings) = backends(&["--turns-per-minute", "1"]).await;
-    let address = start_parlance(&settings).await;
+    let (provider, settings) = backends(&["--turns-per-minute", "1"]).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
     client.send(&ClientMessage::Text { session_id: None, text: "One".into(), speak: false }).await;
     assert!(matches!(client.rest_of_turn().await.last(), Some(ServerEvent::Done { .. })));
@@ -529,8 +530,8 @@ async fn turns_over_the_socket_share_the_per_client_budget() {
 
 #[tokio::test]
 async fn a_page_from_another_site_cannot_open_the_socket() {
-    let (_provider, settings) = backends(&[]).await;
-    let address = start_parlance(&settings).await;
+    let (provider, settings) = backends(&[]).await;
+    let address = start_parlance(&provider, &settings).await;
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{address}/api/ws")).unwrap();
     request.headers_mut().insert("origin", "https://evil.example".parse().unwrap());

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod fake_openai;
+pub mod fake_stages;
 pub mod speech;
 
 use axum::Router;
