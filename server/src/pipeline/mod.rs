@@ -16,7 +16,7 @@ use parlance_shared::{
     AudioClip, HistoryTurn, KnowledgeSource, Role, ServerEvent, SessionId, Stage, StageTimings, ToolCallRecord, TurnState,
 };
 
-pub use self::speaker::{SentenceSpeaker, SpeechReport};
+use self::speaker::SentenceSpeaker;
 use crate::agent::{Agent, AgentError, Answer, Findings};
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;

@@ -205,7 +205,7 @@ impl ChatModel for FakeChat {
                 }
                 yield Ok::<ChatEvent, LlmError>(event);
             }
-            watch.finished = true;
+            watch.finished();
         }))
     }
 
@@ -229,6 +229,10 @@ impl StreamWatch {
     fn open(shared: &Arc<Shared>) -> Self {
         shared.streams.lock().unwrap().open += 1;
         Self { shared: Arc::clone(shared), finished: false }
+    }
+
+    fn finished(&mut self) {
+        self.finished = true;
     }
 }
 
