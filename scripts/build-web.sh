@@ -49,12 +49,10 @@ assets="<link rel=\"stylesheet\" href=\"/$css_file\" />
     <script type=\"module\">import init from \"/$js_file\"; init({ module_or_path: \"/$wasm_file\" });</script>"
 marker='<!-- parlance:assets -->'
 grep -q "$marker" frontend/index.html || { echo "build-web: frontend/index.html lacks $marker" >&2; exit 1; }
-python3 - "$marker" "$assets" frontend/index.html "$dist.new/index.html" <<'PY'
-import sys
-marker, assets, source, target = sys.argv[1:]
-page = open(source, encoding="utf-8").read()
-open(target, "w", encoding="utf-8").write(page.replace(marker, assets, 1))
-PY
+# Off, so bash 5.2 never reads a `&` in the replacement as the matched text.
+shopt -u patsub_replacement 2>/dev/null || true
+page=$(<frontend/index.html)
+printf '%s\n' "${page/"$marker"/"$assets"}" >"$dist.new/index.html"
 
 # Swap in whole, so a server serving the old build never sees half of the new one.
 rm -rf "$dist.old"

