@@ -3,6 +3,7 @@
 
     python3 eval/knowledge/check.py                      # check questions.jsonl against notes/, exit 1 on a problem
     python3 eval/knowledge/check.py --score k05 "A full service is 95 euros."   # score one answer: hit, wrong, ...
+    python3 eval/knowledge/check.py --report RESULTS.jsonl   # score a harness run (server/benches/knowledge_eval.rs)
 
 The harness (Rust) must normalise and score exactly as `normalize`, `contains` and `score` do here; README.md
 states the same rules in words.
@@ -279,7 +280,86 @@ def check():
     return 1 if errors else 0
 
 
+def word_errors(reference, hypothesis):
+    """Word-level edit distance between normalised texts, and the reference's length."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        previous, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
+    return row[-1], len(ref)
+
+
+def percentile(values, p):
+    """Nearest-rank percentile; None for no values."""
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    return values[min(len(values) - 1, max(0, -(-len(values) * p // 100) - 1))]
+
+
+def report(path):
+    """The figures of a harness run: per path (typed, streaming, sequential), answers scored as `score` does,
+    word error rate, retrieval, and time to first audio by kind of question."""
+    rows = load_questions()
+    questions = {q["id"]: q for _, q in rows}
+    declines = decline_phrases(rows)
+    titles = {}
+    for note in NOTES.glob("*.md"):
+        first = note.read_text(encoding="utf-8").splitlines()[0]
+        titles[note.name] = first.lstrip("#").strip()
+    results = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    fmt = lambda v: "-" if v is None else f"{v:.0f}"
+    for run in sorted({r["path"] for r in results}, key=["typed", "streaming", "sequential"].index):
+        done = [r for r in results if r["path"] == run]
+        outcome = {r["id"]: score(questions[r["id"]], r["answer"], declines) for r in done}
+        answerable = [r["id"] for r in done if questions[r["id"]]["kind"] in ("fact", "yes_no", "follow_up")]
+        hits = [i for i in answerable if outcome[i] == "hit"]
+        wrong = [i for i in outcome if outcome[i] == "wrong"]
+        yes_no_wrong = [i for i in wrong if questions[i]["kind"] == "yes_no"]
+        unanswerable = [r["id"] for r in done if questions[r["id"]]["kind"] == "not_in_notes"]
+        declined = [i for i in unanswerable if outcome[i] == "declined"]
+        general = [r["id"] for r in done if questions[r["id"]]["kind"] == "general"]
+        general_hits = [i for i in general if outcome[i] == "hit"]
+        with_note = [r for r in done if questions[r["id"]]["note"]]
+        found = [r for r in with_note if titles.get(questions[r["id"]]["note"]) in r["sources"]]
+        pct = lambda part, whole: 100.0 * len(part) / len(whole) if whole else 0.0
+        print(f"{run}: {len(done)} questions")
+        print(f"  expected fact          {len(hits)}/{len(answerable)} = {pct(hits, answerable):.0f}%   "
+              f"misses: {' '.join(i for i in answerable if outcome[i] != 'hit') or '-'}")
+        print(f"  confidently wrong      {len(wrong)} ({len(yes_no_wrong)} yes/no): {' '.join(wrong) or '-'}")
+        print(f"  not in the notes       {len(declined)}/{len(unanswerable)} = {pct(declined, unanswerable):.0f}% declined")
+        print(f"  general                {len(general_hits)}/{len(general)} right")
+        print(f"  retrieval              {len(found)}/{len(with_note)} turns list the answering note among their sources")
+        if run != "typed":
+            groups = {"all": done}
+            for voice in ("espeak", "flite"):
+                groups[voice] = [r for r in done if questions[r["id"]]["voice"] == voice]
+            for encode in ("webm", "mp4"):
+                groups[encode] = [r for r in done if questions[r["id"]].get("encode") == encode]
+            parts = []
+            for name, group in groups.items():
+                errors = [word_errors(questions[r["id"]]["question"], r["transcript"]) for r in group]
+                total = sum(n for _, n in errors)
+                if total:
+                    parts.append(f"{name} {100.0 * sum(e for e, _ in errors) / total:.1f}%")
+            print(f"  word error rate        {', '.join(parts)}")
+        for kind, members in (("general", lambda q: q["kind"] == "general"), ("knowledge", lambda q: q["kind"] != "general")):
+            group = [r for r in done if members(questions[r["id"]])]
+            end_turn = [r["first_audio_ms"] for r in group]
+            speech_end = [r.get("first_audio_from_speech_end_ms") for r in group]
+            label = "from the question" if run == "typed" else "from end_turn" if run == "streaming" else "from the upload"
+            line = f"  first audio {kind:<10} p50 {fmt(percentile(end_turn, 50))} ms, p95 {fmt(percentile(end_turn, 95))} ms {label}"
+            if run != "typed":
+                line += f"; p50 {fmt(percentile(speech_end, 50))} ms, p95 {fmt(percentile(speech_end, 95))} ms from the end of speech"
+            print(line + f" (n={len(group)})")
+    return 0
+
+
 def main(argv):
+    if len(argv) == 2 and argv[0] == "--report":
+        return report(argv[1])
     if len(argv) == 3 and argv[0] == "--score":
         rows = load_questions()
         q = next((q for _, q in rows if q["id"] == argv[1]), None)

@@ -1,7 +1,10 @@
-//! Time to first audio, the figure a voice assistant is judged by: spoken questions (made with espeak-ng)
+//! Time to first audio, the figure a voice assistant is judged by: spoken questions (made with espeak-ng),
+//! general ones and ones about the user's notes (the knowledge evaluation's notes, added to a fresh store),
 //! through (a) the streaming socket, answer spoken sentence by sentence while the model writes, and (b) the
 //! sequential path of the reference design (`POST /api/voice`: transcribe, whole answer, whole speech), on
-//! the same backends in one run. Printed as figures, not a pass/fail test.
+//! the same backends in one run, timed from the end of the question (`end_turn`, the end of the upload) and
+//! from the end of speech (what the user feels: the silence before the turn ends is part of the wait). Printed
+//! as figures, not a pass/fail test.
 //!
 //!     source scripts/env.sh && cargo bench --workspace --bench first_audio --profile dev [-- --questions 8] [--silence-ms 800]
 //!
@@ -29,6 +32,18 @@ use futures::{SinkExt, StreamExt};
 use parlance_server::config::StageBackend;
 use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, TextTurnRequest, TurnResponse};
 use tokio_tungstenite::tungstenite::Message;
+
+/// About the notes in `eval/knowledge/notes` (the same facts the knowledge evaluation asks about).
+const KNOWLEDGE_QUESTIONS: [&str; 8] = [
+    "What time do you open on Saturdays?",
+    "How much is a basic tune-up?",
+    "Are you open on Mondays?",
+    "Who is the head mechanic?",
+    "When is the black bin collected?",
+    "Where is the water stopcock?",
+    "What's the guest wifi password?",
+    "Can Biscuit have chicken?",
+];
 
 const QUESTIONS: [&str; 8] = [
     "Why is the sky blue?",
@@ -119,45 +134,89 @@ async fn run(options: Options) {
     let address = listener.local_addr().expect("address").to_string();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
 
+    add_notes(&address).await;
+
     let dir = tempfile::tempdir().expect("temp dir");
-    let recordings: Vec<Vec<u8>> =
-        (0..options.questions).map(|i| question(dir.path(), i, QUESTIONS[i % QUESTIONS.len()], options.silence_ms)).collect();
     println!("first_audio  each question ends in {} ms of silence; the socket gets it at speaking pace", options.silence_ms);
+    let silence = Duration::from_millis(u64::from(options.silence_ms));
+    let mut warm = true;
+    for (kind, questions) in [("general", QUESTIONS), ("knowledge", KNOWLEDGE_QUESTIONS)] {
+        let recordings: Vec<Vec<u8>> = (0..options.questions)
+            .map(|i| question(dir.path(), &format!("{kind}{i}"), questions[i % questions.len()], options.silence_ms))
+            .collect();
+        if warm {
+            // One turn of each path first: lazy model loading and cold caches are not what is measured.
+            sequential(&address, &recordings[0]).await;
+            streaming(&address, &recordings[0]).await;
+            warm = false;
+        }
+        measure(&address, kind, &recordings, silence).await;
+    }
+}
 
-    // One turn of each kind first: lazy model loading and cold caches are not what is measured.
-    sequential(&address, &recordings[0]).await;
-    streaming(&address, &recordings[0]).await;
+/// Adds the knowledge evaluation's notes, as a user adds theirs.
+async fn add_notes(address: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../eval/knowledge/notes");
+    let client = reqwest::Client::new();
+    let mut added = 0;
+    for entry in std::fs::read_dir(dir).expect("eval/knowledge/notes") {
+        let path = entry.expect("a note").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("a file name").to_owned();
+        let part = reqwest::multipart::Part::bytes(std::fs::read(&path).expect("a note")).file_name(name);
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = client.post(format!("http://{address}/api/knowledge")).multipart(form).send().await.expect("request");
+        assert!(response.status().is_success(), "adding {} failed: {}", path.display(), response.status());
+        added += 1;
+    }
+    println!("first_audio  {added} notes added (eval/knowledge/notes)");
+}
 
+/// Both paths over `recordings`, printed as `kind`. From the end of speech adds the trailing silence: the
+/// user has stopped talking while the microphone still sends it (the socket) or before the upload starts.
+async fn measure(address: &str, kind: &str, recordings: &[Vec<u8>], silence: Duration) {
     let (mut streamed, mut whole, mut finished) = (Vec::new(), Vec::new(), Vec::new());
     for (i, recording) in recordings.iter().enumerate() {
         // Alternating the order keeps a slow moment of the machine from landing on one path only. Before each
         // turn an unrelated typed question leaves only the system prompt in the local model's cache, as a new
         // question finds it: the second path would otherwise find the first one's whole prompt evaluated.
         if i % 2 == 0 {
-            forget_the_question(&address).await;
-            let (first, done) = streaming(&address, recording).await;
+            forget_the_question(address).await;
+            let (first, done) = streaming(address, recording).await;
             streamed.push(first);
             finished.push(done);
-            forget_the_question(&address).await;
-            whole.push(sequential(&address, recording).await);
+            forget_the_question(address).await;
+            whole.push(sequential(address, recording).await);
         } else {
-            forget_the_question(&address).await;
-            whole.push(sequential(&address, recording).await);
-            forget_the_question(&address).await;
-            let (first, done) = streaming(&address, recording).await;
+            forget_the_question(address).await;
+            whole.push(sequential(address, recording).await);
+            forget_the_question(address).await;
+            let (first, done) = streaming(address, recording).await;
             streamed.push(first);
             finished.push(done);
         }
-        println!("first_audio  question {:>2}   streaming {:>7.0} ms   sequential {:>7.0} ms", i + 1, ms(streamed[i]), ms(whole[i]));
+        println!("first_audio  {kind} {:>2}   streaming {:>7.0} ms   sequential {:>7.0} ms", i + 1, ms(streamed[i]), ms(whole[i]));
     }
     let (s50, s95) = percentiles(&mut streamed);
     let (w50, w95) = percentiles(&mut whole);
     let (d50, d95) = percentiles(&mut finished);
     let n = recordings.len();
-    println!("first_audio  streaming (socket)    p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(s50), ms(s95));
-    println!("first_audio  sequential (HTTP)     p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(w50), ms(w95));
-    println!("first_audio  ratio streaming/sequential   p50 {:.2}   p95 {:.2}", ms(s50) / ms(w50), ms(s95) / ms(w95));
-    println!("first_audio  streaming, whole answer synthesised   p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(d50), ms(d95));
+    let from_speech = |d: Duration| ms(d + silence);
+    println!(
+        "first_audio  {kind:<9} streaming (socket)    p50 {:>7.0} ms   p95 {:>7.0} ms from end_turn; p50 {:>7.0} ms   p95 {:>7.0} ms from the end of speech   (n={n})",
+        ms(s50),
+        ms(s95),
+        from_speech(s50),
+        from_speech(s95)
+    );
+    println!(
+        "first_audio  {kind:<9} sequential (HTTP)     p50 {:>7.0} ms   p95 {:>7.0} ms from the upload;  p50 {:>7.0} ms   p95 {:>7.0} ms from the end of speech   (n={n})",
+        ms(w50),
+        ms(w95),
+        from_speech(w50),
+        from_speech(w95)
+    );
+    println!("first_audio  {kind:<9} ratio streaming/sequential   p50 {:.2}   p95 {:.2}", ms(s50) / ms(w50), ms(s95) / ms(w95));
+    println!("first_audio  {kind:<9} streaming, whole answer synthesised   p50 {:>7.0} ms   p95 {:>7.0} ms   (n={n})", ms(d50), ms(d95));
 }
 
 /// A short typed turn without speech, so the next turn's question is new to the language model.
@@ -178,8 +237,8 @@ async fn sequential(address: &str, recording: &[u8]) -> Duration {
     elapsed
 }
 
-/// Question `index` spoken by espeak-ng, as a 16 kHz mono PCM16 WAV file ending in `silence_ms` of silence.
-fn question(dir: &std::path::Path, index: usize, text: &str, silence_ms: u32) -> Vec<u8> {
+/// Question `name` spoken by espeak-ng, as a 16 kHz mono PCM16 WAV file ending in `silence_ms` of silence.
+fn question(dir: &std::path::Path, index: &str, text: &str, silence_ms: u32) -> Vec<u8> {
     let spoken_path = dir.join(format!("q{index}-espeak.wav"));
     let path = dir.join(format!("q{index}.wav"));
     spoken(&spoken_path, text);

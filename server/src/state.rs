@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
-use crate::agent::{Agent, AutoSearch};
+use crate::agent::{Agent, AnswerStyle, Grounder};
 use crate::budget::TurnBudget;
-use crate::config::{Settings, StageBackend};
+use crate::config::{AnswerStyleChoice, Settings, StageBackend};
 use crate::cpu::SpeechFirst;
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
 use crate::knowledge::KnowledgeBase;
 use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
 use crate::openai::{OpenAiClient, ProviderConfig};
-use crate::pipeline::{Pipeline, TurnLimits};
+use crate::pipeline::{NotesVocabulary, Pipeline, TurnLimits};
 use crate::sessions::{LanceSessions, SessionStore};
 use crate::store::{Database, StoreError};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
@@ -114,16 +114,25 @@ impl AppState {
             .with(CurrentTime)
             .with(SearchKnowledge::new(Arc::clone(&knowledge)))
             .with(Remember::new(Arc::clone(&knowledge)));
+        let style = match settings.answer_style {
+            AnswerStyleChoice::Extractive => AnswerStyle::Extractive,
+            AnswerStyleChoice::Generative => AnswerStyle::Generative,
+            AnswerStyleChoice::Auto if matches!(settings.llm, StageBackend::Local { .. }) => AnswerStyle::Extractive,
+            AnswerStyleChoice::Auto => AnswerStyle::Generative,
+        };
         let agent = llm.map(|model| {
             let agent = Agent::new(model, tools, settings.max_tool_rounds);
-            match settings.auto_search_similarity {
-                Some(min_similarity) => agent.with_auto_search(AutoSearch::new(Arc::clone(&knowledge), min_similarity)),
+            match settings.notes_similarity {
+                Some(min_similarity) => agent.with_grounding(Grounder::new(Arc::clone(&knowledge), min_similarity, style)),
                 None => agent,
             }
         });
         let limits = TurnLimits { history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
         Self {
-            pipeline: Arc::new(Pipeline::new(stt, agent, tts, sessions, limits)),
+            pipeline: Arc::new({
+                let pipeline = Pipeline::new(stt, agent, tts, sessions, limits);
+                if settings.stt_vocabulary { pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge))) } else { pipeline }
+            }),
             embedder,
             knowledge,
             max_upload_bytes: settings.max_upload_bytes,

@@ -281,3 +281,30 @@ async fn a_voice_turn_transcribes_locally_before_it_needs_the_language_model() {
     assert_eq!(stt["ready"], true);
     assert!(stt["load_ms"].is_u64(), "{stt}");
 }
+
+/// The notes' words given to Whisper as its prompt are heard where they are said, and not made up where they
+/// are not: a prompt that leaked into transcripts would put "Voltwerk" into every question.
+#[tokio::test]
+async fn expected_words_are_heard_where_said_and_not_invented_where_not() {
+    let stt = LocalStt::load(&support::installed_model(&WHISPER_TINY_EN)).expect("the model loads");
+    let words = ["Voltwerk", "Brompton", "tune-up", "derailleur", "Schwalbe", "stopcock", "Petrakis", "A17"].map(String::from);
+    stt.expect_words(&words);
+    let dir = tempfile::tempdir().unwrap();
+    let asked = [
+        ("tune", "How long does a tune-up take?"),
+        ("france", "What is the capital of France?"),
+        ("weather", "Will it rain in London on Saturday afternoon or evening?"),
+    ];
+    for (name, sentence) in asked {
+        let wav = speak(dir.path(), name, sentence);
+        let transcript = stt.transcribe(&upload(Bytes::from(std::fs::read(&wav).unwrap()))).await.unwrap();
+        let wer = word_error_rate(sentence, &transcript);
+        println!("{name:8} WER {wer:.2}  {transcript:?}");
+        assert!(wer <= MAX_WER, "{transcript:?} for {sentence:?} (WER {wer:.2})");
+        let invented: Vec<&String> = words.iter().filter(|w| transcript.contains(w.as_str()) && !sentence.contains(w.as_str())).collect();
+        assert!(invented.is_empty(), "{invented:?} in {transcript:?}");
+    }
+    // Nothing said: nothing heard, prompt or not.
+    let silence = wav_bytes(&vec![0.0; SPEECH_SAMPLE_RATE as usize * 2], SPEECH_SAMPLE_RATE);
+    assert_eq!(stt.transcribe(&upload(silence)).await.unwrap(), "");
+}

@@ -1,7 +1,7 @@
 //! The agent: given the conversation so far and a question, it lets the model answer, running the tools the
 //! model asks for and feeding their results back, until the model answers in words.
 
-mod auto_search;
+pub mod grounding;
 pub mod tools;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::StreamExt;
 use parlance_shared::{HistoryTurn, KnowledgeSource, Role, ServerEvent, ToolCallRecord};
 
-pub use self::auto_search::AutoSearch;
+pub use self::grounding::{AnswerStyle, Grounder, Grounding};
 use self::tools::ToolRegistry;
 use crate::events::EventSink;
 use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall, ToolSpec};
@@ -31,7 +31,7 @@ pub struct Agent {
     model: Arc<dyn ChatModel>,
     tools: ToolRegistry,
     max_tool_rounds: usize,
-    auto_search: Option<AutoSearch>,
+    grounder: Option<Grounder>,
 }
 
 /// What the agent produced for one question.
@@ -85,13 +85,12 @@ pub enum AgentError {
 
 impl Agent {
     pub fn new(model: Arc<dyn ChatModel>, tools: ToolRegistry, max_tool_rounds: usize) -> Self {
-        Self { model, tools, max_tool_rounds, auto_search: None }
+        Self { model, tools, max_tool_rounds, grounder: None }
     }
 
-    /// Search the notes when the model would answer without a tool but they are close to the question (see
-    /// [`AutoSearch`]).
-    pub fn with_auto_search(mut self, auto_search: AutoSearch) -> Self {
-        self.auto_search = Some(auto_search);
+    /// Answer questions about the notes from their evidence (see [`Grounder`]).
+    pub fn with_grounding(mut self, grounder: Grounder) -> Self {
+        self.grounder = Some(grounder);
         self
     }
 
@@ -99,13 +98,28 @@ impl Agent {
         &self.model
     }
 
-    /// Lets the model read the prompt [`Agent::answer`] would start with while the user is still pausing, and
-    /// embeds the question for the automatic search meanwhile (see [`ChatModel::prepare`]).
+    /// Works out, while the user is still pausing, what [`Agent::answer`] will need: what the notes say about
+    /// the question, then the model's reading of the prompt it will start from, if it is needed at all (see
+    /// [`ChatModel::prepare`]).
     pub fn prepare(&self, history: &[HistoryTurn], question: &str) {
-        self.model.prepare(self.first_request(history, question));
-        if let Some(auto_search) = &self.auto_search {
-            auto_search.prepare(question);
-        }
+        let Some(grounder) = &self.grounder else {
+            self.model.prepare(self.first_request(history, question));
+            return;
+        };
+        let grounding = grounder.prepare(history, question);
+        let model = Arc::clone(&self.model);
+        let general = self.first_request(history, question);
+        let history = history.to_vec();
+        let style = grounder.style();
+        tokio::spawn(async move {
+            match &*grounding.await {
+                Grounding::General => model.prepare(general),
+                Grounding::Answered(found) if style == AnswerStyle::Generative || !found.clear() => {
+                    model.prepare(ChatRequest { messages: grounding::grounded_messages(&history, found), ..ChatRequest::default() });
+                }
+                Grounding::Answered(_) | Grounding::NotCovered { .. } => {}
+            }
+        });
     }
 
     pub async fn answer(&self, history: &[HistoryTurn], question: &str, events: &EventSink) -> Result<Answer, AgentError> {
@@ -120,16 +134,18 @@ impl Agent {
         events: &EventSink,
         findings: &Findings,
     ) -> Result<Answer, AgentError> {
+        if let Some(grounder) = &self.grounder {
+            let grounding = grounder.ground(history, question).await;
+            match &*grounding {
+                Grounding::General => {}
+                Grounding::Answered(found) => return self.answer_from_notes(history, found, grounder.style(), events, findings).await,
+                Grounding::NotCovered { found, subject } => return Ok(self.decline(found, subject, events, findings)),
+            }
+        }
         let mut messages = self.first_request(history, question).messages;
-        // Offered to the model's first decision only: after a tool round it answers.
-        let mut default_call = match &self.auto_search {
-            Some(auto_search) => auto_search.call_for(question).await,
-            None => None,
-        };
         for round in 0..=self.max_tool_rounds {
             let tools = self.tools_for_round(round);
-            let default_call = if tools.is_empty() { None } else { default_call.take() };
-            let mut stream = self.model.stream(ChatRequest { messages: messages.clone(), tools, default_call }).await?;
+            let mut stream = self.model.stream(ChatRequest { messages: messages.clone(), tools, default_call: None }).await?;
             let mut text = String::new();
             let mut calls = Vec::new();
             while let Some(event) = stream.next().await {
@@ -139,6 +155,16 @@ impl Agent {
                         text.push_str(&delta);
                     }
                     ChatEvent::ToolCall(call) => calls.push(call),
+                }
+            }
+            // The model wants the notes searched: their evidence answers, as for a question close to them.
+            if let Some(grounder) = &self.grounder
+                && calls.iter().any(|call| call.name == tools::search_knowledge::NAME)
+            {
+                match grounder.ground_asked(history, question).await {
+                    Grounding::Answered(found) => return self.answer_from_notes(history, &found, grounder.style(), events, findings).await,
+                    Grounding::NotCovered { found, subject } => return Ok(self.decline(&found, &subject, events, findings)),
+                    Grounding::General => {}
                 }
             }
             if calls.is_empty() || round == self.max_tool_rounds {
@@ -154,8 +180,57 @@ impl Agent {
         Ok(findings.answer(""))
     }
 
-    /// The request of an answer's first round, without the automatic search's call (which leaves the prompt
-    /// as it is).
+    /// The notes were searched and do not mention what the question asks about.
+    fn decline(&self, found: &grounding::Found, subject: &[String], events: &EventSink, findings: &Findings) -> Answer {
+        tracing::debug!(?subject, "the notes do not cover the question");
+        let record = found.record();
+        events.emit(ServerEvent::ToolCall { call: record.clone() });
+        findings.note(record, Vec::new());
+        let text = grounding::not_covered(subject);
+        events.emit(ServerEvent::AnswerDelta { text: text.clone() });
+        findings.answer(&text)
+    }
+
+    /// An answer from the notes' evidence: its best sentence as it is, or the model's words from the few best.
+    async fn answer_from_notes(
+        &self,
+        history: &[HistoryTurn],
+        found: &grounding::Found,
+        style: AnswerStyle,
+        events: &EventSink,
+        findings: &Findings,
+    ) -> Result<Answer, AgentError> {
+        let record = found.record();
+        events.emit(ServerEvent::ToolCall { call: record.clone() });
+        let text = match style {
+            AnswerStyle::Extractive if found.clear() => {
+                findings.note(record, found.sources(1));
+                let text = found.spoken();
+                events.emit(ServerEvent::AnswerDelta { text: text.clone() });
+                text
+            }
+            AnswerStyle::Extractive | AnswerStyle::Generative => {
+                findings.note(record, found.sources(grounding::EVIDENCE_FOR_MODEL));
+                let request = ChatRequest { messages: grounding::grounded_messages(history, found), ..ChatRequest::default() };
+                let mut stream = self.model.stream(request).await?;
+                let mut text = String::new();
+                while let Some(event) = stream.next().await {
+                    if let ChatEvent::TextDelta(delta) = event? {
+                        events.emit(ServerEvent::AnswerDelta { text: delta.clone() });
+                        text.push_str(&delta);
+                    }
+                }
+                if text.trim().is_empty() {
+                    text = found.spoken();
+                    events.emit(ServerEvent::AnswerDelta { text: text.clone() });
+                }
+                text
+            }
+        };
+        Ok(findings.answer(text.trim()))
+    }
+
+    /// The request of an answer's first round.
     pub fn first_request(&self, history: &[HistoryTurn], question: &str) -> ChatRequest {
         ChatRequest { messages: first_messages(history, question), tools: self.tools_for_round(0), default_call: None }
     }

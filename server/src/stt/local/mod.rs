@@ -79,7 +79,25 @@ impl SpeechToText for LocalStt {
         .map_err(|e| SttError::Inference(format!("the transcription task stopped: {e}")))?
     }
 
+    fn expect_words(&self, words: &[String]) {
+        let mut whisper = self.whisper.lock().unwrap_or_else(PoisonError::into_inner);
+        let text = format!(" {}.", words.join(", "));
+        whisper.expected = match whisper.tokenizer.encode(text, false) {
+            // Whisper reads at most 223 tokens before the transcript; the most used words come first.
+            Ok(encoding) => encoding.get_ids().iter().copied().take(MAX_EXPECTED_TOKENS).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not tokenize the notes' vocabulary; transcribing without it");
+                Vec::new()
+            }
+        };
+        tracing::debug!(words = words.len(), tokens = whisper.expected.len(), "speech-to-text expects the notes' words");
+    }
+
     fn info(&self) -> BackendInfo {
         self.info.clone()
     }
 }
+
+/// Tokens of expected words read before each window: each costs decoder time, and a long prompt makes
+/// Whisper more likely to repeat it instead of hearing.
+const MAX_EXPECTED_TOKENS: usize = 96;

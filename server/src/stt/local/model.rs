@@ -31,6 +31,9 @@ fn fail(path: &Path, reason: impl ToString) -> LoadError {
 #[derive(Debug, Clone, Copy)]
 pub struct SpecialTokens {
     pub start_of_transcript: u32,
+    /// `<|startofprev|>`: what follows it, up to the start of the transcript, is text the speech may continue
+    /// or use, which steers the words chosen.
+    pub start_of_previous: Option<u32>,
     /// Multilingual models also need the language and the task after the start token: `<|en|><|transcribe|>`.
     pub english_transcription: Option<[u32; 2]>,
     pub end_of_text: u32,
@@ -53,6 +56,8 @@ pub struct LoadedWhisper {
     pub decoder: TextDecoder,
     pub tokenizer: Tokenizer,
     pub tokens: SpecialTokens,
+    /// The prompt's tokens (see [`SpecialTokens::start_of_previous`]): the words the speech is likely to hold.
+    pub expected: Vec<u32>,
     /// The mel filter bank, `[bin, mel]`.
     pub mel_filters: Tensor,
     /// Added to the logits at every step: 0, or minus infinity for tokens that must not appear.
@@ -78,6 +83,7 @@ pub fn load(dir: &Path) -> Result<LoadedWhisper, LoadError> {
     let english_transcription = if multilingual { Some([id("<|en|>")?, id(whisper::TRANSCRIBE_TOKEN)?]) } else { None };
     let tokens = SpecialTokens {
         start_of_transcript: id(whisper::SOT_TOKEN)?,
+        start_of_previous: tokenizer.token_to_id("<|startofprev|>"),
         english_transcription,
         end_of_text: id(whisper::EOT_TOKEN)?,
         no_timestamps: id(whisper::NO_TIMESTAMPS_TOKEN)?,
@@ -117,7 +123,7 @@ pub fn load(dir: &Path) -> Result<LoadedWhisper, LoadError> {
     // (dropped here: it holds a second copy of the decoder's weights).
     let decoder = TextDecoder::load(vb.pp("model.decoder"), &config).map_err(|e| fail(&weights, e))?;
     let Whisper { encoder, config, .. } = Whisper::load(&vb, config).map_err(|e| fail(&weights, e))?;
-    Ok(LoadedWhisper { config, encoder, decoder, tokenizer, tokens, mel_filters, suppress, suppress_at_start })
+    Ok(LoadedWhisper { config, encoder, decoder, tokenizer, tokens, expected: Vec::new(), mel_filters, suppress, suppress_at_start })
 }
 
 fn mask(vocab_size: usize, banned: &[u32], device: &Device) -> candle_core::Result<Tensor> {
