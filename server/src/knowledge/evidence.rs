@@ -277,7 +277,7 @@ pub fn vocabulary(texts: &[String], limit: usize) -> Vec<String> {
     }
     let mut ranked: Vec<(usize, String)> = counts.into_iter().zip(first_seen).collect();
     // Most used first; among equals, in the order the notes hold them (a stable sort).
-    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
     ranked.into_iter().take(limit).map(|(_, word)| word).collect()
 }
 
