@@ -9,8 +9,9 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 use parlance_shared::Stage;
 use reqwest::Url;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::access::{GeneratedToken, HostPolicy, TokenFileError, TrustedProxies, Users, UsersError};
 use crate::models::Installer;
 use crate::models::catalog::{self, ModelSpec};
 use crate::openai::ProviderConfig;
@@ -43,6 +44,31 @@ pub struct Config {
     /// https://app.example.com). Empty: only the app served by this server. `*` is refused.
     #[arg(long, env = "PARLANCE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// Sign-in token: when set, every API call, the socket and /metrics need it (the web app asks for it
+    /// once). Without one, a server on a non-loopback address makes its own (kept in the data directory).
+    #[arg(long, env = "PARLANCE_TOKEN", hide_env_values = true, conflicts_with_all = ["token_file", "users_file"])]
+    pub token: Option<SecretString>,
+
+    /// A file holding the sign-in token (its first line), instead of --token.
+    #[arg(long, env = "PARLANCE_TOKEN_FILE", conflicts_with = "users_file")]
+    pub token_file: Option<PathBuf>,
+
+    /// Several users, one a line: `NAME TOKEN` or `NAME TOKEN admin` (`#` starts a comment). Each sees only
+    /// their own conversations; only admins add or delete notes.
+    #[arg(long, env = "PARLANCE_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Host names this server answers to besides localhost and IP addresses, comma-separated (e.g.
+    /// parlance.home.arpa, or .home.arpa for every name under it; `*` for any). Other names are refused, so a
+    /// web page cannot reach the server by re-pointing its own name at it (DNS rebinding).
+    #[arg(long, env = "PARLANCE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client
+    /// for the per-client turn budget. From any other peer the header is ignored.
+    #[arg(long, env = "PARLANCE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 
     /// Largest accepted audio upload, in MiB.
     #[arg(long, env = "PARLANCE_MAX_UPLOAD_MIB", default_value_t = 25)]
@@ -274,6 +300,29 @@ pub enum ConfigError {
     OutOfRange { setting: &'static str, min: f32, max: f32 },
     #[error("{setting}: there is no file at {}", path.display())]
     MissingFile { setting: &'static str, path: PathBuf },
+    #[error("--users-file {}: {source}", path.display())]
+    Users { path: PathBuf, source: UsersError },
+    #[error("--users-file {}: cannot read it: {source}", path.display())]
+    UsersFile { path: PathBuf, source: std::io::Error },
+    #[error("--token: {0}")]
+    Token(UsersError),
+    #[error("{0}")]
+    TokenFile(#[from] TokenFileError),
+    #[error("--trusted-proxies: {0:?} is neither an IP address nor a CIDR range such as 10.0.0.0/8")]
+    InvalidProxy(String),
+    #[error("--allowed-hosts: {0:?} is not a host name (write names without scheme or port, e.g. parlance.home.arpa)")]
+    InvalidHost(String),
+}
+
+/// Who may use the server, and from where.
+#[derive(Debug, Clone, Default)]
+pub struct AccessSettings {
+    /// `None`: no token is needed (loopback without --token).
+    pub users: Option<Users>,
+    /// The token a server on a non-loopback address made for itself (or found from an earlier start).
+    pub generated: Option<GeneratedToken>,
+    pub hosts: HostPolicy,
+    pub proxies: TrustedProxies,
 }
 
 /// A stage's backend after `auto` and the global fallbacks are resolved.
@@ -315,6 +364,7 @@ pub struct Settings {
     /// The local Piper voice runs on this ONNX Runtime library.
     pub onnx_runtime: PathBuf,
     pub embeddings: StageBackend,
+    pub access: AccessSettings,
 }
 
 /// The stage's own flags, gathered so the four stages resolve the same way.
@@ -340,12 +390,15 @@ impl Config {
         if !(0.0..=1.0).contains(&self.notes_similarity) {
             return Err(ConfigError::OutOfRange { setting: "--notes-similarity", min: 0.0, max: 1.0 });
         }
-        let cors_origins =
+        let cors_origins: Vec<String> =
             self.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).map(validate_origin).collect::<Result<_, _>>()?;
+
+        let access = self.access(&cors_origins)?;
 
         let global_url = self.openai_base_url.as_deref().map(|url| parse_base_url("--openai-base-url", url)).transpose()?;
         let resolve = |flags: StageFlags| self.resolve_stage(flags, global_url.as_ref());
         Ok(Settings {
+            access,
             bind: self.bind,
             data_dir: self.data_dir.clone(),
             frontend_dir: self.frontend_dir.clone(),
@@ -408,6 +461,48 @@ impl Config {
                 model: &self.embeddings.model,
             })?,
         })
+    }
+
+    /// The tokens, hosts and proxies. A server reachable from other machines never starts open: without a
+    /// token of its own it makes one in the data directory (the only thing `validate` writes).
+    fn access(&self, cors_origins: &[String]) -> Result<AccessSettings, ConfigError> {
+        let mut generated = None;
+        let users = if let Some(token) = &self.token {
+            Some(Users::single(token.expose_secret()).map_err(ConfigError::Token)?)
+        } else if let Some(path) = &self.token_file {
+            let token = crate::access::read_token_file(path)?;
+            Some(Users::single(token.token.expose_secret()).map_err(ConfigError::Token)?)
+        } else if let Some(path) = &self.users_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::UsersFile { path: path.clone(), source })?;
+            Some(crate::access::parse_users(&text).map_err(|source| ConfigError::Users { path: path.clone(), source })?)
+        } else if !self.bind.ip().is_loopback() && self.command.is_none() {
+            let token = crate::access::load_or_create(&self.data_dir)?;
+            let users = Users::single(token.token.expose_secret()).map_err(ConfigError::Token)?;
+            generated = Some(token);
+            Some(users)
+        } else {
+            None
+        };
+        let mut hosts = Vec::new();
+        for host in self.allowed_hosts.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
+            let valid = host == "*"
+                || (!host.contains(['/', ':', '@', ' ', '*'])
+                    && host
+                        .trim_start_matches('.')
+                        .split('.')
+                        .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
+            if !valid {
+                return Err(ConfigError::InvalidHost(host.to_owned()));
+            }
+            hosts.push(host.to_owned());
+        }
+        let proxies = self
+            .trusted_proxies
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|entry| TrustedProxies::parse_entry(entry).ok_or_else(|| ConfigError::InvalidProxy(entry.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AccessSettings { users, generated, hosts: HostPolicy::new(&hosts, cors_origins), proxies: TrustedProxies::new(proxies) })
     }
 
     fn resolve_stage(&self, flags: StageFlags, global_url: Option<&Url>) -> Result<StageBackend, ConfigError> {
@@ -677,7 +772,51 @@ mod tests {
     }
 
     #[test]
+    fn loopback_is_open_and_a_token_or_users_file_closes_it() {
+        assert!(parse(&[]).validate().unwrap().access.users.is_none());
+        let token = parse(&["--token", "a-long-enough-token-123"]).validate().unwrap();
+        let users = token.access.users.expect("a token closes the server");
+        assert!(users.authenticate("a-long-enough-token-123").is_some_and(|user| user.admin));
+        assert!(matches!(parse(&["--token", "short"]).validate(), Err(ConfigError::Token(_))));
+
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "alice alice-token-0123456789 admin\nbob bob-token-0123456789ab\n").unwrap();
+        let many = parse(&["--users-file", file.path().to_str().unwrap()]).validate().unwrap();
+        assert_eq!(many.access.users.unwrap().len(), 2);
+        std::fs::write(file.path(), "alice tiny\n").unwrap();
+        let bad = parse(&["--users-file", file.path().to_str().unwrap()]).validate().unwrap_err().to_string();
+        assert!(bad.contains("--users-file") && bad.contains("line 1"), "{bad}");
+        assert!(Config::try_parse_from(["parlance", "--token", "a-long-enough-token-123", "--users-file", "x"]).is_err());
+    }
+
+    #[test]
+    fn a_server_open_to_the_network_makes_its_own_token() {
+        let data = tempfile::tempdir().unwrap();
+        let settings = parse(&["--bind", "0.0.0.0:0", "--data-dir", data.path().to_str().unwrap()]).validate().unwrap();
+        let generated = settings.access.generated.expect("a token is made");
+        assert!(generated.created && generated.path.starts_with(data.path()));
+        assert!(settings.access.users.unwrap().authenticate(generated.token.expose_secret()).is_some());
+        let again = parse(&["--bind", "0.0.0.0:0", "--data-dir", data.path().to_str().unwrap()]).validate().unwrap();
+        assert_eq!(again.access.generated.unwrap().token.expose_secret(), generated.token.expose_secret());
+        let with_token =
+            parse(&["--bind", "0.0.0.0:0", "--token", "a-long-enough-token-123", "--data-dir", data.path().to_str().unwrap()]).validate();
+        assert!(with_token.unwrap().access.generated.is_none());
+    }
+
+    #[test]
+    fn hosts_and_proxies_are_checked() {
+        assert!(matches!(parse(&["--allowed-hosts", "http://x.example"]).validate(), Err(ConfigError::InvalidHost(_))));
+        assert!(matches!(parse(&["--allowed-hosts", "x.example:80"]).validate(), Err(ConfigError::InvalidHost(_))));
+        assert!(parse(&["--allowed-hosts", "parlance.home.arpa,.example.net,*"]).validate().is_ok());
+        assert!(matches!(parse(&["--trusted-proxies", "10.0.0.300"]).validate(), Err(ConfigError::InvalidProxy(_))));
+        assert!(parse(&["--trusted-proxies", "10.0.0.2,172.16.0.0/12,::1"]).validate().is_ok());
+    }
+
+    #[test]
     fn keys_do_not_appear_in_debug_output() {
+        let token = parse(&["--token", "tok-very-secret-123456"]);
+        assert!(!format!("{token:?}").contains("tok-very-secret"));
+        assert!(!format!("{:?}", token.validate().unwrap()).contains("tok-very-secret"));
         let config = parse(&["--openai-api-key", "sk-very-secret"]);
         assert!(!format!("{config:?}").contains("sk-very-secret"));
     }

@@ -4,6 +4,7 @@
 // The public modules are what the binary, the benches and the tests use: the stages, the stores and their
 // plumbing, and the commands. The turn (`pipeline`), the edge (`routes`, `streaming`) and the assembly
 // (`state`) are reached only through `app`, `start` and `AppState`.
+pub mod access;
 pub mod agent;
 pub mod audio;
 pub mod backend;

@@ -70,6 +70,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
     println!("Parlance is running at http://{address}/");
+    announce_access(&settings, address);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -109,6 +110,31 @@ fn init_tracing(format: LogFormat, default_filter: &str) {
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// How to sign in. The link with the token goes to standard output once, on the start that made the token,
+/// never into the log; later starts say where the token is kept.
+fn announce_access(settings: &Settings, address: SocketAddr) {
+    use secrecy::ExposeSecret as _;
+    let access = &settings.access;
+    match (&access.users, &access.generated) {
+        (None, _) => tracing::info!("no sign-in token: anyone who can reach this address may use Parlance"),
+        (Some(_), Some(generated)) => {
+            let host =
+                if address.ip().is_unspecified() { std::net::SocketAddr::new([127, 0, 0, 1].into(), address.port()) } else { address };
+            if generated.created {
+                println!(
+                    "Parlance is open to the network, so it made a sign-in token (kept in {}).\nSign in once with this link (replace the address with this machine's name or address on other devices):\n\n    http://{host}/#token={}\n",
+                    generated.path.display(),
+                    generated.token.expose_secret()
+                );
+            } else {
+                println!("Sign in with the token in {} (open http://{host}/#token=<token>).", generated.path.display());
+            }
+            tracing::info!(token_file = %generated.path.display(), "every API call needs the sign-in token");
+        }
+        (Some(users), None) => tracing::info!(users = users.len(), "every API call needs a sign-in token"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::access::{HostPolicy, TrustedProxies, Users};
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::agent::{Agent, AnswerStyle, Grounder};
 use crate::budget::TurnBudget;
@@ -27,8 +28,18 @@ pub struct AppState {
     pub(crate) max_upload_bytes: usize,
     /// Turns asked over the socket take from it (HTTP turns are counted by a layer on their routes).
     pub(crate) turn_budget: TurnBudget,
-    /// Other sites whose pages may open the socket (`--cors-origins`).
-    pub(crate) allowed_origins: Arc<[String]>,
+    /// The conversations, for checking whose they are (the pipeline reads and writes their lines).
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) access: Arc<Access>,
+}
+
+/// Who may call, from where, and through which proxies.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// `None`: no token is needed.
+    pub users: Option<Users>,
+    pub hosts: HostPolicy,
+    pub proxies: TrustedProxies,
 }
 
 /// The model stages a server runs on; `None`: the stage is off. Built from the settings by
@@ -130,14 +141,19 @@ impl AppState {
         let limits = TurnLimits { history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
         Self {
             pipeline: Arc::new({
-                let pipeline = Pipeline::new(stt, agent, tts, sessions, limits);
+                let pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits);
                 if settings.stt_vocabulary { pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge))) } else { pipeline }
             }),
+            sessions,
             embedder,
             knowledge,
             max_upload_bytes: settings.max_upload_bytes,
             turn_budget: TurnBudget::new(settings.turns_per_minute),
-            allowed_origins: settings.cors_origins.clone().into(),
+            access: Arc::new(Access {
+                users: settings.access.users.clone(),
+                hosts: settings.access.hosts.clone(),
+                proxies: settings.access.proxies.clone(),
+            }),
         }
     }
 }

@@ -15,7 +15,7 @@ const TIERS: &[(&str, &[&str])] = &[
     ("assembly: settings, and the server built from them", &["state", "config"]),
     ("the turn: pipeline and agent", &["pipeline", "agent"]),
     ("stages and stores", &["stt", "llm", "tts", "embeddings", "knowledge", "sessions", "store"]),
-    ("plumbing", &["openai", "onnx", "models", "audio", "text", "cpu", "events", "backend", "budget"]),
+    ("plumbing", &["openai", "onnx", "models", "audio", "text", "cpu", "events", "backend", "budget", "access"]),
 ];
 
 type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;

@@ -51,6 +51,11 @@ pub enum ErrorCode {
     ProviderError,
     /// Too many requests from this client; wait and retry.
     RateLimited,
+    /// This server needs a sign-in token, and the request had none or a wrong one.
+    Unauthorized,
+    /// The request was refused whatever the token: it came from another site, named a host this server does
+    /// not answer to, or asked for what only an admin may do.
+    Forbidden,
     /// A bug or an unexpected failure on the server.
     Internal,
     /// A code this client version does not know yet.
@@ -73,6 +78,8 @@ impl ErrorCode {
             Self::ProviderUnavailable => "provider_unavailable",
             Self::ProviderError => "provider_error",
             Self::RateLimited => "rate_limited",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }

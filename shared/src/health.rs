@@ -11,6 +11,13 @@ pub struct Health {
     pub stages: Vec<StageHealth>,
 }
 
+/// `GET /health` for a caller without the server's token: that it runs, and nothing about how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthSummary {
+    pub status: HealthStatus,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]

@@ -12,7 +12,7 @@ mod stream;
 mod turn;
 
 pub use error::{ErrorBody, ErrorCode};
-pub use health::{Health, HealthStatus, Stage, StageHealth};
+pub use health::{Health, HealthStatus, HealthSummary, Stage, StageHealth};
 pub use knowledge::{
     AddNotesRequest, AddNotesResponse, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery, KnowledgeSearchResponse, NewNote, NotePage,
     NotePageQuery, NoteSummary,

@@ -21,7 +21,7 @@ fn timings() -> StageTimings {
     StageTimings { stt_ms: 310, llm_ms: 1200, tts_ms: 250, total_ms: 1800, first_audio_ms: None }
 }
 
-const ALL_ERROR_CODES: [ErrorCode; 13] = [
+const ALL_ERROR_CODES: [ErrorCode; 15] = [
     ErrorCode::InvalidRequest,
     ErrorCode::MissingAudio,
     ErrorCode::PayloadTooLarge,
@@ -34,6 +34,8 @@ const ALL_ERROR_CODES: [ErrorCode; 13] = [
     ErrorCode::ProviderError,
     ErrorCode::RateLimited,
     ErrorCode::Internal,
+    ErrorCode::Unauthorized,
+    ErrorCode::Forbidden,
     ErrorCode::Unknown,
 ];
 
@@ -52,7 +54,9 @@ fn error_code_index(code: ErrorCode) -> usize {
         ErrorCode::ProviderError => 9,
         ErrorCode::RateLimited => 10,
         ErrorCode::Internal => 11,
-        ErrorCode::Unknown => 12,
+        ErrorCode::Unauthorized => 12,
+        ErrorCode::Forbidden => 13,
+        ErrorCode::Unknown => 14,
     }
 }
 

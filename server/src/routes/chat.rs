@@ -1,10 +1,12 @@
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use parlance_shared::{ErrorBody, TextTurnRequest, TurnResponse};
 
 use super::error::ApiError;
 use super::extract::ApiJson;
+use crate::access::Caller;
 use crate::events::EventSink;
+use crate::sessions::claim;
 use crate::state::AppState;
 
 /// `POST /api/chat`: a typed question, answered in text and (unless `speak` is false) speech.
@@ -19,7 +21,19 @@ use crate::state::AppState;
         (status = 502, description = "A model provider failed", body = ErrorBody),
         (status = 503, description = "A provider is unavailable or a stage is not configured", body = ErrorBody),
     ))]
-pub async fn chat(State(state): State<AppState>, ApiJson(request): ApiJson<TextTurnRequest>) -> Result<Json<TurnResponse>, ApiError> {
-    let turn = state.pipeline.text_turn(request.session_id, &request.text, request.speak, &EventSink::none()).await?;
+pub async fn chat(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(request): ApiJson<TextTurnRequest>,
+) -> Result<Json<TurnResponse>, ApiError> {
+    let session_id = match request.session_id {
+        Some(id) => Some(super::sessions::own_session(&state, &caller, id).await?),
+        None => None,
+    };
+    let new = session_id.is_none();
+    let turn = state.pipeline.text_turn(session_id, &request.text, request.speak, &EventSink::none()).await?;
+    if new {
+        claim(state.sessions.as_ref(), &turn.session_id, &caller).await?;
+    }
     Ok(Json(super::turn_response(turn)))
 }

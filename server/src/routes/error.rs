@@ -54,6 +54,13 @@ pub enum ApiError {
     Misconfigured(String),
     #[error("the {} failed: {}", provider_name(*.stage), .error.user_message())]
     Provider { stage: Stage, error: ProviderError },
+    /// No token, or not one this server knows. The message never repeats what was sent.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Refused whatever the token: another site's page, a host name this server does not answer to, or a
+    /// change only an admin may make.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("too many questions in a short time; wait {retry_after_secs} s and ask again")]
     RateLimited { retry_after_secs: u64 },
     /// The detail is logged, not sent.
@@ -74,6 +81,8 @@ impl ApiError {
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +100,8 @@ impl ApiError {
             Self::Provider { error, .. } if error.is_unavailable() => ErrorCode::ProviderUnavailable,
             Self::Provider { .. } => ErrorCode::ProviderError,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -110,8 +121,14 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(error = %self, %status, "request refused"),
         }
         let mut response = (status, Json(self.body())).into_response();
-        if let Self::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"parlance\""));
+            }
+            _ => {}
         }
         response
     }

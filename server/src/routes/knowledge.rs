@@ -1,17 +1,18 @@
 //! The knowledge base over HTTP: add notes (JSON or an uploaded document), list, delete, search.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::{Extension, Json};
 use parlance_shared::{
     AddNotesRequest, AddNotesResponse, ErrorBody, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery, KnowledgeSearchResponse, KnowledgeSource,
     NewNote, NotePage, NotePageQuery,
 };
 
 use super::error::ApiError;
+use crate::access::Caller;
 use crate::knowledge::SearchMode;
 use crate::knowledge::document;
 use crate::state::AppState;
@@ -33,7 +34,12 @@ pub const MAX_HITS: u32 = 50;
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
         (status = 503, description = "No embeddings model is set up", body = ErrorBody),
     ))]
-pub async fn add(State(state): State<AppState>, request: Request) -> Result<Json<AddNotesResponse>, ApiError> {
+pub async fn add(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Result<Json<AddNotesResponse>, ApiError> {
+    only_admins(&caller)?;
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     let notes = if content_type.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(request, &()).await.map_err(multipart_rejected)?;
@@ -56,6 +62,11 @@ pub async fn add(State(state): State<AppState>, request: Request) -> Result<Json
     let added = state.knowledge.add(notes).await?;
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok(Json(AddNotesResponse { notes: added.notes, added: count(added.added), unchanged: count(added.unchanged) }))
+}
+
+/// The notes are shared by every user: only an admin changes them.
+fn only_admins(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("only an admin may add or delete the shared notes".into())) }
 }
 
 fn multipart_rejected(rejection: MultipartRejection) -> ApiError {
@@ -95,7 +106,12 @@ pub async fn list(State(state): State<AppState>, query: Result<Query<NotePageQue
 /// `DELETE /api/knowledge/{id}`: removes the note and all its passages from disk.
 #[utoipa::path(delete, path = "/api/knowledge/{id}", tag = "knowledge", params(("id" = String, Path, description = "A note id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown note", body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    only_admins(&caller)?;
     state.knowledge.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ mod chat;
 mod error;
 mod extract;
 mod frontend;
+mod guard;
 mod health;
 mod knowledge;
 mod openapi;
@@ -37,7 +38,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let mut chat_route = post(chat::chat);
     // The limit goes outside the body limit, so a client over budget is refused before its upload is read.
     let mut voice_route = post(voice::voice).layer(upload_limit);
-    if let Some(limit) = rate_limit::turn_limit(settings.turns_per_minute) {
+    if let Some(limit) = rate_limit::turn_limit(settings.turns_per_minute, &settings.access.proxies) {
         chat_route = chat_route.layer(limit.clone());
         voice_route = voice_route.layer(limit);
     }
@@ -58,6 +59,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let app = Router::new().route("/health", get(health::health)).nest("/api", api);
     frontend::serve(app, &settings.frontend_dir)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        // Inside CORS, so a listed site's preflight (which carries no token) is answered first.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(cors(&settings.cors_origins))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -98,5 +101,5 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }

@@ -11,10 +11,14 @@ Streaming conversation: open a WebSocket at `GET /api/ws` (one socket is one ses
 Send `ClientMessage` values as JSON text frames and the recorded audio as binary frames between `start` and \
 `end_turn`; the server sends `ServerEvent` values as JSON text frames: status, transcript, answer_delta, \
 tool_call, audio_chunk (one per spoken sentence, play in `sequence` order), then done, interrupted or error. \
-The README describes the exchange."),
+The README describes the exchange.\n\n\
+Sign-in: a server with a token (`--token`, `--users-file`, or the one it makes when open to the network) needs \
+`Authorization: Bearer <token>` on every `/api` call; the socket takes it as a second subprotocol, \
+`Sec-WebSocket-Protocol: parlance, parlance.bearer.<token>`, and answers with `parlance`. Requests that change \
+something from another site's page (`Origin`) are refused with 403, as are host names the server does not answer to."),
     paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete,
         super::knowledge::add, super::knowledge::list, super::knowledge::delete, super::knowledge::search),
-    components(schemas(ServerEvent, TurnState, ClientMessage, AudioEncoding)),
+    components(schemas(ServerEvent, TurnState, ClientMessage, AudioEncoding, HealthSummary)),
     tags(
         (name = "turns", description = "Ask a question, typed or spoken"),
         (name = "sessions", description = "Read or forget a conversation"),

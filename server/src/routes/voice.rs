@@ -1,11 +1,13 @@
-use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
+use axum::{Extension, Json};
 use parlance_shared::{ErrorBody, SessionId, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD};
 
 use super::error::ApiError;
+use crate::access::Caller;
 use crate::audio::AudioUpload;
 use crate::events::EventSink;
+use crate::sessions::claim;
 use crate::state::AppState;
 
 /// `POST /api/voice`: a recorded question as multipart form data (`audio` file, optional `session_id`).
@@ -24,6 +26,7 @@ use crate::state::AppState;
     ))]
 pub async fn voice(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<TurnResponse>, ApiError> {
     let mut multipart = multipart.map_err(|rejection| {
@@ -54,6 +57,14 @@ pub async fn voice(
         ApiError::MissingAudio(format!("the form has no `{VOICE_AUDIO_FIELD}` field; send the recording as a file in it"))
     })?;
     let upload = AudioUpload::from_bytes(audio)?;
+    let session_id = match session_id {
+        Some(id) => Some(super::sessions::own_session(&state, &caller, id).await?),
+        None => None,
+    };
+    let new = session_id.is_none();
     let turn = state.pipeline.voice_turn(session_id, &upload, &EventSink::none()).await?;
+    if new {
+        claim(state.sessions.as_ref(), &turn.session_id, &caller).await?;
+    }
     Ok(Json(super::turn_response(turn)))
 }

@@ -2,18 +2,21 @@
 //! file reads the frames, hands them over, and sends the replies in the wire's words (see
 //! `parlance_shared::stream`).
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use parlance_shared::{ErrorBody, ErrorCode, ServerEvent};
 
 use super::error::{ApiError, socket_error_body};
+use super::rate_limit::client_ip;
+use crate::access::{self, Caller, HostPolicy};
 use crate::state::AppState;
 use crate::streaming::{Connection, Reply};
 
@@ -22,6 +25,7 @@ const FRAME_OVERHEAD: usize = 64 * 1024;
 
 pub async fn socket(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -33,16 +37,23 @@ pub async fn socket(
             return ApiError::Rejected { status: rejection.status(), message }.into_response();
         }
     };
-    // Browsers let any page open a socket to any host; only this app and the configured origins may.
-    if !origin_allowed(&headers, &state.allowed_origins) {
+    // Browsers let any page open a socket to any host, with no preflight: the same rule as for requests that
+    // change something (the guard checked the host name already).
+    if !origin_allowed(&headers, &state.access.hosts) {
         let message = "this page's origin may not open the Parlance socket; add it to PARLANCE_CORS_ORIGINS".to_owned();
-        return ApiError::Rejected { status: StatusCode::FORBIDDEN, message }.into_response();
+        return ApiError::Forbidden(message).into_response();
     }
-    let client = peer.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |Extension(ConnectInfo(address))| address.ip());
+    let client = client_ip(&state.access.proxies, peer.map(|Extension(ConnectInfo(address))| address.ip()), &headers);
     let limit = state.max_upload_bytes.saturating_add(FRAME_OVERHEAD);
-    let connection = Connection::new(state.pipeline.clone(), state.turn_budget.clone(), client, state.max_upload_bytes);
+    let connection = Connection::new(state.pipeline.clone(), state.turn_budget.clone(), client, state.max_upload_bytes)
+        .for_caller(caller, Arc::clone(&state.sessions));
     tracing::info!(%client, "socket opened");
-    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| serve(socket, connection))
+    // Only `parlance` is accepted: the token, offered as a second protocol, is never echoed back.
+    upgrade
+        .protocols([access::SOCKET_PROTOCOL])
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| serve(socket, connection))
 }
 
 /// Serves one socket until the client leaves. Leaving mid-turn stops the turn: dropping the connection aborts
@@ -96,16 +107,9 @@ async fn send(outgoing: &mut futures::stream::SplitSink<WebSocket, Message>, eve
 }
 
 /// No `Origin` (not a browser), the server's own origin, or a listed one.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) else {
-        return headers.get(header::ORIGIN).is_none();
-    };
-    if allowed.iter().any(|listed| listed == origin) {
-        return true;
-    }
+fn origin_allowed(headers: &HeaderMap, policy: &HostPolicy) -> bool {
     let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    host.is_some() && origin_host == host
+    super::guard::same_site(headers, host, policy)
 }
 
 #[cfg(test)]
@@ -123,7 +127,7 @@ mod tests {
 
     #[test]
     fn only_the_app_itself_listed_origins_and_non_browsers_may_connect() {
-        let listed: Vec<String> = vec!["https://app.example".into()];
+        let listed = HostPolicy::new(&[], &["https://app.example".to_owned()]);
         assert!(origin_allowed(&headers(None, "127.0.0.1:8080"), &listed));
         assert!(origin_allowed(&headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"), &listed));
         assert!(origin_allowed(&headers(Some("https://app.example"), "127.0.0.1:8080"), &listed));

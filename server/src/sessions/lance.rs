@@ -164,7 +164,13 @@ impl SessionStore for LanceSessions {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, SessionError> {
-        let table = &self.database.tables().await?.turns;
+        let tables = self.database.tables().await?;
+        {
+            let owners = &tables.owners;
+            let _lock = owners.write_lock().await;
+            owners.table.delete(&col("session_id").eq(lit(id.as_str()))).await?;
+        }
+        let table = &tables.turns;
         let lock = table.write_lock().await;
         let deleted = table.table.delete(&col("session_id").eq(lit(id.as_str()))).await?;
         if deleted.num_deleted_rows == 0 {
@@ -173,5 +179,34 @@ impl SessionStore for LanceSessions {
         table.purge_deleted(&lock).await?;
         tracing::info!(session_id = %id, lines = deleted.num_deleted_rows, "conversation removed from disk");
         Ok(true)
+    }
+
+    async fn owner(&self, id: &SessionId) -> Result<Option<String>, SessionError> {
+        let owners = &self.database.tables().await?.owners;
+        let query = owners.table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
+        for batch in collect(query).await? {
+            let names = strings(&batch, "owner")?;
+            if batch.num_rows() > 0 {
+                return Ok(Some(names.value(0).to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn set_owner(&self, id: &SessionId, owner: &str) -> Result<(), SessionError> {
+        let owners = &self.database.tables().await?.owners;
+        let _lock = owners.write_lock().await;
+        // A conversation's owner never changes: the first record stands.
+        let query = owners.table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
+        if collect(query).await?.iter().any(|batch| batch.num_rows() > 0) {
+            return Ok(());
+        }
+        let batch = RecordBatch::try_new(
+            schema::owners(),
+            vec![Arc::new(StringArray::from(vec![id.as_str()])), Arc::new(StringArray::from(vec![owner]))],
+        )
+        .map_err(|e| SessionError::Storage(e.to_string()))?;
+        owners.table.add(batch).execute().await?;
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ use super::{SessionError, SessionStore};
 #[derive(Default)]
 pub struct MemorySessions {
     sessions: RwLock<HashMap<SessionId, Vec<HistoryTurn>>>,
+    owners: RwLock<HashMap<SessionId, String>>,
 }
 
 #[async_trait]
@@ -27,7 +28,17 @@ impl SessionStore for MemorySessions {
 
     async fn delete(&self, id: &SessionId) -> Result<bool, SessionError> {
         let mut sessions = self.sessions.write().unwrap_or_else(PoisonError::into_inner);
+        self.owners.write().unwrap_or_else(PoisonError::into_inner).remove(id);
         Ok(sessions.remove(id).is_some())
+    }
+
+    async fn owner(&self, id: &SessionId) -> Result<Option<String>, SessionError> {
+        Ok(self.owners.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned())
+    }
+
+    async fn set_owner(&self, id: &SessionId, owner: &str) -> Result<(), SessionError> {
+        self.owners.write().unwrap_or_else(PoisonError::into_inner).entry(id.clone()).or_insert_with(|| owner.to_owned());
+        Ok(())
     }
 
     async fn replace_last(&self, id: &SessionId, line: HistoryTurn) -> Result<bool, SessionError> {

@@ -6,6 +6,8 @@ mod memory;
 use async_trait::async_trait;
 use parlance_shared::{HistoryTurn, SessionId};
 
+use crate::access::Caller;
+
 pub use self::lance::LanceSessions;
 pub use self::memory::MemorySessions;
 
@@ -27,6 +29,27 @@ pub trait SessionStore: Send + Sync {
         self.delete(id).await?;
         self.append(id, lines).await?;
         Ok(true)
+    }
+    /// The user a conversation belongs to; `None` when it was started without a sign-in (or does not exist).
+    async fn owner(&self, id: &SessionId) -> Result<Option<String>, SessionError>;
+    /// Records who started a conversation. Done once, when it starts; [`SessionStore::delete`] forgets it too.
+    async fn set_owner(&self, id: &SessionId, owner: &str) -> Result<(), SessionError>;
+}
+
+/// Whether `caller` may read, continue or delete conversation `id`. A conversation of someone else is
+/// answered exactly like one that does not exist, so ids cannot be probed.
+pub async fn visible_to(store: &dyn SessionStore, id: &SessionId, caller: &Caller) -> Result<bool, SessionError> {
+    if matches!(caller, Caller::Anyone) {
+        return Ok(true);
+    }
+    Ok(caller.may_see(store.owner(id).await?.as_deref()))
+}
+
+/// Makes a new conversation the caller's (nothing to record when nobody signed in).
+pub async fn claim(store: &dyn SessionStore, id: &SessionId, caller: &Caller) -> Result<(), SessionError> {
+    match caller.owner() {
+        Some(owner) => store.set_owner(id, owner).await,
+        None => Ok(()),
     }
 }
 

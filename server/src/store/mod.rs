@@ -15,7 +15,7 @@ use lancedb::table::{CompactionOptions, Duration, OptimizeAction};
 use lancedb::{Connection, Table};
 use tokio::sync::{Mutex, MutexGuard, OnceCell, OwnedRwLockReadGuard, RwLock};
 
-use self::schema::{KNOWLEDGE_TABLE, META_TABLE, SCHEMA_VERSION_KEY, SchemaError, TURNS_TABLE, VersionPlan};
+use self::schema::{KNOWLEDGE_TABLE, META_TABLE, OWNERS_TABLE, SCHEMA_VERSION_KEY, SchemaError, TURNS_TABLE, VersionPlan};
 
 /// The database's folder inside the data directory.
 const DATABASE_FOLDER: &str = "lancedb";
@@ -90,6 +90,7 @@ impl GuardedTable {
 pub struct Tables {
     pub knowledge: GuardedTable,
     pub turns: GuardedTable,
+    pub owners: GuardedTable,
 }
 
 /// The database, opened on first use. Cloning shares it.
@@ -127,12 +128,18 @@ async fn open(dir: &Path) -> Result<Tables, StoreError> {
             // Written last: a folder with tables but no version is one whose creation did not finish.
             connection.create_table(META_TABLE, schema::version_row()?).execute().await?;
             tracing::info!(location = %dir.display(), version = schema::SCHEMA_VERSION, "created the database");
-            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns) }
+            let owners = connection.create_empty_table(OWNERS_TABLE, schema::owners()).execute().await?;
+            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns), owners: GuardedTable::new(owners) }
         }
         VersionPlan::Current => {
             let knowledge = connection.open_table(KNOWLEDGE_TABLE).execute().await?;
             let turns = connection.open_table(TURNS_TABLE).execute().await?;
-            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns) }
+            let owners = if names.iter().any(|name| name == OWNERS_TABLE) {
+                connection.open_table(OWNERS_TABLE).execute().await?
+            } else {
+                connection.create_empty_table(OWNERS_TABLE, schema::owners()).execute().await?
+            };
+            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns), owners: GuardedTable::new(owners) }
         }
     };
     let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

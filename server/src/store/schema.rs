@@ -15,6 +15,9 @@ pub const VECTOR_DIMENSIONS: usize = 384;
 pub const KNOWLEDGE_TABLE: &str = "knowledge";
 pub const TURNS_TABLE: &str = "turns";
 pub const META_TABLE: &str = "meta";
+/// Who started each conversation. Added after schema version 1 without a new version: a database without
+/// it simply gets it (nothing in it is owned yet), and an older Parlance ignores it.
+pub const OWNERS_TABLE: &str = "session_owners";
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,10 @@ pub fn turns() -> SchemaRef {
         // An answer cut short by the user (barge-in): the text holds only what was played.
         Field::new("interrupted", DataType::Boolean, false),
     ]))
+}
+
+pub fn owners() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("session_id", DataType::Utf8, false), Field::new("owner", DataType::Utf8, false)]))
 }
 
 pub fn meta() -> SchemaRef {

@@ -11,8 +11,10 @@ use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, Turn
 use super::early::EarlyTranscription;
 use super::recording::{Recording, RecordingError};
 use super::turn::{CancelledTurn, Progress, RunningTurn};
+use crate::access::Caller;
 use crate::budget::TurnBudget;
 use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput};
+use crate::sessions::{self, SessionStore};
 
 /// What the connection answers: protocol events as they are, and two things the edge puts into the wire's
 /// words (a finished turn, and a failure).
@@ -77,6 +79,9 @@ pub struct Connection {
     last_spoken: Option<SpokenTurn>,
     /// Stray audio is reported once per turn, not once per frame.
     reported_stray_audio: bool,
+    /// Who opened the socket: the conversations it may continue, and whose new ones are.
+    caller: Caller,
+    owners: Option<Arc<dyn SessionStore>>,
 }
 
 impl Connection {
@@ -90,7 +95,15 @@ impl Connection {
             phase: Phase::Idle,
             last_spoken: None,
             reported_stray_audio: false,
+            caller: Caller::Anyone,
+            owners: None,
         }
+    }
+
+    /// A connection of a signed-in `caller`: it continues only their conversations, and the ones it starts
+    /// are recorded as theirs in `owners`.
+    pub fn for_caller(self, caller: Caller, owners: Arc<dyn SessionStore>) -> Self {
+        Self { caller, owners: Some(owners), ..self }
     }
 
     /// A JSON text frame; returns what to send back.
@@ -274,11 +287,23 @@ impl Connection {
 
     /// The conversation a turn continues: the one the client names (it must exist), else this socket's own.
     async fn conversation(&mut self, requested: Option<SessionId>) -> Result<Conversation, SocketError> {
+        let new = requested.is_none() && self.session.is_none();
         let conversation = match (requested, self.session.clone()) {
-            (Some(id), _) => self.pipeline.open(Some(id)).await,
+            (Some(id), _) => {
+                if let Some(owners) = &self.owners
+                    && !sessions::visible_to(owners.as_ref(), &id, &self.caller).await.map_err(TurnError::from)?
+                {
+                    return Err(TurnError::SessionNotFound(id).into());
+                }
+                self.pipeline.open(Some(id)).await
+            }
             (None, Some(own)) => self.pipeline.resume(own).await,
             (None, None) => self.pipeline.open(None).await,
         }?;
+        if new && let Some(owners) = &self.owners {
+            // Recorded before the first line is stored, so the conversation is never without its owner.
+            sessions::claim(owners.as_ref(), &conversation.id, &self.caller).await.map_err(TurnError::from)?;
+        }
         self.session = Some(conversation.id.clone());
         Ok(conversation)
     }
