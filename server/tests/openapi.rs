@@ -19,6 +19,7 @@ async fn the_document_covers_every_route_and_error_code() {
         ("/api/voice", "post"),
         ("/api/sessions/{id}", "get"),
         ("/api/sessions/{id}", "delete"),
+        ("/api/account", "get"),
         ("/api/knowledge", "post"),
         ("/api/knowledge", "get"),
         ("/api/knowledge/{id}", "delete"),
@@ -49,6 +50,8 @@ async fn the_document_covers_every_route_and_error_code() {
         "AddNotesResponse",
         "NotePage",
         "KnowledgeSearchResponse",
+        "Account",
+        "HealthSummary",
     ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }
@@ -56,7 +59,9 @@ async fn the_document_covers_every_route_and_error_code() {
     let description = doc["info"]["description"].as_str().unwrap();
     assert!(description.contains("/api/ws") && description.contains("ClientMessage"), "{description}");
     let codes = schemas["ErrorCode"].to_string();
-    for code in ["invalid_request", "payload_too_large", "session_not_found", "provider_unavailable", "rate_limited"] {
+    for code in
+        ["invalid_request", "payload_too_large", "session_not_found", "provider_unavailable", "rate_limited", "unauthorized", "forbidden"]
+    {
         assert!(codes.contains(code), "error code {code} missing from {codes}");
     }
 }

@@ -4,6 +4,7 @@
 //! native targets (the server, tests, other Rust clients) alike. JSON field names are `snake_case`; enums are
 //! tagged with a `type` or `code` string so clients in any language can switch on them.
 
+mod account;
 mod error;
 mod health;
 mod knowledge;
@@ -11,6 +12,7 @@ mod session;
 mod stream;
 mod turn;
 
+pub use account::Account;
 pub use error::{ErrorBody, ErrorCode};
 pub use health::{Health, HealthStatus, HealthSummary, Stage, StageHealth};
 pub use knowledge::{

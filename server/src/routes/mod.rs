@@ -46,6 +46,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/chat", chat_route)
         .route("/voice", voice_route)
         .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
+        .route("/account", get(sessions::account))
         .route("/ws", get(ws::socket))
         .route(
             "/knowledge",

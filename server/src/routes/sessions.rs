@@ -1,7 +1,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use parlance_shared::{ErrorBody, SessionHistory, SessionId};
+use parlance_shared::{Account, ErrorBody, SessionHistory, SessionId};
 
 use super::error::ApiError;
 use crate::access::Caller;
@@ -41,4 +41,11 @@ pub async fn delete(
     } else {
         Err(ApiError::SessionNotFound(session_id))
     }
+}
+
+/// `GET /api/account`: who the token names (401 without a valid one, like every `/api` route).
+#[utoipa::path(get, path = "/api/account", tag = "sessions",
+    responses((status = 200, body = Account), (status = 401, description = "No token, or a wrong one", body = ErrorBody)))]
+pub async fn account(Extension(caller): Extension<Caller>) -> Json<Account> {
+    Json(Account { name: caller.owner().map(str::to_owned), admin: caller.is_admin() })
 }
