@@ -34,7 +34,8 @@ async function freePort() {
 }
 
 /// `heard`: what the stand-in's speech-to-text returns for a real recording (the test microphone's question).
-export async function startParlance({ heard }) {
+/// `extraArgs`: more settings, e.g. `["--token", token]`.
+export async function startParlance({ heard, extraArgs = [] }) {
   if (!["fake", "local"].includes(BACKENDS)) throw new Error(`PARLANCE_E2E_BACKENDS must be fake or local, not ${BACKENDS}`);
   const binary = parlanceBinary();
   const dist = join(REPO, "frontend/dist");
@@ -45,13 +46,16 @@ export async function startParlance({ heard }) {
   const port = await freePort();
   // A fresh knowledge base and conversation store per server: tests never see each other's sessions.
   const dataDir = mkdtempSync(join(tmpdir(), "parlance-e2e-data-"));
-  const args = ["--bind", `127.0.0.1:${port}`, "--frontend-dir", dist, "--turns-per-minute", "0", "--data-dir", dataDir];
+  // parlance.test: the name one test gives 127.0.0.1 for a page that is not a secure context; names other
+  // than localhost and addresses must be listed (DNS rebinding).
+  const args = ["--bind", `127.0.0.1:${port}`, "--frontend-dir", dist, "--turns-per-minute", "0", "--data-dir", dataDir, "--allowed-hosts", "parlance.test"];
   if (fake) {
     // No local models, so every stage (embeddings included) goes to the stand-in.
     args.push("--openai-base-url", fake.baseUrl, "--openai-api-key", "sk-e2e-stand-in", "--models-dir", "/nonexistent-parlance-e2e");
   } else {
     args.push("--models-dir", process.env.PARLANCE_MODELS_DIR ?? join(homedir(), ".cache/parlance/models"));
   }
+  args.push(...extraArgs);
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "parlance_server=info" } });
   let log = "";
   child.stdout.on("data", (chunk) => (log += chunk));

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use gloo_net::http::Request;
+use gloo_net::http::{Request, RequestBuilder};
 use js_sys::Promise;
 use leptos::logging;
 use parlance_shared::{
-    ErrorBody, ErrorCode, SessionHistory, SessionId, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD,
+    Account, ErrorBody, ErrorCode, SessionHistory, SessionId, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -17,6 +17,7 @@ use web_sys::{Blob, FormData, XmlHttpRequest};
 const CHAT_URL: &str = "/api/chat";
 const VOICE_URL: &str = "/api/voice";
 const HEALTH_URL: &str = "/health";
+const ACCOUNT_URL: &str = "/api/account";
 
 /// Why a call to the server produced no answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,23 +74,45 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// Every request carries the sign-in token, when one is kept.
+fn signed(builder: RequestBuilder) -> RequestBuilder {
+    match crate::sign_in::authorization() {
+        Some(value) => builder.header("Authorization", &value),
+        None => builder,
+    }
+}
+
+/// A non-2xx answer; a 401 also brings up the sign-in screen, whatever was being done.
+fn refused(status: u16, status_text: &str, body: &str) -> ApiError {
+    if status == 401 {
+        crate::sign_in::needed();
+    }
+    ApiError::from_response(status, status_text, body)
+}
+
+/// `GET /api/account`: whether the kept token (if any) is accepted; asked once at start-up so a server that
+/// needs a token shows the sign-in screen before the first question.
+pub async fn account() -> Result<Account, ApiError> {
+    fetch_json(signed(Request::get(ACCOUNT_URL)).build().map_err(|err| ApiError::Client(err.to_string()))?, "GET", ACCOUNT_URL).await
+}
+
 /// `POST /api/chat`: asks a typed question and waits for the whole answer.
 pub async fn send_text_turn(request: &TextTurnRequest) -> Result<TurnResponse, ApiError> {
-    let http_request = Request::post(CHAT_URL).json(request).map_err(|err| ApiError::Client(err.to_string()))?;
+    let http_request = signed(Request::post(CHAT_URL)).json(request).map_err(|err| ApiError::Client(err.to_string()))?;
     fetch_json(http_request, "POST", CHAT_URL).await
 }
 
 /// `GET /api/sessions/{id}`: the conversation so far, to show again after a reload.
 pub async fn fetch_history(session: &SessionId) -> Result<SessionHistory, ApiError> {
     let url = session_url(session);
-    fetch_json(Request::get(&url).build().map_err(|err| ApiError::Client(err.to_string()))?, "GET", &url).await
+    fetch_json(signed(Request::get(&url)).build().map_err(|err| ApiError::Client(err.to_string()))?, "GET", &url).await
 }
 
 /// `DELETE /api/sessions/{id}`: forgets a conversation on the server.
 pub async fn delete_session(session: &SessionId) -> Result<(), ApiError> {
     let url = session_url(session);
-    let response = Request::delete(&url).send().await.map_err(|err| unreachable("DELETE", &url, err))?;
-    if response.ok() { Ok(()) } else { Err(ApiError::from_response(response.status(), &response.status_text(), "")) }
+    let response = signed(Request::delete(&url)).send().await.map_err(|err| unreachable("DELETE", &url, err))?;
+    if response.ok() { Ok(()) } else { Err(refused(response.status(), &response.status_text(), "")) }
 }
 
 /// `GET /health`: only whether the server answers at all (a degraded server still answers).
@@ -112,7 +135,7 @@ async fn fetch_json<T: DeserializeOwned>(request: Request, method: &str, url: &s
     let response = request.send().await.map_err(|err| unreachable(method, url, err))?;
     let body = response.text().await.map_err(|err| unreachable(method, url, err))?;
     if !response.ok() {
-        return Err(ApiError::from_response(response.status(), &response.status_text(), &body));
+        return Err(refused(response.status(), &response.status_text(), &body));
     }
     serde_json::from_str(&body).map_err(|err| {
         logging::warn!("unexpected answer to {method} {url}: {err}");
@@ -138,6 +161,9 @@ pub async fn send_voice_turn(
 
     let request = XmlHttpRequest::new().map_err(client)?;
     request.open("POST", VOICE_URL).map_err(client)?;
+    if let Some(value) = crate::sign_in::authorization() {
+        request.set_request_header("Authorization", &value).map_err(client)?;
+    }
     let uploaded = wasm_bindgen::closure::Closure::once_into_js(on_uploaded);
     request.upload().map_err(client)?.set_onload(Some(uploaded.unchecked_ref()));
     let finished = Promise::new(&mut |resolve, reject| {
@@ -153,7 +179,7 @@ pub async fn send_voice_turn(
     let status_text = request.status_text().unwrap_or_default();
     let body = request.response_text().ok().flatten().unwrap_or_default();
     if !(200..300).contains(&status) {
-        return Err(ApiError::from_response(status, &status_text, &body));
+        return Err(refused(status, &status_text, &body));
     }
     serde_json::from_str(&body).map_err(|err| {
         logging::warn!("unexpected answer to POST {VOICE_URL}: {err}");

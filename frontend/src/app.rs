@@ -6,11 +6,19 @@ use crate::composer::Composer;
 use crate::conversation::Conversation;
 use crate::hands_free::HandsFree;
 use crate::mic_button::MicButton;
+use crate::sign_in::{SignIn, SignInScreen};
 use crate::turns::Turns;
 use crate::voice_state::VoiceState;
 
 #[component]
 pub fn App() -> impl IntoView {
+    let sign_in = crate::sign_in::state();
+    // A 401 here (as from any later request) brings up the sign-in screen.
+    leptos::task::spawn_local(async {
+        if let Err(error) = crate::api::account().await {
+            leptos::logging::log!("account check: {error}");
+        }
+    });
     let turns = Turns::new();
     turns.restore();
     // The controls deep in the page act on the same turns; context spares every component between them the prop.
@@ -93,6 +101,9 @@ pub fn App() -> impl IntoView {
                 <HandsFree />
                 <Composer busy=busy on_send=send />
             </footer>
+            <Show when=move || matches!(sign_in.get(), SignIn::Needed { .. })>
+                <SignInScreen />
+            </Show>
         </div>
     }
 }

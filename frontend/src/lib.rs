@@ -14,6 +14,7 @@ mod hands_free;
 mod mic_button;
 mod session_store;
 pub mod settings;
+pub mod sign_in;
 pub mod streaming;
 mod turns;
 pub mod voice_state;

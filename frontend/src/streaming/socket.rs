@@ -90,7 +90,18 @@ impl StreamSocket {
 
     fn open(&self) {
         let url = self.inner.borrow().url.clone();
-        let socket = match WebSocket::new(&url) {
+        // The token rides as a second subprotocol; the server answers with the first.
+        let opened = match crate::sign_in::token() {
+            Some(token) => {
+                let protocols = js_sys::Array::of2(
+                    &crate::sign_in::SOCKET_PROTOCOL.into(),
+                    &format!("{}{token}", crate::sign_in::SOCKET_TOKEN_PREFIX).into(),
+                );
+                WebSocket::new_with_str_sequence(&url, &protocols)
+            }
+            None => WebSocket::new(&url),
+        };
+        let socket = match opened {
             Ok(socket) => socket,
             Err(error) => {
                 // Only a malformed URL or a blocked port throws here; the page's own origin is neither.
