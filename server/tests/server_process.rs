@@ -1,0 +1,198 @@
+//! The real `parlance` binary as a child process. On 0.0.0.0 with no token set, as someone exposing it on a
+//! home network would start it: it must make a token, keep it private, print the sign-in link once, refuse
+//! everything without it, and use the same token after a restart; its whole output must never show the token
+//! anywhere else. And a spoken turn must leave no audio on disk, in the data directory or in temporary files.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    port: u16,
+    /// Every line it wrote so far, standard output and error.
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &["--bind", "0.0.0.0:0"], &[])
+    }
+
+    fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parlance"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .args(["--models-dir", "/nonexistent-parlance-models", "--frontend-dir", "/nonexistent-frontend"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("PARLANCE_TOKEN")
+            .env_remove("PARLANCE_TOKEN_FILE")
+            .env_remove("PARLANCE_USERS_FILE")
+            .env_remove("PARLANCE_OPENAI_BASE_URL")
+            .env("RUST_LOG", "debug,lance=warn,lancedb=warn,lance_core=warn,lance_index=warn,lance_file=warn,lance_io=warn,lance_encoding=warn,datafusion=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the parlance binary starts");
+        let (send, lines) = mpsc::channel();
+        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if send.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        // Only the readers hold senders: when the process ends, waiting for a line ends too.
+        drop(send);
+        let mut server = Self { child, port: 0, lines, seen: Vec::new() };
+        let running = server.wait_for("Parlance is running at http://");
+        let port = running.rsplit(':').next().unwrap().trim_end_matches('/').parse().expect("a port");
+        server.port = port;
+        server
+    }
+
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line =
+                self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no {needle:?} in:\n{}", self.seen.join("\n")));
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Stops it and returns everything it wrote.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new().get(format!("http://127.0.0.1:{port}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the server answers");
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+#[test]
+fn an_exposed_server_makes_a_private_token_prints_its_link_once_and_keeps_it() {
+    let data = std::env::temp_dir().join("parlance-test-data").join(uuid::Uuid::new_v4().to_string());
+    let mut first = Server::start(&data);
+    let link = first.wait_for("#token=");
+    let token = link.trim().rsplit("#token=").next().unwrap().to_owned();
+    assert_eq!(token.len(), 64, "{link}");
+    assert!(link.trim().starts_with("http://127.0.0.1:"), "{link}");
+
+    let file = data.join("token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "only its owner may read the token");
+    }
+
+    for path in ["/api/account", "/api/knowledge", "/api/sessions/x", "/api/openapi.json"] {
+        let (status, body) = get(first.port, path, None);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("\"unauthorized\""), "{body}");
+        assert_eq!(get(first.port, path, Some("not-the-token-at-all")).0, 401);
+    }
+    let (status, health) = get(first.port, "/health", None);
+    assert_eq!(status, 200);
+    assert!(!health.contains("stages") && !health.contains("version"), "health says nothing to strangers: {health}");
+    let (status, account) = get(first.port, "/api/account", Some(&token));
+    assert_eq!((status, account.as_str()), (200, r#"{"name":"owner","admin":true}"#));
+    let first_output = first.stop();
+    assert_eq!(first_output.matches(&token).count(), 1, "the token appears only in the sign-in link:\n{first_output}");
+
+    // A restart reuses the token and does not print it again.
+    let mut second = Server::start(&data);
+    second.wait_for("Sign in with the token in");
+    assert_eq!(get(second.port, "/api/account", Some(&token)).0, 200);
+    assert_eq!(get(second.port, "/api/account", None).0, 401);
+    let second_output = second.stop();
+    assert!(!second_output.contains(&token), "a later start never shows the token:\n{second_output}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            found.push((path, bytes));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spoken_turn_leaves_no_audio_on_disk() {
+    let provider = support::fake_openai::FakeOpenAi::start("What time is it?").await;
+    let root = std::env::temp_dir().join("parlance-test-data").join(uuid::Uuid::new_v4().to_string());
+    let (data, tmp) = (root.join("data"), root.join("tmp"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    // No embeddings: seeding the shipped notes is not what this test is about.
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--openai-base-url",
+        &provider.base_url,
+        "--openai-api-key",
+        support::fake_openai::API_KEY,
+        "--embeddings-backend",
+        "none",
+    ];
+    let server = Server::start_with(&data, &args, &[("TMPDIR", &tmp)]);
+    let port = server.port;
+
+    let question = support::fake_openai::tone_wav(16_000, 1.0);
+    let form = reqwest::multipart::Form::new()
+        .part("audio", reqwest::multipart::Part::bytes(question.clone()).file_name("question.wav").mime_str("audio/wav").unwrap());
+    let response = reqwest::Client::new().post(format!("http://127.0.0.1:{port}/api/voice")).multipart(form).send().await.unwrap();
+    let status = response.status();
+    let turn: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{turn}");
+    assert!(turn["audio"]["data_base64"].as_str().is_some_and(|audio| !audio.is_empty()), "the answer was spoken: {turn}");
+    let output = server.stop();
+
+    // Transcripts are kept (that is the conversation); the recording and the spoken answer are not.
+    let stored = files(&root);
+    assert!(stored.iter().any(|(path, _)| path.starts_with(&data)), "the conversation was stored");
+    let pcm = &question[44..44 + 3200];
+    for (path, bytes) in &stored {
+        let audio = bytes.windows(4).any(|w| w == b"RIFF" || w == b"OggS" || w == [0x1a, 0x45, 0xdf, 0xa3])
+            || bytes.windows(pcm.len()).any(|w| w == pcm);
+        assert!(!audio, "audio was written to {}", path.display());
+    }
+    assert!(files(&tmp).is_empty(), "temporary files were left: {:?}", files(&tmp).iter().map(|(p, _)| p).collect::<Vec<_>>());
+    assert!(!output.contains(support::fake_openai::API_KEY), "the provider key is in the log");
+    let _ = std::fs::remove_dir_all(&root);
+}
