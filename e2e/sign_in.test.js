@@ -49,6 +49,11 @@ describe("signing in to a server that needs a token", () => {
     await page.reload();
     await waitForState(page, "ready");
     assert.equal(await page.locator(".sign-in").count(), 0);
+    // Signing out forgets the token and the conversation: the next person starts at the sign-in screen.
+    await page.click("button.sign-out");
+    await page.waitForSelector(".sign-in", { timeout: 30_000 });
+    assert.equal(await page.evaluate(() => localStorage.getItem("parlance.token")), null);
+    assert.equal(await page.evaluate(() => localStorage.getItem("parlance.session_id")), null);
   });
 
   test("a pasted token signs in, and a wrong one is refused", async (t) => {

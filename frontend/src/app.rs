@@ -75,6 +75,13 @@ pub fn App() -> impl IntoView {
                 <button type="button" class="secondary" on:click=move |_| turns.new_conversation() disabled=nothing_to_clear>
                     "New conversation"
                 </button>
+                {crate::sign_in::token().map(|_| {
+                    view! {
+                        <button type="button" class="secondary sign-out" on:click=move |_| crate::sign_in::sign_out()>
+                            "Sign out"
+                        </button>
+                    }
+                })}
             </header>
             {move || core.notice.get().map(|notice| view! { <p class="notice" role="alert">{notice}</p> })}
             <main class="main">

@@ -58,6 +58,18 @@ pub fn save(token: &str) {
     }
 }
 
+/// Forgets the token and this browser's conversation (it is the signed-in user's), then starts afresh: on a
+/// shared device the next person starts at the sign-in screen.
+pub fn sign_out() {
+    if let Some(storage) = storage() {
+        let _ = storage.remove_item(KEY);
+    }
+    crate::session_store::save(None);
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().reload();
+    }
+}
+
 /// `Authorization` header value, when a token is kept.
 pub fn authorization() -> Option<String> {
     token().map(|token| format!("Bearer {token}"))
