@@ -26,7 +26,11 @@ pub enum TokenFileError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("could not read the sign-in token from {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("the sign-in token file {} is empty or too short; delete it to have a new one made", path.display())]
+    #[error(
+        "the sign-in token file {} holds no token of at least {} characters (a generated one is remade if its file is deleted)",
+        path.display(),
+        super::MIN_TOKEN_CHARS
+    )]
     Unusable { path: PathBuf },
 }
 
