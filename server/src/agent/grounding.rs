@@ -325,14 +325,7 @@ fn agreed_polarity(question: &str, evidence: &Evidence) -> Option<bool> {
 /// The messages of a generative answer from the notes: the grounded prompt, the conversation so far, the
 /// question with its evidence.
 pub fn grounded_messages(history: &[HistoryTurn], found: &Found) -> Vec<ChatMessage> {
-    let mut messages = Vec::with_capacity(history.len() + 2);
-    messages.push(ChatMessage::System(GROUNDED_PROMPT.to_owned()));
-    messages.extend(history.iter().map(|turn| match turn.role {
-        Role::User => ChatMessage::User(turn.text.clone()),
-        Role::Assistant => ChatMessage::Assistant { content: turn.text.clone(), tool_calls: vec![] },
-    }));
-    messages.push(ChatMessage::User(found.prompt()));
-    messages
+    super::conversation(GROUNDED_PROMPT, history, found.prompt())
 }
 
 #[cfg(test)]

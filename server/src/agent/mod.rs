@@ -212,19 +212,7 @@ impl Agent {
             AnswerStyle::Extractive | AnswerStyle::Generative => {
                 findings.note(record, found.sources(grounding::EVIDENCE_FOR_MODEL));
                 let request = ChatRequest { messages: grounding::grounded_messages(history, found), ..ChatRequest::default() };
-                let mut stream = self.model.stream(request).await?;
-                let mut text = String::new();
-                while let Some(event) = stream.next().await {
-                    if let ChatEvent::TextDelta(delta) = event? {
-                        events.emit(ServerEvent::AnswerDelta { text: delta.clone() });
-                        text.push_str(&delta);
-                    }
-                }
-                if text.trim().is_empty() {
-                    text = found.spoken();
-                    events.emit(ServerEvent::AnswerDelta { text: text.clone() });
-                }
-                text
+                self.words(request, events, found.spoken()).await?
             }
         };
         Ok(findings.answer(text.trim()))
@@ -246,6 +234,12 @@ impl Agent {
     async fn answer_again(&self, messages: &[ChatMessage], events: &EventSink) -> Result<String, AgentError> {
         tracing::info!("the model said nothing after its tool calls; asking again without tools");
         let request = ChatRequest { messages: messages.to_vec(), tools: Vec::new(), default_call: None };
+        self.words(request, events, SILENT_MODEL.to_owned()).await
+    }
+
+    /// The model's answer to a request without tools, each piece sent on as it comes; `instead` when it says
+    /// nothing at all.
+    async fn words(&self, request: ChatRequest, events: &EventSink, instead: String) -> Result<String, AgentError> {
         let mut stream = self.model.stream(request).await?;
         let mut text = String::new();
         while let Some(event) = stream.next().await {
@@ -255,7 +249,7 @@ impl Agent {
             }
         }
         if text.trim().is_empty() {
-            text = SILENT_MODEL.to_owned();
+            text = instead;
             events.emit(ServerEvent::AnswerDelta { text: text.clone() });
         }
         Ok(text)
@@ -274,12 +268,17 @@ impl Agent {
 
 /// The system prompt, the recent turns and the question: what every answer starts from.
 fn first_messages(history: &[HistoryTurn], question: &str) -> Vec<ChatMessage> {
+    conversation(SYSTEM_PROMPT, history, question.to_owned())
+}
+
+/// `system`, the recent turns, then `last` as the user's message.
+fn conversation(system: &str, history: &[HistoryTurn], last: String) -> Vec<ChatMessage> {
     let mut messages = Vec::with_capacity(history.len() + 2);
-    messages.push(ChatMessage::System(SYSTEM_PROMPT.to_owned()));
+    messages.push(ChatMessage::System(system.to_owned()));
     messages.extend(history.iter().map(|turn| match turn.role {
         Role::User => ChatMessage::User(turn.text.clone()),
         Role::Assistant => ChatMessage::Assistant { content: turn.text.clone(), tool_calls: vec![] },
     }));
-    messages.push(ChatMessage::User(question.to_owned()));
+    messages.push(ChatMessage::User(last));
     messages
 }
