@@ -76,15 +76,8 @@ fn options() -> Options {
 }
 
 fn main() {
-    // SAFETY: first thing in main, no other thread yet (as the server does).
-    unsafe { parlance_server::cpu::settle_thread_count() };
     let options = options();
-    // RUST_LOG=parlance_server=debug shows where each turn's time went (per sentence, per stage).
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
-    }
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(run(options));
+    common::run_bench(|| run(options));
 }
 
 async fn run(options: Options) {
@@ -134,7 +127,7 @@ async fn run(options: Options) {
     let address = listener.local_addr().expect("address").to_string();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
 
-    add_notes(&address).await;
+    println!("first_audio  {} notes added (eval/knowledge/notes)", common::add_eval_notes(&address).await);
 
     let dir = tempfile::tempdir().expect("temp dir");
     println!("first_audio  each question ends in {} ms of silence; the socket gets it at speaking pace", options.silence_ms);
@@ -152,23 +145,6 @@ async fn run(options: Options) {
         }
         measure(&address, kind, &recordings, silence).await;
     }
-}
-
-/// Adds the knowledge evaluation's notes, as a user adds theirs.
-async fn add_notes(address: &str) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../eval/knowledge/notes");
-    let client = reqwest::Client::new();
-    let mut added = 0;
-    for entry in std::fs::read_dir(dir).expect("eval/knowledge/notes") {
-        let path = entry.expect("a note").path();
-        let name = path.file_name().and_then(|n| n.to_str()).expect("a file name").to_owned();
-        let part = reqwest::multipart::Part::bytes(std::fs::read(&path).expect("a note")).file_name(name);
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let response = client.post(format!("http://{address}/api/knowledge")).multipart(form).send().await.expect("request");
-        assert!(response.status().is_success(), "adding {} failed: {}", path.display(), response.status());
-        added += 1;
-    }
-    println!("first_audio  {added} notes added (eval/knowledge/notes)");
 }
 
 /// Both paths over `recordings`, printed as `kind`. From the end of speech adds the trailing silence: the

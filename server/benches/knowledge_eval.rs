@@ -50,14 +50,8 @@ fn eval_dir() -> PathBuf {
 }
 
 fn main() {
-    // SAFETY: first thing in main, no other thread yet (as the server does).
-    unsafe { parlance_server::cpu::settle_thread_count() };
     let options = options();
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
-    }
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(run(options));
+    common::run_bench(|| run(options));
 }
 
 async fn run(options: Options) {
@@ -90,7 +84,7 @@ async fn run(options: Options) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    add_notes(&address).await;
+    println!("knowledge_eval  {} notes added", common::add_eval_notes(&address).await);
 
     let paths: Vec<&str> = if options.typed { vec!["typed"] } else { options.paths.iter().map(String::as_str).collect() };
     // Lazy model loading and cold caches are not what is measured.
@@ -163,25 +157,6 @@ fn recordings(dir: &Path) -> Vec<Value> {
 
 fn manifest_of<'a>(manifest: &'a [Value], id: &str) -> &'a Value {
     manifest.iter().find(|entry| entry["id"] == id).unwrap_or_else(|| panic!("no recording of {id} in the manifest"))
-}
-
-async fn add_notes(address: &str) {
-    let mut notes: Vec<PathBuf> =
-        std::fs::read_dir(eval_dir().join("notes")).expect("eval/knowledge/notes").map(|entry| entry.expect("entry").path()).collect();
-    notes.sort();
-    let client = reqwest::Client::new();
-    for path in &notes {
-        let name = path.file_name().and_then(|n| n.to_str()).expect("a file name").to_owned();
-        let part = reqwest::multipart::Part::bytes(std::fs::read(path).expect("a note")).file_name(name.clone());
-        let response = client
-            .post(format!("http://{address}/api/knowledge"))
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .expect("request");
-        assert!(response.status().is_success(), "adding {name} failed: {}", response.status());
-    }
-    println!("knowledge_eval  {} notes added", notes.len());
 }
 
 struct Outcome {
