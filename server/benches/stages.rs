@@ -198,6 +198,7 @@ async fn embeddings(models_dir: &std::path::Path) {
 
 /// Knowledge base on LanceDB with real embeddings: ingestion rate, then search latency over 10,000 notes.
 mod knowledge {
+    use parlance_server::access::Caller;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -358,12 +359,13 @@ mod knowledge {
             questions.len()
         );
         for (label, mode) in [("hybrid", SearchMode::Hybrid), ("vector", SearchMode::VectorOnly), ("full-text", SearchMode::FullTextOnly)] {
-            knowledge.search(questions[0], 5, mode).await.expect("warm-up");
+            knowledge.search(&Caller::Anyone, questions[0], 5, mode).await.expect("warm-up");
             let mut samples = Vec::new();
             let mut parts: [Vec<std::time::Duration>; 6] = Default::default();
             for round in 0..SEARCHES {
                 let started = Instant::now();
-                let (hits, timings) = knowledge.search_timed(questions[round % questions.len()], 5, mode).await.expect("search");
+                let (hits, timings) =
+                    knowledge.search_timed(&Caller::Anyone, questions[round % questions.len()], 5, mode).await.expect("search");
                 samples.push(started.elapsed());
                 let measured = timings.open + timings.embed + timings.vector.max(timings.text) + timings.read;
                 let rest = timings.total.saturating_sub(measured);

@@ -195,18 +195,89 @@ async fn only_an_admin_changes_the_shared_notes() {
     let provider = FakeStages::new("");
     let app = users_app(&provider);
     let note = json!({"notes": [{"text": "The wifi password is on the fridge."}]});
-    for (method, path, body) in [("POST", "/api/knowledge", Some(&note)), ("DELETE", "/api/knowledge/any-note", None)] {
-        let refused = call(&app, request(method, path, Some(BOB), body)).await;
-        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method} {path}: {}", refused.json);
-        assert_error(&refused.json, "forbidden");
-        let admin = call(&app, request(method, path, Some(ALICE), body)).await;
-        assert_ne!(admin.status, StatusCode::FORBIDDEN, "{method} {path} as admin: {}", admin.json);
-        assert_ne!(admin.status, StatusCode::UNAUTHORIZED);
-    }
+    let refused = call(&app, request("POST", "/api/knowledge", Some(BOB), Some(&note))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.json);
+    assert_error(&refused.json, "forbidden");
+    let admin = call(&app, request("POST", "/api/knowledge", Some(ALICE), Some(&note))).await;
+    assert_ne!(admin.status, StatusCode::FORBIDDEN, "as admin: {}", admin.json);
+    assert_ne!(admin.status, StatusCode::UNAUTHORIZED);
     // Everyone reads them.
     assert_ne!(call(&app, request("GET", "/api/knowledge", Some(BOB), None)).await.status, StatusCode::FORBIDDEN);
     let account = call(&app, request("GET", "/api/account", Some(BOB), None)).await;
     assert_eq!(account.json, json!({"name": "bob", "admin": false}));
+}
+
+/// The notes a user lists: (id, title, owner).
+async fn listed(app: &Router, token: &str) -> Vec<(String, String, Option<String>)> {
+    let page = call(app, request("GET", "/api/knowledge?limit=100", Some(token), None)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.json);
+    let field = |note: &Value, name: &str| note[name].as_str().map(str::to_owned);
+    page.json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (field(n, "id").unwrap(), field(n, "title").unwrap(), field(n, "owner")))
+        .collect()
+}
+
+/// Real embeddings and a real database: what Bob asks the assistant to remember is his alone. Nobody else lists,
+/// finds, hears or deletes it (not even an admin); the shared notes stay shared, and only an admin deletes them.
+#[tokio::test]
+async fn memories_belong_to_the_user_who_asked_for_them() {
+    let provider = FakeStages::new("");
+    let users = users_file();
+    let settings = provider.settings(&["--users-file", users.to_str().unwrap()]);
+    let stages = parlance_server::Stages { embedder: Some(std::sync::Arc::new(support::local_embeddings())), ..provider.stages() };
+    let state =
+        parlance_server::AppState::new(&settings, stages, std::sync::Arc::new(parlance_server::sessions::MemorySessions::default()));
+    let app = parlance_server::router(state, &settings);
+    let shared = json!({"notes": [{"title": "Opening hours", "text": "The workshop is closed on Mondays."}]});
+    let added = call(&app, request("POST", "/api/knowledge", Some(ALICE), Some(&shared))).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.json);
+    let shared_id = added.json["notes"][0]["id"].as_str().unwrap().to_owned();
+
+    let told = json!({"text": "Remember that my locker code is 4417."});
+    let remembered = call(&app, request("POST", "/api/chat", Some(BOB), Some(&told))).await;
+    assert_eq!(remembered.status, StatusCode::OK, "{}", remembered.json);
+    assert_eq!(remembered.json["tool_calls"][0]["name"], "remember", "{}", remembered.json);
+
+    let bobs = listed(&app, BOB).await;
+    let memory = bobs.iter().find(|(_, title, _)| title.contains("locker")).unwrap_or_else(|| panic!("Bob lists his memory: {bobs:?}"));
+    assert_eq!(memory.2.as_deref(), Some("bob"), "it is marked as his");
+    let memory_id = memory.0.clone();
+    assert!(bobs.iter().any(|(id, _, owner)| *id == shared_id && owner.is_none()), "and the shared note: {bobs:?}");
+    for other in [CAROL, ALICE] {
+        let theirs = listed(&app, other).await;
+        assert!(!theirs.iter().any(|(id, _, _)| *id == memory_id), "someone else does not list it: {theirs:?}");
+        assert!(theirs.iter().any(|(id, _, _)| *id == shared_id), "everyone lists the shared note: {theirs:?}");
+        let found = call(&app, request("GET", "/api/knowledge/search?q=locker+code&k=5", Some(other), None)).await;
+        assert_eq!(found.status, StatusCode::OK);
+        assert!(!found.json.to_string().contains("4417"), "nor finds it: {}", found.json);
+    }
+    let found = call(&app, request("GET", "/api/knowledge/search?q=locker+code&k=5", Some(BOB), None)).await;
+    assert_eq!(found.json["hits"][0]["id"], memory_id.as_str(), "Bob finds it: {}", found.json);
+
+    // Asked about it, the assistant draws on Bob's memory for Bob only. (The fake model repeats its prompt.)
+    let question = json!({"text": "What is my locker code?"});
+    let bob_asks = call(&app, request("POST", "/api/chat", Some(BOB), Some(&question))).await;
+    assert!(bob_asks.json["answer"].as_str().unwrap().contains("4417"), "{}", bob_asks.json);
+    let carol_asks = call(&app, request("POST", "/api/chat", Some(CAROL), Some(&question))).await;
+    assert_eq!(carol_asks.status, StatusCode::OK, "{}", carol_asks.json);
+    assert!(!carol_asks.json.to_string().contains("4417"), "{}", carol_asks.json);
+
+    // Bob deletes his memory, not the shared note; nobody else deletes his memory.
+    let bobs_memory = format!("/api/knowledge/{memory_id}");
+    for other in [CAROL, ALICE] {
+        let refused = call(&app, request("DELETE", &bobs_memory, Some(other), None)).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.json);
+    }
+    let shared_note = format!("/api/knowledge/{shared_id}");
+    let refused = call(&app, request("DELETE", &shared_note, Some(BOB), None)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.json);
+    assert_error(&refused.json, "forbidden");
+    assert_eq!(call(&app, request("DELETE", &bobs_memory, Some(BOB), None)).await.status, StatusCode::NO_CONTENT);
+    assert!(!listed(&app, BOB).await.iter().any(|(id, _, _)| *id == memory_id), "gone");
+    assert_eq!(call(&app, request("DELETE", &shared_note, Some(ALICE), None)).await.status, StatusCode::NO_CONTENT);
 }
 
 fn with(mut request: Request<Body>, name: &'static str, value: &str) -> Request<Body> {

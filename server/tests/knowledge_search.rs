@@ -4,6 +4,7 @@ mod support;
 
 use std::sync::Arc;
 
+use parlance_server::access::Caller;
 use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::{seed, seed_notes};
 use parlance_server::knowledge::{Fusion, KnowledgeBase, SearchMode};
@@ -116,7 +117,7 @@ const EXACT_TERMS: [(&str, &str); 14] = [
 
 /// The 1-based rank of `title` among the hits, if present.
 async fn rank(knowledge: &KnowledgeBase, question: &str, title: &str, mode: SearchMode) -> Option<usize> {
-    let hits = knowledge.search(question, 10, mode).await.expect("search works");
+    let hits = knowledge.search(&Caller::Anyone, question, 10, mode).await.expect("search works");
     hits.iter().position(|hit| hit.title == title).map(|i| i + 1)
 }
 
@@ -223,7 +224,7 @@ async fn tune_fusion() {
     let knowledge = seeded(dir.path()).await;
     let mut searched = Vec::new();
     for (question, title) in TUNING_QUESTIONS {
-        searched.push((knowledge.candidates(question, 10, SearchMode::Hybrid).await.expect("search works").0, title));
+        searched.push((knowledge.candidates(&Caller::Anyone, question, 10, SearchMode::Hybrid).await.expect("search works").0, title));
     }
     let score = async |fusion: Fusion| {
         let mut figures = Figures::default();

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
+use parlance_server::access::Caller;
 use parlance_server::embeddings::Embedder;
 use parlance_server::knowledge::seed::{seed, seed_notes};
 use parlance_server::knowledge::{KnowledgeBase, SearchMode};
@@ -82,7 +83,7 @@ async fn conversations_and_notes_survive_a_restart_and_reseeding_adds_nothing() 
     let again = seed(&knowledge).await.unwrap();
     assert_eq!((again.added, again.unchanged), (0, seed_notes().len()));
     assert_eq!(knowledge.count().await.unwrap(), seeded_count, "re-seeding stored nothing twice");
-    let hits = knowledge.search("How does this app handle security?", 3, SearchMode::Hybrid).await.unwrap();
+    let hits = knowledge.search(&Caller::Anyone, "How does this app handle security?", 3, SearchMode::Hybrid).await.unwrap();
     assert!(hits.iter().any(|hit| hit.title == "Privacy note"), "the reopened index still answers: {hits:?}");
 }
 
@@ -108,7 +109,7 @@ async fn deleting_a_conversation_or_a_note_removes_it_from_disk() {
     let knowledge = KnowledgeBase::new(Arc::clone(&database), Some(embedder()));
     let secret_note = "The alarm code for the shed is 4417-walrus.";
     let added = knowledge.add(vec![NewNote { title: "Shed".into(), text: secret_note.into(), source: None }]).await.unwrap();
-    knowledge.delete(&added.notes[0].id).await.unwrap();
+    knowledge.delete(&added.notes[0].id, &Caller::Anyone).await.unwrap();
     assert_eq!(files_containing(dir.path(), "4417-walrus"), Vec::<String>::new());
     assert_eq!(knowledge.count().await.unwrap(), 0);
 
@@ -150,7 +151,10 @@ async fn concurrent_ingestion_and_search_lose_no_notes() {
         let knowledge = Arc::clone(&knowledge);
         searches.push(tokio::spawn(async move {
             for _ in 0..10 {
-                let hits = knowledge.search("where is the parcel stored", 5, SearchMode::Hybrid).await.expect("search during writes");
+                let hits = knowledge
+                    .search(&Caller::Anyone, "where is the parcel stored", 5, SearchMode::Hybrid)
+                    .await
+                    .expect("search during writes");
                 assert!(!hits.is_empty());
             }
         }));
@@ -161,7 +165,7 @@ async fn concurrent_ingestion_and_search_lose_no_notes() {
 
     let expected = before + WRITERS * BATCHES * PER_BATCH;
     assert_eq!(knowledge.count().await.unwrap(), expected);
-    let (page, total) = knowledge.list(0, 1000).await.unwrap();
+    let (page, total) = knowledge.list(&Caller::Anyone, 0, 1000).await.unwrap();
     assert_eq!((page.len(), total), (expected, expected));
     let mut ids: Vec<&str> = page.iter().map(|n| n.id.as_str()).collect();
     ids.sort_unstable();
@@ -173,7 +177,7 @@ async fn concurrent_ingestion_and_search_lose_no_notes() {
 
     let reopened = KnowledgeBase::new(Arc::new(Database::new(dir.path())), Some(embedder()));
     assert_eq!(reopened.count().await.unwrap(), expected, "the table on disk holds every note");
-    let hits = reopened.search("tag3x4x5", 3, SearchMode::FullTextOnly).await.unwrap();
+    let hits = reopened.search(&Caller::Anyone, "tag3x4x5", 3, SearchMode::FullTextOnly).await.unwrap();
     assert_eq!(hits[0].title, "Writer 3 note 4.5");
 }
 
@@ -198,7 +202,8 @@ async fn searches_while_notes_are_deleted_never_fail() {
         searches.push(tokio::spawn(async move {
             let mut done = 0;
             while deleting.load(std::sync::atomic::Ordering::Acquire) {
-                let hits = knowledge.search("where is my parcel", 5, SearchMode::Hybrid).await.expect("search during deletions");
+                let hits =
+                    knowledge.search(&Caller::Anyone, "where is my parcel", 5, SearchMode::Hybrid).await.expect("search during deletions");
                 assert!(!hits.is_empty(), "the seed notes are always there");
                 done += 1;
             }
@@ -206,14 +211,14 @@ async fn searches_while_notes_are_deleted_never_fail() {
         }));
     }
     for note in &added.notes {
-        knowledge.delete(&note.id).await.expect("delete during searches");
+        knowledge.delete(&note.id, &Caller::Anyone).await.expect("delete during searches");
     }
     deleting.store(false, std::sync::atomic::Ordering::Release);
     for search in searches {
         assert!(search.await.expect("searches finished") > 0);
     }
     assert_eq!(knowledge.count().await.unwrap(), seeded);
-    let hits = knowledge.search("parcel at the post office", 5, SearchMode::Hybrid).await.unwrap();
+    let hits = knowledge.search(&Caller::Anyone, "parcel at the post office", 5, SearchMode::Hybrid).await.unwrap();
     assert!(hits.iter().all(|hit| !hit.title.starts_with("Parcel ")), "deleted notes are not found: {hits:?}");
 }
 
@@ -237,7 +242,7 @@ async fn ingesting_a_folder_twice_stores_each_document_once_and_skips_what_is_no
 
     let second = ingest_paths(&knowledge, &[docs.path().to_owned()], false).await.unwrap();
     assert_eq!((second.added, second.unchanged), (0, 2));
-    let (notes, total) = knowledge.list(0, 10).await.unwrap();
+    let (notes, total) = knowledge.list(&Caller::Anyone, 0, 10).await.unwrap();
     assert_eq!(total, 2);
     let titles: Vec<&str> = notes.iter().map(|n| n.title.as_str()).collect();
     assert!(titles.contains(&"Boiler") && titles.contains(&"wifi"), "{titles:?}");

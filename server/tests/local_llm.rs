@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::http::StatusCode;
 use futures::StreamExt;
+use parlance_server::access::Caller;
 use parlance_server::agent::tools::{CurrentTime, ToolRegistry};
 use parlance_server::agent::{Agent, SYSTEM_PROMPT};
 use parlance_server::events::EventSink;
@@ -222,7 +223,7 @@ async fn the_agent_prepares_exactly_the_prompt_it_then_answers_from() {
     // As `Agent::prepare` does, but waiting until it is done: asked at once, the answer's own request would
     // be waiting and the preparation skipped.
     model.prepare_now(agent.first_request(&history, "And the moon?")).await;
-    agent.answer(&history, "And the moon?", &EventSink::none()).await.expect("an answer");
+    agent.answer(&history, "And the moon?", &Caller::Anyone, &EventSink::none()).await.expect("an answer");
     let reports = model.reports();
     let first_round = reports.first().expect("the answer asked the model");
     assert_eq!(first_round.reused_tokens, first_round.prompt_tokens - 1, "history, question and tools were all prepared: {reports:?}");

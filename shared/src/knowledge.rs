@@ -37,6 +37,10 @@ pub struct NoteSummary {
     /// How many searchable pieces the note was split into.
     pub chunks: u32,
     pub created_at: DateTime<Utc>,
+    /// Set on a memory the assistant keeps for one user (they asked it to remember something): only that user
+    /// finds it, and may delete it. Absent on the shared notes, which every user's questions draw on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The answer to `POST /api/knowledge`. A note whose exact content is already stored is not stored twice:

@@ -305,9 +305,13 @@ fn knowledge_requests_and_answers_round_trip() {
         source: None,
         chunks: 1,
         created_at: Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 0).unwrap(),
+        owner: None,
     };
     let added = round_trip(&AddNotesResponse { notes: vec![summary.clone()], added: 1, unchanged: 0 });
     assert_eq!(added["notes"][0]["created_at"], "2026-11-21T09:30:00Z");
+    assert!(added["notes"][0].get("owner").is_none(), "a shared note names no owner");
+    let memory = round_trip(&NoteSummary { owner: Some("alice".into()), ..summary.clone() });
+    assert_eq!(memory["owner"], "alice");
     round_trip(&NotePage { notes: vec![summary], total: 12, offset: 0, limit: 20 });
     let hits = round_trip(&KnowledgeSearchResponse { query: "bicycle".into(), hits: vec![source()] });
     assert_eq!(hits["hits"][0]["title"], "Privacy note");

@@ -17,6 +17,7 @@ use parlance_shared::{HistoryTurn, KnowledgeSource, Role, ToolCallRecord};
 use serde_json::json;
 
 use super::tools::search_knowledge;
+use crate::access::Caller;
 use crate::knowledge::evidence::content_words;
 use crate::knowledge::{Evidence, EvidenceSentence, KnowledgeBase};
 use crate::llm::ChatMessage;
@@ -159,9 +160,9 @@ impl Grounder {
 
     /// Starts working out the grounding of `question` (the early transcript, while the user pauses); the
     /// returned future resolves to it, and [`Grounder::ground`] of the same question finds it.
-    pub fn prepare(&self, history: &[HistoryTurn], question: &str) -> PreparedGrounding {
+    pub fn prepare(&self, history: &[HistoryTurn], question: &str, caller: &Caller) -> PreparedGrounding {
         let (query, focus) = query(history, question);
-        let key = format!("{query}\u{0}{focus}");
+        let key = format!("{query}\u{0}{focus}\u{0}{}", caller.owner().unwrap_or_default());
         let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((known, grounding)) = prepared.as_ref()
             && *known == key
@@ -171,7 +172,9 @@ impl Grounder {
         let knowledge = Arc::clone(&self.knowledge);
         let min_similarity = self.min_similarity;
         let question = question.to_owned();
-        let future = async move { Arc::new(work_out(&knowledge, Some(min_similarity), query, focus, question).await) }.boxed().shared();
+        let caller = caller.clone();
+        let future =
+            async move { Arc::new(work_out(&knowledge, &caller, Some(min_similarity), query, focus, question).await) }.boxed().shared();
         // Polled on its own, so the work goes on during the pause whether or not anyone waits for it yet.
         tokio::spawn(future.clone());
         *prepared = Some((key, future.clone()));
@@ -179,16 +182,16 @@ impl Grounder {
     }
 
     /// The grounding of `question`: the one prepared during the pause if it was for the same words.
-    pub async fn ground(&self, history: &[HistoryTurn], question: &str) -> Arc<Grounding> {
-        self.prepare(history, question).await
+    pub async fn ground(&self, history: &[HistoryTurn], question: &str, caller: &Caller) -> Arc<Grounding> {
+        self.prepare(history, question, caller).await
     }
 
     /// The grounding of a question the model itself wants to search the notes for, however far they seem
     /// from it: their evidence answers it, or it is declined, rather than the model reading passages it may
     /// misread ("Do you sell helmets?" - "Yes, Cyclomax sells helmets", from a note about parts).
-    pub async fn ground_asked(&self, history: &[HistoryTurn], question: &str) -> Grounding {
+    pub async fn ground_asked(&self, history: &[HistoryTurn], question: &str, caller: &Caller) -> Grounding {
         let (query, focus) = query(history, question);
-        work_out(&self.knowledge, None, query, focus, question.to_owned()).await
+        work_out(&self.knowledge, caller, None, query, focus, question.to_owned()).await
     }
 }
 
@@ -208,13 +211,21 @@ fn query(history: &[HistoryTurn], question: &str) -> (String, String) {
     }
 }
 
-/// `min_similarity`: `None` when the model asked for the search (the question is about the notes).
-async fn work_out(knowledge: &KnowledgeBase, min_similarity: Option<f32>, query: String, focus: String, question: String) -> Grounding {
+/// `min_similarity`: `None` when the model asked for the search (the question is about the notes). Only the
+/// notes `caller` reaches are searched.
+async fn work_out(
+    knowledge: &KnowledgeBase,
+    caller: &Caller,
+    min_similarity: Option<f32>,
+    query: String,
+    focus: String,
+    question: String,
+) -> Grounding {
     // "Remember that my bike is a Trek." is for the model and its tools, however close to a note it is.
     if min_similarity.is_some() && !is_question(&question) {
         return Grounding::General;
     }
-    let evidence = match knowledge.evidence(&query, &focus).await {
+    let evidence = match knowledge.evidence(caller, &query, &focus).await {
         Ok(Some(evidence)) => evidence,
         Ok(None) => return Grounding::General,
         Err(error) => {

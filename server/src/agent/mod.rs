@@ -11,6 +11,7 @@ use parlance_shared::{HistoryTurn, KnowledgeSource, Role, ServerEvent, ToolCallR
 
 pub use self::grounding::{AnswerStyle, Grounder, Grounding};
 use self::tools::ToolRegistry;
+use crate::access::Caller;
 use crate::events::EventSink;
 use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolCall, ToolSpec};
 
@@ -101,12 +102,12 @@ impl Agent {
     /// Works out, while the user is still pausing, what [`Agent::answer`] will need: what the notes say about
     /// the question, then the model's reading of the prompt it will start from, if it is needed at all (see
     /// [`ChatModel::prepare`]).
-    pub fn prepare(&self, history: &[HistoryTurn], question: &str) {
+    pub fn prepare(&self, history: &[HistoryTurn], question: &str, caller: &Caller) {
         let Some(grounder) = &self.grounder else {
             self.model.prepare(self.first_request(history, question));
             return;
         };
-        let grounding = grounder.prepare(history, question);
+        let grounding = grounder.prepare(history, question, caller);
         let model = Arc::clone(&self.model);
         let general = self.first_request(history, question);
         let history = history.to_vec();
@@ -122,8 +123,9 @@ impl Agent {
         });
     }
 
-    pub async fn answer(&self, history: &[HistoryTurn], question: &str, events: &EventSink) -> Result<Answer, AgentError> {
-        self.answer_noting(history, question, events, &Findings::default()).await
+    /// `caller`: who asks; the notes searched and the memories kept are theirs (and the shared notes).
+    pub async fn answer(&self, history: &[HistoryTurn], question: &str, caller: &Caller, events: &EventSink) -> Result<Answer, AgentError> {
+        self.answer_noting(history, question, caller, events, &Findings::default()).await
     }
 
     /// [`Agent::answer`], noting each tool call and the notes it found in `findings` as soon as it is made.
@@ -131,11 +133,12 @@ impl Agent {
         &self,
         history: &[HistoryTurn],
         question: &str,
+        caller: &Caller,
         events: &EventSink,
         findings: &Findings,
     ) -> Result<Answer, AgentError> {
         if let Some(grounder) = &self.grounder {
-            let grounding = grounder.ground(history, question).await;
+            let grounding = grounder.ground(history, question, caller).await;
             match &*grounding {
                 Grounding::General => {}
                 Grounding::Answered(found) => return self.answer_from_notes(history, found, grounder.style(), events, findings).await,
@@ -161,7 +164,7 @@ impl Agent {
             if let Some(grounder) = &self.grounder
                 && calls.iter().any(|call| call.name == tools::search_knowledge::NAME)
             {
-                match grounder.ground_asked(history, question).await {
+                match grounder.ground_asked(history, question, caller).await {
                     Grounding::Answered(found) => return self.answer_from_notes(history, &found, grounder.style(), events, findings).await,
                     Grounding::NotCovered { found, subject } => return Ok(self.decline(&found, &subject, events, findings)),
                     Grounding::General => {}
@@ -175,7 +178,7 @@ impl Agent {
             }
 
             messages.push(ChatMessage::Assistant { content: text, tool_calls: calls.clone() });
-            self.run_calls(&calls, &mut messages, findings, events).await;
+            self.run_calls(&calls, &mut messages, caller, findings, events).await;
         }
         Ok(findings.answer(""))
     }
@@ -256,9 +259,16 @@ impl Agent {
     }
 
     /// Runs the calls, hands their results to the model and notes them (and the notes they found).
-    async fn run_calls(&self, calls: &[ToolCall], messages: &mut Vec<ChatMessage>, findings: &Findings, events: &EventSink) {
+    async fn run_calls(
+        &self,
+        calls: &[ToolCall],
+        messages: &mut Vec<ChatMessage>,
+        caller: &Caller,
+        findings: &Findings,
+        events: &EventSink,
+    ) {
         for call in calls {
-            let outcome = self.tools.run(call).await;
+            let outcome = self.tools.run(call, caller).await;
             events.emit(ServerEvent::ToolCall { call: outcome.record.clone() });
             findings.note(outcome.record, outcome.sources);
             messages.push(ChatMessage::Tool { call_id: call.id.clone(), content: outcome.content });

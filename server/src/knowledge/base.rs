@@ -16,6 +16,8 @@ use super::evidence::{self, Evidence};
 use super::ingest::{self, CheckedNote, IngestError};
 use super::rows::{self, TEXT_COLUMNS, read_chunks};
 use super::search::{self, Candidates, Fusion, Hit, Rankings, SearchMode};
+use super::visibility;
+use crate::access::Caller;
 use crate::embeddings::{EmbedError, Embedder};
 use crate::store::{Database, GuardedTable, StoreError, collect, strings};
 
@@ -47,6 +49,8 @@ pub enum KnowledgeError {
     Ingest(#[from] IngestError),
     #[error("there is no note {0}")]
     NotFound(String),
+    #[error("the note {0} is shared by every user: only an admin may delete it")]
+    Shared(String),
     #[error("no embeddings model is set up, so notes cannot be added")]
     NoEmbedder,
     #[error(transparent)]
@@ -151,13 +155,24 @@ impl KnowledgeBase {
         Ok(&self.database.tables().await?.knowledge)
     }
 
-    /// Stores the notes not stored yet (by content), all in one commit: a failure stores none of them.
+    /// Stores the shared notes not stored yet (by content), all in one commit: a failure stores none of them.
     pub async fn add(&self, notes: Vec<NewNote>) -> Result<Added, KnowledgeError> {
         Ok(self.add_timed(notes).await?.0)
     }
 
+    /// Keeps a memory for whoever asked (a shared note when nobody signed in): only they find it afterwards.
+    pub async fn remember(&self, note: NewNote, caller: &Caller) -> Result<Added, KnowledgeError> {
+        Ok(self.store(vec![note], caller.owner()).await?.0)
+    }
+
     /// [`KnowledgeBase::add`] with where its time went (for the log and the benchmark).
     pub async fn add_timed(&self, notes: Vec<NewNote>) -> Result<(Added, AddTimings), KnowledgeError> {
+        self.store(notes, None).await
+    }
+
+    /// Stores notes kept for `owner`, or shared ones. A note counts as stored already when the same content is
+    /// among the notes that owner reaches.
+    async fn store(&self, notes: Vec<NewNote>, owner: Option<&str>) -> Result<(Added, AddTimings), KnowledgeError> {
         let started = Instant::now();
         let mut timings = AddTimings::default();
         let embedder = self.embedder.as_ref().ok_or(KnowledgeError::NoEmbedder)?;
@@ -165,7 +180,7 @@ impl KnowledgeBase {
         let table = self.table().await?;
 
         // Known notes cost no embedding; the check is repeated under the lock for notes added meanwhile.
-        let known = self.existing(&table.snapshot().await?.table, &checked).await?;
+        let known = self.existing(&table.snapshot().await?.table, &checked, owner).await?;
         let mut fresh: Vec<CheckedNote> = Vec::new();
         for note in &checked {
             if !known.contains_key(&note.content_hash) && !fresh.iter().any(|f| f.content_hash == note.content_hash) {
@@ -174,13 +189,13 @@ impl KnowledgeBase {
         }
         timings.check = started.elapsed();
         let embedding = Instant::now();
-        let rows = ingest::embed_notes(embedder.as_ref(), &fresh).await?;
+        let rows = ingest::embed_notes(embedder.as_ref(), &fresh, owner).await?;
         timings.embed = embedding.elapsed();
 
         let writing = Instant::now();
         let lock = table.write_lock().await;
         // No snapshot needed under the lock: purging, which removes files, takes the same lock.
-        let known = self.existing(&table.table, &checked).await?;
+        let known = self.existing(&table.table, &checked, owner).await?;
         let rows: Vec<_> = rows.into_iter().filter(|row| !known.contains_key(&row.content_hash)).collect();
         if !rows.is_empty() {
             table.table.add(rows::to_batch(&rows)?).execute().await?;
@@ -207,6 +222,7 @@ impl KnowledgeBase {
                     source: row.source.clone(),
                     chunks: row.chunk_count,
                     created_at: row.created_at,
+                    owner: row.owner.clone(),
                 });
             }
         }
@@ -228,8 +244,13 @@ impl KnowledgeBase {
         Ok((Added { notes: summaries, added, unchanged }, timings))
     }
 
-    /// Stored notes among these, by content hash.
-    async fn existing(&self, table: &lancedb::Table, notes: &[CheckedNote]) -> Result<HashMap<String, NoteSummary>, StoreError> {
+    /// Stored notes among these that `owner` reaches, by content hash.
+    async fn existing(
+        &self,
+        table: &lancedb::Table,
+        notes: &[CheckedNote],
+        owner: Option<&str>,
+    ) -> Result<HashMap<String, NoteSummary>, StoreError> {
         if notes.is_empty() {
             return Ok(HashMap::new());
         }
@@ -237,7 +258,9 @@ impl KnowledgeBase {
         let list = notes.iter().map(|n| format!("'{}'", n.content_hash)).collect::<Vec<_>>().join(", ");
         let mut columns = TEXT_COLUMNS.to_vec();
         columns.push("content_hash");
-        let query = table.query().only_if(format!("chunk_index = 0 AND content_hash IN ({list})")).select(Select::columns(&columns));
+        let reached = visibility::owned_or_shared(owner);
+        let query =
+            table.query().only_if(format!("chunk_index = 0 AND content_hash IN ({list}) AND {reached}")).select(Select::columns(&columns));
         let mut found = HashMap::new();
         for batch in collect(query).await? {
             let hashes = strings(&batch, "content_hash")?;
@@ -248,13 +271,17 @@ impl KnowledgeBase {
         Ok(found)
     }
 
-    /// One page of notes, oldest first, and how many there are.
-    pub async fn list(&self, offset: usize, limit: usize) -> Result<(Vec<NoteSummary>, usize), KnowledgeError> {
+    /// One page of the notes `caller` reaches, oldest first, and how many there are.
+    pub async fn list(&self, caller: &Caller, offset: usize, limit: usize) -> Result<(Vec<NoteSummary>, usize), KnowledgeError> {
         // Read from one snapshot: the count and the page agree, and a deletion's purge cannot remove the files.
         let snapshot = self.table().await?.snapshot().await?;
         let table = &snapshot.table;
-        let total = table.count_rows(Some("chunk_index = 0".to_owned())).await?;
-        let query = table.query().only_if("chunk_index = 0").select(Select::columns(&TEXT_COLUMNS));
+        let condition = match visibility::filter(caller) {
+            Some(reached) => format!("chunk_index = 0 AND {reached}"),
+            None => "chunk_index = 0".to_owned(),
+        };
+        let total = table.count_rows(Some(condition.clone())).await?;
+        let query = table.query().only_if(condition).select(Select::columns(&TEXT_COLUMNS));
         // Lance returns rows in no promised order: sort by age here, which is cheap at knowledge-base sizes.
         let mut notes: Vec<NoteSummary> = Vec::new();
         for batch in collect(query).await? {
@@ -264,12 +291,17 @@ impl KnowledgeBase {
         Ok((notes.into_iter().skip(offset).take(limit).collect(), total))
     }
 
-    /// The notes' own words a recogniser may not know (names, brands, "tune-up", "A17"), most used first, at
-    /// most `limit`: what speech-to-text is told to expect (see [`evidence::vocabulary`]). Reads at most
-    /// [`VOCABULARY_CHUNKS`] passages.
+    /// The shared notes' own words a recogniser may not know (names, brands, "tune-up", "A17"), most used first,
+    /// at most `limit`: what speech-to-text is told to expect (see [`evidence::vocabulary`]). Reads at most
+    /// [`VOCABULARY_CHUNKS`] passages. One user's memories stay out: every user's speech is biased by it.
     pub async fn vocabulary(&self, limit: usize) -> Result<Vec<String>, KnowledgeError> {
         let snapshot = self.table().await?.snapshot().await?;
-        let query = snapshot.table.query().select(Select::columns(&TEXT_COLUMNS)).limit(VOCABULARY_CHUNKS);
+        let query = snapshot
+            .table
+            .query()
+            .only_if(visibility::owned_or_shared(None))
+            .select(Select::columns(&TEXT_COLUMNS))
+            .limit(VOCABULARY_CHUNKS);
         let mut texts = Vec::new();
         for batch in collect(query).await? {
             texts.extend(read_chunks(&batch)?.into_iter().map(|chunk| format!("{}\n{}", chunk.title, chunk.text)));
@@ -292,12 +324,26 @@ impl KnowledgeBase {
         Ok(self.table().await?.table.stats().await?.fragment_stats.num_fragments)
     }
 
-    /// Deletes a note (all its chunks) from disk for good.
-    pub async fn delete(&self, note_id: &str) -> Result<(), KnowledgeError> {
+    /// Deletes a note (all its chunks) from disk for good. A user deletes their own memories; only an admin
+    /// deletes a shared note; someone else's memory is answered as not found.
+    pub async fn delete(&self, note_id: &str, caller: &Caller) -> Result<(), KnowledgeError> {
         // Ids are UUIDs made here; anything else cannot exist and must not reach the SQL filter.
         let id = uuid::Uuid::parse_str(note_id).map_err(|_| KnowledgeError::NotFound(note_id.to_owned()))?;
         let table = self.table().await?;
         let lock = table.write_lock().await;
+        let query = table.table.query().only_if(format!("note_id = '{id}' AND chunk_index = 0")).select(Select::columns(&TEXT_COLUMNS));
+        let mut owners = Vec::new();
+        for batch in collect(query).await? {
+            owners.extend(read_chunks(&batch)?.into_iter().map(|chunk| chunk.owner));
+        }
+        match owners.first() {
+            Some(owner) if visibility::reaches(caller, owner.as_deref()) => {
+                if owner.is_none() && !caller.is_admin() {
+                    return Err(KnowledgeError::Shared(note_id.to_owned()));
+                }
+            }
+            _ => return Err(KnowledgeError::NotFound(note_id.to_owned())),
+        }
         let deleted = table.table.delete(format!("note_id = '{id}'").as_str()).await?;
         if deleted.num_deleted_rows == 0 {
             return Err(KnowledgeError::NotFound(note_id.to_owned()));
@@ -308,14 +354,21 @@ impl KnowledgeBase {
         Ok(())
     }
 
-    /// The `k` best notes for `query`. Without an embeddings model, full-text search alone.
-    pub async fn search(&self, query: &str, k: usize, mode: SearchMode) -> Result<Vec<Hit>, KnowledgeError> {
-        Ok(self.search_timed(query, k, mode).await?.0)
+    /// The `k` best notes for `query` among those `caller` reaches. Without an embeddings model, full-text
+    /// search alone.
+    pub async fn search(&self, caller: &Caller, query: &str, k: usize, mode: SearchMode) -> Result<Vec<Hit>, KnowledgeError> {
+        Ok(self.search_timed(caller, query, k, mode).await?.0)
     }
 
     /// [`KnowledgeBase::search`] with where its time went (for the log and the benchmark).
-    pub async fn search_timed(&self, query: &str, k: usize, mode: SearchMode) -> Result<(Vec<Hit>, SearchTimings), KnowledgeError> {
-        let (candidates, mut timings) = self.candidates(query, k, mode).await?;
+    pub async fn search_timed(
+        &self,
+        caller: &Caller,
+        query: &str,
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<(Vec<Hit>, SearchTimings), KnowledgeError> {
+        let (candidates, mut timings) = self.candidates(caller, query, k, mode).await?;
         let reading = Instant::now();
         let hits = candidates.hits(Fusion::TUNED, k).await?;
         timings.read = reading.elapsed();
@@ -334,8 +387,15 @@ impl KnowledgeBase {
 
     /// Each search's own ranking of candidates for `k` hits, before fusion (the evaluation fuses them in
     /// several ways).
-    pub async fn candidates(&self, query: &str, k: usize, mode: SearchMode) -> Result<(Candidates, SearchTimings), KnowledgeError> {
+    pub async fn candidates(
+        &self,
+        caller: &Caller,
+        query: &str,
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<(Candidates, SearchTimings), KnowledgeError> {
         let started = Instant::now();
+        let filter = visibility::filter(caller);
         let limit = search::candidate_count(k);
         let embedder = self.embedder.as_ref().filter(|_| mode != SearchMode::FullTextOnly);
         let use_text = mode != SearchMode::VectorOnly || self.embedder.is_none();
@@ -358,7 +418,7 @@ impl KnowledgeBase {
         let by_meaning = async {
             let Some(vector) = &vector else { return Ok::<_, KnowledgeError>(None) };
             let started = Instant::now();
-            let ranking = search::by_vector(table, vector, limit).await?;
+            let ranking = search::by_vector(table, vector, limit, filter.as_deref()).await?;
             Ok(Some((ranking, started.elapsed())))
         };
         let by_words = async {
@@ -366,7 +426,7 @@ impl KnowledgeBase {
                 return Ok::<_, KnowledgeError>(None);
             }
             let started = Instant::now();
-            let ranking = search::by_text(table, query, limit).await?;
+            let ranking = search::by_text(table, query, limit, filter.as_deref()).await?;
             Ok(Some((ranking, started.elapsed())))
         };
         let (by_meaning, by_words) = futures::future::join(by_meaning, by_words).await;
@@ -392,7 +452,7 @@ impl KnowledgeBase {
         let Some(embedder) = &self.embedder else { return Ok(None) };
         let vector = self.query_vector(embedder.as_ref(), query).await?;
         let snapshot = self.table().await?.snapshot().await?;
-        let found = search::by_vector(&snapshot.table, &vector, k).await?;
+        let found = search::by_vector(&snapshot.table, &vector, k, None).await?;
         let exact = search::by_vector_exact(&snapshot.table, &vector, k).await?;
         if exact.is_empty() {
             return Ok(Some(1.0));
@@ -414,24 +474,24 @@ impl KnowledgeBase {
         Ok(ready)
     }
 
-    /// The cosine similarity between `query` and the stored passage nearest to it; `None` without an
-    /// embeddings model or without notes.
-    pub async fn closeness(&self, query: &str) -> Result<Option<f32>, KnowledgeError> {
+    /// The cosine similarity between `query` and the passage nearest to it that `caller` reaches; `None`
+    /// without an embeddings model or without notes.
+    pub async fn closeness(&self, caller: &Caller, query: &str) -> Result<Option<f32>, KnowledgeError> {
         let Some(embedder) = &self.embedder else { return Ok(None) };
         let vector = self.query_vector(embedder.as_ref(), query).await?;
         let snapshot = self.table().await?.snapshot().await?;
-        Ok(super::closeness::nearest(&snapshot.table, &vector).await?)
+        Ok(super::closeness::nearest(&snapshot.table, &vector, visibility::filter(caller).as_deref()).await?)
     }
 
     /// What the notes hold for a question: the nearest passages to `query` and their sentences ranked against
     /// it, the words of `focus` (the question itself; `query` may add the turn before it) weighing in. `None`
     /// without an embeddings model or without notes.
-    pub async fn evidence(&self, query: &str, focus: &str) -> Result<Option<Evidence>, KnowledgeError> {
+    pub async fn evidence(&self, caller: &Caller, query: &str, focus: &str) -> Result<Option<Evidence>, KnowledgeError> {
         let Some(embedder) = &self.embedder else { return Ok(None) };
         let started = Instant::now();
         let vector = self.query_vector(embedder.as_ref(), query).await?;
-        let Some(nearest) = self.closeness(query).await? else { return Ok(None) };
-        let hits = self.search(query, EVIDENCE_PASSAGES, SearchMode::Hybrid).await?;
+        let Some(nearest) = self.closeness(caller, query).await? else { return Ok(None) };
+        let hits = self.search(caller, query, EVIDENCE_PASSAGES, SearchMode::Hybrid).await?;
         let mut sentences = Vec::new();
         for (index, hit) in hits.iter().enumerate() {
             sentences.extend(evidence::sentences(&hit.text).into_iter().map(|sentence| (index, sentence)));

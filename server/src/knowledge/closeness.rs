@@ -13,9 +13,13 @@ fn cosine_from_squared_l2(distance: f32) -> f32 {
     1.0 - distance / 2.0
 }
 
-/// The cosine similarity of the passage nearest to `vector`; `None` when the table is empty.
-pub async fn nearest(table: &Table, vector: &[f32]) -> Result<Option<f32>, StoreError> {
-    let query = table.query().nearest_to(vector)?.limit(1).select(Select::columns(&["_distance"]));
+/// The cosine similarity of the passage nearest to `vector` among those meeting `filter`; `None` when there is
+/// none.
+pub async fn nearest(table: &Table, vector: &[f32], filter: Option<&str>) -> Result<Option<f32>, StoreError> {
+    let mut query = table.query().nearest_to(vector)?.limit(1).select(Select::columns(&["_distance"]));
+    if let Some(filter) = filter {
+        query = query.only_if(filter);
+    }
     for batch in collect(query).await? {
         let distances = column::<Float32Array>(&batch, "_distance")?;
         if !distances.is_empty() {

@@ -77,7 +77,8 @@ pub fn embedding_text(title: &str, chunk: &str) -> String {
 }
 
 /// Chunks and embeds notes (all chunks in one call: the embedder batches them).
-pub async fn embed_notes(embedder: &dyn Embedder, notes: &[CheckedNote]) -> Result<Vec<ChunkRow>, IngestError> {
+/// `owner`: the user whose memories these are (`None`: shared notes).
+pub async fn embed_notes(embedder: &dyn Embedder, notes: &[CheckedNote], owner: Option<&str>) -> Result<Vec<ChunkRow>, IngestError> {
     let created_at = Utc::now();
     let mut rows = Vec::new();
     for note in notes {
@@ -95,6 +96,7 @@ pub async fn embed_notes(embedder: &dyn Embedder, notes: &[CheckedNote]) -> Resu
                 content_hash: note.content_hash.clone(),
                 created_at,
                 vector: Vec::new(),
+                owner: owner.map(str::to_owned),
             });
         }
     }

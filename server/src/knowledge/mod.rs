@@ -10,6 +10,7 @@ mod ingest;
 mod rows;
 mod search;
 pub mod seed;
+mod visibility;
 
 pub use self::base::{AddTimings, Added, KnowledgeBase, KnowledgeError, SearchTimings};
 pub use self::evidence::{Evidence, EvidenceSentence};

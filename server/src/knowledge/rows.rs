@@ -23,6 +23,8 @@ pub struct ChunkRow {
     pub content_hash: String,
     pub created_at: DateTime<Utc>,
     pub vector: Vec<f32>,
+    /// The user whose memory this is; `None` for a shared note.
+    pub owner: Option<String>,
 }
 
 impl ChunkRow {
@@ -36,7 +38,7 @@ pub fn chunk_id(note_id: &str, index: u32) -> String {
 }
 
 /// The columns [`read_chunks`] needs: a listing or a search reads only these (each column read costs).
-pub const TEXT_COLUMNS: [&str; 6] = ["note_id", "title", "text", "source", "chunk_count", "created_at"];
+pub const TEXT_COLUMNS: [&str; 7] = ["note_id", "title", "text", "source", "chunk_count", "created_at", "owner"];
 
 pub fn to_batch(rows: &[ChunkRow]) -> Result<RecordBatch, StoreError> {
     if let Some(bad) = rows.iter().find(|row| row.vector.len() != VECTOR_DIMENSIONS) {
@@ -62,6 +64,7 @@ pub fn to_batch(rows: &[ChunkRow]) -> Result<RecordBatch, StoreError> {
             text(|row| row.content_hash.clone()),
             Arc::new(created),
             Arc::new(vectors),
+            Arc::new(rows.iter().map(|row| row.owner.clone()).collect::<StringArray>()),
         ],
     )?)
 }
@@ -75,6 +78,7 @@ pub struct StoredChunk {
     pub source: Option<String>,
     pub chunk_count: u32,
     pub created_at: DateTime<Utc>,
+    pub owner: Option<String>,
 }
 
 impl StoredChunk {
@@ -85,6 +89,7 @@ impl StoredChunk {
             source: self.source.clone(),
             chunks: self.chunk_count,
             created_at: self.created_at,
+            owner: self.owner.clone(),
         }
     }
 }
@@ -96,6 +101,7 @@ pub fn read_chunks(batch: &RecordBatch) -> Result<Vec<StoredChunk>, StoreError> 
     let sources = strings(batch, "source")?;
     let counts = column::<UInt32Array>(batch, "chunk_count")?;
     let created = column::<TimestampMicrosecondArray>(batch, "created_at")?;
+    let owners = strings(batch, "owner")?;
     (0..batch.num_rows())
         .map(|row| {
             Ok(StoredChunk {
@@ -106,6 +112,7 @@ pub fn read_chunks(batch: &RecordBatch) -> Result<Vec<StoredChunk>, StoreError> 
                 chunk_count: counts.value(row),
                 created_at: DateTime::from_timestamp_micros(created.value(row))
                     .ok_or_else(|| StoreError::Shape(format!("timestamp {} out of range", created.value(row))))?,
+                owner: owners.is_valid(row).then(|| owners.value(row).to_owned()),
             })
         })
         .collect()

@@ -97,8 +97,13 @@ pub struct Candidates {
     pub rankings: Rankings,
 }
 
-pub async fn by_vector(table: &Table, vector: &[f32], limit: usize) -> Result<Vec<Ranked>, StoreError> {
-    cosine_ranked(table.query().nearest_to(vector)?.limit(limit).select(Select::columns(&[ROW_ID, DISTANCE])).with_row_id()).await
+/// `filter`: an SQL condition rows must meet, applied before the nearest are chosen.
+pub async fn by_vector(table: &Table, vector: &[f32], limit: usize, filter: Option<&str>) -> Result<Vec<Ranked>, StoreError> {
+    let mut query = table.query().nearest_to(vector)?.limit(limit).select(Select::columns(&[ROW_ID, DISTANCE])).with_row_id();
+    if let Some(filter) = filter {
+        query = query.only_if(filter);
+    }
+    cosine_ranked(query).await
 }
 
 /// [`by_vector`] comparing every stored vector, without the index: the exact answer the index approximates.
@@ -113,13 +118,16 @@ async fn cosine_ranked(query: lancedb::query::VectorQuery) -> Result<Vec<Ranked>
     ranked(collect(query).await?, DISTANCE, |distance| 1.0 - distance / 2.0)
 }
 
-pub async fn by_text(table: &Table, text: &str, limit: usize) -> Result<Vec<Ranked>, StoreError> {
-    let query = table
+pub async fn by_text(table: &Table, text: &str, limit: usize, filter: Option<&str>) -> Result<Vec<Ranked>, StoreError> {
+    let mut query = table
         .query()
         .full_text_search(FullTextSearchQuery::new(text.to_owned()))
         .limit(limit)
         .select(Select::columns(&[ROW_ID, BM25]))
         .with_row_id();
+    if let Some(filter) = filter {
+        query = query.only_if(filter);
+    }
     ranked(collect(query).await?, BM25, |bm25| bm25)
 }
 
@@ -260,6 +268,7 @@ mod tests {
             source: None,
             chunk_count: 1,
             created_at: Utc::now(),
+            owner: None,
         }
     }
 

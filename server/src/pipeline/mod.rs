@@ -19,6 +19,7 @@ use parlance_shared::{
 
 use self::speaker::SentenceSpeaker;
 pub use self::vocabulary::NotesVocabulary;
+use crate::access::Caller;
 use crate::agent::{Agent, AgentError, Answer, Findings};
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
@@ -125,6 +126,8 @@ pub enum SpeechFailure {
 pub struct Conversation {
     pub id: SessionId,
     history: Vec<HistoryTurn>,
+    /// Who is talking: the notes searched and the memories kept are theirs (and the shared notes).
+    caller: Caller,
 }
 
 /// What the user asked.
@@ -202,9 +205,16 @@ impl Pipeline {
     }
 
     /// `POST /api/chat`.
-    pub async fn text_turn(&self, session_id: Option<SessionId>, text: &str, speak: bool, events: &EventSink) -> Result<Turn, TurnError> {
+    pub async fn text_turn(
+        &self,
+        session_id: Option<SessionId>,
+        caller: &Caller,
+        text: &str,
+        speak: bool,
+        events: &EventSink,
+    ) -> Result<Turn, TurnError> {
         let started = Instant::now();
-        let conversation = self.open(session_id).await?;
+        let conversation = self.open(session_id, caller).await?;
         let speech = if speak { Speech::WholeAnswer } else { Speech::Off };
         let input = TurnInput::Text(text.to_owned());
         let progress = TurnProgress::new(&input);
@@ -212,11 +222,17 @@ impl Pipeline {
     }
 
     /// `POST /api/voice`.
-    pub async fn voice_turn(&self, session_id: Option<SessionId>, audio: &AudioUpload, events: &EventSink) -> Result<Turn, TurnError> {
+    pub async fn voice_turn(
+        &self,
+        session_id: Option<SessionId>,
+        caller: &Caller,
+        audio: &AudioUpload,
+        events: &EventSink,
+    ) -> Result<Turn, TurnError> {
         let started = Instant::now();
         self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
         // Checked before transcribing, so a stale session id costs no model time.
-        let conversation = self.open(session_id).await?;
+        let conversation = self.open(session_id, caller).await?;
         let input = TurnInput::Voice(audio.clone());
         let progress = TurnProgress::new(&input);
         self.run_turn(conversation, input, Speech::WholeAnswer, events, &progress, started).await
@@ -232,28 +248,30 @@ impl Pipeline {
         Ok(self.sessions.delete(id).await?)
     }
 
-    /// The conversation a client names (it must exist), or a new one.
-    pub async fn open(&self, session_id: Option<SessionId>) -> Result<Conversation, TurnError> {
+    /// The conversation a client names (it must exist), or a new one, for `caller` (whether they may reach it
+    /// is the edge's question).
+    pub async fn open(&self, session_id: Option<SessionId>, caller: &Caller) -> Result<Conversation, TurnError> {
+        let caller = caller.clone();
         match session_id {
-            None => Ok(Conversation { id: new_session_id(), history: Vec::new() }),
+            None => Ok(Conversation { id: new_session_id(), history: Vec::new(), caller }),
             Some(id) => match self.sessions.history(&id).await? {
-                Some(history) => Ok(Conversation { id, history }),
+                Some(history) => Ok(Conversation { id, history, caller }),
                 None => Err(TurnError::SessionNotFound(id)),
             },
         }
     }
 
     /// A conversation the server itself started (a socket's session): empty until its first turn is stored.
-    pub async fn resume(&self, id: SessionId) -> Result<Conversation, TurnError> {
+    pub async fn resume(&self, id: SessionId, caller: &Caller) -> Result<Conversation, TurnError> {
         let history = self.sessions.history(&id).await?.unwrap_or_default();
-        Ok(Conversation { id, history })
+        Ok(Conversation { id, history, caller: caller.clone() })
     }
 
     /// A likely question, heard while the user pauses: the model may start reading it (see
     /// [`Agent::prepare`]). Nothing is stored or sent; the turn itself follows when the user's turn ends.
     pub fn prepare(&self, conversation: &Conversation, transcript: &str) {
         if let (Some(agent), Ok(question)) = (&self.agent, self.check_question(transcript)) {
-            agent.prepare(self.recent(conversation), question);
+            agent.prepare(self.recent(conversation), question, &conversation.caller);
         }
     }
 
@@ -290,7 +308,8 @@ impl Pipeline {
             _ => None,
         };
         let llm_started = Instant::now();
-        let answer = answer_aloud(agent, recent, question, speaker.as_ref(), events, &progress.findings).await?;
+        let asked = Asked { history: recent, question, caller: &conversation.caller };
+        let answer = answer_aloud(agent, asked, speaker.as_ref(), events, &progress.findings).await?;
         timings.llm_ms = elapsed_ms(llm_started);
         tracing::info!(llm_ms = timings.llm_ms, tools = answer.tool_calls.len(), "answered");
 
@@ -432,19 +451,26 @@ impl Pipeline {
     }
 }
 
+/// A question, who asked it and the turns before it.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    history: &'a [HistoryTurn],
+    question: &'a str,
+    caller: &'a Caller,
+}
+
 /// Runs the agent, passing its events on, and hands each sentence to the speaker as soon as the model has
 /// finished writing it. Text cut off by a tool call is never spoken, nor is the call itself.
 async fn answer_aloud(
     agent: &Agent,
-    history: &[HistoryTurn],
-    question: &str,
+    asked: Asked<'_>,
     speaker: Option<&SentenceSpeaker>,
     events: &EventSink,
     findings: &Findings,
 ) -> Result<Answer, TurnError> {
     let (agent_events, mut progress) = EventSink::channel();
     let generate = async move {
-        let answer = agent.answer_noting(history, question, &agent_events, findings).await;
+        let answer = agent.answer_noting(asked.history, asked.question, asked.caller, &agent_events, findings).await;
         // Closing the channel ends the relay below.
         drop(agent_events);
         answer

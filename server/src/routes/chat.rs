@@ -31,7 +31,7 @@ pub async fn chat(
         None => None,
     };
     let new = session_id.is_none();
-    let turn = state.pipeline.text_turn(session_id, &request.text, request.speak, &EventSink::none()).await?;
+    let turn = state.pipeline.text_turn(session_id, &caller, &request.text, request.speak, &EventSink::none()).await?;
     if new {
         claim(state.sessions.as_ref(), &turn.session_id, &caller).await?;
     }

@@ -249,6 +249,7 @@ impl From<KnowledgeError> for ApiError {
         match error {
             KnowledgeError::Ingest(IngestError::InvalidNote { .. } | IngestError::NoNotes) => Self::InvalidRequest(error.to_string()),
             KnowledgeError::NotFound(_) => Self::NotFound(error.to_string()),
+            KnowledgeError::Shared(_) => Self::Forbidden(error.to_string()),
             KnowledgeError::NoEmbedder => Self::NotConfigured(Stage::Embeddings),
             KnowledgeError::Embeddings(EmbedError::Dimensions { .. })
             | KnowledgeError::Ingest(IngestError::Embeddings(EmbedError::Dimensions { .. })) => Self::Misconfigured(error.to_string()),

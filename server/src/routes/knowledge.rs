@@ -64,7 +64,7 @@ pub async fn add(
     Ok(Json(AddNotesResponse { notes: added.notes, added: count(added.added), unchanged: count(added.unchanged) }))
 }
 
-/// The notes are shared by every user: only an admin changes them.
+/// The notes are shared by every user: only an admin adds them (a user's own memories come from `remember`).
 fn only_admins(caller: &Caller) -> Result<(), ApiError> {
     if caller.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("only an admin may add or delete the shared notes".into())) }
 }
@@ -93,26 +93,34 @@ async fn read_documents(mut multipart: Multipart) -> Result<Vec<NewNote>, ApiErr
 /// `GET /api/knowledge`: the notes, oldest first, a page at a time.
 #[utoipa::path(get, path = "/api/knowledge", tag = "knowledge", params(NotePageQuery),
     responses((status = 200, body = NotePage), (status = 400, description = "A bad offset or limit", body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, query: Result<Query<NotePageQuery>, QueryRejection>) -> Result<Json<NotePage>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<NotePageQuery>, QueryRejection>,
+) -> Result<Json<NotePage>, ApiError> {
     let Query(page) = query.map_err(query_rejected)?;
     if !(1..=MAX_PAGE).contains(&page.limit) {
         return Err(ApiError::InvalidRequest(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
-    let (notes, total) = state.knowledge.list(offset, page.limit as usize).await?;
+    let (notes, total) = state.knowledge.list(&caller, offset, page.limit as usize).await?;
     Ok(Json(NotePage { notes, total: total as u64, offset: page.offset, limit: page.limit }))
 }
 
-/// `DELETE /api/knowledge/{id}`: removes the note and all its passages from disk.
+/// `DELETE /api/knowledge/{id}`: removes the note and all its passages from disk. A user deletes their own
+/// memories; only an admin deletes a shared note.
 #[utoipa::path(delete, path = "/api/knowledge/{id}", tag = "knowledge", params(("id" = String, Path, description = "A note id")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown note", body = ErrorBody)))]
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "A shared note, and the caller is not an admin", body = ErrorBody),
+        (status = 404, description = "Unknown note (or another user's memory)", body = ErrorBody),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    only_admins(&caller)?;
-    state.knowledge.delete(&id).await?;
+    state.knowledge.delete(&id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -121,6 +129,7 @@ pub async fn delete(
     responses((status = 200, body = KnowledgeSearchResponse), (status = 400, description = "An empty query or a bad k", body = ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<KnowledgeSearchQuery>, QueryRejection>,
 ) -> Result<Json<KnowledgeSearchResponse>, ApiError> {
     let Query(request) = query.map_err(query_rejected)?;
@@ -131,7 +140,7 @@ pub async fn search(
     if !(1..=MAX_HITS).contains(&request.k) {
         return Err(ApiError::InvalidRequest(format!("k must be between 1 and {MAX_HITS}")));
     }
-    let hits = state.knowledge.search(text, request.k as usize, SearchMode::Hybrid).await?;
+    let hits = state.knowledge.search(&caller, text, request.k as usize, SearchMode::Hybrid).await?;
     let hits =
         hits.into_iter().map(|hit| KnowledgeSource { id: hit.note_id, title: hit.title, snippet: hit.snippet, score: hit.score }).collect();
     Ok(Json(KnowledgeSearchResponse { query: text.to_owned(), hits }))

@@ -62,7 +62,7 @@ pub async fn voice(
         None => None,
     };
     let new = session_id.is_none();
-    let turn = state.pipeline.voice_turn(session_id, &upload, &EventSink::none()).await?;
+    let turn = state.pipeline.voice_turn(session_id, &caller, &upload, &EventSink::none()).await?;
     if new {
         claim(state.sessions.as_ref(), &turn.session_id, &caller).await?;
     }

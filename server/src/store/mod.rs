@@ -11,7 +11,7 @@ use std::time::Instant;
 use arrow_array::{Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lancedb::query::ExecutableQuery;
-use lancedb::table::{CompactionOptions, Duration, OptimizeAction};
+use lancedb::table::{CompactionOptions, Duration, NewColumnTransform, OptimizeAction};
 use lancedb::{Connection, Table};
 use tokio::sync::{Mutex, MutexGuard, OnceCell, OwnedRwLockReadGuard, RwLock};
 
@@ -121,7 +121,8 @@ async fn open(dir: &Path) -> Result<Tables, StoreError> {
     let connection = lancedb::connect(uri).execute().await?;
     let names = connection.table_names().execute().await?;
     let recorded = if names.iter().any(|name| name == META_TABLE) { read_version(&connection).await? } else { None };
-    let tables = match schema::plan(uri, recorded.as_deref(), &names)? {
+    let plan = schema::plan(uri, recorded.as_deref(), &names)?;
+    let tables = match plan {
         VersionPlan::Create => {
             let knowledge = connection.create_empty_table(KNOWLEDGE_TABLE, schema::knowledge()).execute().await?;
             let turns = connection.create_empty_table(TURNS_TABLE, schema::turns()).execute().await?;
@@ -131,8 +132,12 @@ async fn open(dir: &Path) -> Result<Tables, StoreError> {
             let owners = connection.create_empty_table(OWNERS_TABLE, schema::owners()).execute().await?;
             Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns), owners: GuardedTable::new(owners) }
         }
-        VersionPlan::Current => {
+        VersionPlan::Current | VersionPlan::AddNoteOwners => {
             let knowledge = connection.open_table(KNOWLEDGE_TABLE).execute().await?;
+            if plan == VersionPlan::AddNoteOwners {
+                add_note_owners(&connection, &knowledge).await?;
+                tracing::info!(location = %dir.display(), from = 1, to = schema::SCHEMA_VERSION, "database migrated");
+            }
             let turns = connection.open_table(TURNS_TABLE).execute().await?;
             let owners = if names.iter().any(|name| name == OWNERS_TABLE) {
                 connection.open_table(OWNERS_TABLE).execute().await?
@@ -145,6 +150,24 @@ async fn open(dir: &Path) -> Result<Tables, StoreError> {
     let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(location = %dir.display(), load_ms, "database open");
     Ok(tables)
+}
+
+/// Version 1 -> 2: every stored note is shared (no owner). The column comes first and the version after it, so
+/// a migration cut short is simply done again (a column already there is not added twice).
+async fn add_note_owners(connection: &Connection, knowledge: &Table) -> Result<(), StoreError> {
+    let has_owner = knowledge.schema().await?.field_with_name(schema::note_owner().name()).is_ok();
+    if !has_owner {
+        let owner = arrow_schema::Schema::new(vec![schema::note_owner()]);
+        knowledge.add_columns().transform(NewColumnTransform::AllNulls(Arc::new(owner))).execute().await?;
+    }
+    let meta = connection.open_table(META_TABLE).execute().await?;
+    // One commit: the version is never missing, even if the process dies here.
+    meta.update()
+        .only_if(format!("key = '{SCHEMA_VERSION_KEY}'"))
+        .column("value", format!("'{}'", schema::SCHEMA_VERSION))
+        .execute()
+        .await?;
+    Ok(())
 }
 
 async fn read_version(connection: &Connection) -> Result<Option<String>, StoreError> {
@@ -224,6 +247,57 @@ mod tests {
         let error = Database::new(dir.path()).tables().await.err().expect("refused");
         assert!(matches!(error, StoreError::Schema(SchemaError::Unversioned { .. })), "{error}");
         assert_eq!(connection.table_names().execute().await.unwrap(), ["vectors"], "nothing was created beside it");
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_keeps_its_notes_as_shared_ones() {
+        use arrow_array::types::Float32Type;
+        use arrow_array::{FixedSizeListArray, TimestampMicrosecondArray, UInt32Array};
+
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join(DATABASE_FOLDER);
+        std::fs::create_dir_all(&location).unwrap();
+        let connection = lancedb::connect(location.to_str().unwrap()).execute().await.unwrap();
+        // The knowledge table as version 1 wrote it: every column but `owner`, and one note in it.
+        let full = schema::knowledge();
+        let v1 = Arc::new(arrow_schema::Schema::new(full.fields().iter().filter(|f| f.name() != "owner").cloned().collect::<Vec<_>>()));
+        let text = |value: &str| Arc::new(StringArray::from(vec![value])) as Arc<dyn Array>;
+        let vector = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+            [Some(vec![Some(0.05f32); schema::VECTOR_DIMENSIONS])],
+            schema::VECTOR_DIMENSIONS as i32,
+        );
+        let row = RecordBatch::try_new(
+            Arc::clone(&v1),
+            vec![
+                text("n:0"),
+                text("n"),
+                text("Opening hours"),
+                text("Closed on Mondays."),
+                Arc::new(StringArray::from(vec![None::<&str>])),
+                Arc::new(UInt32Array::from(vec![0])),
+                Arc::new(UInt32Array::from(vec![1])),
+                text("hash"),
+                Arc::new(TimestampMicrosecondArray::from(vec![0]).with_timezone("UTC")),
+                Arc::new(vector),
+            ],
+        )
+        .unwrap();
+        connection.create_table(KNOWLEDGE_TABLE, row).execute().await.unwrap();
+        connection.create_empty_table(TURNS_TABLE, schema::turns()).execute().await.unwrap();
+        let version_1 = RecordBatch::try_new(
+            schema::meta(),
+            vec![Arc::new(StringArray::from(vec![SCHEMA_VERSION_KEY])), Arc::new(StringArray::from(vec!["1"]))],
+        )
+        .unwrap();
+        connection.create_table(META_TABLE, version_1).execute().await.unwrap();
+
+        let tables = Database::new(dir.path()).tables().await.unwrap().knowledge.table.clone();
+        assert!(tables.schema().await.unwrap().field_with_name("owner").is_ok(), "the column was added");
+        assert_eq!(tables.count_rows(Some("owner IS NULL".into())).await.unwrap(), 1, "the old note is kept, shared");
+        assert_eq!(read_version(&connection).await.unwrap().as_deref(), Some(schema::SCHEMA_VERSION.to_string().as_str()));
+        // Opening again finds the current version and migrates nothing.
+        let again = Database::new(dir.path());
+        assert_eq!(again.tables().await.unwrap().knowledge.table.count_rows(None).await.unwrap(), 1);
     }
 
     #[tokio::test]

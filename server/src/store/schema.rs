@@ -6,9 +6,9 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-/// Bump when a table's layout changes, and teach [`plan`] the step from the previous version (version 1 is
-/// the first layout, so there is nothing to migrate from yet).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bump when a table's layout changes, and teach [`plan`] the step from the previous version. Version 2 added
+/// the notes' `owner` (a memory kept for one user).
+pub const SCHEMA_VERSION: u32 = 2;
 /// The vectors' length: all-MiniLM-L6-v2's output (and what OpenAI-compatible models must be asked for).
 pub const VECTOR_DIMENSIONS: usize = 384;
 
@@ -47,6 +47,8 @@ pub enum VersionPlan {
     /// An empty folder: create every table.
     Create,
     Current,
+    /// Version 1: the knowledge table gets its `owner` column (empty: every note so far is shared).
+    AddNoteOwners,
 }
 
 pub fn plan(location: &str, recorded: Option<&str>, existing_tables: &[String]) -> Result<VersionPlan, SchemaError> {
@@ -66,6 +68,9 @@ pub fn plan(location: &str, recorded: Option<&str>, existing_tables: &[String]) 
     }
     if found > SCHEMA_VERSION {
         return Err(SchemaError::Newer { location: location.to_owned(), found });
+    }
+    if found == 1 {
+        return Ok(VersionPlan::AddNoteOwners);
     }
     Err(SchemaError::NoMigration { location: location.to_owned(), found })
 }
@@ -92,7 +97,13 @@ pub fn knowledge() -> SchemaRef {
             DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), VECTOR_DIMENSIONS as i32),
             false,
         ),
+        note_owner(),
     ]))
+}
+
+/// Whose memory a note is: the user who asked the assistant to remember it. Empty for the shared notes.
+pub fn note_owner() -> Field {
+    Field::new("owner", DataType::Utf8, true)
 }
 
 /// One row per line of a conversation.
@@ -135,7 +146,8 @@ mod tests {
     #[test]
     fn versions_are_planned_or_refused_with_a_way_out() {
         assert_eq!(plan("db", None, &[]).unwrap(), VersionPlan::Create);
-        assert_eq!(plan("db", Some("1"), &["meta".into()]).unwrap(), VersionPlan::Current);
+        assert_eq!(plan("db", Some("2"), &["meta".into()]).unwrap(), VersionPlan::Current);
+        assert_eq!(plan("db", Some("1"), &["meta".into()]).unwrap(), VersionPlan::AddNoteOwners);
 
         let newer = plan("db", Some("7"), &["meta".into()]).unwrap_err();
         assert!(matches!(newer, SchemaError::Newer { found: 7, .. }));

@@ -295,10 +295,10 @@ impl Connection {
                 {
                     return Err(TurnError::SessionNotFound(id).into());
                 }
-                self.pipeline.open(Some(id)).await
+                self.pipeline.open(Some(id), &self.caller).await
             }
-            (None, Some(own)) => self.pipeline.resume(own).await,
-            (None, None) => self.pipeline.open(None).await,
+            (None, Some(own)) => self.pipeline.resume(own, &self.caller).await,
+            (None, None) => self.pipeline.open(None, &self.caller).await,
         }?;
         if new && let Some(owners) = &self.owners {
             // Recorded before the first line is stored, so the conversation is never without its owner.

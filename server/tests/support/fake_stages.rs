@@ -1,7 +1,7 @@
 //! Model stages inside the test process, for the tests about routing, the protocol and errors: no models, no
 //! provider over HTTP, and conversations kept in memory. They answer the way the fake OpenAI-compatible server
-//! does (`fake_openai.rs`): the transcript the test sets, the clock tool for a question about the time, and
-//! otherwise an echo that says how much of the conversation the model was shown. They record what they were
+//! does (`fake_openai.rs`): the transcript the test sets, the clock tool for a question about the time, the
+//! memory tool for "Remember that ...", and otherwise an echo that says how much of the conversation the model was shown. They record what they were
 //! asked, so tests can check what reached which stage.
 
 use std::collections::HashMap;
@@ -170,8 +170,19 @@ impl ChatModel for FakeChat {
         let behaviour = self.0.behaviour.lock().unwrap().clone();
         let last = request.messages.last().cloned().unwrap_or(ChatMessage::User(String::new()));
         let offers_clock = request.tools.iter().any(|tool| tool.name == "current_time");
+        let offers_memory = request.tools.iter().any(|tool| tool.name == "remember");
+        let memory = match &last {
+            ChatMessage::User(question) if offers_memory => question.strip_prefix("Remember that ").map(str::to_owned),
+            _ => None,
+        };
         let mut events: Vec<ChatEvent> = match &last {
+            ChatMessage::Tool { content, .. } if content.starts_with("Saved") => words("I will remember that."),
             ChatMessage::Tool { content, .. } => words(&format!("It is {content} right now.")),
+            ChatMessage::User(_) if memory.is_some() => vec![ChatEvent::ToolCall(ToolCall {
+                id: "call_fake_0".to_owned(),
+                name: "remember".to_owned(),
+                arguments: serde_json::json!({"fact": memory}).to_string(),
+            })],
             ChatMessage::User(question) if offers_clock && question.to_lowercase().contains("time") => {
                 let mut events = words(behaviour.tool_lead_in.as_deref().unwrap_or_default());
                 events.push(ChatEvent::ToolCall(ToolCall {

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolError, ToolOutput};
+use crate::access::Caller;
 
 /// The server's local date and time: models know neither.
 pub struct CurrentTime;
@@ -20,7 +21,7 @@ impl Tool for CurrentTime {
         json!({"type": "object", "properties": {}, "additionalProperties": false})
     }
 
-    async fn call(&self, _arguments: Value) -> Result<ToolOutput, ToolError> {
+    async fn call(&self, _arguments: Value, _caller: &Caller) -> Result<ToolOutput, ToolError> {
         let now = chrono::Local::now();
         Ok(ToolOutput { content: now.format("%A %-d %B %Y, %H:%M (UTC%:z)").to_string(), sources: vec![] })
     }

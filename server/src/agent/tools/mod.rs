@@ -14,6 +14,7 @@ use serde_json::Value;
 pub use self::current_time::CurrentTime;
 pub use self::remember::{REMEMBER_SOURCE, Remember};
 pub use self::search_knowledge::SearchKnowledge;
+use crate::access::Caller;
 use crate::llm::{ToolCall, ToolSpec};
 
 #[async_trait]
@@ -24,7 +25,8 @@ pub trait Tool: Send + Sync {
     fn description(&self) -> &str;
     /// JSON Schema of the arguments object.
     fn parameters(&self) -> Value;
-    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolError>;
+    /// `caller`: who is asking; a tool reaches only what is theirs (their memories, the shared notes).
+    async fn call(&self, arguments: Value, caller: &Caller) -> Result<ToolOutput, ToolError>;
 }
 
 /// What a tool hands back to the model, and the knowledge it drew on.
@@ -83,7 +85,7 @@ impl ToolRegistry {
     }
 
     /// Runs a call the model made. Never fails: whatever goes wrong becomes the tool's answer to the model.
-    pub async fn run(&self, call: &ToolCall) -> ToolOutcome {
+    pub async fn run(&self, call: &ToolCall, caller: &Caller) -> ToolOutcome {
         let raw = call.arguments.trim();
         // Models often send "" for a tool without parameters.
         let parsed = if raw.is_empty() { Ok(Value::Object(Default::default())) } else { serde_json::from_str::<Value>(raw) };
@@ -100,7 +102,7 @@ impl ToolRegistry {
             };
         };
         let result = match parsed {
-            Ok(arguments) => tool.call(arguments).await,
+            Ok(arguments) => tool.call(arguments, caller).await,
             Err(error) => Err(ToolError::InvalidArguments(format!("not valid JSON ({error})"))),
         };
         match result {

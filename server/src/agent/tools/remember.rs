@@ -5,13 +5,15 @@ use parlance_shared::NewNote;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolError, ToolOutput};
+use crate::access::Caller;
 use crate::knowledge::KnowledgeBase;
 
 /// Words of the fact used as the note's title.
 const TITLE_WORDS: usize = 8;
 pub const REMEMBER_SOURCE: &str = "remember";
 
-/// Stores a fact the user asks the assistant to keep, as a note that later searches find.
+/// Stores a fact the user asks the assistant to keep, as a note that their later searches find (theirs alone
+/// when they signed in as one of several users).
 pub struct Remember {
     knowledge: Arc<KnowledgeBase>,
 }
@@ -42,7 +44,7 @@ impl Tool for Remember {
         })
     }
 
-    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolError> {
+    async fn call(&self, arguments: Value, caller: &Caller) -> Result<ToolOutput, ToolError> {
         let fact = arguments.get("fact").and_then(Value::as_str).map(str::trim).unwrap_or_default();
         if fact.is_empty() {
             return Err(ToolError::InvalidArguments("`fact` must be a non-empty string".into()));
@@ -52,7 +54,7 @@ impl Tool for Remember {
             title.push('…');
         }
         let note = NewNote { title, text: fact.to_owned(), source: Some(REMEMBER_SOURCE.to_owned()) };
-        let added = self.knowledge.add(vec![note]).await.map_err(|e| ToolError::Failed(e.to_string()))?;
+        let added = self.knowledge.remember(note, caller).await.map_err(|e| ToolError::Failed(e.to_string()))?;
         let content = if added.added == 1 { format!("Saved: {fact}") } else { format!("Already known: {fact}") };
         Ok(ToolOutput { content, sources: vec![] })
     }

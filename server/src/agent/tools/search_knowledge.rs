@@ -5,6 +5,7 @@ use parlance_shared::KnowledgeSource;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolError, ToolOutput};
+use crate::access::Caller;
 use crate::knowledge::{KnowledgeBase, SearchMode};
 
 /// The tool's name, as the model calls it.
@@ -44,12 +45,12 @@ impl Tool for SearchKnowledge {
         })
     }
 
-    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolError> {
+    async fn call(&self, arguments: Value, caller: &Caller) -> Result<ToolOutput, ToolError> {
         let query = arguments.get("query").and_then(Value::as_str).map(str::trim).unwrap_or_default();
         if query.is_empty() {
             return Err(ToolError::InvalidArguments("`query` must be a non-empty string".into()));
         }
-        let hits = self.knowledge.search(query, HITS, SearchMode::Hybrid).await.map_err(|e| ToolError::Failed(e.to_string()))?;
+        let hits = self.knowledge.search(caller, query, HITS, SearchMode::Hybrid).await.map_err(|e| ToolError::Failed(e.to_string()))?;
         if hits.is_empty() {
             return Ok(ToolOutput { content: "No notes match.".into(), sources: vec![] });
         }
