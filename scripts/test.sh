@@ -9,8 +9,16 @@ source scripts/env.sh
 printf '\n==> Formatting\n'
 cargo fmt --all --check
 
-printf '\n==> The web app builds\n'
-bash scripts/build-web.sh
+printf '\n==> The web app builds, and no secret of the environment ends up in it\n'
+# Built with a canary in every variable that holds a token or a key: a bundle that read one at build time
+# (option_env!, a build script) would carry it to every browser that loads the app.
+canary="parlance-canary-secret-$RANDOM$RANDOM"
+secrets=(PARLANCE_TOKEN PARLANCE_OPENAI_API_KEY PARLANCE_STT_API_KEY PARLANCE_LLM_API_KEY PARLANCE_TTS_API_KEY PARLANCE_EMBEDDINGS_API_KEY OPENAI_API_KEY)
+env "${secrets[@]/%/=$canary}" bash scripts/build-web.sh
+if grep -rqF "$canary" frontend/dist; then
+  echo "test: a secret from the build's environment is in the web app bundle (frontend/dist)" >&2
+  exit 1
+fi
 
 printf '\n==> Build with lints (clippy compiles the workspace'"'"'s own crates; warnings are errors)\n'
 # Set for every cargo command below, or `cargo test` would compile the workspace's crates again without it.
@@ -18,7 +26,17 @@ export RUSTC_WORKSPACE_WRAPPER="$PWD/scripts/clippy-rustc.sh"
 cargo build --workspace --all-targets --locked
 
 printf '\n==> Tests\n'
-cargo test --workspace --locked
+# The whole run's output is kept to check that no key the tests configure shows up in it.
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$test_log"
+# The fake provider's key (server/tests/support/fake_openai.rs) and the token of server_process.rs's log test.
+for secret in sk-test-secret-key-0123456789 canary-token-5d1f0e9a7b3c2e8f; do
+  if grep -qF "$secret" "$test_log"; then
+    echo "test: the test run's output shows a configured secret ($secret is a test value; a real one would leak the same way)" >&2
+    exit 1
+  fi
+done
 
 printf '\n==> The web app in a real browser (headless Chromium; PARLANCE_E2E_BACKENDS=%s)\n' "${PARLANCE_E2E_BACKENDS:-local}"
 # `cargo test` built the server binary the browser tests start; with local models they need the default set.

@@ -26,10 +26,7 @@ impl Server {
 
     fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_parlance"));
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command
+        command
             .args(["--models-dir", "/nonexistent-parlance-models", "--frontend-dir", "/nonexistent-frontend"])
             .args(args)
             .arg("--data-dir")
@@ -38,11 +35,16 @@ impl Server {
             .env_remove("PARLANCE_TOKEN_FILE")
             .env_remove("PARLANCE_USERS_FILE")
             .env_remove("PARLANCE_OPENAI_BASE_URL")
-            .env("RUST_LOG", "debug,lance=warn,lancedb=warn,lance_core=warn,lance_index=warn,lance_file=warn,lance_io=warn,lance_encoding=warn,datafusion=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the parlance binary starts");
+            .env("RUST_LOG", "debug,lance=warn,lancedb=warn,lance_core=warn,lance_index=warn,lance_file=warn,lance_io=warn,lance_encoding=warn,datafusion=warn");
+        // An empty value unsets the variable.
+        for (name, value) in env {
+            if value.as_os_str().is_empty() {
+                command.env_remove(name)
+            } else {
+                command.env(name, value)
+            };
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the parlance binary starts");
         let (send, lines) = mpsc::channel();
         for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
             let send = send.clone();
@@ -194,5 +196,54 @@ async fn a_spoken_turn_leaves_no_audio_on_disk() {
     }
     assert!(files(&tmp).is_empty(), "temporary files were left: {:?}", files(&tmp).iter().map(|(p, _)| p).collect::<Vec<_>>());
     assert!(!output.contains(support::fake_openai::API_KEY), "the provider key is in the log");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// What a server logs at its default level, through sign-ins right and wrong, a provider with a key and a typed
+/// turn: never the token, the key, a wrong token someone tried, nor what the user asked or was answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_holds_no_token_key_or_conversation() {
+    let provider = support::fake_openai::FakeOpenAi::start("").await;
+    let root = std::env::temp_dir().join("parlance-test-data").join(uuid::Uuid::new_v4().to_string());
+    let token = "canary-token-5d1f0e9a7b3c2e8f";
+    let guessed = "canary-guess-a4c8e2f6b0d9";
+    let question = "Where did I leave the canary-coloured umbrella?";
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--token",
+        token,
+        "--openai-base-url",
+        &provider.base_url,
+        "--openai-api-key",
+        support::fake_openai::API_KEY,
+        "--embeddings-backend",
+        "none",
+    ];
+    // RUST_LOG unset: the level a server runs at unless someone asks for more.
+    let server = Server::start_with(&root, &args, &[("RUST_LOG", Path::new(""))]);
+    let port = server.port;
+    let client = reqwest::Client::new();
+    let account = format!("http://127.0.0.1:{port}/api/account");
+    assert_eq!(client.get(&account).bearer_auth(guessed).send().await.unwrap().status(), 401);
+    assert_eq!(client.get(&account).send().await.unwrap().status(), 401);
+    let asked = client
+        .post(format!("http://127.0.0.1:{port}/api/chat"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"text": question}))
+        .send()
+        .await
+        .unwrap();
+    let status = asked.status();
+    let turn: serde_json::Value = asked.json().await.unwrap();
+    assert_eq!(status, 200, "{turn}");
+    let answer = turn["answer"].as_str().unwrap().to_owned();
+    assert!(answer.contains("umbrella"), "the fake model echoes the question: {answer}");
+    let output = server.stop();
+
+    assert!(output.contains("answered"), "the turn was logged:\n{output}");
+    for secret in [token, guessed, support::fake_openai::API_KEY, "canary-coloured umbrella", answer.as_str()] {
+        assert!(!output.contains(secret), "{secret:?} is in the log:\n{output}");
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
