@@ -70,6 +70,17 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
 
+    /// Keep an archive of each turn in this folder: the question's audio as received, the spoken answer and a
+    /// transcript, one folder per conversation and turn (folders 0700, files 0600), listed over the API and
+    /// deleted with their conversation. Off by default: then no audio is written anywhere.
+    #[arg(long, env = "PARLANCE_ARCHIVE_DIR")]
+    pub archive_dir: Option<PathBuf>,
+
+    /// Days the archive keeps a turn: older ones are deleted at start-up and every hour. 0 keeps them until
+    /// their conversation is deleted.
+    #[arg(long, env = "PARLANCE_ARCHIVE_DAYS", default_value_t = 30)]
+    pub archive_days: u32,
+
     /// Largest accepted audio upload, in MiB.
     #[arg(long, env = "PARLANCE_MAX_UPLOAD_MIB", default_value_t = 25)]
     pub max_upload_mib: u64,
@@ -312,6 +323,16 @@ pub enum ConfigError {
     InvalidProxy(String),
     #[error("--allowed-hosts: {0:?} is not a host name (write names without scheme or port, e.g. parlance.home.arpa)")]
     InvalidHost(String),
+    #[error("--archive-dir {}: {reason}", path.display())]
+    ArchiveDir { path: PathBuf, reason: String },
+}
+
+/// The opt-in audio archive (`--archive-dir`).
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    pub dir: PathBuf,
+    /// 0: kept until the conversation is deleted.
+    pub keep_days: u32,
 }
 
 /// Who may use the server, and from where.
@@ -365,6 +386,8 @@ pub struct Settings {
     pub onnx_runtime: PathBuf,
     pub embeddings: StageBackend,
     pub access: AccessSettings,
+    /// `None`: no audio is kept.
+    pub archive: Option<ArchiveSettings>,
 }
 
 /// The stage's own flags, gathered so the four stages resolve the same way.
@@ -394,11 +417,13 @@ impl Config {
             self.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).map(validate_origin).collect::<Result<_, _>>()?;
 
         let access = self.access(&cors_origins)?;
+        let archive = self.archive()?;
 
         let global_url = self.openai_base_url.as_deref().map(|url| parse_base_url("--openai-base-url", url)).transpose()?;
         let resolve = |flags: StageFlags| self.resolve_stage(flags, global_url.as_ref());
         Ok(Settings {
             access,
+            archive,
             bind: self.bind,
             data_dir: self.data_dir.clone(),
             frontend_dir: self.frontend_dir.clone(),
@@ -464,7 +489,8 @@ impl Config {
     }
 
     /// The tokens, hosts and proxies. A server reachable from other machines never starts open: without a
-    /// token of its own it makes one in the data directory (the only thing `validate` writes).
+    /// token of its own it makes one in the data directory (besides the archive folder, the only thing `validate`
+    /// writes).
     fn access(&self, cors_origins: &[String]) -> Result<AccessSettings, ConfigError> {
         let mut generated = None;
         let users = if let Some(token) = &self.token {
@@ -503,6 +529,20 @@ impl Config {
             .map(|entry| TrustedProxies::parse_entry(entry).ok_or_else(|| ConfigError::InvalidProxy(entry.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(AccessSettings { users, generated, hosts: HostPolicy::new(&hosts, cors_origins), proxies: TrustedProxies::new(proxies) })
+    }
+
+    /// The archive folder, created if missing (0700) and checked writable; it must not lie inside the web app's
+    /// folder, which is served to anyone.
+    fn archive(&self) -> Result<Option<ArchiveSettings>, ConfigError> {
+        let Some(dir) = self.archive_dir.as_ref().filter(|dir| !dir.as_os_str().is_empty()) else { return Ok(None) };
+        let refuse = |reason: String| ConfigError::ArchiveDir { path: dir.clone(), reason };
+        crate::archive::prepare_dir(dir).map_err(refuse)?;
+        if let (Ok(archive), Ok(frontend)) = (dir.canonicalize(), self.frontend_dir.canonicalize())
+            && archive.starts_with(&frontend)
+        {
+            return Err(refuse(format!("it is inside the web app's folder ({}), which is served to anyone", frontend.display())));
+        }
+        Ok(Some(ArchiveSettings { dir: dir.clone(), keep_days: self.archive_days }))
     }
 
     fn resolve_stage(&self, flags: StageFlags, global_url: Option<&Url>) -> Result<StageBackend, ConfigError> {
@@ -810,6 +850,34 @@ mod tests {
         assert!(parse(&["--allowed-hosts", "parlance.home.arpa,.example.net,*"]).validate().is_ok());
         assert!(matches!(parse(&["--trusted-proxies", "10.0.0.300"]).validate(), Err(ConfigError::InvalidProxy(_))));
         assert!(parse(&["--trusted-proxies", "10.0.0.2,172.16.0.0/12,::1"]).validate().is_ok());
+    }
+
+    #[test]
+    fn the_archive_is_off_unless_a_folder_is_named_and_the_folder_is_made_private() {
+        assert!(parse(&[]).validate().unwrap().archive.is_none());
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("voices");
+        let settings = parse(&["--archive-dir", dir.to_str().unwrap(), "--archive-days", "7"]).validate().unwrap();
+        let archive = settings.archive.expect("the archive is on");
+        assert_eq!((archive.dir.as_path(), archive.keep_days), (dir.as_path(), 7));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "the write check leaves nothing behind");
+        assert_eq!(parse(&["--archive-dir", dir.to_str().unwrap()]).validate().unwrap().archive.unwrap().keep_days, 30);
+
+        let file = root.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let refused = parse(&["--archive-dir", file.to_str().unwrap()]).validate().unwrap_err().to_string();
+        assert!(refused.starts_with("--archive-dir ") && refused.contains("not a folder"), "{refused}");
+
+        let web = root.path().join("web");
+        std::fs::create_dir(&web).unwrap();
+        let inside = web.join("archive");
+        let served = parse(&["--archive-dir", inside.to_str().unwrap(), "--frontend-dir", web.to_str().unwrap()]).validate().unwrap_err();
+        assert!(served.to_string().contains("served to anyone"), "{served}");
     }
 
     #[test]

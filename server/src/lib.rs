@@ -6,6 +6,7 @@
 // (`state`) are reached only through `app`, `start` and `AppState`.
 pub mod access;
 pub mod agent;
+pub mod archive;
 pub mod audio;
 pub mod backend;
 mod budget;
