@@ -47,10 +47,17 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     routes::router(state, settings)
 }
 
+/// How often the audio archive is swept of turns past their retention (and once at start-up).
+const ARCHIVE_SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
 /// The application as `parlance` serves it: like [`app`], but the database is opened first, so a database
-/// this version cannot read stops start-up with a message, and the shipped notes are seeded.
+/// this version cannot read stops start-up with a message, and the shipped notes are seeded; the audio archive,
+/// if on, is swept now and every hour by a task of its own.
 pub async fn start(settings: &Settings) -> Result<Router, StartupError> {
     let state = AppState::from_settings(settings)?;
     knowledge::seed::prepare(&state.knowledge).await?;
+    if let Some(archive) = &state.archive {
+        archive.keep_sweeping(ARCHIVE_SWEEP_PERIOD);
+    }
     Ok(routes::router(state, settings))
 }

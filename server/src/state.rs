@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::access::{HostPolicy, TrustedProxies, Users};
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::agent::{Agent, AnswerStyle, Grounder};
+use crate::archive::Archive;
 use crate::budget::TurnBudget;
 use crate::config::{AnswerStyleChoice, Settings, StageBackend};
 use crate::cpu::SpeechFirst;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// The conversations, for checking whose they are (the pipeline reads and writes their lines).
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) access: Arc<Access>,
+    /// The audio archive, when `--archive-dir` is set: the pipeline writes it; `crate::start` sweeps it.
+    pub(crate) archive: Option<Arc<Archive>>,
 }
 
 /// Who may call, from where, and through which proxies.
@@ -139,11 +142,19 @@ impl AppState {
             }
         });
         let limits = TurnLimits { history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
+        let archive = settings.archive.as_ref().map(|archive| Arc::new(Archive::new(&archive.dir, archive.keep_days)));
         Self {
             pipeline: Arc::new({
-                let pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits);
-                if settings.stt_vocabulary { pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge))) } else { pipeline }
+                let mut pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits);
+                if settings.stt_vocabulary {
+                    pipeline = pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge)));
+                }
+                if let Some(archive) = &archive {
+                    pipeline = pipeline.with_archive(Arc::clone(archive));
+                }
+                pipeline
             }),
+            archive,
             sessions,
             embedder,
             knowledge,

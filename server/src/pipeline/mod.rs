@@ -3,7 +3,8 @@
 //! differ only in how the answer is spoken ([`Speech`]) and whether anyone listens to its events.
 //!
 //! The pipeline alone writes what a conversation remembers: whole turns, answers cut off while they were
-//! written, and answers whose audio the user stopped part-way.
+//! written, and answers whose audio the user stopped part-way; and, when the audio archive is on, what each of
+//! those turns sounded like.
 
 mod speaker;
 mod vocabulary;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use parlance_shared::{
     AudioClip, HistoryTurn, KnowledgeSource, Role, ServerEvent, SessionId, Stage, StageTimings, ToolCallRecord, TurnState,
 };
@@ -21,13 +22,14 @@ use self::speaker::SentenceSpeaker;
 pub use self::vocabulary::NotesVocabulary;
 use crate::access::Caller;
 use crate::agent::{Agent, AgentError, Answer, Findings};
+use crate::archive::{AnswerAudio, Archive, ArchiveError, EntryId, NewEntry};
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
 use crate::events::EventSink;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::stt::{SpeechToText, SttError};
 use crate::text::SentenceSplitter;
-use crate::tts::{TextToSpeech, TtsError};
+use crate::tts::{SpeechAudio, TextToSpeech, TtsError};
 
 pub struct Pipeline {
     stt: Option<Arc<dyn SpeechToText>>,
@@ -37,6 +39,7 @@ pub struct Pipeline {
     history_turns: usize,
     max_question_chars: usize,
     vocabulary: Option<Arc<NotesVocabulary>>,
+    archive: Option<Arc<Archive>>,
 }
 
 /// How much of the conversation a turn sees and how long a question may be.
@@ -49,20 +52,50 @@ pub struct TurnLimits {
 
 /// What a turn has gathered so far, kept outside the turn itself: an answer cut off while it was written is
 /// still remembered with its question, the tools it called and the notes it drew on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TurnProgress {
     question: Mutex<Option<String>>,
     findings: Findings,
+    /// When the user finished asking.
+    asked_at: DateTime<Utc>,
+    /// The question's recording, for the archive.
+    recording: Option<AudioUpload>,
+    /// The audio of each sentence sent, in sequence order (kept only while the archive is on).
+    spoken: Arc<Mutex<Vec<SpeechAudio>>>,
+    /// The turn's archive entry, named once it is first written.
+    archived: Mutex<Option<EntryId>>,
 }
 
 impl TurnProgress {
     /// A typed question is known from the start, a spoken one once it is transcribed.
     pub fn new(input: &TurnInput) -> Self {
-        let question = match input {
-            TurnInput::Text(text) => Some(text.trim().to_owned()),
-            TurnInput::Voice(_) | TurnInput::Transcribing(_) => None,
+        let (question, recording) = match input {
+            TurnInput::Text(text) => (Some(text.trim().to_owned()), None),
+            TurnInput::Voice(audio) => (None, Some(audio.clone())),
+            TurnInput::Transcribing { recording, .. } => (None, recording.clone()),
         };
-        Self { question: Mutex::new(question), findings: Findings::default() }
+        Self {
+            question: Mutex::new(question),
+            findings: Findings::default(),
+            asked_at: Utc::now(),
+            recording,
+            spoken: Arc::default(),
+            archived: Mutex::new(None),
+        }
+    }
+
+    /// The audio of the first `played` sentences sent.
+    fn spoken(&self, played: usize) -> Vec<SpeechAudio> {
+        self.spoken.lock().unwrap_or_else(PoisonError::into_inner).iter().take(played).cloned().collect()
+    }
+
+    /// The turn's archive entry: the one named before (it may still be being written), or a new one.
+    fn archive_entry(&self) -> EntryId {
+        self.archived.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| EntryId::new(self.asked_at)).clone()
+    }
+
+    fn archived_before(&self) -> bool {
+        self.archived.lock().unwrap_or_else(PoisonError::into_inner).is_some()
     }
 
     fn heard(&self, question: &str) {
@@ -90,6 +123,8 @@ pub enum TurnError {
     Agent(#[from] AgentError),
     #[error(transparent)]
     Sessions(#[from] SessionError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 /// A finished turn. The edge sends it on in the wire's shape (`TurnResponse`, or the socket's `done`), and
@@ -134,8 +169,12 @@ pub struct Conversation {
 pub enum TurnInput {
     Text(String),
     Voice(AudioUpload),
-    /// Speech whose transcription began before the turn ended (the socket transcribes during pauses).
-    Transcribing(EarlyTranscript),
+    /// Speech whose transcription began before the turn ended (the socket transcribes during pauses), with its
+    /// recording when the archive keeps it.
+    Transcribing {
+        transcript: EarlyTranscript,
+        recording: Option<AudioUpload>,
+    },
 }
 
 /// A transcription under way.
@@ -168,7 +207,19 @@ impl Pipeline {
             history_turns: limits.history_turns,
             max_question_chars: limits.max_question_chars,
             vocabulary: None,
+            archive: None,
         }
+    }
+
+    /// Keep each turn's audio and transcript in `archive` (see [`crate::archive`]).
+    pub fn with_archive(mut self, archive: Arc<Archive>) -> Self {
+        self.archive = Some(archive);
+        self
+    }
+
+    /// Whether turns are archived: the socket then keeps a raw stream's recording for it.
+    pub fn archives(&self) -> bool {
+        self.archive.is_some()
     }
 
     /// Tell speech-to-text to expect the notes' own words (see [`NotesVocabulary`]).
@@ -243,8 +294,14 @@ impl Pipeline {
         Ok(self.sessions.history(id).await?)
     }
 
-    /// Forgets a conversation for good; `false` when there was none.
+    /// Forgets a conversation for good, its archived audio first (if that fails, the conversation stays and
+    /// the deletion can be asked again); `false` when there was no conversation.
     pub async fn forget(&self, id: &SessionId) -> Result<bool, TurnError> {
+        if let Some(archive) = &self.archive
+            && archive.remove_session(id).await?
+        {
+            tracing::info!(session_id = %id, "archived audio deleted");
+        }
         Ok(self.sessions.delete(id).await?)
     }
 
@@ -295,7 +352,7 @@ impl Pipeline {
         let question = match input {
             TurnInput::Text(text) => text,
             TurnInput::Voice(audio) => self.transcribe(&audio, &mut timings, events).await?,
-            TurnInput::Transcribing(transcript) => self.finish_transcribing(transcript, &mut timings, events).await?,
+            TurnInput::Transcribing { transcript, .. } => self.finish_transcribing(transcript, &mut timings, events).await?,
         };
         let question = self.check_question(&question)?;
         progress.heard(question);
@@ -304,7 +361,10 @@ impl Pipeline {
         events.emit(ServerEvent::Status { state: TurnState::Thinking });
 
         let speaker = match (&self.tts, speech) {
-            (Some(tts), Speech::Sentences) => Some(SentenceSpeaker::start(Arc::clone(tts), events.clone(), started)),
+            (Some(tts), Speech::Sentences) => {
+                let keep = self.archive.is_some().then(|| Arc::clone(&progress.spoken));
+                Some(SentenceSpeaker::start(Arc::clone(tts), events.clone(), started, keep))
+            }
             _ => None,
         };
         let llm_started = Instant::now();
@@ -313,18 +373,31 @@ impl Pipeline {
         timings.llm_ms = elapsed_ms(llm_started);
         tracing::info!(llm_ms = timings.llm_ms, tools = answer.tool_calls.len(), "answered");
 
-        let (audio, speech_error) = match (speech, speaker) {
-            (Speech::Off, _) => (None, None),
-            (Speech::WholeAnswer, _) => self.speak_whole(&answer.text, &mut timings).await,
+        let (spoken, speech_error) = match (speech, speaker) {
+            (Speech::Off, _) => (AnswerAudio::None, None),
+            (Speech::WholeAnswer, _) => {
+                let (audio, error) = self.speak_whole(&answer.text, &mut timings).await;
+                (audio.map_or(AnswerAudio::None, AnswerAudio::Whole), error)
+            }
             (Speech::Sentences, Some(speaker)) => {
                 let report = speaker.finish().await;
                 timings.tts_ms = report.tts_ms;
                 timings.first_audio_ms = report.first_audio_ms;
-                (None, report.error)
+                (AnswerAudio::Sentences(progress.spoken(usize::MAX)), report.error)
             }
-            (Speech::Sentences, None) => (None, Some(SpeechFailure::NotConfigured)),
+            (Speech::Sentences, None) => (AnswerAudio::None, Some(SpeechFailure::NotConfigured)),
+        };
+        let audio = match &spoken {
+            AnswerAudio::Whole(speech) => Some(AudioClip {
+                mime_type: speech.mime_type.clone(),
+                data_base64: base64::engine::general_purpose::STANDARD.encode(&speech.bytes),
+            }),
+            AnswerAudio::None | AnswerAudio::Sentences(_) => None,
         };
 
+        // Archived before the conversation stores it: if the turn is cut off from here on, the interrupted
+        // version rewrites this entry (see `TurnProgress::archive_entry`) instead of adding a second one.
+        self.archive(&conversation.id, progress, question, &answer.text, spoken, false).await;
         self.remember(&conversation.id, question, &answer).await?;
         timings.total_ms = elapsed_ms(started);
         Ok(Turn {
@@ -387,22 +460,72 @@ impl Pipeline {
     }
 
     /// An answer the user cut off while it was being written: the question and the part of the answer they
-    /// heard are remembered, marked interrupted, with the tools the answer had called and the notes it had drawn
-    /// on so far. A turn cut off before its question was understood leaves nothing to remember.
-    pub async fn remember_interrupted(&self, session_id: &SessionId, progress: &TurnProgress, heard: &str) -> Result<(), TurnError> {
+    /// heard (the first `played` sentences sent) are remembered, marked interrupted, with the tools the answer
+    /// had called and the notes it had drawn on so far; the archive keeps the audio of that part. A turn cut off
+    /// before its question was understood leaves nothing to remember.
+    pub async fn remember_interrupted(
+        &self,
+        session_id: &SessionId,
+        progress: &TurnProgress,
+        heard: &str,
+        played: usize,
+    ) -> Result<(), TurnError> {
         let Some(question) = progress.question().filter(|question| !question.is_empty()) else { return Ok(()) };
         let answer = Answer { text: heard.to_owned(), tool_calls: progress.findings.tool_calls(), sources: progress.findings.sources() };
-        self.store_exchange(session_id, &question, answer, true).await
+        self.store_exchange(session_id, &question, answer, true).await?;
+        self.archive(session_id, progress, &question, heard, AnswerAudio::Sentences(progress.spoken(played)), true).await;
+        Ok(())
     }
 
-    /// The user stopped the audio of the conversation's last answer part-way: the stored answer is cut to what
-    /// they heard and marked interrupted; its sources and tool calls stay. `false` when the last line is not
-    /// an answer.
-    pub async fn cut_last_answer(&self, session_id: &SessionId, heard: &str) -> Result<bool, TurnError> {
+    /// The user stopped the audio of the conversation's last answer (the turn of `progress`) part-way, after
+    /// the first `played` sentences: the stored answer is cut to what they heard and marked interrupted (its
+    /// sources and tool calls stay), and so is its archive entry. `false` when the last line is not an answer.
+    pub async fn cut_last_answer(
+        &self,
+        session_id: &SessionId,
+        progress: &TurnProgress,
+        heard: &str,
+        played: usize,
+    ) -> Result<bool, TurnError> {
         let history = self.sessions.history(session_id).await?.unwrap_or_default();
         let Some(last) = history.into_iter().last().filter(|line| line.role == Role::Assistant) else { return Ok(false) };
         let cut = HistoryTurn { text: heard.to_owned(), interrupted: true, ..last };
-        Ok(self.sessions.replace_last(session_id, cut).await?)
+        let replaced = self.sessions.replace_last(session_id, cut).await?;
+        if replaced && let Some(question) = progress.question() {
+            self.archive(session_id, progress, &question, heard, AnswerAudio::Sentences(progress.spoken(played)), true).await;
+        }
+        Ok(replaced)
+    }
+
+    /// Keeps the turn in the archive, when it is on and the turn had audio (or was archived before and is now
+    /// cut). A failure is logged and the turn goes on: the user still gets the answer.
+    async fn archive(
+        &self,
+        session_id: &SessionId,
+        progress: &TurnProgress,
+        question: &str,
+        answer: &str,
+        answer_audio: AnswerAudio,
+        interrupted: bool,
+    ) {
+        let Some(archive) = &self.archive else { return };
+        let question_audio = progress.recording.clone();
+        if question_audio.is_none() && answer_audio.is_none() && !progress.archived_before() {
+            return;
+        }
+        let id = progress.archive_entry();
+        let entry = NewEntry {
+            asked_at: progress.asked_at,
+            answered_at: Utc::now(),
+            question: question.to_owned(),
+            answer: answer.to_owned(),
+            interrupted,
+            question_audio,
+            answer_audio,
+        };
+        if let Err(error) = archive.record(session_id, &id, entry).await {
+            tracing::warn!(%error, %session_id, turn_id = %id, "archiving the turn failed; the answer stands");
+        }
     }
 
     async fn store_exchange(&self, session_id: &SessionId, question: &str, answer: Answer, interrupted: bool) -> Result<(), TurnError> {
@@ -428,7 +551,7 @@ impl Pipeline {
     }
 
     /// A failure to speak keeps the written answer: the user still gets it, with a note why there is no audio.
-    async fn speak_whole(&self, text: &str, timings: &mut StageTimings) -> (Option<AudioClip>, Option<SpeechFailure>) {
+    async fn speak_whole(&self, text: &str, timings: &mut StageTimings) -> (Option<SpeechAudio>, Option<SpeechFailure>) {
         if text.is_empty() {
             return (None, None);
         }
@@ -439,10 +562,7 @@ impl Pipeline {
         let result = tts.synthesize(text).await;
         timings.tts_ms = elapsed_ms(tts_started);
         match result {
-            Ok(speech) => {
-                let data_base64 = base64::engine::general_purpose::STANDARD.encode(&speech.bytes);
-                (Some(AudioClip { mime_type: speech.mime_type, data_base64 }), None)
-            }
+            Ok(speech) => (Some(speech), None),
             Err(error) => {
                 tracing::warn!(%error, "speaking the answer failed; sending text only");
                 (None, Some(SpeechFailure::Tts(error)))

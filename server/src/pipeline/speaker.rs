@@ -1,7 +1,7 @@
 //! Speaking an answer sentence by sentence while the model is still writing it: a task of its own takes
 //! sentences in order, synthesizes each, and sends it as an `audio_chunk` the moment it is ready.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -12,7 +12,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::{SpeechFailure, elapsed_ms};
 use crate::events::EventSink;
 use crate::text::speakable;
-use crate::tts::{TextToSpeech, TtsError};
+use crate::tts::{SpeechAudio, TextToSpeech, TtsError};
 
 /// What speaking the answer came to.
 #[derive(Debug, Default)]
@@ -34,10 +34,11 @@ pub struct SentenceSpeaker {
 }
 
 impl SentenceSpeaker {
-    /// `turn_ended` is when the user finished asking: `first_audio_ms` counts from there.
-    pub fn start(tts: Arc<dyn TextToSpeech>, events: EventSink, turn_ended: Instant) -> Self {
+    /// `turn_ended` is when the user finished asking: `first_audio_ms` counts from there. Each chunk's audio
+    /// also goes into `keep`, if given, as it is sent (the archive keeps what was played of an answer cut off).
+    pub fn start(tts: Arc<dyn TextToSpeech>, events: EventSink, turn_ended: Instant, keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>) -> Self {
         let (sentences, queue) = mpsc::unbounded_channel();
-        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, queue, events, turn_ended)));
+        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, queue, events, turn_ended, keep)));
         Self { sentences, task }
     }
 
@@ -67,6 +68,7 @@ async fn speak_in_order(
     mut queue: mpsc::UnboundedReceiver<String>,
     events: EventSink,
     turn_ended: Instant,
+    keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>,
 ) -> SpeechReport {
     let mut report = SpeechReport::default();
     while let Some(sentence) = queue.recv().await {
@@ -80,11 +82,11 @@ async fn speak_in_order(
                     events.emit(ServerEvent::Status { state: TurnState::Speaking });
                 }
                 let data_base64 = base64::engine::general_purpose::STANDARD.encode(&speech.bytes);
-                events.emit(ServerEvent::AudioChunk {
-                    sequence,
-                    text: sentence.clone(),
-                    audio: AudioClip { mime_type: speech.mime_type, data_base64 },
-                });
+                let mime_type = speech.mime_type.clone();
+                if let Some(keep) = &keep {
+                    keep.lock().unwrap_or_else(PoisonError::into_inner).push(speech);
+                }
+                events.emit(ServerEvent::AudioChunk { sequence, text: sentence.clone(), audio: AudioClip { mime_type, data_base64 } });
                 if sequence == 0 {
                     report.first_audio_ms = Some(elapsed_ms(turn_ended));
                     tracing::info!(first_audio_ms = report.first_audio_ms, "first audio sent");

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use parlance_shared::{ErrorBody, ErrorCode, SessionId, Stage};
 
 use crate::agent::AgentError;
+use crate::archive::ArchiveError;
 use crate::audio::{AudioError, DecodeError};
 use crate::embeddings::EmbedError;
 use crate::knowledge::document::DocumentError;
@@ -185,6 +186,17 @@ impl From<TurnError> for ApiError {
             TurnError::Stt(error) => error.into(),
             TurnError::Agent(error) => error.into(),
             TurnError::Sessions(error) => error.into(),
+            TurnError::Archive(error) => error.into(),
+        }
+    }
+}
+
+impl From<ArchiveError> for ApiError {
+    fn from(error: ArchiveError) -> Self {
+        match error {
+            ArchiveError::Off | ArchiveError::NotFound(_) => Self::NotFound(error.to_string()),
+            // Paths and causes go to the log only.
+            ArchiveError::Io { .. } | ArchiveError::Transcript { .. } | ArchiveError::Stopped(_) => Self::Internal(error.to_string()),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::recording::{Recording, RecordingError};
 use super::turn::{CancelledTurn, Progress, RunningTurn};
 use crate::access::Caller;
 use crate::budget::TurnBudget;
-use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput};
+use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
 use crate::sessions::{self, SessionStore};
 
 /// What the connection answers: protocol events as they are, and two things the edge puts into the wire's
@@ -67,6 +67,8 @@ enum Phase {
 struct SpokenTurn {
     session_id: SessionId,
     chunks: Vec<String>,
+    /// What the turn gathered (its question, and its audio for the archive).
+    progress: Arc<TurnProgress>,
 }
 
 pub struct Connection {
@@ -159,7 +161,11 @@ impl Connection {
         match turn.next_event().await {
             Some(Progress::Event(event)) => Some(Reply::Event(event)),
             Some(Progress::Finished(Ok(answered))) => {
-                self.last_spoken = Some(SpokenTurn { session_id: turn.session_id.clone(), chunks: turn.chunks.clone() });
+                self.last_spoken = Some(SpokenTurn {
+                    session_id: turn.session_id.clone(),
+                    chunks: turn.chunks.clone(),
+                    progress: Arc::clone(&turn.progress),
+                });
                 // Idle before the client can react to `done`: its next `start` must not find the turn still running.
                 self.phase = Phase::Idle;
                 Some(Reply::Done(answered))
@@ -200,7 +206,11 @@ impl Connection {
             return Ok(vec![idle()]);
         }
         let input = match early.and_then(EarlyTranscription::finish) {
-            Some(transcript) => TurnInput::Transcribing(transcript),
+            Some(transcript) => {
+                // Only the archive still wants the recording: speech-to-text has read it.
+                let recording = if self.pipeline.archives() { recording.finish().ok() } else { None };
+                TurnInput::Transcribing { transcript, recording }
+            }
             None => TurnInput::Voice(recording.finish()?),
         };
         let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences, ended_at);
@@ -234,7 +244,7 @@ impl Connection {
                 );
                 if cancelled.completed {
                     let chunks = [cancelled.chunks, cancelled.unsent].concat();
-                    self.last_spoken = Some(SpokenTurn { session_id: cancelled.session_id, chunks });
+                    self.last_spoken = Some(SpokenTurn { session_id: cancelled.session_id, chunks, progress: cancelled.progress });
                     return self.trim_spoken_turn(played_through).await;
                 }
                 self.keep_played_part(cancelled, played_through).await
@@ -245,7 +255,8 @@ impl Connection {
     /// An answer cut off while it was generated: the question and the played part are remembered.
     async fn keep_played_part(&mut self, turn: CancelledTurn, played_through: Option<u32>) -> Result<Vec<Reply>, SocketError> {
         let kept_answer = played_text(&turn.chunks, played_through);
-        self.pipeline.remember_interrupted(&turn.session_id, &turn.progress, &kept_answer).await.map_err(SocketError::NotStored)?;
+        let played = played_count(played_through).min(turn.chunks.len());
+        self.pipeline.remember_interrupted(&turn.session_id, &turn.progress, &kept_answer, played).await.map_err(SocketError::NotStored)?;
         Ok(vec![Reply::Event(ServerEvent::Interrupted { session_id: turn.session_id, kept_answer })])
     }
 
@@ -253,12 +264,12 @@ impl Connection {
     /// played.
     async fn trim_spoken_turn(&mut self, played_through: Option<u32>) -> Result<Vec<Reply>, SocketError> {
         let Some(spoken) = self.last_spoken.take() else { return Ok(vec![idle()]) };
-        let played = played_through.map_or(0, |sequence| usize::try_from(sequence).unwrap_or(usize::MAX).saturating_add(1));
+        let played = played_count(played_through);
         if spoken.chunks.is_empty() || played >= spoken.chunks.len() {
             return Ok(vec![idle()]);
         }
         let kept_answer = played_text(&spoken.chunks, played_through);
-        self.pipeline.cut_last_answer(&spoken.session_id, &kept_answer).await.map_err(SocketError::NotStored)?;
+        self.pipeline.cut_last_answer(&spoken.session_id, &spoken.progress, &kept_answer, played).await.map_err(SocketError::NotStored)?;
         Ok(vec![Reply::Event(ServerEvent::Interrupted { session_id: spoken.session_id, kept_answer })])
     }
 
@@ -311,8 +322,12 @@ impl Connection {
 
 /// The text of the chunks up to and including `played_through`, as one answer.
 fn played_text(chunks: &[String], played_through: Option<u32>) -> String {
-    let played = played_through.map_or(0, |sequence| usize::try_from(sequence).unwrap_or(usize::MAX).saturating_add(1));
-    chunks.iter().take(played).map(String::as_str).collect::<Vec<_>>().join(" ")
+    chunks.iter().take(played_count(played_through)).map(String::as_str).collect::<Vec<_>>().join(" ")
+}
+
+/// How many chunks were played to the end, the last being `played_through`.
+fn played_count(played_through: Option<u32>) -> usize {
+    played_through.map_or(0, |sequence| usize::try_from(sequence).unwrap_or(usize::MAX).saturating_add(1))
 }
 
 fn failed(error: impl Into<SocketError>) -> Reply {
