@@ -5,6 +5,7 @@
 //! tagged with a `type` or `code` string so clients in any language can switch on them.
 
 mod account;
+mod archive;
 mod error;
 mod health;
 mod knowledge;
@@ -13,6 +14,7 @@ mod stream;
 mod turn;
 
 pub use account::Account;
+pub use archive::{ArchiveEntry, ArchivedAudio, SessionArchive};
 pub use error::{ErrorBody, ErrorCode};
 pub use health::{Health, HealthStatus, HealthSummary, Stage, StageHealth};
 pub use knowledge::{

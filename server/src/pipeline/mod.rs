@@ -22,7 +22,7 @@ use self::speaker::SentenceSpeaker;
 pub use self::vocabulary::NotesVocabulary;
 use crate::access::Caller;
 use crate::agent::{Agent, AgentError, Answer, Findings};
-use crate::archive::{AnswerAudio, Archive, ArchiveError, EntryId, NewEntry};
+use crate::archive::{AnswerAudio, Archive, ArchiveError, AudioFile, Entry, EntryId, NewEntry, Side};
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
 use crate::events::EventSink;
@@ -303,6 +303,16 @@ impl Pipeline {
             tracing::info!(session_id = %id, "archived audio deleted");
         }
         Ok(self.sessions.delete(id).await?)
+    }
+
+    /// A conversation's archived turns, oldest first (`GET /api/sessions/{id}/archive`).
+    pub async fn archived(&self, id: &SessionId) -> Result<Vec<Entry>, ArchiveError> {
+        self.archive.as_ref().ok_or(ArchiveError::Off)?.entries(id).await
+    }
+
+    /// One archived recording of a conversation's turn.
+    pub async fn archived_audio(&self, id: &SessionId, turn: &str, side: Side) -> Result<AudioFile, ArchiveError> {
+        self.archive.as_ref().ok_or(ArchiveError::Off)?.audio(id, turn, side).await
     }
 
     /// The conversation a client names (it must exist), or a new one, for `caller` (whether they may reach it

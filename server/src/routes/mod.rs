@@ -46,6 +46,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/chat", chat_route)
         .route("/voice", voice_route)
         .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
+        .route("/sessions/{id}/archive", get(sessions::archive))
+        .route("/sessions/{id}/archive/{turn}/{side}", get(sessions::archived_audio))
         .route("/account", get(sessions::account))
         .route("/ws", get(ws::socket))
         .route(

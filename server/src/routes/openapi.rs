@@ -17,11 +17,12 @@ Sign-in: a server with a token (`--token`, `--users-file`, or the one it makes w
 `Sec-WebSocket-Protocol: parlance, parlance.bearer.<token>`, and answers with `parlance`. Requests that change \
 something from another site's page (`Origin`) are refused with 403, as are host names the server does not answer to."),
     paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete, super::sessions::account,
+        super::sessions::archive, super::sessions::archived_audio,
         super::knowledge::add, super::knowledge::list, super::knowledge::delete, super::knowledge::search),
     components(schemas(ServerEvent, TurnState, ClientMessage, AudioEncoding, HealthSummary)),
     tags(
         (name = "turns", description = "Ask a question, typed or spoken"),
-        (name = "sessions", description = "Read or forget a conversation; who is signed in"),
+        (name = "sessions", description = "Read or forget a conversation and its archived audio; who is signed in"),
         (name = "knowledge", description = "Notes the assistant can search: add, list, delete, search"),
         (name = "health", description = "What the server runs on"),
     )

@@ -1,10 +1,15 @@
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 use axum::{Extension, Json};
-use parlance_shared::{Account, ErrorBody, SessionHistory, SessionId};
+use parlance_shared::{Account, ArchiveEntry, ArchivedAudio, ErrorBody, SessionArchive, SessionHistory, SessionId};
+use tower::ServiceExt as _;
+use tower_http::services::ServeFile;
 
 use super::error::ApiError;
 use crate::access::Caller;
+use crate::archive::{AudioInfo, Entry, Side};
 use crate::sessions::visible_to;
 use crate::state::AppState;
 
@@ -48,4 +53,82 @@ pub async fn delete(
     responses((status = 200, body = Account), (status = 401, description = "No token, or a wrong one", body = ErrorBody)))]
 pub async fn account(Extension(caller): Extension<Caller>) -> Json<Account> {
     Json(Account { name: caller.owner().map(str::to_owned), admin: caller.is_admin() })
+}
+
+/// `GET /api/sessions/{id}/archive`: the conversation's archived turns (`--archive-dir`), oldest first.
+#[utoipa::path(get, path = "/api/sessions/{id}/archive", tag = "sessions", params(("id" = String, Path, description = "A session id from a turn response")),
+    responses(
+        (status = 200, description = "The archived turns: transcripts and links to their audio", body = SessionArchive),
+        (status = 404, description = "Unknown session (session_not_found), or this server keeps no archive (not_found)", body = ErrorBody),
+    ))]
+pub async fn archive(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionArchive>, ApiError> {
+    let session_id = own_session(&state, &caller, SessionId::new(id)).await?;
+    let entries = state.pipeline.archived(&session_id).await?;
+    if entries.is_empty() && state.pipeline.history(&session_id).await?.is_none() {
+        return Err(ApiError::SessionNotFound(session_id));
+    }
+    let entries = entries.into_iter().map(|entry| archive_entry(&session_id, entry)).collect();
+    Ok(Json(SessionArchive { session_id, entries }))
+}
+
+/// `GET /api/sessions/{id}/archive/{turn}/{side}`: an archived recording, as it was kept.
+#[utoipa::path(get, path = "/api/sessions/{id}/archive/{turn}/{side}", tag = "sessions",
+    params(
+        ("id" = String, Path, description = "A session id from a turn response"),
+        ("turn" = String, Path, description = "A `turn_id` from the session's archive"),
+        ("side" = String, Path, description = "`question` (the recording received) or `answer` (the spoken answer)"),
+    ),
+    responses(
+        (status = 200, description = "The recording, with its type (WAV, WebM, Ogg, MP4, MP3 or FLAC); ranges are supported",
+            content(("audio/wav"), ("audio/webm"), ("audio/ogg"), ("audio/mp4"), ("audio/mpeg"), ("audio/flac"))),
+        (status = 404, description = "Unknown session, no archive on this server, or no such recording", body = ErrorBody),
+    ))]
+pub async fn archived_audio(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, turn, side)): Path<(String, String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let session_id = own_session(&state, &caller, SessionId::new(id)).await?;
+    let side = Side::parse(&side)
+        .ok_or_else(|| ApiError::NotFound(format!("an archived turn has `question` and `answer` audio, not {side:?}")))?;
+    let file = state.pipeline.archived_audio(&session_id, &turn, side).await?;
+    let response = match ServeFile::new(&file.path).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    if response.status() == StatusCode::NOT_FOUND {
+        // Swept or deleted since it was found.
+        return Err(ApiError::NotFound(format!("this conversation has no archived {} audio for turn {turn:?}", side.as_str())));
+    }
+    let mut response = response.map(Body::new);
+    let headers = response.headers_mut();
+    let mime_type = HeaderValue::from_str(&file.mime_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, mime_type);
+    // Someone's voice: never kept by a shared cache or the browser's disk cache.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
+}
+
+/// An archived turn in the wire's shape, with links to its audio.
+fn archive_entry(session_id: &SessionId, entry: Entry) -> ArchiveEntry {
+    let link = |side: Side, audio: AudioInfo| ArchivedAudio {
+        url: format!("/api/sessions/{session_id}/archive/{}/{}", entry.id, side.as_str()),
+        mime_type: audio.mime_type,
+        bytes: audio.bytes,
+    };
+    ArchiveEntry {
+        question_audio: entry.question_audio.clone().map(|audio| link(Side::Question, audio)),
+        answer_audio: entry.answer_audio.clone().map(|audio| link(Side::Answer, audio)),
+        turn_id: entry.id.to_string(),
+        asked_at: entry.asked_at,
+        answered_at: entry.answered_at,
+        question: entry.question,
+        answer: entry.answer,
+        interrupted: entry.interrupted,
+    }
 }
