@@ -19,6 +19,8 @@ async fn the_document_covers_every_route_and_error_code() {
         ("/api/voice", "post"),
         ("/api/sessions/{id}", "get"),
         ("/api/sessions/{id}", "delete"),
+        ("/api/sessions/{id}/archive", "get"),
+        ("/api/sessions/{id}/archive/{turn}/{side}", "get"),
         ("/api/account", "get"),
         ("/api/knowledge", "post"),
         ("/api/knowledge", "get"),
@@ -29,6 +31,11 @@ async fn the_document_covers_every_route_and_error_code() {
     }
     assert!(paths["/api/voice"]["post"]["requestBody"]["content"]["multipart/form-data"].is_object());
     assert!(paths["/api/chat"]["post"]["responses"]["429"].is_object());
+    let archived_audio = &paths["/api/sessions/{id}/archive/{turn}/{side}"]["get"]["responses"];
+    for content_type in ["audio/wav", "audio/webm", "audio/mp4"] {
+        assert!(archived_audio["200"]["content"][content_type].is_object(), "{content_type} download undocumented: {archived_audio}");
+    }
+    assert!(archived_audio["404"].is_object());
     for content_type in ["application/json", "multipart/form-data"] {
         assert!(paths["/api/knowledge"]["post"]["requestBody"]["content"][content_type].is_object(), "{content_type} upload undocumented");
     }
@@ -52,6 +59,9 @@ async fn the_document_covers_every_route_and_error_code() {
         "KnowledgeSearchResponse",
         "Account",
         "HealthSummary",
+        "SessionArchive",
+        "ArchiveEntry",
+        "ArchivedAudio",
     ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }
