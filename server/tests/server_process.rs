@@ -1,7 +1,8 @@
 //! The real `parlance` binary as a child process. On 0.0.0.0 with no token set, as someone exposing it on a
 //! home network would start it: it must make a token, keep it private, print the sign-in link once, refuse
 //! everything without it, and use the same token after a restart; its whole output must never show the token
-//! anywhere else. And a spoken turn must leave no audio on disk, in the data directory or in temporary files.
+//! anywhere else. And a spoken turn, uploaded or streamed, must leave no audio on disk, in the data directory or
+//! in temporary files, unless the audio archive is on; then the archive is swept of old turns at start-up.
 
 mod support;
 
@@ -155,6 +156,29 @@ fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     found
 }
 
+/// A turn over the socket, streamed as raw PCM16 frames; returns what `done` says.
+async fn streamed_turn(port: u16, pcm: &[u8]) -> parlance_shared::ServerEvent {
+    use futures::{SinkExt as _, StreamExt as _};
+    use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/ws")).await.expect("the socket opens");
+    let start = ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 };
+    socket.send(Message::text(serde_json::to_string(&start).unwrap())).await.unwrap();
+    for frame in pcm.chunks(3200) {
+        socket.send(Message::binary(frame.to_vec())).await.unwrap();
+    }
+    socket.send(Message::text(serde_json::to_string(&ClientMessage::EndTurn).unwrap())).await.unwrap();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(60), socket.next()).await.expect("the turn ends").unwrap().unwrap();
+        let Message::Text(text) = message else { continue };
+        match serde_json::from_str::<ServerEvent>(text.as_str()).unwrap() {
+            done @ ServerEvent::Done { .. } => return done,
+            ServerEvent::Error { error } => panic!("the streamed turn failed: {error}"),
+            _ => {}
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spoken_turn_leaves_no_audio_on_disk() {
     let provider = support::fake_openai::FakeOpenAi::start("What time is it?").await;
@@ -183,6 +207,9 @@ async fn a_spoken_turn_leaves_no_audio_on_disk() {
     let turn: serde_json::Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{turn}");
     assert!(turn["audio"]["data_base64"].as_str().is_some_and(|audio| !audio.is_empty()), "the answer was spoken: {turn}");
+    // And one streamed as the web app streams it (raw PCM16 frames, spoken sentence by sentence).
+    let streamed = &question[44..];
+    assert!(matches!(streamed_turn(port, streamed).await, parlance_shared::ServerEvent::Done { .. }));
     let output = server.stop();
 
     // Transcripts are kept (that is the conversation); the recording and the spoken answer are not.
@@ -194,6 +221,7 @@ async fn a_spoken_turn_leaves_no_audio_on_disk() {
             || bytes.windows(pcm.len()).any(|w| w == pcm);
         assert!(!audio, "audio was written to {}", path.display());
     }
+    assert!(!output.contains("audio archive"), "the archive is off by default:\n{output}");
     assert!(files(&tmp).is_empty(), "temporary files were left: {:?}", files(&tmp).iter().map(|(p, _)| p).collect::<Vec<_>>());
     assert!(!output.contains(support::fake_openai::API_KEY), "the provider key is in the log");
     let _ = std::fs::remove_dir_all(&root);
@@ -245,5 +273,74 @@ async fn the_log_holds_no_token_key_or_conversation() {
     for secret in [token, guessed, support::fake_openai::API_KEY, "canary-coloured umbrella", answer.as_str()] {
         assert!(!output.contains(secret), "{secret:?} is in the log:\n{output}");
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_archive_is_swept_of_old_turns_at_start_up_and_keeps_new_ones_privately() {
+    let provider = support::fake_openai::FakeOpenAi::start("What time is it?").await;
+    let root = std::env::temp_dir().join("parlance-test-data").join(uuid::Uuid::new_v4().to_string());
+    let (data, archive, tmp) = (root.join("data"), root.join("archive"), root.join("tmp"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    // A turn archived 40 days ago by an earlier run.
+    let old_turn = archive.join("3c1f6f0e-0d1b-4a53-9a55-1d1e2f3a4b5c").join("20261001T120000000Z-0123abcd");
+    std::fs::create_dir_all(&old_turn).unwrap();
+    let asked_at = chrono::Utc::now() - chrono::TimeDelta::days(40);
+    let transcript = serde_json::json!({"version": 1, "session_id": "3c1f6f0e-0d1b-4a53-9a55-1d1e2f3a4b5c",
+        "turn_id": "20261001T120000000Z-0123abcd", "asked_at": asked_at, "answered_at": asked_at,
+        "question": "old", "answer": "old", "interrupted": false});
+    std::fs::write(old_turn.join("transcript.json"), transcript.to_string()).unwrap();
+    std::fs::write(old_turn.join("question.wav"), support::fake_openai::tone_wav(16_000, 0.1)).unwrap();
+
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--openai-base-url",
+        &provider.base_url,
+        "--openai-api-key",
+        support::fake_openai::API_KEY,
+        "--embeddings-backend",
+        "none",
+        "--archive-dir",
+        archive.to_str().unwrap(),
+        "--archive-days",
+        "30",
+        "--log-format",
+        "json",
+    ];
+    let mut server = Server::start_with(&data, &args, &[("TMPDIR", &tmp)]);
+    let swept: serde_json::Value = serde_json::from_str(&server.wait_for("audio archive swept")).expect("a JSON log line");
+    assert_eq!((swept["fields"]["removed"].as_u64(), swept["fields"]["kept"].as_u64()), (Some(1), Some(0)), "{swept}");
+    assert!(!old_turn.exists() && !old_turn.parent().unwrap().exists(), "the old turn and its empty conversation folder are gone");
+
+    let question = support::fake_openai::tone_wav(16_000, 1.0);
+    let form = reqwest::multipart::Form::new()
+        .part("audio", reqwest::multipart::Part::bytes(question.clone()).file_name("question.wav").mime_str("audio/wav").unwrap());
+    let response = reqwest::Client::new().post(format!("http://127.0.0.1:{}/api/voice", server.port)).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let turn: serde_json::Value = response.json().await.unwrap();
+    let session = turn["session_id"].as_str().unwrap();
+    let output = server.stop();
+
+    let kept = files(&archive.join(session));
+    let names: Vec<String> = kept.iter().map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(kept.len(), 3, "{names:?}");
+    let (_, recording) = kept.iter().find(|(path, _)| path.ends_with("question.wav")).expect("the recording is kept");
+    assert_eq!(recording, &question);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for (path, _) in &kept {
+            assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
+            assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        assert_eq!(std::fs::metadata(archive.join(session)).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+    // The folder itself was made by this test, open to others: Parlance says so (and leaves the choice to its owner).
+    assert!(output.contains("the archive folder is readable by other users"), "{output}");
+    assert!(files(&tmp).is_empty(), "temporary files were left");
+    // The log names turns, never what was said.
+    let archive_lines: Vec<&str> = output.lines().filter(|line| line.contains("archive")).collect();
+    assert!(archive_lines.iter().all(|line| !line.contains("What time is it")), "{archive_lines:?}");
     let _ = std::fs::remove_dir_all(&root);
 }
