@@ -66,7 +66,12 @@ impl Server {
         server
     }
 
+    /// The first line holding `needle`, among those written so far or, if none, the next ones.
     fn wait_for(&mut self, needle: &str) -> String {
+        // Start-up work runs beside the listener: its lines may come before "Parlance is running".
+        if let Some(line) = self.seen.iter().find(|line| line.contains(needle)) {
+            return line.clone();
+        }
         loop {
             let line =
                 self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no {needle:?} in:\n{}", self.seen.join("\n")));
