@@ -92,6 +92,16 @@ if [ "$mode" != build ]; then
   fi
 fi
 
+# OpenAI's Python SDK, for the test that uses it as a real client of /v1 (server/tests/openai_compat.rs).
+python_packages="$HOME/.cache/parlance/python"
+sdk_requirements=server/tests/openai_sdk/requirements.txt
+if [ "$mode" != build ] && [ -f "$sdk_requirements" ] && ! cmp -s "$sdk_requirements" "$python_packages/.parlance-installed"; then
+  step "Python packages for the API tests (OpenAI's SDK, into $python_packages)"
+  rm -rf "$python_packages"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$python_packages" -r "$sdk_requirements"
+  cp "$sdk_requirements" "$python_packages/.parlance-installed"
+fi
+
 if [ -f Cargo.toml ] && ! grep -q "wasm-bindgen = \"=$WASM_BINDGEN_VERSION\"" Cargo.toml; then
   echo "setup: Cargo.toml must pin wasm-bindgen = \"=$WASM_BINDGEN_VERSION\" (the CLI installed above)" >&2
   exit 1

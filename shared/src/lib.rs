@@ -9,6 +9,7 @@ mod archive;
 mod error;
 mod health;
 mod knowledge;
+pub mod openai;
 mod session;
 mod stream;
 mod turn;

@@ -2,6 +2,7 @@
 //! models that run in this process.
 
 mod decode;
+pub mod encode;
 mod format;
 mod resample;
 

@@ -125,6 +125,9 @@ pub enum TurnError {
     Sessions(#[from] SessionError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// Speech alone was asked for (not a turn's answer, which stays text when speaking fails).
+    #[error(transparent)]
+    Tts(#[from] TtsError),
 }
 
 /// A finished turn. The edge sends it on in the wire's shape (`TurnResponse`, or the socket's `done`), and
@@ -287,6 +290,39 @@ impl Pipeline {
         let input = TurnInput::Voice(audio.clone());
         let progress = TurnProgress::new(&input);
         self.run_turn(conversation, input, Speech::WholeAnswer, events, &progress, started).await
+    }
+
+    /// The answer to the last of a conversation the client keeps itself (the OpenAI-compatible chat): the
+    /// agent with its tools, the notes and `caller`'s memories, each piece of the answer sent as it is written.
+    /// Nothing is stored.
+    pub async fn answer_only(
+        &self,
+        history: &[HistoryTurn],
+        question: &str,
+        caller: &Caller,
+        events: &EventSink,
+    ) -> Result<Answer, TurnError> {
+        let question = self.check_question(question)?;
+        let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
+        let recent = &history[history.len().saturating_sub(self.history_turns)..];
+        let answer = agent.answer(recent, question, caller, events).await?;
+        tracing::info!(tools = answer.tool_calls.len(), "answered a client's conversation");
+        Ok(answer)
+    }
+
+    /// Speech-to-text alone: the words in `audio` (empty when it holds none).
+    pub async fn transcribe_only(&self, audio: &AudioUpload) -> Result<String, TurnError> {
+        let stt = self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
+        if let Some(vocabulary) = &self.vocabulary {
+            vocabulary.refresh(stt.as_ref()).await;
+        }
+        Ok(stt.transcribe(audio).await?)
+    }
+
+    /// Text-to-speech alone.
+    pub async fn speak_only(&self, text: &str) -> Result<SpeechAudio, TurnError> {
+        let tts = self.tts.as_ref().ok_or(TurnError::NotConfigured(Stage::Tts))?;
+        Ok(tts.synthesize(text).await?)
     }
 
     /// A conversation as remembered, oldest line first; `None` when there is none by that id.

@@ -8,6 +8,7 @@ use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use parlance_shared::openai::{OpenAiError, OpenAiErrorBody};
 use parlance_shared::{ErrorBody, ErrorCode, SessionId, Stage};
 
 use crate::agent::AgentError;
@@ -135,6 +136,48 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A failure of the OpenAI-compatible routes (`/v1`): the status and code [`ApiError`] gives it, in OpenAI's
+/// error shape, which its SDKs read.
+#[derive(Debug)]
+pub struct OpenAiApiError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for OpenAiApiError {
+    fn from(error: E) -> Self {
+        Self(error.into())
+    }
+}
+
+impl OpenAiApiError {
+    pub fn body(&self) -> OpenAiErrorBody {
+        let kind = match self.0.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            status if status >= 500 => "server_error",
+            _ => "invalid_request_error",
+        };
+        let body = self.0.body();
+        let code = serde_json::to_value(body.code).ok().and_then(|code| code.as_str().map(str::to_owned)).unwrap_or_default();
+        OpenAiErrorBody { error: OpenAiError { message: body.message, kind: kind.to_owned(), code } }
+    }
+}
+
+impl IntoResponse for OpenAiApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        // The same status, headers and log line as the /api error, with OpenAI's body instead.
+        let original = self.0.into_response();
+        let mut response = (original.status(), Json(body)).into_response();
+        for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+            if let Some(value) = original.headers().get(&name) {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+        response
+    }
+}
+
 /// The error body for a provider failure that does not fail the whole request (e.g. speech).
 pub fn provider_error_body(stage: Stage, error: &ProviderError) -> ErrorBody {
     let code = if error.is_unavailable() { ErrorCode::ProviderUnavailable } else { ErrorCode::ProviderError };
@@ -187,6 +230,7 @@ impl From<TurnError> for ApiError {
             TurnError::Agent(error) => error.into(),
             TurnError::Sessions(error) => error.into(),
             TurnError::Archive(error) => error.into(),
+            TurnError::Tts(error) => error.into(),
         }
     }
 }
@@ -207,6 +251,16 @@ impl From<SttError> for ApiError {
             SttError::Provider(error) => Self::Provider { stage: Stage::Stt, error },
             SttError::Audio(error) => error.into(),
             error @ (SttError::Load { .. } | SttError::Inference(_)) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<TtsError> for ApiError {
+    fn from(error: TtsError) -> Self {
+        match error {
+            TtsError::Provider(error) => Self::Provider { stage: Stage::Tts, error },
+            TtsError::NothingToSay => Self::InvalidRequest(error.to_string()),
+            other => Self::Internal(other.to_string()),
         }
     }
 }

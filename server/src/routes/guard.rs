@@ -55,7 +55,12 @@ fn check(state: &AppState, request: &mut Request, host: Option<&str>) -> Result<
 }
 
 fn needs_token(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path == "/metrics" || path.starts_with("/metrics/")
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/v1"
+        || path.starts_with("/v1/")
+        || path == "/metrics"
+        || path.starts_with("/metrics/")
 }
 
 fn changes_state(method: &Method) -> bool {
@@ -123,10 +128,10 @@ mod tests {
 
     #[test]
     fn only_the_api_and_metrics_need_the_token() {
-        for path in ["/api", "/api/chat", "/api/ws", "/api/openapi.json", "/metrics"] {
+        for path in ["/api", "/api/chat", "/api/ws", "/api/openapi.json", "/metrics", "/v1/models", "/v1/chat/completions"] {
             assert!(needs_token(path), "{path}");
         }
-        for path in ["/", "/health", "/index.html", "/apix", "/sw.js"] {
+        for path in ["/", "/health", "/index.html", "/apix", "/v1x", "/sw.js"] {
             assert!(!needs_token(path), "{path}");
         }
     }

@@ -12,6 +12,7 @@ mod knowledge;
 mod openapi;
 mod rate_limit;
 mod sessions;
+mod v1;
 mod voice;
 mod ws;
 
@@ -36,10 +37,12 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let upload_limit = DefaultBodyLimit::max(settings.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD));
     let mut chat_route = post(chat::chat);
+    let mut completions_route = post(v1::chat_completions);
     // The limit goes outside the body limit, so a client over budget is refused before its upload is read.
     let mut voice_route = post(voice::voice).layer(upload_limit);
     if let Some(limit) = rate_limit::turn_limit(settings.turns_per_minute, &settings.access.proxies) {
         chat_route = chat_route.layer(limit.clone());
+        completions_route = completions_route.layer(limit.clone());
         voice_route = voice_route.layer(limit);
     }
     let api = Router::new()
@@ -59,7 +62,13 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .fallback(api_not_found);
 
     let api = api.route("/openapi.json", get(openapi::document));
-    let app = Router::new().route("/health", get(health::health)).nest("/api", api);
+    let openai = Router::new()
+        .route("/models", get(v1::models))
+        .route("/chat/completions", completions_route)
+        .route("/audio/transcriptions", post(v1::transcriptions).layer(upload_limit))
+        .route("/audio/speech", post(v1::speech))
+        .fallback(v1::not_found);
+    let app = Router::new().route("/health", get(health::health)).nest("/api", api).nest("/v1", openai);
     frontend::serve(app, &settings.frontend_dir)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         // Inside CORS, so a listed site's preflight (which carries no token) is answered first.

@@ -18,13 +18,15 @@ Sign-in: a server with a token (`--token`, `--users-file`, or the one it makes w
 something from another site's page (`Origin`) are refused with 403, as are host names the server does not answer to."),
     paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete, super::sessions::account,
         super::sessions::archive, super::sessions::archived_audio,
-        super::knowledge::add, super::knowledge::list, super::knowledge::delete, super::knowledge::search),
+        super::knowledge::add, super::knowledge::list, super::knowledge::delete, super::knowledge::search,
+        super::v1::models, super::v1::chat_completions, super::v1::transcriptions, super::v1::speech),
     components(schemas(ServerEvent, TurnState, ClientMessage, AudioEncoding, HealthSummary)),
     tags(
         (name = "turns", description = "Ask a question, typed or spoken"),
         (name = "sessions", description = "Read or forget a conversation and its archived audio; who is signed in"),
         (name = "knowledge", description = "Notes the assistant can search: add, list, delete, search"),
         (name = "health", description = "What the server runs on"),
+        (name = "openai", description = "OpenAI's API, served by Parlance's models (model `parlance` is the agent); errors in OpenAI's shape"),
     )
 )]
 pub struct ApiDoc;
@@ -48,6 +50,19 @@ pub struct DocumentForm {
     /// becomes the title, else the file name.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
+}
+
+/// The multipart form of `POST /v1/audio/transcriptions`, for the document only.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TranscriptionForm {
+    /// The recording, in any format `POST /api/voice` takes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Any name: the server's speech-to-text stage transcribes.
+    model: String,
+    /// `json` (default), `text` or `verbose_json`.
+    response_format: Option<String>,
 }
 
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {

@@ -1,0 +1,291 @@
+//! OpenAI's API, served by Parlance (`/v1`): speech to text, text to speech and chat, backed by whatever this
+//! server runs (the local models by default). OpenAI's SDKs and the apps built on them can then use Parlance
+//! as a private speech and assistant server. The model `parlance` is the agent itself, with its tools, the
+//! notes and the caller's memories; the conversation is the client's, and nothing is stored. Errors come in
+//! OpenAI's shape ([`OpenAiApiError`]), with Parlance's stable codes.
+
+use std::convert::Infallible;
+use std::sync::LazyLock;
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, Multipart, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::Stream;
+use parlance_shared::openai::{
+    AGENT_MODEL, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, ChunkDelta,
+    ModelCard, ModelList, OpenAiErrorBody, SpeechRequest, Transcription, TranscriptionSegment, VerboseTranscription,
+};
+use parlance_shared::{HistoryTurn, Role, ServerEvent, Stage};
+
+use super::error::{ApiError, OpenAiApiError};
+use crate::access::Caller;
+use crate::audio::{AudioUpload, SPEECH_SAMPLE_RATE, decode_speech, encode};
+use crate::events::EventSink;
+use crate::state::AppState;
+
+/// The longest text `/v1/audio/speech` reads, as OpenAI's.
+pub const MAX_SPEECH_CHARS: usize = 4096;
+
+/// When this server started: the `created` time of its models.
+static STARTED: LazyLock<i64> = LazyLock::new(|| Utc::now().timestamp());
+
+/// `GET /v1/models`: `parlance` (the agent), and the models its stages run.
+#[utoipa::path(get, path = "/v1/models", tag = "openai", responses((status = 200, body = ModelList)))]
+pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
+    let card = |id: String| ModelCard { id, object: "model".into(), created: *STARTED, owned_by: "parlance".into() };
+    let mut data = Vec::new();
+    for (stage, info) in state.pipeline.stages() {
+        let Some(info) = info else { continue };
+        if stage == Stage::Llm {
+            data.push(card(AGENT_MODEL.to_owned()));
+        }
+        data.push(card(info.model));
+    }
+    Json(ModelList { object: "list".into(), data })
+}
+
+/// `POST /v1/chat/completions`: the agent's answer to the last user message, with the user and assistant
+/// messages before it as the conversation; streamed as server-sent events with `stream: true`.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The answer (`text/event-stream` of `ChatCompletionChunk`s when streamed)", body = ChatCompletion),
+        (status = 400, description = "No user message last, or malformed JSON", body = OpenAiErrorBody),
+        (status = 404, description = "A model other than `parlance`", body = OpenAiErrorBody),
+        (status = 503, description = "No language model is set up", body = OpenAiErrorBody),
+    ))]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Result<Json<ChatCompletionRequest>, JsonRejection>,
+) -> Result<Response, OpenAiApiError> {
+    let Json(request) = request.map_err(ApiError::from)?;
+    if request.model != AGENT_MODEL {
+        return Err(ApiError::NotFound(format!("there is no model {:?} here; ask for `{AGENT_MODEL}`", short(&request.model))).into());
+    }
+    let (history, question) = conversation(&request)?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = Utc::now().timestamp();
+    if !request.stream {
+        let answer = state.pipeline.answer_only(&history, &question, &caller, &EventSink::none()).await?;
+        let message = AssistantMessage { role: "assistant".into(), content: answer.text };
+        let choice = ChatChoice { index: 0, message, finish_reason: "stop".into() };
+        let completion = ChatCompletion { id, object: "chat.completion".into(), created, model: AGENT_MODEL.into(), choices: vec![choice] };
+        return Ok(Json(completion).into_response());
+    }
+    Ok(Sse::new(answer_events(state, caller, history, question, id, created)).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The user and assistant messages before the last, and the last, which must be the user's.
+fn conversation(request: &ChatCompletionRequest) -> Result<(Vec<HistoryTurn>, String), ApiError> {
+    let spoken: Vec<(Role, String)> = request
+        .messages
+        .iter()
+        .filter_map(|message| {
+            let role = match message.role.as_str() {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                // Parlance keeps its own instructions; tool results are its own business.
+                _ => return None,
+            };
+            Some((role, message.content.as_ref().map(|content| content.text()).unwrap_or_default()))
+        })
+        .collect();
+    match spoken.split_last() {
+        Some(((Role::User, question), before)) if !question.trim().is_empty() => {
+            let history = before
+                .iter()
+                .filter(|(_, text)| !text.trim().is_empty())
+                .map(|(role, text)| HistoryTurn {
+                    role: *role,
+                    text: text.clone(),
+                    created_at: Utc::now(),
+                    sources: Vec::new(),
+                    tool_calls: Vec::new(),
+                    interrupted: false,
+                })
+                .collect();
+            Ok((history, question.clone()))
+        }
+        _ => Err(ApiError::InvalidRequest("the last message must be the user's, with text: that is the question".into())),
+    }
+}
+
+/// The answer as OpenAI streams it: a first chunk with the role, a chunk per piece of text, a last one with
+/// the finish reason, then `[DONE]`. A failure midway arrives as an event holding an `error`, as OpenAI's do.
+fn answer_events(
+    state: AppState,
+    caller: Caller,
+    history: Vec<HistoryTurn>,
+    question: String,
+    id: String,
+    created: i64,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let chunk = move |delta: ChunkDelta, finish: Option<&str>| {
+        let chunk = ChatCompletionChunk {
+            id: id.clone(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: AGENT_MODEL.into(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish.map(str::to_owned) }],
+        };
+        Event::default().json_data(chunk).unwrap_or_else(|_| Event::default().data("{}"))
+    };
+    async_stream::stream! {
+        let (sink, mut events) = EventSink::channel();
+        yield Ok(chunk(ChunkDelta { role: Some("assistant".into()), content: None }, None));
+        let answer = state.pipeline.answer_only(&history, &question, &caller, &sink);
+        tokio::pin!(answer);
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(event) = events.recv() => {
+                    if let ServerEvent::AnswerDelta { text } = event {
+                        yield Ok(chunk(ChunkDelta { role: None, content: Some(text) }, None));
+                    }
+                }
+                result = &mut answer => break result,
+            }
+        };
+        while let Ok(event) = events.try_recv() {
+            if let ServerEvent::AnswerDelta { text } = event {
+                yield Ok(chunk(ChunkDelta { role: None, content: Some(text) }, None));
+            }
+        }
+        match result {
+            Ok(_) => yield Ok(chunk(ChunkDelta::default(), Some("stop"))),
+            Err(error) => {
+                let body = OpenAiApiError::from(error).body();
+                yield Ok(Event::default().json_data(body).unwrap_or_else(|_| Event::default().data("{}")));
+            }
+        }
+        yield Ok(Event::default().data("[DONE]"));
+    }
+}
+
+/// `POST /v1/audio/transcriptions`: multipart with `file` (any format `/api/voice` takes), `model` (any name)
+/// and `response_format` `json` (default), `text` or `verbose_json`.
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "openai",
+    request_body(content = super::openapi::TranscriptionForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "`Transcription`; plain text for `text`; `VerboseTranscription` for `verbose_json`", body = Transcription),
+        (status = 400, description = "No file, or an unknown response_format", body = OpenAiErrorBody),
+        (status = 413, description = "Upload over the limit", body = OpenAiErrorBody),
+        (status = 415, description = "Not audio Parlance can read", body = OpenAiErrorBody),
+        (status = 503, description = "No speech-to-text is set up", body = OpenAiErrorBody),
+    ))]
+pub async fn transcriptions(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, OpenAiApiError> {
+    let mut multipart = multipart
+        .map_err(|rejection| ApiError::not_a_form(&rejection, "send the recording as multipart/form-data in a file field named `file`"))?;
+    let (mut audio, mut format) = (None, "json".to_owned());
+    let unreadable = |error| ApiError::upload(error, state.max_upload_bytes);
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        match field.name() {
+            Some("file") => audio = Some(field.bytes().await.map_err(unreadable)?),
+            Some("response_format") => format = field.text().await.map_err(unreadable)?.trim().to_owned(),
+            // model, language, prompt, temperature: the stage transcribes as it is set up.
+            _ => {}
+        }
+    }
+    if !matches!(format.as_str(), "json" | "text" | "verbose_json") {
+        return Err(ApiError::InvalidRequest(format!(
+            "response_format {:?} is not offered here; use json, text or verbose_json",
+            short(&format)
+        ))
+        .into());
+    }
+    let audio = audio.ok_or_else(|| ApiError::MissingAudio("the form has no `file` field; send the recording in it".into()))?;
+    let upload = AudioUpload::from_bytes(audio)?;
+    let text = state.pipeline.transcribe_only(&upload).await?.trim().to_owned();
+    Ok(match format.as_str() {
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        "verbose_json" => {
+            let samples = tokio::task::spawn_blocking(move || decode_speech(&upload, crate::stt::MAX_RECORDING_SECS))
+                .await
+                .map_err(|error| ApiError::Internal(error.to_string()))?
+                .map_err(crate::stt::SttError::from)
+                .map_err(crate::pipeline::TurnError::from)?;
+            let duration = samples.len() as f64 / f64::from(SPEECH_SAMPLE_RATE);
+            let segments = if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![TranscriptionSegment { id: 0, seek: 0, start: 0.0, end: duration, text: text.clone() }]
+            };
+            Json(VerboseTranscription { task: "transcribe".into(), language: "english".into(), duration, text, segments }).into_response()
+        }
+        _ => Json(Transcription { text }).into_response(),
+    })
+}
+
+/// `POST /v1/audio/speech`: `input` spoken by the server's voice, as `wav` (the default), `opus` or `pcm`.
+#[utoipa::path(post, path = "/v1/audio/speech", tag = "openai", request_body = SpeechRequest,
+    responses(
+        (status = 200, description = "The speech: audio/wav, audio/ogg (Opus) or audio/pcm (24 kHz 16-bit mono)", content_type = "audio/wav"),
+        (status = 400, description = "Empty or too long input, or a format not offered", body = OpenAiErrorBody),
+        (status = 503, description = "No text-to-speech is set up", body = OpenAiErrorBody),
+    ))]
+pub async fn speech(
+    State(state): State<AppState>,
+    request: Result<Json<SpeechRequest>, JsonRejection>,
+) -> Result<Response, OpenAiApiError> {
+    let Json(request) = request.map_err(ApiError::from)?;
+    let input = request.input.trim();
+    if input.is_empty() {
+        return Err(ApiError::InvalidRequest("`input` is empty; give the text to speak".into()).into());
+    }
+    let length = input.chars().count();
+    if length > MAX_SPEECH_CHARS {
+        return Err(ApiError::InvalidRequest(format!("`input` is {length} characters long; the limit is {MAX_SPEECH_CHARS}")).into());
+    }
+    let format = request.response_format.as_deref().unwrap_or("wav").to_owned();
+    if !matches!(format.as_str(), "wav" | "opus" | "pcm") {
+        return Err(
+            ApiError::InvalidRequest(format!("response_format {:?} is not offered here; use wav, opus or pcm", short(&format))).into()
+        );
+    }
+    let speech = state.pipeline.speak_only(input).await?;
+    let wav = speech.mime_type.starts_with("audio/wav") || speech.mime_type.starts_with("audio/x-wav");
+    if format == "wav" && wav {
+        return Ok(([(header::CONTENT_TYPE, "audio/wav")], speech.bytes).into_response());
+    }
+    if !wav {
+        return Err(ApiError::InvalidRequest(format!(
+            "this server's voice speaks {}, which it cannot convert; ask for it without response_format",
+            speech.mime_type
+        ))
+        .into());
+    }
+    let converted = tokio::task::spawn_blocking(move || {
+        let (samples, rate) = encode::read_wav(&speech.bytes)?;
+        match format.as_str() {
+            "opus" => encode::to_ogg_opus(&samples, rate).map(|bytes| ("audio/ogg", bytes)),
+            _ => encode::to_raw_pcm(&samples, rate).map(|bytes| ("audio/pcm", bytes)),
+        }
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let (content_type, bytes) = converted;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// Unknown `/v1` paths.
+pub async fn not_found(uri: axum::http::Uri) -> OpenAiApiError {
+    ApiError::NotFound(format!("there is no OpenAI-compatible endpoint at {}", short(uri.path()))).into()
+}
+
+/// At most 80 characters of something the client sent, for repeating it in an error.
+fn short(text: &str) -> String {
+    let mut cut: String = text.chars().take(80).collect();
+    if text.chars().count() > 80 {
+        cut.push('…');
+    }
+    cut
+}

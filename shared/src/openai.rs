@@ -1,0 +1,211 @@
+//! The OpenAI-compatible face (`/v1`): the shapes of OpenAI's own API that Parlance serves, so its SDKs and the
+//! apps built on them (Open WebUI, Home Assistant's OpenAI integrations) can use Parlance's models. Only the
+//! fields Parlance reads or writes are here; requests may carry more, which are ignored.
+
+use serde::{Deserialize, Serialize};
+
+/// The model name that means "Parlance itself": the agent, with its tools, the notes and the memories.
+pub const AGENT_MODEL: &str = "parlance";
+
+/// `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: String,
+    pub data: Vec<ModelCard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelCard {
+    /// `parlance` (the agent), or the model a stage runs (for the audio endpoints, any name is accepted).
+    pub id: String,
+    /// Always `model`.
+    pub object: String,
+    /// Unix seconds; when this server started.
+    pub created: i64,
+    pub owned_by: String,
+}
+
+/// `POST /v1/chat/completions`. The conversation is the client's: nothing is stored on the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatCompletionRequest {
+    /// `parlance`.
+    pub model: String,
+    /// The conversation so far, oldest first; the last `user` message is the question.
+    pub messages: Vec<ChatCompletionMessage>,
+    /// Answer as server-sent events (`chat.completion.chunk`), ended by `data: [DONE]`.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatCompletionMessage {
+    /// `system`, `developer`, `user`, `assistant` or `tool`. Parlance keeps its own instructions: `system`,
+    /// `developer` and `tool` messages are not read.
+    pub role: String,
+    /// Text, or an array of parts of which the `text` ones are read; `null` for an assistant's tool call.
+    #[serde(default)]
+    pub content: Option<MessageContent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+impl MessageContent {
+    /// The text of the message: its string, or its `text` parts joined.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Parts(parts) => parts.iter().filter_map(|part| part.text.as_deref()).collect::<Vec<_>>().join("\n"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContentPart {
+    /// `text` (others, such as images, are not read).
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A whole answer (`stream: false`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatCompletion {
+    pub id: String,
+    /// Always `chat.completion`.
+    pub object: String,
+    pub created: i64,
+    pub model: String,
+    pub choices: Vec<ChatChoice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatChoice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    /// Always `stop`: Parlance runs its own tools and answers in words.
+    pub finish_reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AssistantMessage {
+    /// Always `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+/// One server-sent event of a streamed answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatCompletionChunk {
+    pub id: String,
+    /// Always `chat.completion.chunk`.
+    pub object: String,
+    pub created: i64,
+    pub model: String,
+    pub choices: Vec<ChunkChoice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: ChunkDelta,
+    /// `stop` on the last chunk, absent before.
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChunkDelta {
+    /// `assistant` on the first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// `POST /v1/audio/speech`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SpeechRequest {
+    /// Any name: the server's text-to-speech stage speaks.
+    pub model: String,
+    /// The text to speak.
+    pub input: String,
+    /// Any name: the stage's own voice speaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// `wav` (16-bit PCM), `opus` (Ogg Opus, 48 kHz), or `pcm` (raw 16-bit little-endian mono at 24 kHz, as
+    /// OpenAI's). Default `wav`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<String>,
+}
+
+/// `POST /v1/audio/transcriptions` with `response_format` `json` (the default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Transcription {
+    pub text: String,
+}
+
+/// `POST /v1/audio/transcriptions` with `response_format=verbose_json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerboseTranscription {
+    /// Always `transcribe`.
+    pub task: String,
+    /// The language the model transcribes (the local model knows English only).
+    pub language: String,
+    /// The recording's length in seconds.
+    pub duration: f64,
+    pub text: String,
+    /// The transcript in time: the local model hands its text over whole, so one segment spans the recording.
+    pub segments: Vec<TranscriptionSegment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TranscriptionSegment {
+    pub id: u32,
+    pub seek: u32,
+    /// Seconds from the start of the recording.
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+/// How `/v1` reports a failure: OpenAI's error shape, which its SDKs read. (The `/api` routes use
+/// [`crate::ErrorBody`]; the code here is the same stable code.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenAiErrorBody {
+    pub error: OpenAiError,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenAiError {
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`,
+    /// `rate_limit_error` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Parlance's error code (the one `/api` uses in its error body).
+    pub code: String,
+}
