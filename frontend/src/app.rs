@@ -30,6 +30,8 @@ pub fn App() -> impl IntoView {
         let partial = core.partial_answer.get();
         let doing = if state.with(|s| *s == VoiceState::Uploading) {
             "Sending your recording…".to_owned()
+        } else if let Some(place) = core.queue_place.get() {
+            format!("Waiting: {}…", crate::voice_state::queue_words(place))
         } else if partial.is_empty() {
             "Thinking…".to_owned()
         } else {
@@ -43,6 +45,8 @@ pub fn App() -> impl IntoView {
     let status_text = move || {
         if hands_free() && state.with(|s| *s == VoiceState::Listening) {
             "Listening hands-free… just talk; a pause ends your question. Tap the mic to stop listening.".to_owned()
+        } else if let Some(place) = core.queue_place.get().filter(|_| state.with(|s| *s == VoiceState::Thinking)) {
+            format!("Other questions are being answered first: yours is {}.", crate::voice_state::queue_words(place))
         } else if hands_free() && state.with(|s| *s == VoiceState::Ready) {
             "Hands-free is on. Tap the microphone button (or Space) to start listening.".to_owned()
         } else {

@@ -208,9 +208,10 @@ fn sources_view(sources: &[KnowledgeSource]) -> impl IntoView + use<> {
 }
 
 /// For example `1.3 s total · first audio 640 ms · LLM 870 ms · TTS 410 ms`. Stages that did not run (0 ms) are
-/// left out; time to first audio only exists for streamed turns, where it is the figure that matters.
+/// left out, and so is the wait in line when there was none; time to first audio only exists for streamed
+/// turns, where it is the figure that matters.
 fn timings_summary(timings: &StageTimings) -> String {
-    let stages = [("STT", timings.stt_ms), ("LLM", timings.llm_ms), ("TTS", timings.tts_ms)];
+    let stages = [("queued", timings.queued_ms), ("STT", timings.stt_ms), ("LLM", timings.llm_ms), ("TTS", timings.tts_ms)];
     std::iter::once(format!("{} total", duration(timings.total_ms)))
         .chain(timings.first_audio_ms.map(|ms| format!("first audio {}", duration(ms))))
         .chain(stages.into_iter().filter(|&(_, ms)| ms > 0).map(|(stage, ms)| format!("{stage} {}", duration(ms))))
@@ -241,14 +242,20 @@ mod tests {
 
     #[test]
     fn timings_leave_out_stages_that_did_not_run() {
-        let timings = StageTimings { stt_ms: 0, llm_ms: 870, tts_ms: 410, total_ms: 1310, first_audio_ms: None };
+        let timings = StageTimings { queued_ms: 0, stt_ms: 0, llm_ms: 870, tts_ms: 410, total_ms: 1310, first_audio_ms: None };
         assert_eq!(timings_summary(&timings), "1.3 s total · LLM 870 ms · TTS 410 ms");
     }
 
     #[test]
     fn streamed_timings_show_the_time_to_first_audio() {
-        let timings = StageTimings { stt_ms: 420, llm_ms: 900, tts_ms: 300, total_ms: 1600, first_audio_ms: Some(640) };
+        let timings = StageTimings { queued_ms: 0, stt_ms: 420, llm_ms: 900, tts_ms: 300, total_ms: 1600, first_audio_ms: Some(640) };
         assert_eq!(timings_summary(&timings), "1.6 s total · first audio 640 ms · STT 420 ms · LLM 900 ms · TTS 300 ms");
+    }
+
+    #[test]
+    fn a_wait_in_line_is_shown_apart_from_the_model() {
+        let timings = StageTimings { queued_ms: 2400, llm_ms: 900, total_ms: 3300, ..StageTimings::default() };
+        assert_eq!(timings_summary(&timings), "3.3 s total · queued 2.4 s · LLM 900 ms");
     }
 
     #[test]

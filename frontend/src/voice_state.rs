@@ -161,6 +161,14 @@ impl MicLook {
     }
 }
 
+/// A place in the server's line as people say it: "next in line", "number 3 in line".
+pub fn queue_words(place: u32) -> String {
+    match place {
+        0 | 1 => "next in line".to_owned(),
+        n => format!("number {n} in line"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +187,12 @@ mod tests {
             seen.push(state.clone());
         }
         seen
+    }
+
+    #[test]
+    fn a_place_in_line_reads_naturally() {
+        assert_eq!(queue_words(1), "next in line");
+        assert_eq!(queue_words(3), "number 3 in line");
     }
 
     #[test]

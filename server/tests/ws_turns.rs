@@ -112,7 +112,7 @@ impl Client {
 
 fn kind(event: &ServerEvent) -> String {
     match event {
-        ServerEvent::Status { state } => format!("status:{}", serde_json::to_value(state).unwrap().as_str().unwrap()),
+        ServerEvent::Status { state, .. } => format!("status:{}", serde_json::to_value(state).unwrap().as_str().unwrap()),
         other => serde_json::to_value(other).unwrap()["type"].as_str().unwrap().to_owned(),
     }
 }
@@ -160,7 +160,7 @@ async fn a_spoken_question_streams_its_transcript_answer_and_audio_in_order() {
 
     let mut client = Client::connect(&address).await;
     client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Wav }).await;
-    assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Listening });
+    assert_eq!(client.event().await, ServerEvent::status(TurnState::Listening));
     // MediaRecorder-sized pieces: the server must join them into the one file.
     client.send_audio(&recording, 4096).await;
     client.send(&ClientMessage::EndTurn).await;
@@ -318,7 +318,7 @@ async fn interrupting_playback_after_the_answer_was_complete_cuts_the_remembered
     client.send(&ClientMessage::Text { session_id: None, text: "Again".into(), speak: true }).await;
     client.rest_of_turn().await;
     client.send(&ClientMessage::Interrupt { played_through: Some(2) }).await;
-    assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Idle });
+    assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
     let history = stored_history(&address, &session_id).await;
     assert_eq!((history.turns[3].text.as_str(), history.turns[3].interrupted), ("First point. Second point. Third point.", false));
 }
@@ -450,7 +450,7 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     let message = client.expect_error(ErrorCode::PayloadTooLarge).await;
     assert!(message.contains("1 MiB"), "{message}");
     client.send(&ClientMessage::EndTurn).await;
-    assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Idle });
+    assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
 
     client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm }).await;
     client.event().await;
@@ -507,12 +507,12 @@ async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspok
 
     // Interrupting with nothing to stop, or while listening, just confirms the socket is idle.
     client.send(&ClientMessage::Interrupt { played_through: None }).await;
-    assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Idle });
+    assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
     client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
     client.event().await;
     client.send_audio(&[0; 640], 640).await;
     client.send(&ClientMessage::Interrupt { played_through: None }).await;
-    assert_eq!(client.event().await, ServerEvent::Status { state: TurnState::Idle });
+    assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
     assert!(provider.transcribed().is_empty(), "dropped audio is not transcribed");
 }
 

@@ -33,7 +33,7 @@ pub enum ErrorCode {
     InvalidRequest,
     /// A voice turn arrived without audio, or with an empty file.
     MissingAudio,
-    /// The request body is larger than the server accepts.
+    /// The request is larger than the server accepts: its body, a socket message, or its address or headers.
     PayloadTooLarge,
     /// The audio is in a format the server cannot read.
     UnsupportedMediaType,
@@ -43,14 +43,19 @@ pub enum ErrorCode {
     SessionNotFound,
     /// No such route or resource.
     NotFound,
+    /// The route exists, but not with this HTTP method (the `Allow` header lists the ones it takes).
+    MethodNotAllowed,
     /// A model stage is not set up on this server.
     NotConfigured,
     /// A model provider could not be reached or timed out; retrying later may work.
     ProviderUnavailable,
     /// A model provider answered with an error or with something unreadable.
     ProviderError,
-    /// Too many requests from this client; wait and retry.
+    /// Too many requests (or open sockets) from this client; wait and retry.
     RateLimited,
+    /// The server is answering as many questions as it can and its queue of waiting ones is full; retry after
+    /// `Retry-After` seconds.
+    ServerBusy,
     /// This server needs a sign-in token, and the request had none or a wrong one.
     Unauthorized,
     /// The request was refused whatever the token: it came from another site, named a host this server does
@@ -74,10 +79,12 @@ impl ErrorCode {
             Self::NoSpeech => "no_speech",
             Self::SessionNotFound => "session_not_found",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::NotConfigured => "not_configured",
             Self::ProviderUnavailable => "provider_unavailable",
             Self::ProviderError => "provider_error",
             Self::RateLimited => "rate_limited",
+            Self::ServerBusy => "server_busy",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::Internal => "internal",

@@ -23,6 +23,10 @@ pub enum TurnState {
     Thinking,
     /// Answer audio is being sent.
     Speaking,
+    /// The turn waits for the server to finish other people's turns first; `position` on the status event says
+    /// where it is in line (1: next). Sent again whenever the place changes; `thinking` (or `transcribing`)
+    /// follows when the turn starts. Clients that do not know this state may ignore it.
+    Queued,
 }
 
 /// What the server sends during a streamed turn, in order: status changes, the transcript, answer text as it
@@ -33,6 +37,9 @@ pub enum TurnState {
 pub enum ServerEvent {
     Status {
         state: TurnState,
+        /// With `queued`: the turn's place in line, 1 being the next to start. Absent with every other state.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<u32>,
     },
     Transcript {
         text: String,
@@ -71,6 +78,18 @@ pub enum ServerEvent {
     Error {
         error: ErrorBody,
     },
+}
+
+impl ServerEvent {
+    /// A status change without a place in line.
+    pub fn status(state: TurnState) -> Self {
+        Self::Status { state, position: None }
+    }
+
+    /// The turn waits in line: `position` 1 starts next.
+    pub fn queued(position: u32) -> Self {
+        Self::Status { state: TurnState::Queued, position: Some(position) }
+    }
 }
 
 /// What a client sends over the socket, as JSON text frames. Audio goes in binary frames between `start` and

@@ -76,13 +76,17 @@ pub struct ToolCallRecord {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageTimings {
+    /// Waiting in line for other turns to finish before this one could start (the server answers a limited
+    /// number at once); 0 when it started at once. Not part of `llm_ms`.
+    #[serde(default)]
+    pub queued_ms: u64,
     /// Speech-to-text; 0 for a typed turn.
     pub stt_ms: u64,
     /// The agent: every model call and tool call until the answer was complete.
     pub llm_ms: u64,
     /// Text-to-speech; 0 when no audio was made.
     pub tts_ms: u64,
-    /// The whole turn as the server saw it, including storage.
+    /// The whole turn as the server saw it, including the wait in line and storage.
     pub total_ms: u64,
     /// Until the first audio was ready; set by the streaming path, where it is the figure that matters.
     #[serde(default, skip_serializing_if = "Option::is_none")]

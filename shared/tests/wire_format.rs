@@ -18,10 +18,10 @@ fn source() -> KnowledgeSource {
 }
 
 fn timings() -> StageTimings {
-    StageTimings { stt_ms: 310, llm_ms: 1200, tts_ms: 250, total_ms: 1800, first_audio_ms: None }
+    StageTimings { queued_ms: 0, stt_ms: 310, llm_ms: 1200, tts_ms: 250, total_ms: 1800, first_audio_ms: None }
 }
 
-const ALL_ERROR_CODES: [ErrorCode; 15] = [
+const ALL_ERROR_CODES: [ErrorCode; 17] = [
     ErrorCode::InvalidRequest,
     ErrorCode::MissingAudio,
     ErrorCode::PayloadTooLarge,
@@ -37,6 +37,8 @@ const ALL_ERROR_CODES: [ErrorCode; 15] = [
     ErrorCode::Unauthorized,
     ErrorCode::Forbidden,
     ErrorCode::Unknown,
+    ErrorCode::MethodNotAllowed,
+    ErrorCode::ServerBusy,
 ];
 
 /// Fails to compile when a code is added, so the list above (and this test) cannot fall behind.
@@ -57,6 +59,8 @@ fn error_code_index(code: ErrorCode) -> usize {
         ErrorCode::Unauthorized => 12,
         ErrorCode::Forbidden => 13,
         ErrorCode::Unknown => 14,
+        ErrorCode::MethodNotAllowed => 15,
+        ErrorCode::ServerBusy => 16,
     }
 }
 
@@ -103,6 +107,7 @@ fn turn_response_round_trips_with_and_without_audio() {
     assert_eq!(json["audio"]["mime_type"], "audio/wav");
     assert_eq!(json["timings"]["total_ms"], 1800);
     assert!(json["timings"].get("first_audio_ms").is_none());
+    assert_eq!(json["timings"]["queued_ms"], 0, "always present, so clients can show the wait");
 
     let silent = TurnResponse {
         audio: None,
@@ -190,8 +195,9 @@ fn event_type(event: &ServerEvent) -> &'static str {
 #[test]
 fn every_server_event_round_trips_with_its_type_tag() {
     let states = [TurnState::Idle, TurnState::Listening, TurnState::Transcribing, TurnState::Thinking, TurnState::Speaking];
-    let mut events: Vec<ServerEvent> = states.into_iter().map(|state| ServerEvent::Status { state }).collect();
+    let mut events: Vec<ServerEvent> = states.into_iter().map(ServerEvent::status).collect();
     events.extend([
+        ServerEvent::queued(2),
         ServerEvent::Transcript { text: "what is par".into(), is_final: false },
         ServerEvent::AnswerDelta { text: "Parlance is".into() },
         ServerEvent::ToolCall { call: ToolCallRecord { name: "search_knowledge".into(), arguments: json!({"query": "parlance"}) } },
@@ -225,7 +231,19 @@ fn every_server_event_round_trips_with_its_type_tag() {
         seen.insert(event_type(event));
     }
     assert_eq!(seen.len(), 8, "a ServerEvent variant has no sample: {seen:?}");
-    assert_eq!(serde_json::to_value(&events[5]).unwrap(), json!({"type": "transcript", "text": "what is par", "is_final": false}));
+    assert_eq!(serde_json::to_value(&events[6]).unwrap(), json!({"type": "transcript", "text": "what is par", "is_final": false}));
+    assert_eq!(serde_json::to_value(&events[0]).unwrap(), json!({"type": "status", "state": "idle"}), "no place in line unless queued");
+    assert_eq!(serde_json::to_value(&events[5]).unwrap(), json!({"type": "status", "state": "queued", "position": 2}));
+}
+
+#[test]
+fn what_older_servers_and_clients_send_still_reads() {
+    // A status from a server before the queue existed: no position.
+    let status: ServerEvent = serde_json::from_value(json!({"type": "status", "state": "thinking"})).unwrap();
+    assert_eq!(status, ServerEvent::status(TurnState::Thinking));
+    // Timings from a server before `queued_ms`: it reads as 0.
+    let timings: StageTimings = serde_json::from_value(json!({"stt_ms": 1, "llm_ms": 2, "tts_ms": 3, "total_ms": 6})).unwrap();
+    assert_eq!(timings, StageTimings { stt_ms: 1, llm_ms: 2, tts_ms: 3, total_ms: 6, ..StageTimings::default() });
 }
 
 /// Fails to compile when a message is added, so `every_client_message_round_trips` must grow with it.

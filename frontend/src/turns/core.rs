@@ -55,6 +55,8 @@ pub struct Core {
     pub playback: RwSignal<PlaybackMark>,
     /// A streamed answer's text so far, shown while the rest is still being written.
     pub partial_answer: RwSignal<String>,
+    /// While the server has the question wait for others to be answered first: its place in line (1: next).
+    pub queue_place: RwSignal<Option<u32>>,
     pub hands_free: RwSignal<HandsFreeSettings>,
     /// Whether the live connection is open (turns stream over it) or not (they go over HTTP).
     pub live_open: RwSignal<bool>,
@@ -75,6 +77,7 @@ impl Core {
             notice: RwSignal::new(None),
             playback: RwSignal::new(PlaybackMark::Idle),
             partial_answer: RwSignal::new(String::new()),
+            queue_place: RwSignal::new(None),
             hands_free: RwSignal::new(settings::load()),
             live_open: RwSignal::new(false),
             generation: StoredValue::new(0),

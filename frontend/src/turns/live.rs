@@ -463,6 +463,7 @@ impl Live {
         logging::warn!("live connection closed (was open: {was_open}; {reason})");
         let in_turn = self.change_live(LiveState::reset);
         self.core.stop_meter();
+        self.core.queue_place.set(None);
         if in_turn == Some(true) {
             self.core.next_generation();
             let question = self.core.pending.get_untracked();
@@ -479,10 +480,18 @@ impl Live {
 
     fn on_server_event(self, event: ServerEvent) {
         let awaiting_cut = self.read_live(LiveState::awaiting_cut);
+        // Any other event means the question left the line (it started, or ended).
+        let place = match &event {
+            ServerEvent::Status { state: parlance_shared::TurnState::Queued, position } if self.live_turn_is_current() => *position,
+            _ => None,
+        };
+        if self.core.queue_place.get_untracked() != place {
+            self.core.queue_place.set(place);
+        }
         match event {
             ServerEvent::Interrupted { session_id, kept_answer } => self.on_interrupted(session_id, &kept_answer),
             // The reply to an interruption when everything had been played: the answer stands as it was.
-            ServerEvent::Status { state: parlance_shared::TurnState::Idle } if awaiting_cut => {
+            ServerEvent::Status { state: parlance_shared::TurnState::Idle, .. } if awaiting_cut => {
                 self.change_live(LiveState::take_cut);
             }
             ServerEvent::Status { .. } | ServerEvent::ToolCall { .. } => {}

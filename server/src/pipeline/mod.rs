@@ -404,7 +404,7 @@ impl Pipeline {
         progress.heard(question);
         let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
         let recent = self.recent(&conversation);
-        events.emit(ServerEvent::Status { state: TurnState::Thinking });
+        events.emit(ServerEvent::status(TurnState::Thinking));
 
         let speaker = match (&self.tts, speech) {
             (Some(tts), Speech::Sentences) => {
@@ -460,7 +460,7 @@ impl Pipeline {
 
     async fn transcribe(&self, audio: &AudioUpload, timings: &mut StageTimings, events: &EventSink) -> Result<String, TurnError> {
         let stt = self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
-        events.emit(ServerEvent::Status { state: TurnState::Transcribing });
+        events.emit(ServerEvent::status(TurnState::Transcribing));
         let stt_started = Instant::now();
         if let Some(vocabulary) = &self.vocabulary {
             vocabulary.refresh(stt.as_ref()).await;
@@ -478,7 +478,7 @@ impl Pipeline {
         timings: &mut StageTimings,
         events: &EventSink,
     ) -> Result<String, TurnError> {
-        events.emit(ServerEvent::Status { state: TurnState::Transcribing });
+        events.emit(ServerEvent::status(TurnState::Transcribing));
         let stt_started = Instant::now();
         let transcript = transcript.await?;
         timings.stt_ms = elapsed_ms(stt_started);

@@ -79,7 +79,7 @@ async fn speak_in_order(
             Ok(speech) => {
                 let sequence = u32::try_from(report.chunks.len()).unwrap_or(u32::MAX);
                 if sequence == 0 {
-                    events.emit(ServerEvent::Status { state: TurnState::Speaking });
+                    events.emit(ServerEvent::status(TurnState::Speaking));
                 }
                 let data_base64 = base64::engine::general_purpose::STANDARD.encode(&speech.bytes);
                 let mime_type = speech.mime_type.clone();

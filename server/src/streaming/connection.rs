@@ -189,7 +189,7 @@ impl Connection {
             (encoding == AudioEncoding::Pcm16 && self.pipeline.hears()).then(|| EarlyTranscription::new(Arc::clone(&self.pipeline)));
         self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation, early };
         self.begin_turn();
-        Ok(vec![Reply::Event(ServerEvent::Status { state: TurnState::Listening })])
+        Ok(vec![Reply::Event(ServerEvent::status(TurnState::Listening))])
     }
 
     fn end_turn(&mut self) -> Result<Vec<Reply>, SocketError> {
@@ -335,7 +335,7 @@ fn failed(error: impl Into<SocketError>) -> Reply {
 }
 
 fn idle() -> Reply {
-    Reply::Event(ServerEvent::Status { state: TurnState::Idle })
+    Reply::Event(ServerEvent::status(TurnState::Idle))
 }
 
 #[cfg(test)]
