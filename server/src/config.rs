@@ -17,6 +17,8 @@ use crate::models::catalog::{self, ModelSpec};
 use crate::openai::ProviderConfig;
 use crate::tts::VoiceEngine;
 
+const MAX_PROVIDER_RETRIES: u64 = 10;
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "parlance", version, about = "Parlance: a self-hosted voice assistant server.", long_about = None)]
 pub struct Config {
@@ -119,9 +121,22 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_STT_VOCABULARY", default_value_t = false, action = clap::ArgAction::Set)]
     pub stt_vocabulary: bool,
 
-    /// How long to wait for a model provider before giving up, in seconds.
+    /// The longest a model provider call may take, in seconds: a whole transcription, speech or embeddings
+    /// call (its retries included), or a chat completion until its answer starts and then between two pieces of
+    /// it. Past it the turn fails with 504.
     #[arg(long, env = "PARLANCE_PROVIDER_TIMEOUT_SECS", default_value_t = 120)]
     pub provider_timeout_secs: u64,
+
+    /// How long to wait for a model provider to accept a connection, in seconds; past it the provider counts
+    /// as unreachable (503).
+    #[arg(long, env = "PARLANCE_PROVIDER_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    pub provider_connect_timeout_secs: u64,
+
+    /// Times a transcription, speech or embeddings call is tried again when the provider cannot be reached or
+    /// answers 429, 502, 503 or 504 (these calls can safely be repeated). A chat completion is tried again only
+    /// when it could not connect, never once it has started. 0: never.
+    #[arg(long, env = "PARLANCE_PROVIDER_RETRIES", default_value_t = 2)]
+    pub provider_retries: u32,
 
     /// Log format: `pretty` for people, `json` for log collectors. Filter with RUST_LOG.
     #[arg(long, env = "PARLANCE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
@@ -309,6 +324,8 @@ pub enum ConfigError {
     TooSmall { setting: &'static str, min: u64 },
     #[error("{setting} must be between {min} and {max}")]
     OutOfRange { setting: &'static str, min: f32, max: f32 },
+    #[error("{setting} must be at most {max}")]
+    TooLarge { setting: &'static str, max: u64 },
     #[error("{setting}: there is no file at {}", path.display())]
     MissingFile { setting: &'static str, path: PathBuf },
     #[error("--users-file {}: {source}", path.display())]
@@ -409,6 +426,12 @@ impl Config {
         }
         if self.provider_timeout_secs == 0 {
             return Err(ConfigError::TooSmall { setting: "--provider-timeout-secs", min: 1 });
+        }
+        if self.provider_connect_timeout_secs == 0 {
+            return Err(ConfigError::TooSmall { setting: "--provider-connect-timeout-secs", min: 1 });
+        }
+        if u64::from(self.provider_retries) > MAX_PROVIDER_RETRIES {
+            return Err(ConfigError::TooLarge { setting: "--provider-retries", max: MAX_PROVIDER_RETRIES });
         }
         if !(0.0..=1.0).contains(&self.notes_similarity) {
             return Err(ConfigError::OutOfRange { setting: "--notes-similarity", min: 0.0, max: 1.0 });
@@ -561,6 +584,8 @@ impl Config {
             api_key: flags.api_key.clone().or_else(|| self.openai_api_key.clone()),
             model: flags.model.to_owned(),
             timeout: Duration::from_secs(self.provider_timeout_secs),
+            connect_timeout: Duration::from_secs(self.provider_connect_timeout_secs),
+            retries: self.provider_retries,
         };
         match (flags.backend, url, local) {
             (BackendChoice::None, _, _) => Ok(StageBackend::None),
@@ -878,6 +903,16 @@ mod tests {
         let inside = web.join("archive");
         let served = parse(&["--archive-dir", inside.to_str().unwrap(), "--frontend-dir", web.to_str().unwrap()]).validate().unwrap_err();
         assert!(served.to_string().contains("served to anyone"), "{served}");
+    }
+
+    #[test]
+    fn provider_time_limits_and_retries_are_checked() {
+        let provider = parse(&["--openai-base-url", "http://127.0.0.1:1/v1", "--provider-retries", "0"]).validate().unwrap();
+        let StageBackend::OpenAi(llm) = provider.llm else { panic!("a provider") };
+        assert_eq!((llm.timeout, llm.connect_timeout, llm.retries), (Duration::from_secs(120), Duration::from_secs(5), 0));
+        let too_many = parse(&["--provider-retries", "11"]).validate().unwrap_err().to_string();
+        assert_eq!(too_many, "--provider-retries must be at most 10");
+        assert!(matches!(parse(&["--provider-connect-timeout-secs", "0"]).validate(), Err(ConfigError::TooSmall { .. })));
     }
 
     #[test]

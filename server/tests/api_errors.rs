@@ -286,3 +286,65 @@ async fn a_client_asking_too_fast_is_told_when_to_retry() {
     let (status, _) = send(&app, empty_request("GET", "/health")).await;
     assert_eq!(status, StatusCode::OK, "health checks are not rate limited");
 }
+
+#[tokio::test]
+async fn a_provider_that_hangs_is_a_504_after_the_timeout_and_a_started_chat_is_never_sent_twice() {
+    let provider = FakeOpenAi::start("What is new?").await;
+    provider.configure(|fake| fake.hanging = vec!["/v1/chat/completions"]);
+    let app = app(&settings_for_provider(&provider.base_url, &["--provider-timeout-secs", "1"]));
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "hello", "speak": false}))).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_error(&body, "provider_unavailable");
+    assert!(body["message"].as_str().unwrap().contains("did not answer in time"), "{body}");
+    assert_eq!(provider.requests("/v1/chat/completions").len(), 1, "a chat completion is not repeated");
+
+    // A hanging transcription is not tried again either: the timeout is for the whole call.
+    provider.configure(|fake| fake.hanging = vec!["/v1/audio/transcriptions"]);
+    let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &tone_wav(16_000, 0.2))])).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_error(&body, "provider_unavailable");
+    assert!(body["message"].as_str().unwrap().contains("speech-to-text"), "{body}");
+    assert_eq!(provider.requests("/v1/audio/transcriptions").len(), 1);
+}
+
+#[tokio::test]
+async fn an_overloaded_provider_is_asked_again_for_what_can_be_repeated_only() {
+    let provider = FakeOpenAi::start("What is new?").await;
+    provider.configure(|fake| {
+        fake.overloaded.insert("/v1/audio/transcriptions", 2);
+        fake.overloaded.insert("/v1/audio/speech", 1);
+    });
+    let app = app(&settings_for_provider(&provider.base_url, &[]));
+    let (status, body) = send(&app, voice_request(&[("audio", Some("q.wav"), &tone_wav(16_000, 0.2))])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["transcript"], "What is new?");
+    assert!(body["audio"].is_object(), "speech was asked again too: {body}");
+    assert_eq!(provider.requests("/v1/audio/transcriptions").len(), 3, "two refusals, then the answer");
+    assert_eq!(provider.requests("/v1/audio/speech").len(), 2);
+
+    // A chat completion that reached the provider is not repeated, even when it was refused.
+    provider.configure(|fake| {
+        fake.overloaded.insert("/v1/chat/completions", 1);
+    });
+    let chats = provider.requests("/v1/chat/completions").len();
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &json!({"text": "hello", "speak": false}))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&body, "provider_unavailable");
+    assert_eq!(provider.requests("/v1/chat/completions").len(), chats + 1);
+
+    // Retries are bounded: a provider that stays overloaded is given up on.
+    let stubborn = app_with_retries(&provider, 1);
+    provider.configure(|fake| {
+        fake.overloaded.insert("/v1/audio/transcriptions", 100);
+    });
+    let before = provider.requests("/v1/audio/transcriptions").len();
+    let (status, body) = send(&stubborn, voice_request(&[("audio", Some("q.wav"), &tone_wav(16_000, 0.2))])).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&body, "provider_unavailable");
+    assert_eq!(provider.requests("/v1/audio/transcriptions").len(), before + 2, "once, and once more");
+}
+
+fn app_with_retries(provider: &FakeOpenAi, retries: u32) -> axum::Router {
+    let retries = retries.to_string();
+    app(&settings_for_provider(&provider.base_url, &["--provider-retries", &retries]))
+}

@@ -42,7 +42,8 @@ impl Embedder for OpenAiEmbeddings {
             return Ok(Vec::new());
         }
         let request = EmbeddingsRequest { model: self.client.model(), input: texts };
-        let mut response: EmbeddingsResponse = self.client.post_json(PATH, &request).await?;
+        let fetched = self.client.fetch(PATH, |builder| Ok(builder.json(&request))).await?;
+        let mut response: EmbeddingsResponse = fetched.json(&self.client.shown(PATH))?;
         if response.data.len() != texts.len() {
             let reason = format!("asked for {} embeddings, got {}", texts.len(), response.data.len());
             return Err(ProviderError::InvalidResponse { endpoint: self.client.shown(PATH), reason }.into());

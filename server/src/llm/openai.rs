@@ -42,7 +42,8 @@ impl ChatModel for OpenAiChat {
             stream: true,
         };
         let endpoint = self.client.shown(PATH);
-        let response = self.client.send(PATH, self.client.post(PATH).json(&wire)).await?;
+        // Never repeated once the provider has it: it may already be writing (and billing) the answer.
+        let response = self.client.open_stream(PATH, |builder| Ok(builder.json(&wire))).await?;
         let events = response.bytes_stream().eventsource();
 
         let stream = async_stream::try_stream! {

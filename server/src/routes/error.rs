@@ -80,6 +80,7 @@ impl ApiError {
             Self::NoSpeech | Self::UnreadableAudio(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SessionNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NotConfigured(_) | Self::Misconfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Provider { error, .. } if error.timed_out() => StatusCode::GATEWAY_TIMEOUT,
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::{SpeechToText, SttError};
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
-use crate::openai::{OpenAiClient, read_json};
+use crate::openai::OpenAiClient;
 
 const PATH: &str = "audio/transcriptions";
 
@@ -30,18 +30,21 @@ struct Transcription {
 #[async_trait]
 impl SpeechToText for OpenAiStt {
     async fn transcribe(&self, audio: &AudioUpload) -> Result<String, SttError> {
-        // The file name's extension is how these APIs choose a decoder.
-        let file = Part::stream(audio.bytes.clone())
-            .file_name(format!("speech.{}", audio.format.extension()))
-            .mime_str(audio.format.mime_type())
-            .map_err(|e| crate::openai::transport_error(&self.client.shown(PATH), &e))?;
-        let mut form = Form::new().part("file", file).text("model", self.client.model().to_owned()).text("response_format", "json");
         let expected = self.expected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if let Some(prompt) = expected {
-            form = form.text("prompt", prompt);
-        }
-        let response = self.client.send(PATH, self.client.post(PATH).multipart(form)).await?;
-        let transcription: Transcription = read_json(&self.client.shown(PATH), response).await?;
+        // A form is sent once: each try builds its own (the audio itself is shared, not copied).
+        let form = || -> Result<Form, reqwest::Error> {
+            // The file name's extension is how these APIs choose a decoder.
+            let file = Part::stream(audio.bytes.clone())
+                .file_name(format!("speech.{}", audio.format.extension()))
+                .mime_str(audio.format.mime_type())?;
+            let mut form = Form::new().part("file", file).text("model", self.client.model().to_owned()).text("response_format", "json");
+            if let Some(prompt) = &expected {
+                form = form.text("prompt", prompt.clone());
+            }
+            Ok(form)
+        };
+        let fetched = self.client.fetch(PATH, |request| Ok(request.multipart(form()?))).await?;
+        let transcription: Transcription = fetched.json(&self.client.shown(PATH))?;
         Ok(transcription.text.trim().to_owned())
     }
 

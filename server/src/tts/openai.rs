@@ -1,10 +1,9 @@
 use async_trait::async_trait;
-use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 
 use super::{SpeechAudio, TextToSpeech, TtsError};
 use crate::backend::BackendInfo;
-use crate::openai::{OpenAiClient, ProviderError, transport_error};
+use crate::openai::{OpenAiClient, ProviderError};
 
 const PATH: &str = "audio/speech";
 
@@ -33,16 +32,15 @@ struct SpeechRequest<'a> {
 impl TextToSpeech for OpenAiTts {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError> {
         let request = SpeechRequest { model: self.client.model(), input: text, voice: &self.voice, response_format: "wav" };
-        let endpoint = self.client.shown(PATH);
-        let response = self.client.send(PATH, self.client.post(PATH).json(&request)).await?;
-        let declared = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bytes = response.bytes().await.map_err(|e| transport_error(&endpoint, &e))?;
-        if bytes.is_empty() {
+        // The same words make the same speech: a failed try may be repeated.
+        let fetched = self.client.fetch(PATH, |builder| Ok(builder.json(&request))).await?;
+        if fetched.body.is_empty() {
+            let endpoint = self.client.shown(PATH);
             return Err(ProviderError::InvalidResponse { endpoint, reason: "no audio in the response".into() }.into());
         }
         // Some compatible servers answer `application/octet-stream`; the bytes are what we asked for.
-        let mime_type = declared.filter(|t| t.starts_with("audio/")).unwrap_or_else(|| "audio/wav".to_owned());
-        Ok(SpeechAudio { bytes, mime_type })
+        let mime_type = fetched.content_type.filter(|t| t.starts_with("audio/")).unwrap_or_else(|| "audio/wav".to_owned());
+        Ok(SpeechAudio { bytes: fetched.body, mime_type })
     }
 
     fn info(&self) -> BackendInfo {

@@ -50,6 +50,11 @@ pub struct Behaviour {
     /// How many times the model ends its turn without a word after reading a tool's result (small local
     /// models do).
     pub silent_after_tool: usize,
+    /// Endpoint paths that take the request and never answer (a provider that hangs).
+    pub hanging: Vec<&'static str>,
+    /// Endpoint path -> how many of its next requests are answered 503 before it answers normally again (an
+    /// overloaded provider that recovers).
+    pub overloaded: HashMap<&'static str, usize>,
 }
 
 /// What happened to the chat completion streams: how many are sending right now, and which ones the
@@ -124,9 +129,22 @@ pub async fn closed_port_url() -> String {
     format!("http://{address}/v1")
 }
 
-fn record(shared: &Shared, path: &str, headers: &HeaderMap, json: Option<Value>, form: HashMap<String, String>) -> Option<Response> {
+/// Records the request, then fails, hangs or lets it through as the behaviour says.
+async fn record(shared: &Shared, path: &str, headers: &HeaderMap, json: Option<Value>, form: HashMap<String, String>) -> Option<Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     shared.requests.lock().unwrap().push(Recorded { path: path.to_owned(), authorization, json, form });
+    let (hangs, overloaded) = {
+        let mut behaviour = shared.behaviour.lock().unwrap();
+        let overloaded = behaviour.overloaded.get_mut(path).filter(|left| **left > 0).map(|left| *left -= 1).is_some();
+        (behaviour.hanging.contains(&path), overloaded)
+    };
+    if hangs {
+        // Longer than any test waits: Parlance must give up first.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+    if overloaded {
+        return Some((StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": {"message": "overloaded, try again"}}))).into_response());
+    }
     let failure = shared.behaviour.lock().unwrap().failures.get(path).copied();
     failure.map(|status| {
         (status, Json(json!({"error": {"message": format!("fake failure; key {API_KEY}"), "type": "server_error"}}))).into_response()
@@ -146,7 +164,7 @@ async fn transcriptions(State(shared): State<Shared>, headers: HeaderMap, mut mu
         };
         form.insert(name, value);
     }
-    if let Some(failure) = record(&shared, "/v1/audio/transcriptions", &headers, None, form.clone()) {
+    if let Some(failure) = record(&shared, "/v1/audio/transcriptions", &headers, None, form.clone()).await {
         return failure;
     }
     if !form.contains_key("file") || !form.contains_key("model") {
@@ -161,7 +179,7 @@ async fn transcriptions(State(shared): State<Shared>, headers: HeaderMap, mut mu
 }
 
 async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, Json(request): Json<Value>) -> Response {
-    if let Some(failure) = record(&shared, "/v1/chat/completions", &headers, Some(request.clone()), HashMap::new()) {
+    if let Some(failure) = record(&shared, "/v1/chat/completions", &headers, Some(request.clone()), HashMap::new()).await {
         return failure;
     }
     assert_eq!(request["stream"], true, "Parlance streams chat completions");
@@ -264,7 +282,7 @@ fn text_chunks(text: &str) -> Vec<Value> {
 }
 
 async fn speech(State(shared): State<Shared>, headers: HeaderMap, Json(request): Json<Value>) -> Response {
-    if let Some(failure) = record(&shared, "/v1/audio/speech", &headers, Some(request.clone()), HashMap::new()) {
+    if let Some(failure) = record(&shared, "/v1/audio/speech", &headers, Some(request.clone()), HashMap::new()).await {
         return failure;
     }
     let delay = shared.behaviour.lock().unwrap().speech_delay;
@@ -276,7 +294,7 @@ async fn speech(State(shared): State<Shared>, headers: HeaderMap, Json(request):
 }
 
 async fn embeddings(State(shared): State<Shared>, headers: HeaderMap, Json(request): Json<Value>) -> Response {
-    if let Some(failure) = record(&shared, "/v1/embeddings", &headers, Some(request.clone()), HashMap::new()) {
+    if let Some(failure) = record(&shared, "/v1/embeddings", &headers, Some(request.clone()), HashMap::new()).await {
         return failure;
     }
     let inputs = request["input"].as_array().cloned().unwrap_or_default();
