@@ -288,6 +288,90 @@ async fn a_client_asking_too_fast_is_told_when_to_retry() {
 }
 
 #[tokio::test]
+async fn the_routers_own_refusals_carry_the_error_body() {
+    let dist = support::fresh_data_dir();
+    std::fs::write(dist.join("index.html"), "<!doctype html><title>Parlance</title>").unwrap();
+    let app = app(&settings(&["--frontend-dir", dist.to_str().unwrap()]));
+    for (method, path) in [("POST", "/health"), ("DELETE", "/api/chat"), ("GET", "/api/voice"), ("PUT", "/api/knowledge"), ("POST", "/")] {
+        let response = tower::ServiceExt::oneshot(app.clone(), empty_request(method, path)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(response.headers().contains_key(header::ALLOW), "{method} {path}: says which methods it takes");
+        assert!(response.headers().contains_key(header::CONTENT_SECURITY_POLICY), "{method} {path}: the security headers stay");
+        let (_, body) = send(&app, empty_request(method, path)).await;
+        assert_error(&body, "method_not_allowed");
+    }
+
+    let long_path = format!("/api/{}", "a".repeat(5000));
+    let (status, body) = send(&app, empty_request("GET", &long_path)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "not_found");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.len() < 200 && message.contains("/api/aaaa") && message.contains('…'), "the path is quoted cut short: {message}");
+
+    let unknown_session = format!("/api/sessions/{}", "s".repeat(5000));
+    let (status, body) = send(&app, empty_request("GET", &unknown_session)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "session_not_found");
+    assert!(body["message"].as_str().unwrap().len() < 300, "{body}");
+}
+
+#[tokio::test]
+async fn an_address_or_headers_too_long_are_refused_with_the_error_body() {
+    let app = FakeStages::new("hi").app(&[]);
+    let (status, body) = send(&app, empty_request("GET", &format!("/api/sessions/{}", "x".repeat(9 * 1024)))).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG);
+    assert_error(&body, "payload_too_large");
+    assert!(body["message"].as_str().unwrap().contains("8 KiB"), "{body}");
+
+    let mut request = empty_request("GET", "/api/account");
+    for n in 0..5 {
+        request.headers_mut().insert(format!("x-filler-{n}").parse::<header::HeaderName>().unwrap(), "f".repeat(8 * 1024).parse().unwrap());
+    }
+    let (status, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
+
+    // The same over a real connection, where hyper parses the request first: its own limits are higher.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let response = reqwest::get(format!("http://{address}/api/{}", "x".repeat(10 * 1024))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    assert_error(&response.json().await.unwrap(), "payload_too_large");
+}
+
+#[tokio::test]
+async fn every_body_limit_is_a_413_with_the_error_body_and_json_mistakes_are_quoted_cut_short() {
+    let stages = FakeStages::new("hi");
+    let app = stages.app(&[]);
+    let notes = json!({"notes": [{"title": "Big", "text": "n".repeat(3 * 1024 * 1024)}]});
+    let (status, body) = send(&app, json_request("POST", "/api/knowledge", &notes)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
+    assert!(body["message"].as_str().unwrap().contains("2 MiB"), "{body}");
+
+    let document = support::multipart_body(&[("file", Some("big.md"), &vec![b'n'; 3 * 1024 * 1024])]);
+    let upload = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/knowledge")
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={}", support::BOUNDARY))
+        .body(axum::body::Body::from(document))
+        .unwrap();
+    let (status, body) = send(&app, upload).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
+
+    // serde's complaint quotes the wrong value: 200 KB of it would come back whole.
+    let wrong_type = json!({"text": "hi", "speak": "y".repeat(200 * 1024)});
+    let (status, body) = send(&app, json_request("POST", "/api/chat", &wrong_type)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_error(&body, "invalid_request");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.len() < 700 && message.contains("yyyy") && message.contains('…'), "{} bytes: {}", message.len(), &message[..100]);
+    assert_eq!(stages.asked(), 0);
+}
+
+#[tokio::test]
 async fn a_provider_that_hangs_is_a_504_after_the_timeout_and_a_started_chat_is_never_sent_twice() {
     let provider = FakeOpenAi::start("What is new?").await;
     provider.configure(|fake| fake.hanging = vec!["/v1/chat/completions"]);

@@ -1,7 +1,8 @@
 //! What the user sees when something fails, over HTTP and over the socket alike: the one place that knows
 //! status codes and the wire's [`ErrorBody`]. The pipeline, the stages and the stores return their own errors;
 //! each is mapped here to a status and a body with a stable code and a message a person can act on. Internal
-//! details go to the log, never to the client.
+//! details go to the log, never to the client, and what a message repeats of the request is cut short (see
+//! [`echo`]), so no answer grows with what a client sends.
 
 use axum::Json;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
@@ -36,6 +37,10 @@ pub enum ApiError {
     MissingAudio(String),
     #[error("the request is too large: this server accepts at most {}", human_size(*.limit_bytes))]
     PayloadTooLarge { limit_bytes: usize },
+    #[error("the address is too long: this server reads at most {} of it", human_size(*.limit_bytes))]
+    UriTooLong { limit_bytes: usize },
+    #[error("the request's headers are too large: this server reads at most {} of them", human_size(*.limit_bytes))]
+    HeadersTooLarge { limit_bytes: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// The container was recognised but its audio could not be decoded (damaged or cut short).
@@ -45,10 +50,12 @@ pub enum ApiError {
     RecordingTooLong(String),
     #[error("I didn't catch that: the recording holds no speech I could make out. Please try again.")]
     NoSpeech,
-    #[error("there is no conversation {0} (it may have been deleted); leave out session_id to start a new one")]
+    #[error("there is no conversation {} (it may have been deleted); leave out session_id to start a new one", echo(.0.as_str(), SHORT_ECHO))]
     SessionNotFound(SessionId),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("{} is not set up on this server; {}", stage_name(*.0), setup_hint(*.0))]
     NotConfigured(Stage),
     /// A stage is set up, but in a way that cannot work (e.g. an embeddings model of the wrong dimension).
@@ -76,9 +83,12 @@ impl ApiError {
             Self::InvalidRequest(_) | Self::MissingAudio(_) => StatusCode::BAD_REQUEST,
             Self::Rejected { status, .. } => *status,
             Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoSpeech | Self::UnreadableAudio(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SessionNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotConfigured(_) | Self::Misconfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { error, .. } if error.timed_out() => StatusCode::GATEWAY_TIMEOUT,
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -94,11 +104,14 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) | Self::Rejected { .. } | Self::UnreadableAudio(_) => ErrorCode::InvalidRequest,
             Self::MissingAudio(_) => ErrorCode::MissingAudio,
-            Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) => ErrorCode::PayloadTooLarge,
+            Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) | Self::UriTooLong { .. } | Self::HeadersTooLarge { .. } => {
+                ErrorCode::PayloadTooLarge
+            }
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::NoSpeech => ErrorCode::NoSpeech,
             Self::SessionNotFound(_) => ErrorCode::SessionNotFound,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::NotConfigured(_) | Self::Misconfigured(_) => ErrorCode::NotConfigured,
             Self::Provider { error, .. } if error.is_unavailable() => ErrorCode::ProviderUnavailable,
             Self::Provider { .. } => ErrorCode::ProviderError,
@@ -109,8 +122,31 @@ impl ApiError {
         }
     }
 
+    /// What the client reads. Whatever a message quotes of the request was cut short where it was quoted;
+    /// this bounds the whole once more.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody::new(self.code(), sentence(&self.to_string()))
+        ErrorBody::new(self.code(), sentence(&echo(&self.to_string(), LONGEST_MESSAGE)))
+    }
+
+    /// The error a bare status stands for, for the responses nothing of ours made (the router's 405, a file
+    /// service's refusal, an extractor's plain-text rejection): the client still gets the error body.
+    pub fn from_status(status: StatusCode) -> Self {
+        let reason = status.canonical_reason().unwrap_or("refused").to_lowercase();
+        match status {
+            StatusCode::NOT_FOUND => Self::NotFound("there is nothing at this address".into()),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                Self::MethodNotAllowed("this address does not take that method; the Allow header lists the ones it takes".into())
+            }
+            StatusCode::UNAUTHORIZED => Self::Unauthorized("this request needs a valid sign-in token"),
+            StatusCode::FORBIDDEN => Self::Forbidden("this request is not allowed".into()),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::Rejected { status, message: "the request is larger than this server accepts".into() },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Self::UnsupportedMediaType("the request's content type is not one this address takes".into())
+            }
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited { retry_after_secs: 1 },
+            status if status.is_server_error() => Self::Internal(format!("a bare {status} from inside the server")),
+            status => Self::Rejected { status, message: format!("the request was refused ({status} {reason})") },
+        }
     }
 }
 
@@ -342,7 +378,11 @@ impl From<DocumentError> for ApiError {
 
 impl From<ProtocolError> for ApiError {
     fn from(error: ProtocolError) -> Self {
-        Self::InvalidRequest(error.to_string())
+        match error {
+            // The parser's words quote the message, which may be as long as a socket message may be.
+            ProtocolError::Malformed(detail) => Self::InvalidRequest(ProtocolError::Malformed(echo(&detail, LONG_ECHO)).to_string()),
+            other => Self::InvalidRequest(other.to_string()),
+        }
     }
 }
 
@@ -362,7 +402,8 @@ impl From<JsonRejection> for ApiError {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::PayloadTooLarge { limit_bytes: super::JSON_BODY_LIMIT };
         }
-        Self::Rejected { status, message: rejection.body_text() }
+        // serde's words quote the offending value, which may be most of the body.
+        Self::Rejected { status, message: echo(&rejection.body_text(), LONG_ECHO) }
     }
 }
 
@@ -373,17 +414,34 @@ impl ApiError {
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::PayloadTooLarge { limit_bytes };
         }
-        Self::InvalidRequest(format!("the upload is not a readable multipart form: {}", error.body_text()))
+        Self::InvalidRequest(format!("the upload is not a readable multipart form: {}", echo(&error.body_text(), LONG_ECHO)))
     }
 
     /// A request that is not a multipart form at all; `expected` says what to send instead.
     pub fn not_a_form(rejection: &MultipartRejection, expected: &str) -> Self {
-        Self::Rejected { status: rejection.status(), message: format!("{expected} ({})", rejection.body_text()) }
+        Self::Rejected { status: rejection.status(), message: format!("{expected} ({})", echo(&rejection.body_text(), LONG_ECHO)) }
     }
 
     pub fn bad_query(rejection: &QueryRejection) -> Self {
-        Self::InvalidRequest(format!("the query string is not valid: {}", rejection.body_text()))
+        Self::InvalidRequest(format!("the query string is not valid: {}", echo(&rejection.body_text(), LONG_ECHO)))
     }
+}
+
+/// What a message may quote of an id or a path the client sent.
+pub const SHORT_ECHO: usize = 64;
+/// What a message may quote of a parser's complaint (which itself quotes the request).
+pub const LONG_ECHO: usize = 240;
+/// The longest message of an error body.
+const LONGEST_MESSAGE: usize = 600;
+
+/// `input` as a message may repeat it: at most `max_chars` characters, control characters shown as spaces, and
+/// an ellipsis where it was cut.
+pub fn echo(input: &str, max_chars: usize) -> String {
+    let mut shown: String = input.chars().take(max_chars).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if input.chars().nth(max_chars).is_some() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// Sizes as people read them: "25 MiB", "256 KiB".
@@ -442,4 +500,32 @@ fn sentence(message: &str) -> String {
         sentence.push('.');
     }
     sentence
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_are_cut_short_and_say_so() {
+        assert_eq!(echo("short", 10), "short");
+        assert_eq!(echo("abcdef", 3), "abc…");
+        assert_eq!(echo("line\nbreak", 20), "line break", "no control characters");
+        assert_eq!(echo("ééé", 2), "éé…", "cut between characters, not bytes");
+    }
+
+    #[test]
+    fn a_bare_status_becomes_an_error_with_its_code() {
+        assert_eq!(ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED).code(), ErrorCode::MethodNotAllowed);
+        assert_eq!(ApiError::from_status(StatusCode::NOT_FOUND).code(), ErrorCode::NotFound);
+        let range = ApiError::from_status(StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!((range.status(), range.code()), (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::InvalidRequest));
+        assert_eq!(ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).code(), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn no_message_grows_with_the_request() {
+        let body = ApiError::InvalidRequest("x".repeat(100_000)).body();
+        assert!(body.message.chars().count() <= LONGEST_MESSAGE + 2, "{}", body.message.len());
+    }
 }

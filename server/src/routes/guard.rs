@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
+use super::error::{ApiError, SHORT_ECHO, echo};
 use crate::access::{self, Caller};
 use crate::state::AppState;
 
@@ -28,9 +28,10 @@ fn check(state: &AppState, request: &mut Request, host: Option<&str>) -> Result<
     if let Some(host) = host
         && !policy.host_allowed(host)
     {
-        tracing::info!(host, "refused a request for a host name this server does not answer to");
+        tracing::info!(host = %echo(host, SHORT_ECHO), "refused a request for a host name this server does not answer to");
         return Err(ApiError::Forbidden(format!(
-            "this server does not answer to the name {host:?}; if it is yours, add it to PARLANCE_ALLOWED_HOSTS (--allowed-hosts)"
+            "this server does not answer to the name {:?}; if it is yours, add it to PARLANCE_ALLOWED_HOSTS (--allowed-hosts)",
+            echo(host, SHORT_ECHO)
         )));
     }
     if changes_state(request.method()) && !same_site(request.headers(), host, policy) {

@@ -2,6 +2,7 @@
 //! the server: handlers read requests, call the pipeline or a store, and answer in the wire's shapes; what a
 //! failure looks like to the user is decided in [`error`].
 
+mod bare;
 mod chat;
 mod error;
 mod extract;
@@ -24,7 +25,7 @@ use parlance_shared::{ServerEvent, TurnResponse};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use self::error::{ApiError, speech_error_body};
+use self::error::{ApiError, SHORT_ECHO, echo, speech_error_body};
 use crate::config::Settings;
 use crate::pipeline::Turn;
 use crate::state::AppState;
@@ -71,6 +72,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let app = Router::new().route("/health", get(health::health)).nest("/api", api).nest("/v1", openai);
     frontend::serve(app, &settings.frontend_dir)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        // Inside the guard, so what it answers carries the security headers too.
+        .layer(axum::middleware::from_fn(bare::with_error_bodies))
         // Inside CORS, so a listed site's preflight (which carries no token) is answered first.
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(cors(&settings.cors_origins))
@@ -103,8 +106,9 @@ fn done_event(turn: Turn) -> ServerEvent {
     }
 }
 
-async fn api_not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("there is no API endpoint at {}", uri.path()))
+/// The path as the client wrote it (the nested router sees it without `/api`).
+async fn api_not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
+    ApiError::NotFound(format!("there is no API endpoint at {}", echo(uri.path(), SHORT_ECHO)))
 }
 
 /// Cross-origin calls only from the listed origins; with none listed, browsers allow only the app itself.
