@@ -17,6 +17,11 @@ use crate::models::catalog::{self, ModelSpec};
 use crate::openai::ProviderConfig;
 use crate::tts::VoiceEngine;
 
+/// Turns at once with a provider when `--max-concurrent-turns` is left to choose: a provider serves many
+/// requests at once, but each turn still costs this server memory and the provider money.
+const PROVIDER_CONCURRENT_TURNS: usize = 4;
+const MAX_CONCURRENT_TURNS: u64 = 1024;
+const MAX_TURN_QUEUE: u64 = 10_000;
 const MAX_PROVIDER_RETRIES: u64 = 10;
 
 #[derive(Debug, Clone, Parser)]
@@ -94,6 +99,31 @@ pub struct Config {
     /// Turns (questions) each client may ask per minute, as a burst and then evenly; 0 turns limiting off.
     #[arg(long, env = "PARLANCE_TURNS_PER_MINUTE", default_value_t = 30)]
     pub turns_per_minute: u32,
+
+    /// Turns (questions being answered) that run at the same time; more wait in line. 0 chooses: 1 with the
+    /// embedded language model (it answers one question at a time), 4 with a provider.
+    #[arg(long, env = "PARLANCE_MAX_CONCURRENT_TURNS", default_value_t = 0)]
+    pub max_concurrent_turns: usize,
+
+    /// Turns that may wait in line for a place, first come first served (a socket client is told its place).
+    /// When the line is full a turn is refused: 503 with Retry-After. 0: none wait.
+    #[arg(long, env = "PARLANCE_TURN_QUEUE", default_value_t = 8)]
+    pub turn_queue: usize,
+
+    /// Seconds between the server's pings on a socket; a socket that answers nothing (no pong, no message)
+    /// before the next ping is closed. 0: no pings.
+    #[arg(long, env = "PARLANCE_SOCKET_PING_SECS", default_value_t = 30)]
+    pub socket_ping_secs: u64,
+
+    /// A socket with no message from the client for this many seconds, while no answer is on its way, is
+    /// closed (code 1000, with the reason). 0: never.
+    #[arg(long, env = "PARLANCE_SOCKET_IDLE_SECS", default_value_t = 900)]
+    pub socket_idle_secs: u64,
+
+    /// Sockets one client may have open at once (a client is an IP address, or behind --trusted-proxies the
+    /// address the proxy names); the next is refused with 429. 0: no limit.
+    #[arg(long, env = "PARLANCE_SOCKETS_PER_CLIENT", default_value_t = 8)]
+    pub sockets_per_client: usize,
 
     /// How many earlier lines of the conversation the model sees.
     #[arg(long, env = "PARLANCE_HISTORY_TURNS", default_value_t = 8)]
@@ -363,6 +393,17 @@ pub struct AccessSettings {
     pub proxies: TrustedProxies,
 }
 
+/// How the streaming socket is kept healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketSettings {
+    /// The server pings this often, and closes a socket that has answered nothing by the next ping.
+    pub ping: Option<Duration>,
+    /// A socket without a client message for this long, while nothing is being answered, is closed.
+    pub idle: Option<Duration>,
+    /// Open sockets per client; `None`: no limit.
+    pub per_client: Option<usize>,
+}
+
 /// A stage's backend after `auto` and the global fallbacks are resolved.
 #[derive(Debug, Clone)]
 pub enum StageBackend {
@@ -384,6 +425,11 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     pub max_question_chars: usize,
     pub turns_per_minute: u32,
+    /// Turns that run at once (resolved from `auto`: at least 1).
+    pub max_concurrent_turns: usize,
+    /// Turns that may wait for a place; 0: none.
+    pub turn_queue: usize,
+    pub sockets: SocketSettings,
     pub history_turns: usize,
     pub max_tool_rounds: usize,
     /// `None`: the model alone decides when to search the notes.
@@ -430,8 +476,14 @@ impl Config {
         if self.provider_connect_timeout_secs == 0 {
             return Err(ConfigError::TooSmall { setting: "--provider-connect-timeout-secs", min: 1 });
         }
-        if u64::from(self.provider_retries) > MAX_PROVIDER_RETRIES {
-            return Err(ConfigError::TooLarge { setting: "--provider-retries", max: MAX_PROVIDER_RETRIES });
+        for (setting, value, max) in [
+            ("--max-concurrent-turns", self.max_concurrent_turns as u64, MAX_CONCURRENT_TURNS),
+            ("--turn-queue", self.turn_queue as u64, MAX_TURN_QUEUE),
+            ("--provider-retries", u64::from(self.provider_retries), MAX_PROVIDER_RETRIES),
+        ] {
+            if value > max {
+                return Err(ConfigError::TooLarge { setting, max });
+            }
         }
         if !(0.0..=1.0).contains(&self.notes_similarity) {
             return Err(ConfigError::OutOfRange { setting: "--notes-similarity", min: 0.0, max: 1.0 });
@@ -444,6 +496,23 @@ impl Config {
 
         let global_url = self.openai_base_url.as_deref().map(|url| parse_base_url("--openai-base-url", url)).transpose()?;
         let resolve = |flags: StageFlags| self.resolve_stage(flags, global_url.as_ref());
+        let llm = with_own_model(
+            OwnModel::File { setting: "--llm-model-path", path: self.llm.model_path.as_deref() },
+            self.llm.backend,
+            resolve(StageFlags {
+                stage: Stage::Llm,
+                backend: self.llm.backend,
+                base_url: &self.llm.base_url,
+                api_key: &self.llm.api_key,
+                model: &self.llm.model,
+            }),
+        )?;
+        let max_concurrent_turns = match (self.max_concurrent_turns, &llm) {
+            (0, StageBackend::Local { .. }) => 1,
+            (0, _) => PROVIDER_CONCURRENT_TURNS,
+            (chosen, _) => chosen,
+        };
+        let seconds = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
         Ok(Settings {
             access,
             archive,
@@ -454,6 +523,13 @@ impl Config {
             max_upload_bytes: usize::try_from(self.max_upload_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
             max_question_chars: self.max_question_chars,
             turns_per_minute: self.turns_per_minute,
+            max_concurrent_turns,
+            turn_queue: self.turn_queue,
+            sockets: SocketSettings {
+                ping: seconds(self.socket_ping_secs),
+                idle: seconds(self.socket_idle_secs),
+                per_client: (self.sockets_per_client > 0).then_some(self.sockets_per_client),
+            },
             history_turns: self.history_turns,
             max_tool_rounds: self.max_tool_rounds,
             notes_similarity: (self.notes_similarity > 0.0).then_some(self.notes_similarity),
@@ -470,17 +546,7 @@ impl Config {
                     model: &self.stt.model,
                 }),
             )?,
-            llm: with_own_model(
-                OwnModel::File { setting: "--llm-model-path", path: self.llm.model_path.as_deref() },
-                self.llm.backend,
-                resolve(StageFlags {
-                    stage: Stage::Llm,
-                    backend: self.llm.backend,
-                    base_url: &self.llm.base_url,
-                    api_key: &self.llm.api_key,
-                    model: &self.llm.model,
-                }),
-            )?,
+            llm,
             llm_threads: self.llm.threads,
             llm_model_file: self
                 .llm
@@ -903,6 +969,32 @@ mod tests {
         let inside = web.join("archive");
         let served = parse(&["--archive-dir", inside.to_str().unwrap(), "--frontend-dir", web.to_str().unwrap()]).validate().unwrap_err();
         assert!(served.to_string().contains("served to anyone"), "{served}");
+    }
+
+    #[test]
+    fn turns_at_once_follow_the_language_model_unless_chosen() {
+        let model = tempfile::NamedTempFile::new().unwrap();
+        let local = parse(&["--llm-model-path", model.path().to_str().unwrap()]).validate().unwrap();
+        assert_eq!((local.max_concurrent_turns, local.turn_queue), (1, 8), "the embedded model answers one at a time");
+        let provider = parse(&["--openai-base-url", "http://127.0.0.1:1/v1"]).validate().unwrap();
+        assert_eq!(provider.max_concurrent_turns, PROVIDER_CONCURRENT_TURNS);
+        let chosen = parse(&["--llm-model-path", model.path().to_str().unwrap(), "--max-concurrent-turns", "2", "--turn-queue", "0"]);
+        let chosen = chosen.validate().unwrap();
+        assert_eq!((chosen.max_concurrent_turns, chosen.turn_queue), (2, 0));
+        let too_many = parse(&["--max-concurrent-turns", "5000"]).validate().unwrap_err().to_string();
+        assert_eq!(too_many, "--max-concurrent-turns must be at most 1024");
+        assert!(matches!(parse(&["--turn-queue", "100000"]).validate(), Err(ConfigError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn socket_keepalive_idle_time_and_cap_can_each_be_turned_off() {
+        let defaults = parse(&[]).validate().unwrap().sockets;
+        assert_eq!(
+            defaults,
+            SocketSettings { ping: Some(Duration::from_secs(30)), idle: Some(Duration::from_secs(900)), per_client: Some(8) }
+        );
+        let off = parse(&["--socket-ping-secs", "0", "--socket-idle-secs", "0", "--sockets-per-client", "0"]).validate().unwrap();
+        assert_eq!(off.sockets, SocketSettings { ping: None, idle: None, per_client: None });
     }
 
     #[test]

@@ -6,14 +6,14 @@ use crate::access::{HostPolicy, TrustedProxies, Users};
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::agent::{Agent, AnswerStyle, Grounder};
 use crate::archive::Archive;
-use crate::budget::TurnBudget;
-use crate::config::{AnswerStyleChoice, Settings, StageBackend};
+use crate::budget::{SocketSlots, TurnBudget};
+use crate::config::{AnswerStyleChoice, Settings, SocketSettings, StageBackend};
 use crate::cpu::SpeechFirst;
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
 use crate::knowledge::KnowledgeBase;
 use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiChat};
 use crate::openai::{OpenAiClient, ProviderConfig};
-use crate::pipeline::{NotesVocabulary, Pipeline, TurnLimits};
+use crate::pipeline::{NotesVocabulary, Pipeline, QueueLimits, TurnLimits};
 use crate::sessions::{LanceSessions, SessionStore};
 use crate::store::{Database, StoreError};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
@@ -29,6 +29,10 @@ pub struct AppState {
     pub(crate) max_upload_bytes: usize,
     /// Turns asked over the socket take from it (HTTP turns are counted by a layer on their routes).
     pub(crate) turn_budget: TurnBudget,
+    /// Each open socket holds one of its client's.
+    pub(crate) socket_slots: SocketSlots,
+    /// Keepalive and idle time of the sockets.
+    pub(crate) sockets: SocketSettings,
     /// The conversations, for checking whose they are (the pipeline reads and writes their lines).
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) access: Arc<Access>,
@@ -141,7 +145,11 @@ impl AppState {
                 None => agent,
             }
         });
-        let limits = TurnLimits { history_turns: settings.history_turns, max_question_chars: settings.max_question_chars };
+        let limits = TurnLimits {
+            history_turns: settings.history_turns,
+            max_question_chars: settings.max_question_chars,
+            queue: QueueLimits { running: settings.max_concurrent_turns, waiting: settings.turn_queue },
+        };
         let archive = settings.archive.as_ref().map(|archive| Arc::new(Archive::new(&archive.dir, archive.keep_days)));
         Self {
             pipeline: Arc::new({
@@ -160,6 +168,8 @@ impl AppState {
             knowledge,
             max_upload_bytes: settings.max_upload_bytes,
             turn_budget: TurnBudget::new(settings.turns_per_minute),
+            socket_slots: SocketSlots::new(settings.sockets.per_client),
+            sockets: settings.sockets,
             access: Arc::new(Access {
                 users: settings.access.users.clone(),
                 hosts: settings.access.hosts.clone(),

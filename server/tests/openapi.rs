@@ -30,7 +30,10 @@ async fn the_document_covers_every_route_and_error_code() {
         assert!(paths[path][method].is_object(), "{method} {path} is not documented");
     }
     assert!(paths["/api/voice"]["post"]["requestBody"]["content"]["multipart/form-data"].is_object());
-    assert!(paths["/api/chat"]["post"]["responses"]["429"].is_object());
+    for status in ["429", "503", "504"] {
+        assert!(paths["/api/chat"]["post"]["responses"][status].is_object(), "{status} undocumented for /api/chat");
+        assert!(paths["/api/voice"]["post"]["responses"][status].is_object(), "{status} undocumented for /api/voice");
+    }
     let archived_audio = &paths["/api/sessions/{id}/archive/{turn}/{side}"]["get"]["responses"];
     for content_type in ["audio/wav", "audio/webm", "audio/mp4"] {
         assert!(archived_audio["200"]["content"][content_type].is_object(), "{content_type} download undocumented: {archived_audio}");
@@ -69,9 +72,21 @@ async fn the_document_covers_every_route_and_error_code() {
     let description = doc["info"]["description"].as_str().unwrap();
     assert!(description.contains("/api/ws") && description.contains("ClientMessage"), "{description}");
     let codes = schemas["ErrorCode"].to_string();
-    for code in
-        ["invalid_request", "payload_too_large", "session_not_found", "provider_unavailable", "rate_limited", "unauthorized", "forbidden"]
-    {
+    for code in [
+        "invalid_request",
+        "payload_too_large",
+        "session_not_found",
+        "provider_unavailable",
+        "rate_limited",
+        "unauthorized",
+        "forbidden",
+        "server_busy",
+        "method_not_allowed",
+    ] {
         assert!(codes.contains(code), "error code {code} missing from {codes}");
     }
+    // The socket's place in line: a state of its own, and the status event's position.
+    assert!(schemas["TurnState"].to_string().contains("queued"), "{}", schemas["TurnState"]);
+    assert!(schemas["ServerEvent"].to_string().contains("position"), "{}", schemas["ServerEvent"]);
+    assert!(schemas["StageTimings"].to_string().contains("queued_ms"), "{}", schemas["StageTimings"]);
 }

@@ -473,8 +473,8 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm }).await;
     client.event().await;
     client.send_audio(&vec![0; 1_200_000], 1_200_000).await;
-    let message = client.expect_error(ErrorCode::InvalidRequest).await;
-    assert!(message.contains("too long") || message.contains("limit"), "{message}");
+    let message = client.expect_error(ErrorCode::PayloadTooLarge).await;
+    assert!(message.contains("too large") && message.contains("1.1 MiB"), "{message}");
 
     // A plain HTTP request gets the API's error body, not a bare status.
     let response = reqwest::get(format!("http://{address}/api/ws")).await.unwrap();

@@ -6,6 +6,7 @@
 //! written, and answers whose audio the user stopped part-way; and, when the audio archive is on, what each of
 //! those turns sounded like.
 
+mod queue;
 mod speaker;
 mod vocabulary;
 
@@ -18,6 +19,7 @@ use parlance_shared::{
     AudioClip, HistoryTurn, KnowledgeSource, Role, ServerEvent, SessionId, Stage, StageTimings, ToolCallRecord, TurnState,
 };
 
+pub use self::queue::{QueueFull, QueueLimits, TurnQueue};
 use self::speaker::SentenceSpeaker;
 pub use self::vocabulary::NotesVocabulary;
 use crate::access::Caller;
@@ -40,14 +42,17 @@ pub struct Pipeline {
     max_question_chars: usize,
     vocabulary: Option<Arc<NotesVocabulary>>,
     archive: Option<Arc<Archive>>,
+    /// Every turn waits here for its place to run.
+    queue: TurnQueue,
 }
 
-/// How much of the conversation a turn sees and how long a question may be.
+/// How much of the conversation a turn sees, how long a question may be, and how many turns run at once.
 #[derive(Debug, Clone, Copy)]
 pub struct TurnLimits {
     /// Earlier lines of the conversation the model is shown.
     pub history_turns: usize,
     pub max_question_chars: usize,
+    pub queue: QueueLimits,
 }
 
 /// What a turn has gathered so far, kept outside the turn itself: an answer cut off while it was written is
@@ -128,6 +133,9 @@ pub enum TurnError {
     /// Speech alone was asked for (not a turn's answer, which stays text when speaking fails).
     #[error(transparent)]
     Tts(#[from] TtsError),
+    /// As many turns run as may, and the line of those waiting is full.
+    #[error("{} turns are waiting already; retry in {} s", .0.waiting, .0.retry_after_secs)]
+    Busy(QueueFull),
 }
 
 /// A finished turn. The edge sends it on in the wire's shape (`TurnResponse`, or the socket's `done`), and
@@ -211,6 +219,7 @@ impl Pipeline {
             max_question_chars: limits.max_question_chars,
             vocabulary: None,
             archive: None,
+            queue: TurnQueue::new(limits.queue),
         }
     }
 
@@ -384,7 +393,8 @@ impl Pipeline {
     }
 
     /// One whole turn. `started` is when the user finished asking: the timings count from there. What the
-    /// turn gathers goes into `progress` as it happens, for [`Pipeline::remember_interrupted`].
+    /// turn gathers goes into `progress` as it happens, for [`Pipeline::remember_interrupted`]. The turn first
+    /// waits for its place to run (see [`TurnQueue`]), telling `events` its place in line while it waits.
     pub async fn run_turn(
         &self,
         conversation: Conversation,
@@ -394,7 +404,24 @@ impl Pipeline {
         progress: &TurnProgress,
         started: Instant,
     ) -> Result<Turn, TurnError> {
+        let arrived = Instant::now();
+        let mut first_place = None;
+        let _place = self
+            .queue
+            .enter(|position| {
+                first_place.get_or_insert(position);
+                events.emit(ServerEvent::queued(position));
+            })
+            .await
+            .map_err(|full| {
+                tracing::warn!(waiting = full.waiting, retry_after_secs = full.retry_after_secs, "turn refused: the line is full");
+                TurnError::Busy(full)
+            })?;
         let mut timings = StageTimings::default();
+        if let Some(first_place) = first_place {
+            timings.queued_ms = elapsed_ms(arrived);
+            tracing::info!(queued_ms = timings.queued_ms, first_place, "the turn waited in line");
+        }
         let question = match input {
             TurnInput::Text(text) => text,
             TurnInput::Voice(audio) => self.transcribe(&audio, &mut timings, events).await?,

@@ -20,7 +20,7 @@ use crate::knowledge::document::DocumentError;
 use crate::knowledge::{IngestError, KnowledgeError};
 use crate::llm::LlmError;
 use crate::openai::ProviderError;
-use crate::pipeline::{SpeechFailure, TurnError};
+use crate::pipeline::{QueueFull, SpeechFailure, TurnError};
 use crate::sessions::SessionError;
 use crate::streaming::{ProtocolError, RecordingError, SocketError};
 use crate::stt::SttError;
@@ -37,6 +37,15 @@ pub enum ApiError {
     MissingAudio(String),
     #[error("the request is too large: this server accepts at most {}", human_size(*.limit_bytes))]
     PayloadTooLarge { limit_bytes: usize },
+    /// One socket message over the size a socket reads.
+    #[error(
+        "that socket message is too large: this server reads at most {} in one message; send audio in smaller frames (the socket is closed, reconnect)",
+        human_size(*.limit_bytes)
+    )]
+    MessageTooLarge { limit_bytes: usize },
+    /// A socket message that could not be read for another reason than its size.
+    #[error("the socket could not read the last message ({0}); reconnect and send JSON text or audio frames")]
+    BrokenMessage(String),
     #[error("the address is too long: this server reads at most {} of it", human_size(*.limit_bytes))]
     UriTooLong { limit_bytes: usize },
     #[error("the request's headers are too large: this server reads at most {} of them", human_size(*.limit_bytes))]
@@ -72,6 +81,14 @@ pub enum ApiError {
     Forbidden(String),
     #[error("too many questions in a short time; wait {retry_after_secs} s and ask again")]
     RateLimited { retry_after_secs: u64 },
+    #[error("this client has {limit} sockets open already, as many as it may; close one (or another tab) first")]
+    TooManySockets { limit: usize },
+    #[error(
+        "the server is answering as many questions as it can and {} more are waiting already; ask again in {} s",
+        .0.waiting,
+        .0.retry_after_secs
+    )]
+    Busy(QueueFull),
     /// The detail is logged, not sent.
     #[error("something went wrong on the server; the details are in its log")]
     Internal(String),
@@ -80,20 +97,20 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) | Self::MissingAudio(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::MissingAudio(_) | Self::BrokenMessage(_) => StatusCode::BAD_REQUEST,
             Self::Rejected { status, .. } => *status,
-            Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) | Self::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoSpeech | Self::UnreadableAudio(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SessionNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotConfigured(_) | Self::Misconfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotConfigured(_) | Self::Misconfigured(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { error, .. } if error.timed_out() => StatusCode::GATEWAY_TIMEOUT,
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManySockets { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,20 +119,25 @@ impl ApiError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidRequest(_) | Self::Rejected { .. } | Self::UnreadableAudio(_) => ErrorCode::InvalidRequest,
-            Self::MissingAudio(_) => ErrorCode::MissingAudio,
-            Self::PayloadTooLarge { .. } | Self::RecordingTooLong(_) | Self::UriTooLong { .. } | Self::HeadersTooLarge { .. } => {
-                ErrorCode::PayloadTooLarge
+            Self::InvalidRequest(_) | Self::Rejected { .. } | Self::UnreadableAudio(_) | Self::BrokenMessage(_) => {
+                ErrorCode::InvalidRequest
             }
+            Self::MissingAudio(_) => ErrorCode::MissingAudio,
+            Self::PayloadTooLarge { .. }
+            | Self::RecordingTooLong(_)
+            | Self::MessageTooLarge { .. }
+            | Self::UriTooLong { .. }
+            | Self::HeadersTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::NoSpeech => ErrorCode::NoSpeech,
             Self::SessionNotFound(_) => ErrorCode::SessionNotFound,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::NotConfigured(_) | Self::Misconfigured(_) => ErrorCode::NotConfigured,
+            Self::Busy(_) => ErrorCode::ServerBusy,
             Self::Provider { error, .. } if error.is_unavailable() => ErrorCode::ProviderUnavailable,
             Self::Provider { .. } => ErrorCode::ProviderError,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::RateLimited { .. } | Self::TooManySockets { .. } => ErrorCode::RateLimited,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Internal(_) => ErrorCode::Internal,
@@ -161,7 +183,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(self.body())).into_response();
         match self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::Busy(QueueFull { retry_after_secs, .. }) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             Self::Unauthorized(_) => {
@@ -268,6 +290,7 @@ impl From<TurnError> for ApiError {
             TurnError::Sessions(error) => error.into(),
             TurnError::Archive(error) => error.into(),
             TurnError::Tts(error) => error.into(),
+            TurnError::Busy(full) => Self::Busy(full),
         }
     }
 }

@@ -11,7 +11,11 @@ Streaming conversation: open a WebSocket at `GET /api/ws` (one socket is one ses
 Send `ClientMessage` values as JSON text frames and the recorded audio as binary frames between `start` and \
 `end_turn`; the server sends `ServerEvent` values as JSON text frames: status, transcript, answer_delta, \
 tool_call, audio_chunk (one per spoken sentence, play in `sequence` order), then done, interrupted or error. \
-The README describes the exchange.\n\n\
+A turn that waits for others to finish first gets a status `queued` with its `position` in line (1: next). \
+The server pings the socket and closes it when pings go unanswered or the client is idle too long; a message \
+over the size limit closes it with 1009. The README describes the exchange.\n\n\
+Limits: the server answers a few turns at once and lets a few more wait; past that a turn gets 503 `server_busy` \
+with `Retry-After`. Every error, the router's own 404 and 405 included, has an `ErrorBody`.\n\n\
 Sign-in: a server with a token (`--token`, `--users-file`, or the one it makes when open to the network) needs \
 `Authorization: Bearer <token>` on every `/api` call; the socket takes it as a second subprotocol, \
 `Sec-WebSocket-Protocol: parlance, parlance.bearer.<token>`, and answers with `parlance`. Requests that change \

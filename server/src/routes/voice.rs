@@ -22,7 +22,8 @@ use crate::state::AppState;
         (status = 422, description = "The recording holds no speech (no_speech), or its audio cannot be decoded (invalid_request)", body = ErrorBody),
         (status = 429, description = "Too many turns; see Retry-After", body = ErrorBody),
         (status = 502, description = "A model provider failed", body = ErrorBody),
-        (status = 503, description = "A provider is unavailable or a stage is not configured", body = ErrorBody),
+        (status = 503, description = "A provider is unavailable, a stage is not configured, or as many turns run and wait as may (server_busy; see Retry-After)", body = ErrorBody),
+        (status = 504, description = "A model provider did not answer in time", body = ErrorBody),
     ))]
 pub async fn voice(
     State(state): State<AppState>,

@@ -1,27 +1,36 @@
 //! `GET /api/ws`: the streaming conversation's socket. The conversation itself is `crate::streaming`'s; this
 //! file reads the frames, hands them over, and sends the replies in the wire's words (see
-//! `parlance_shared::stream`).
+//! `parlance_shared::stream`). It also keeps the socket healthy: a few sockets per client, pings that must be
+//! answered, a close after a long silence, and a clear close for a message too large to read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use parlance_shared::{ErrorBody, ErrorCode, ServerEvent};
+use parlance_shared::ServerEvent;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::error::{ApiError, socket_error_body};
+use super::error::{ApiError, LONG_ECHO, echo, socket_error_body};
 use super::rate_limit::client_ip;
 use crate::access::{self, Caller, HostPolicy};
+use crate::budget::SocketSlot;
+use crate::config::SocketSettings;
 use crate::state::AppState;
 use crate::streaming::{Connection, Reply};
 
 /// Room for the JSON around the largest audio frame.
 const FRAME_OVERHEAD: usize = 64 * 1024;
+/// After refusing a message too large to read, how long the connection stays open so the client can read
+/// why: closing it while the client's upload still arrives resets it, and a reset can overtake what was sent.
+const LINGER_AFTER_REFUSAL: Duration = Duration::from_millis(500);
 
 pub async fn socket(
     State(state): State<AppState>,
@@ -44,39 +53,95 @@ pub async fn socket(
         return ApiError::Forbidden(message).into_response();
     }
     let client = client_ip(&state.access.proxies, peer.map(|Extension(ConnectInfo(address))| address.ip()), &headers);
+    let Some(slot) = state.socket_slots.take(client) else {
+        let limit = state.socket_slots.limit().unwrap_or_default();
+        tracing::info!(%client, limit, "refused a socket: the client has as many open as it may");
+        return ApiError::TooManySockets { limit }.into_response();
+    };
     let limit = state.max_upload_bytes.saturating_add(FRAME_OVERHEAD);
     let connection = Connection::new(state.pipeline.clone(), state.turn_budget.clone(), client, state.max_upload_bytes)
         .for_caller(caller, Arc::clone(&state.sessions));
     tracing::info!(%client, "socket opened");
+    let upkeep = Upkeep { settings: state.sockets, max_message_bytes: limit, _slot: slot };
     // Only `parlance` is accepted: the token, offered as a second protocol, is never echoed back.
     upgrade
         .protocols([access::SOCKET_PROTOCOL])
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(socket, connection))
+        .on_upgrade(move |socket| serve(socket, connection, upkeep))
 }
 
-/// Serves one socket until the client leaves. Leaving mid-turn stops the turn: dropping the connection aborts
-/// its task.
-async fn serve(socket: WebSocket, mut connection: Connection) {
+/// What keeps one socket healthy, and its client's slot, held while it is open.
+struct Upkeep {
+    settings: SocketSettings,
+    max_message_bytes: usize,
+    _slot: SocketSlot,
+}
+
+/// Serves one socket until the client leaves, stops answering pings, or sends nothing for too long while
+/// nothing is being answered. Leaving mid-turn stops the turn: dropping the connection aborts its task.
+async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
     let (mut outgoing, mut incoming) = socket.split();
+    let mut pings = upkeep.settings.ping.map(|every| {
+        let mut pings = tokio::time::interval_at(Instant::now() + every, every);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        pings
+    });
+    // A ping went out and the client has sent nothing since.
+    let mut unanswered = false;
+    // The last message from the client, or event to it.
+    let mut last_activity = Instant::now();
     loop {
+        let quiet_until = upkeep.settings.idle.map(|idle| last_activity + idle);
         let replies = tokio::select! {
-            message = incoming.next() => match message {
-                Some(Ok(Message::Text(text))) => connection.on_message(text.as_str()).await,
-                Some(Ok(Message::Binary(frame))) => connection.on_audio(&frame),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(error)) => {
-                    // Typically a frame over the size limit; the socket cannot be read past it.
-                    tracing::info!(%error, "closing a socket that sent an unreadable message");
-                    let message = format!("the socket could not read the last message ({error}); reconnect and keep each message within the upload limit");
-                    let _ = send(&mut outgoing, &ServerEvent::Error { error: ErrorBody::new(ErrorCode::InvalidRequest, message) }).await;
-                    let _ = outgoing.send(Message::Close(Some(CloseFrame { code: close_code::PROTOCOL, reason: "unreadable message".into() }))).await;
+            message = incoming.next() => {
+                // Anything the client sends shows it is there, a pong or otherwise.
+                unanswered = false;
+                match message {
+                    Some(Ok(Message::Text(text))) => {
+                        last_activity = Instant::now();
+                        connection.on_message(text.as_str()).await
+                    }
+                    Some(Ok(Message::Binary(frame))) => {
+                        last_activity = Instant::now();
+                        connection.on_audio(&frame)
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(error)) => {
+                        refuse_unreadable(&mut outgoing, error, upkeep.max_message_bytes).await;
+                        break;
+                    }
+                }
+            }
+            Some(reply) = connection.next_turn_event() => {
+                last_activity = Instant::now();
+                vec![reply]
+            }
+            () = next_ping(&mut pings) => {
+                if unanswered {
+                    tracing::info!("closing a socket that did not answer a ping");
+                    close(&mut outgoing, close_code::POLICY, "no answer to the last ping").await;
                     break;
                 }
-            },
-            Some(reply) = connection.next_turn_event() => vec![reply],
+                unanswered = true;
+                if outgoing.send(Message::Ping(Bytes::new())).await.is_err() {
+                    tracing::debug!("client left");
+                    return;
+                }
+                continue;
+            }
+            () = until(quiet_until) => {
+                if connection.is_answering() {
+                    // The client waits for an answer (in line, perhaps): that is not silence.
+                    last_activity = Instant::now();
+                    continue;
+                }
+                let idle = upkeep.settings.idle.unwrap_or_default().as_secs();
+                tracing::info!(idle_secs = idle, "closing an idle socket");
+                close(&mut outgoing, close_code::NORMAL, &format!("idle: no message for {idle} s; reconnect to go on")).await;
+                break;
+            }
         };
         for reply in replies {
             if send(&mut outgoing, &event(reply)).await.is_err() {
@@ -84,6 +149,44 @@ async fn serve(socket: WebSocket, mut connection: Connection) {
                 return;
             }
         }
+    }
+}
+
+type Outgoing = futures::stream::SplitSink<WebSocket, Message>;
+
+/// A message the socket could not read ends it: the client is told why, as an `error` event and in the close
+/// frame (1009 for a message over the size limit, 1002 for a broken one).
+async fn refuse_unreadable(outgoing: &mut Outgoing, error: axum::Error, max_message_bytes: usize) {
+    let error = error.into_inner();
+    let too_large = matches!(error.downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)));
+    let (refusal, code, reason) = if too_large {
+        (ApiError::MessageTooLarge { limit_bytes: max_message_bytes }, close_code::SIZE, "message too big")
+    } else {
+        (ApiError::BrokenMessage(echo(&error.to_string(), LONG_ECHO)), close_code::PROTOCOL, "unreadable message")
+    };
+    tracing::info!(%error, "closing a socket that sent an unreadable message");
+    let _ = send(outgoing, &ServerEvent::Error { error: refusal.body() }).await;
+    close(outgoing, code, reason).await;
+    tokio::time::sleep(LINGER_AFTER_REFUSAL).await;
+}
+
+async fn close(outgoing: &mut Outgoing, code: u16, reason: &str) {
+    let _ = outgoing.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+async fn next_ping(pings: &mut Option<Interval>) {
+    match pings {
+        Some(pings) => {
+            pings.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -96,7 +199,7 @@ fn event(reply: Reply) -> ServerEvent {
     }
 }
 
-async fn send(outgoing: &mut futures::stream::SplitSink<WebSocket, Message>, event: &ServerEvent) -> Result<(), axum::Error> {
+async fn send(outgoing: &mut Outgoing, event: &ServerEvent) -> Result<(), axum::Error> {
     match serde_json::to_string(event) {
         Ok(json) => outgoing.send(Message::Text(json.into())).await,
         Err(error) => {

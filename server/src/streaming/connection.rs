@@ -108,6 +108,11 @@ impl Connection {
         Self { caller, owners: Some(owners), ..self }
     }
 
+    /// Whether a turn is being answered (or waits in line to be): the client is waiting, not silent.
+    pub fn is_answering(&self) -> bool {
+        matches!(self.phase, Phase::Answering(_))
+    }
+
     /// A JSON text frame; returns what to send back.
     pub async fn on_message(&mut self, text: &str) -> Vec<Reply> {
         let message = match serde_json::from_str::<ClientMessage>(text) {

@@ -91,6 +91,20 @@ impl FakeStages {
         self.shared.asked.lock().unwrap().len()
     }
 
+    /// The question of each request to the model, in the order the model was asked.
+    pub fn questions(&self) -> Vec<String> {
+        let asked = self.shared.asked.lock().unwrap();
+        asked
+            .iter()
+            .filter_map(|request| {
+                request.messages.iter().rev().find_map(|message| match message {
+                    ChatMessage::User(text) => Some(text.clone()),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
     pub fn spoken(&self) -> Vec<String> {
         self.shared.spoken.lock().unwrap().clone()
     }
