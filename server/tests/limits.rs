@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use support::fake_openai::tone_wav;
 use support::fake_stages::FakeStages;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -34,6 +36,18 @@ async fn serve(provider: &FakeStages, extra: &[&str]) -> String {
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
     });
     address.to_string()
+}
+
+/// A model that answers only when the test lets it (`gate.add_permits`), a word every 20 ms.
+fn gated_model() -> (FakeStages, Arc<Semaphore>) {
+    let provider = FakeStages::new("What time is it?");
+    let gate = Arc::new(Semaphore::new(0));
+    provider.configure(|fake| {
+        fake.answer = Some("One two three four.".into());
+        fake.delta_delay = Duration::from_millis(20);
+        fake.gate = Some(Arc::clone(&gate));
+    });
+    (provider, gate)
 }
 
 /// A model that takes `words` tenths of a second to answer, without speech.
@@ -158,7 +172,8 @@ async fn chat(address: &str, text: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn turns_wait_in_line_in_order_and_a_full_line_is_refused_with_503_or_an_error_event() {
-    let provider = slow_model(8);
+    // The first answer is held until the line has been tried; nothing here depends on timing.
+    let (provider, gate) = gated_model();
     let address = serve(&provider, &["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
     let mut first = Client::connect(&address).await;
     let mut second = Client::connect(&address).await;
@@ -182,6 +197,7 @@ async fn turns_wait_in_line_in_order_and_a_full_line_is_refused_with_503_or_an_e
     let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1, "{retry_after}");
     support::assert_error(&refused.json().await.unwrap(), "server_busy");
+    gate.add_permits(10);
 
     // Every accepted turn is answered, in the order it came, each in its own conversation.
     let (first_session, first_timings) = done(&first.rest_of_turn().await);
@@ -246,7 +262,7 @@ async fn http_turns_wait_in_the_same_line_as_the_socket() {
 
 #[tokio::test]
 async fn a_client_that_leaves_the_line_gives_its_place_up() {
-    let provider = slow_model(15);
+    let (provider, gate) = gated_model();
     let address = serve(&provider, &["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
     let mut first = Client::connect(&address).await;
     let mut leaving = Client::connect(&address).await;
@@ -261,6 +277,7 @@ async fn a_client_that_leaves_the_line_gives_its_place_up() {
     drop(leaving);
     assert_eq!(last.event().await, ServerEvent::queued(1), "the one ahead left the line");
 
+    gate.add_permits(10);
     done(&first.rest_of_turn().await);
     done(&last.rest_of_turn().await);
     assert_eq!(provider.questions(), ["First", "Last"], "the turn that left never reached the model");
@@ -268,16 +285,19 @@ async fn a_client_that_leaves_the_line_gives_its_place_up() {
 
 #[tokio::test]
 async fn an_idle_socket_is_closed_with_its_reason_but_not_while_it_waits_for_an_answer() {
-    let provider = slow_model(25);
+    let (provider, gate) = gated_model();
     let address =
         serve(&provider, &["--socket-idle-secs", "1", "--socket-ping-secs", "0", "--max-concurrent-turns", "1", "--turn-queue", "1"]).await;
     let mut busy = Client::connect(&address).await;
     let mut waiting = Client::connect(&address).await;
     busy.send(&ask("Take your time")).await;
     assert_eq!(busy.event().await, ServerEvent::status(TurnState::Thinking));
-    // Waiting in line sends nothing for the two and a half seconds the first turn takes: that is not idleness.
+    // Waiting for an answer, in line or not, the client sends nothing for well over the idle time: that is not
+    // idleness.
     waiting.send(&ask("I can wait")).await;
     assert_eq!(waiting.event().await, ServerEvent::queued(1));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gate.add_permits(10);
     done(&busy.rest_of_turn().await);
     done(&waiting.rest_of_turn().await);
 

@@ -38,6 +38,9 @@ pub struct Behaviour {
     pub stt_delay: Duration,
     /// Stages that fail as a provider answering this status would.
     pub failing: HashMap<Stage, StatusCode>,
+    /// When set, each answer waits for a permit of its own before its first word: a test holds a turn
+    /// running for as long as it likes, then lets it go with `add_permits`.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// The model's answers: how many are being written now, and which ones were dropped before the end.
@@ -223,7 +226,11 @@ impl ChatModel for FakeChat {
         events.retain(|event| !matches!(event, ChatEvent::TextDelta(text) if text.is_empty()));
         let mut watch = StreamWatch::open(&self.0);
         let delay = behaviour.delta_delay;
+        let gate = behaviour.gate;
         Ok(Box::pin(async_stream::stream! {
+            if let Some(gate) = gate {
+                gate.acquire().await.expect("the gate stays open").forget();
+            }
             for event in events {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
