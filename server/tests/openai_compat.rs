@@ -127,6 +127,38 @@ async fn chat_mistakes_are_refused_in_openais_shape() {
 }
 
 #[tokio::test]
+async fn the_openai_routes_wait_in_the_same_line_and_refuse_in_openais_shape() {
+    // One turn at a time and none waiting: while an /api turn holds the model, the /v1 routes are refused as
+    // another /api turn would be.
+    let provider = FakeStages::new("hello");
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    provider.configure(|fake| fake.gate = Some(std::sync::Arc::clone(&gate)));
+    let app = provider.app(&["--max-concurrent-turns", "1", "--turn-queue", "0"]);
+    let held = tokio::spawn({
+        let app = app.clone();
+        async move { call(&app, post_json("/api/chat", &json!({"text": "Take your time", "speak": false}))).await }
+    });
+    // The held turn is at the gate once the model was asked.
+    while provider.asked() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let question = json!({"model": "parlance", "messages": [{"role": "user", "content": "Hi"}]});
+    let busy = call(&app, post_json("/v1/chat/completions", &question)).await;
+    assert_openai_error(&busy, StatusCode::SERVICE_UNAVAILABLE, "server_error", "server_busy");
+    let busy = call(&app, post_json("/v1/audio/speech", &json!({"model": "tts-1", "input": "Hello"}))).await;
+    assert_openai_error(&busy, StatusCode::SERVICE_UNAVAILABLE, "server_error", "server_busy");
+    let busy = call(&app, transcription(None)).await;
+    assert_openai_error(&busy, StatusCode::SERVICE_UNAVAILABLE, "server_error", "server_busy");
+    gate.add_permits(10);
+    assert_eq!(held.await.unwrap().status, StatusCode::OK);
+    assert_eq!(call(&app, post_json("/v1/chat/completions", &question)).await.status, StatusCode::OK, "the line is free again");
+
+    // The router's own refusals under /v1 come in OpenAI's shape too.
+    let wrong_method = call(&app, support::empty_request("GET", "/v1/chat/completions")).await;
+    assert_openai_error(&wrong_method, StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed");
+}
+
+#[tokio::test]
 async fn transcriptions_in_each_format_and_speech_in_each_format() {
     let provider = FakeStages::new("What time is it?");
     let app = provider.app(&[]);

@@ -19,7 +19,7 @@ use parlance_shared::{
     AudioClip, HistoryTurn, KnowledgeSource, Role, ServerEvent, SessionId, Stage, StageTimings, ToolCallRecord, TurnState,
 };
 
-pub use self::queue::{QueueFull, QueueLimits, TurnQueue};
+pub use self::queue::{QueueFull, QueueLimits, RunningPlace, TurnQueue};
 use self::speaker::SentenceSpeaker;
 pub use self::vocabulary::NotesVocabulary;
 use crate::access::Caller;
@@ -314,6 +314,7 @@ impl Pipeline {
         let question = self.check_question(question)?;
         let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
         let recent = &history[history.len().saturating_sub(self.history_turns)..];
+        let _place = self.wait_for_place(events).await?;
         let answer = agent.answer(recent, question, caller, events).await?;
         tracing::info!(tools = answer.tool_calls.len(), "answered a client's conversation");
         Ok(answer)
@@ -322,6 +323,7 @@ impl Pipeline {
     /// Speech-to-text alone: the words in `audio` (empty when it holds none).
     pub async fn transcribe_only(&self, audio: &AudioUpload) -> Result<String, TurnError> {
         let stt = self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
+        let _place = self.wait_for_place(&EventSink::none()).await?;
         if let Some(vocabulary) = &self.vocabulary {
             vocabulary.refresh(stt.as_ref()).await;
         }
@@ -331,6 +333,7 @@ impl Pipeline {
     /// Text-to-speech alone.
     pub async fn speak_only(&self, text: &str) -> Result<SpeechAudio, TurnError> {
         let tts = self.tts.as_ref().ok_or(TurnError::NotConfigured(Stage::Tts))?;
+        let _place = self.wait_for_place(&EventSink::none()).await?;
         Ok(tts.synthesize(text).await?)
     }
 
@@ -404,24 +407,8 @@ impl Pipeline {
         progress: &TurnProgress,
         started: Instant,
     ) -> Result<Turn, TurnError> {
-        let arrived = Instant::now();
-        let mut first_place = None;
-        let _place = self
-            .queue
-            .enter(|position| {
-                first_place.get_or_insert(position);
-                events.emit(ServerEvent::queued(position));
-            })
-            .await
-            .map_err(|full| {
-                tracing::warn!(waiting = full.waiting, retry_after_secs = full.retry_after_secs, "turn refused: the line is full");
-                TurnError::Busy(full)
-            })?;
-        let mut timings = StageTimings::default();
-        if let Some(first_place) = first_place {
-            timings.queued_ms = elapsed_ms(arrived);
-            tracing::info!(queued_ms = timings.queued_ms, first_place, "the turn waited in line");
-        }
+        let (_place, queued_ms) = self.wait_for_place(events).await?;
+        let mut timings = StageTimings { queued_ms, ..StageTimings::default() };
         let question = match input {
             TurnInput::Text(text) => text,
             TurnInput::Voice(audio) => self.transcribe(&audio, &mut timings, events).await?,
@@ -483,6 +470,34 @@ impl Pipeline {
             tool_calls: answer.tool_calls,
             timings,
         })
+    }
+
+    /// Waits for a place to run (see [`TurnQueue`]), telling `events` the place in line while it waits; the
+    /// place is held until dropped. Also returns how long it waited, in ms (0: it started at once). Turns, and
+    /// the `/v1` routes' answers, transcriptions and speech, all wait in this one line: they use the same models.
+    async fn wait_for_place(&self, events: &EventSink) -> Result<(RunningPlace, u64), TurnError> {
+        let arrived = Instant::now();
+        let mut first_place = None;
+        let place = self
+            .queue
+            .enter(|position| {
+                first_place.get_or_insert(position);
+                events.emit(ServerEvent::queued(position));
+            })
+            .await
+            .map_err(|full| {
+                tracing::warn!(waiting = full.waiting, retry_after_secs = full.retry_after_secs, "refused: the line is full");
+                TurnError::Busy(full)
+            })?;
+        let queued_ms = match first_place {
+            Some(first_place) => {
+                let queued_ms = elapsed_ms(arrived);
+                tracing::info!(queued_ms, first_place, "waited in line");
+                queued_ms
+            }
+            None => 0,
+        };
+        Ok((place, queued_ms))
     }
 
     async fn transcribe(&self, audio: &AudioUpload, timings: &mut StageTimings, events: &EventSink) -> Result<String, TurnError> {

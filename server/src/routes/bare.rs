@@ -2,14 +2,15 @@
 //! refused here with the error body, and any error response made without one (the router's 405, the file
 //! service's refusals, an extractor's plain-text rejection) leaves with one. hyper itself refuses what is
 //! beyond its own limits (an address over 64 KiB, over 100 headers or about 400 KB of them) before any of this
-//! runs, with a bare status: these limits sit below those, so a client almost always gets the body.
+//! runs, with a bare status: these limits sit below those, so a client almost always gets the body. Under
+//! `/v1` the body is OpenAI's error shape, as the rest of that API's errors.
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
+use super::error::{ApiError, OpenAiApiError};
 
 /// The longest path and query read: browsers and proxies stop near here too.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -17,16 +18,19 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 pub async fn with_error_bodies(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let openai = path == "/v1" || path.starts_with("/v1/");
+    let answer = |error: ApiError| if openai { OpenAiApiError(error).into_response() } else { error.into_response() };
     if let Some(refused) = too_large(&request) {
         tracing::info!(status = %refused.status(), "refused a request larger than the server reads");
-        return refused.into_response();
+        return answer(refused);
     }
     let response = next.run(request).await;
     if !is_bare_error(&response) {
         return response;
     }
     let (parts, _dropped) = response.into_parts();
-    let mut uniform = ApiError::from_status(parts.status).into_response();
+    let mut uniform = answer(ApiError::from_status(parts.status));
     // What the status came with still holds (Allow, Content-Range, WWW-Authenticate...); only the body changed.
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
