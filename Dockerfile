@@ -6,6 +6,9 @@
 #   docker run -p 127.0.0.1:8080:8080 -v parlance-data:/var/lib/parlance/data \
 #     -v parlance-models:/var/lib/parlance/models parlance
 #
+# The first start prints a sign-in link with the token it made (see the runtime stage below); `docker logs`
+# shows it again as long as the container exists.
+#
 # Or `docker compose up` (compose.yaml). Podman: `podman build --format docker -t parlance .` (its default OCI
 # format drops the HEALTHCHECK). On a machine that cannot reach Docker Hub, scripts/docker-local-images.sh
 # first makes both base images locally.
@@ -72,9 +75,11 @@ COPY --from=models --chown=parlance:parlance /var/lib/parlance/models /var/lib/p
 COPY --from=build /out/app /usr/share/parlance/app
 COPY --from=build /out/parlance /usr/local/bin/parlance
 # Every setting has an environment variable (`docker run --rm parlance --help` lists them).
-# 0.0.0.0 so the published port reaches the server. Parlance has no authentication yet: publish the port on
-# loopback only (as above and in compose.yaml), or put an authenticating proxy in front; once the server's
-# access token (PARLANCE_TOKEN, in progress) lands, set it whenever the port is reachable from other machines.
+# 0.0.0.0 so the published port reaches the server. Bound there, Parlance never starts open: unless a token is
+# set (PARLANCE_TOKEN, PARLANCE_TOKEN_FILE or PARLANCE_USERS_FILE), the first start makes one, keeps it in the
+# data volume (/var/lib/parlance/data/token, mode 0600, reused on every later start) and prints a sign-in link
+# once on standard output, http://127.0.0.1:8080/#token=... (the container's port: use the published address).
+# Every /api call then needs `Authorization: Bearer <token>`; /health still answers (the healthcheck below).
 ENV PARLANCE_BIND=0.0.0.0:8080 \
     PARLANCE_DATA_DIR=/var/lib/parlance/data \
     PARLANCE_MODELS_DIR=/var/lib/parlance/models \
