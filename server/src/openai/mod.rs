@@ -8,6 +8,7 @@
 //! it is overloaded; a streamed chat completion ([`OpenAiClient::open_stream`]) only when it never reached the
 //! provider, since a started answer cannot be taken back.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -126,6 +127,15 @@ impl Fetched {
 }
 
 /// One try that failed, and whether the provider can have seen the request at all.
+/// Which failures a call may be tried again after.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// Any failure worth retrying: the call is idempotent.
+    WhenWorthIt,
+    /// Only a connection that could not be opened: the provider never saw the request.
+    OnlyUnsent,
+}
+
 struct Failed {
     error: ProviderError,
     /// The connection could not be opened: nothing was sent.
@@ -191,30 +201,15 @@ impl OpenAiClient {
         path: &str,
         build: impl Fn(RequestBuilder) -> Result<RequestBuilder, reqwest::Error>,
     ) -> Result<Fetched, ProviderError> {
-        let endpoint = self.shown(path);
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let attempt = async {
-                let request = build(self.post(path)).map_err(|e| Failed { error: transport_error(&endpoint, &e), not_sent: true })?;
-                let response = send_once(&endpoint, request).await?;
-                let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                let body = response.bytes().await.map_err(|e| Failed { error: transport_error(&endpoint, &e), not_sent: false })?;
-                Ok::<_, Failed>(Fetched { content_type, body })
-            };
-            let failed = match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(fetched)) => return Ok(fetched),
-                Ok(Err(failed)) => failed,
-                Err(_) => return Err(self.timed_out(endpoint)),
-            };
-            let pause = backoff(tries);
-            if tries > self.config.retries || !failed.error.worth_retrying() || tokio::time::Instant::now() + pause >= deadline {
-                return Err(failed.error);
-            }
-            tracing::warn!(%endpoint, tries, error = %failed.error, "provider call failed; trying again");
-            tokio::time::sleep(pause).await;
-        }
+        let build = &build;
+        self.with_retries(path, Retry::WhenWorthIt, move |endpoint| async move {
+            let request = build(self.post(path)).map_err(|e| Failed { error: transport_error(&endpoint, &e), not_sent: true })?;
+            let response = send_once(&endpoint, request).await?;
+            let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body = response.bytes().await.map_err(|e| Failed { error: transport_error(&endpoint, &e), not_sent: false })?;
+            Ok(Fetched { content_type, body })
+        })
+        .await
     }
 
     /// A call that must not be repeated once the provider has it (a streamed chat completion): tried again
@@ -225,25 +220,39 @@ impl OpenAiClient {
         path: &str,
         build: impl Fn(RequestBuilder) -> Result<RequestBuilder, reqwest::Error>,
     ) -> Result<Response, ProviderError> {
+        let build = &build;
+        self.with_retries(path, Retry::OnlyUnsent, move |endpoint| async move {
+            let request = build(self.post(path)).map_err(|e| Failed { error: transport_error(&endpoint, &e), not_sent: true })?;
+            send_once(&endpoint, request).await
+        })
+        .await
+    }
+
+    /// Runs `attempt` (given the endpoint as shown in errors) until it succeeds, the deadline passes, or
+    /// `retry` says a failure must stand.
+    async fn with_retries<T, Attempt>(&self, path: &str, retry: Retry, attempt: impl Fn(String) -> Attempt) -> Result<T, ProviderError>
+    where
+        Attempt: Future<Output = Result<T, Failed>>,
+    {
         let endpoint = self.shown(path);
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let mut tries = 0;
         loop {
             tries += 1;
-            let attempt = async {
-                let request = build(self.post(path)).map_err(|e| Failed { error: transport_error(&endpoint, &e), not_sent: true })?;
-                send_once(&endpoint, request).await
-            };
-            let failed = match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(response)) => return Ok(response),
+            let failed = match tokio::time::timeout_at(deadline, attempt(endpoint.clone())).await {
+                Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(failed)) => failed,
                 Err(_) => return Err(self.timed_out(endpoint)),
             };
+            let repeatable = match retry {
+                Retry::WhenWorthIt => failed.error.worth_retrying(),
+                Retry::OnlyUnsent => failed.not_sent,
+            };
             let pause = backoff(tries);
-            if tries > self.config.retries || !failed.not_sent || tokio::time::Instant::now() + pause >= deadline {
+            if tries > self.config.retries || !repeatable || tokio::time::Instant::now() + pause >= deadline {
                 return Err(failed.error);
             }
-            tracing::warn!(%endpoint, tries, error = %failed.error, "could not connect to the provider; trying again");
+            tracing::warn!(%endpoint, tries, error = %failed.error, "provider call failed; trying again");
             tokio::time::sleep(pause).await;
         }
     }
