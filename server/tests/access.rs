@@ -49,17 +49,6 @@ async fn call(app: &Router, request: Request<Body>) -> Reply {
     Reply { status, headers, json }
 }
 
-fn request(method: &str, uri: &str, token: Option<&str>, body: Option<&Value>) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(uri).header(header::HOST, "127.0.0.1:8080");
-    if let Some(token) = token {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    match body {
-        Some(body) => builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap(),
-        None => builder.body(Body::empty()).unwrap(),
-    }
-}
-
 fn voice(token: Option<&str>, origin: Option<&str>, session: Option<&str>) -> Request<Body> {
     let wav = tone_wav(16_000, 0.5);
     let mut parts: Vec<support::Part> = vec![("audio", Some("question.wav"), &wav)];
@@ -104,7 +93,7 @@ async fn without_the_token_or_with_a_wrong_one_every_api_route_is_401() {
     let app = provider.app(&["--token", ALICE]);
     for (method, path, body) in every_route() {
         for token in [None, Some("wrong-token-but-long-enough"), Some(&ALICE[..ALICE.len() - 1])] {
-            let reply = call(&app, request(method, path, token, body.as_ref())).await;
+            let reply = call(&app, support::signed_request(method, path, token, body.as_ref())).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {path} with {token:?}: {}", reply.json);
             assert_error(&reply.json, "unauthorized");
             assert!(reply.headers.contains_key(header::WWW_AUTHENTICATE));
@@ -118,16 +107,17 @@ async fn without_the_token_or_with_a_wrong_one_every_api_route_is_401() {
     assert!(provider.transcribed().is_empty());
 
     // With it, the routes work.
-    let reply = call(&app, request("POST", "/api/chat", Some(ALICE), Some(&json!({"text": "hello", "speak": false})))).await;
+    let reply =
+        call(&app, support::signed_request("POST", "/api/chat", Some(ALICE), Some(&json!({"text": "hello", "speak": false})))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
     assert!(reply.json["answer"].as_str().is_some_and(|answer| !answer.is_empty()));
     let reply = call(&app, voice(Some(ALICE), None, None)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
     for path in ["/api/account", "/api/openapi.json", "/api/knowledge?limit=5"] {
-        let reply = call(&app, request("GET", path, Some(ALICE), None)).await;
+        let reply = call(&app, support::signed_request("GET", path, Some(ALICE), None)).await;
         assert_ne!(reply.status, StatusCode::UNAUTHORIZED, "{path}: {}", reply.json);
     }
-    let account = call(&app, request("GET", "/api/account", Some(ALICE), None)).await;
+    let account = call(&app, support::signed_request("GET", "/api/account", Some(ALICE), None)).await;
     assert_eq!(account.json, json!({"name": "owner", "admin": true}));
 }
 
@@ -135,16 +125,16 @@ async fn without_the_token_or_with_a_wrong_one_every_api_route_is_401() {
 async fn health_tells_callers_without_the_token_only_whether_it_runs() {
     let provider = FakeStages::new("");
     let app = provider.app(&["--token", ALICE]);
-    let anonymous = call(&app, request("GET", "/health", None, None)).await;
+    let anonymous = call(&app, support::signed_request("GET", "/health", None, None)).await;
     assert_eq!(anonymous.status, StatusCode::OK);
     assert_eq!(anonymous.json.as_object().unwrap().keys().collect::<Vec<_>>(), ["status"], "{}", anonymous.json);
-    let signed_in = call(&app, request("GET", "/health", Some(ALICE), None)).await;
+    let signed_in = call(&app, support::signed_request("GET", "/health", Some(ALICE), None)).await;
     assert!(signed_in.json["stages"].is_array() && signed_in.json["version"].is_string(), "{}", signed_in.json);
 
     let open = FakeStages::new("").app(&[]);
-    let reply = call(&open, request("GET", "/health", None, None)).await;
+    let reply = call(&open, support::signed_request("GET", "/health", None, None)).await;
     assert!(reply.json["stages"].is_array(), "a server without a token stays as it was: {}", reply.json);
-    let reply = call(&open, request("POST", "/api/chat", None, Some(&json!({"text": "hi", "speak": false})))).await;
+    let reply = call(&open, support::signed_request("POST", "/api/chat", None, Some(&json!({"text": "hi", "speak": false})))).await;
     assert_eq!(reply.status, StatusCode::OK, "loopback without a token stays open");
 }
 
@@ -152,42 +142,51 @@ async fn health_tells_callers_without_the_token_only_whether_it_runs() {
 async fn users_see_and_delete_only_their_own_conversations() {
     let provider = FakeStages::new("What time is it?");
     let app = users_app(&provider);
-    let started = call(&app, request("POST", "/api/chat", Some(BOB), Some(&json!({"text": "my bank PIN is 4711", "speak": false})))).await;
+    let started =
+        call(&app, support::signed_request("POST", "/api/chat", Some(BOB), Some(&json!({"text": "my bank PIN is 4711", "speak": false}))))
+            .await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.json);
     let session = started.json["session_id"].as_str().unwrap().to_owned();
     let by_voice = call(&app, voice(Some(BOB), None, None)).await;
     let voice_session = by_voice.json["session_id"].as_str().unwrap().to_owned();
     let history = format!("/api/sessions/{session}");
 
-    assert_eq!(call(&app, request("GET", &history, Some(BOB), None)).await.status, StatusCode::OK);
+    assert_eq!(call(&app, support::signed_request("GET", &history, Some(BOB), None)).await.status, StatusCode::OK);
     for other in [CAROL, ALICE] {
         for id in [&session, &voice_session] {
             let path = format!("/api/sessions/{id}");
-            let read = call(&app, request("GET", &path, Some(other), None)).await;
+            let read = call(&app, support::signed_request("GET", &path, Some(other), None)).await;
             assert_eq!(read.status, StatusCode::NOT_FOUND, "{}", read.json);
             assert_error(&read.json, "session_not_found");
             assert!(!read.json.to_string().contains("4711"));
-            assert_eq!(call(&app, request("DELETE", &path, Some(other), None)).await.status, StatusCode::NOT_FOUND);
+            assert_eq!(call(&app, support::signed_request("DELETE", &path, Some(other), None)).await.status, StatusCode::NOT_FOUND);
         }
         // Nor can they continue it, typed or spoken.
         let continued = call(
             &app,
-            request("POST", "/api/chat", Some(other), Some(&json!({"text": "what was it?", "session_id": session, "speak": false}))),
+            support::signed_request(
+                "POST",
+                "/api/chat",
+                Some(other),
+                Some(&json!({"text": "what was it?", "session_id": session, "speak": false})),
+            ),
         )
         .await;
         assert_eq!(continued.status, StatusCode::NOT_FOUND, "{}", continued.json);
         assert_eq!(call(&app, voice(Some(other), None, Some(&session))).await.status, StatusCode::NOT_FOUND);
     }
     // Still there for Bob, who continues and then deletes it.
-    let continued =
-        call(&app, request("POST", "/api/chat", Some(BOB), Some(&json!({"text": "and again", "session_id": session, "speak": false}))))
-            .await;
+    let continued = call(
+        &app,
+        support::signed_request("POST", "/api/chat", Some(BOB), Some(&json!({"text": "and again", "session_id": session, "speak": false}))),
+    )
+    .await;
     assert_eq!(continued.status, StatusCode::OK, "{}", continued.json);
     assert_eq!(call(&app, voice(Some(BOB), None, Some(&voice_session))).await.status, StatusCode::OK);
-    let lines = call(&app, request("GET", &history, Some(BOB), None)).await.json["turns"].as_array().unwrap().len();
+    let lines = call(&app, support::signed_request("GET", &history, Some(BOB), None)).await.json["turns"].as_array().unwrap().len();
     assert_eq!(lines, 4);
-    assert_eq!(call(&app, request("DELETE", &history, Some(BOB), None)).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(call(&app, request("GET", &history, Some(BOB), None)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(call(&app, support::signed_request("DELETE", &history, Some(BOB), None)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, support::signed_request("GET", &history, Some(BOB), None)).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -195,21 +194,21 @@ async fn only_an_admin_changes_the_shared_notes() {
     let provider = FakeStages::new("");
     let app = users_app(&provider);
     let note = json!({"notes": [{"text": "The wifi password is on the fridge."}]});
-    let refused = call(&app, request("POST", "/api/knowledge", Some(BOB), Some(&note))).await;
+    let refused = call(&app, support::signed_request("POST", "/api/knowledge", Some(BOB), Some(&note))).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.json);
     assert_error(&refused.json, "forbidden");
-    let admin = call(&app, request("POST", "/api/knowledge", Some(ALICE), Some(&note))).await;
+    let admin = call(&app, support::signed_request("POST", "/api/knowledge", Some(ALICE), Some(&note))).await;
     assert_ne!(admin.status, StatusCode::FORBIDDEN, "as admin: {}", admin.json);
     assert_ne!(admin.status, StatusCode::UNAUTHORIZED);
     // Everyone reads them.
-    assert_ne!(call(&app, request("GET", "/api/knowledge", Some(BOB), None)).await.status, StatusCode::FORBIDDEN);
-    let account = call(&app, request("GET", "/api/account", Some(BOB), None)).await;
+    assert_ne!(call(&app, support::signed_request("GET", "/api/knowledge", Some(BOB), None)).await.status, StatusCode::FORBIDDEN);
+    let account = call(&app, support::signed_request("GET", "/api/account", Some(BOB), None)).await;
     assert_eq!(account.json, json!({"name": "bob", "admin": false}));
 }
 
 /// The notes a user lists: (id, title, owner).
 async fn listed(app: &Router, token: &str) -> Vec<(String, String, Option<String>)> {
-    let page = call(app, request("GET", "/api/knowledge?limit=100", Some(token), None)).await;
+    let page = call(app, support::signed_request("GET", "/api/knowledge?limit=100", Some(token), None)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.json);
     let field = |note: &Value, name: &str| note[name].as_str().map(str::to_owned);
     page.json["notes"]
@@ -232,12 +231,12 @@ async fn memories_belong_to_the_user_who_asked_for_them() {
         parlance_server::AppState::new(&settings, stages, std::sync::Arc::new(parlance_server::sessions::MemorySessions::default()));
     let app = parlance_server::router(state, &settings);
     let shared = json!({"notes": [{"title": "Opening hours", "text": "The workshop is closed on Mondays."}]});
-    let added = call(&app, request("POST", "/api/knowledge", Some(ALICE), Some(&shared))).await;
+    let added = call(&app, support::signed_request("POST", "/api/knowledge", Some(ALICE), Some(&shared))).await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.json);
     let shared_id = added.json["notes"][0]["id"].as_str().unwrap().to_owned();
 
     let told = json!({"text": "Remember that my locker code is 4417."});
-    let remembered = call(&app, request("POST", "/api/chat", Some(BOB), Some(&told))).await;
+    let remembered = call(&app, support::signed_request("POST", "/api/chat", Some(BOB), Some(&told))).await;
     assert_eq!(remembered.status, StatusCode::OK, "{}", remembered.json);
     assert_eq!(remembered.json["tool_calls"][0]["name"], "remember", "{}", remembered.json);
 
@@ -250,34 +249,34 @@ async fn memories_belong_to_the_user_who_asked_for_them() {
         let theirs = listed(&app, other).await;
         assert!(!theirs.iter().any(|(id, _, _)| *id == memory_id), "someone else does not list it: {theirs:?}");
         assert!(theirs.iter().any(|(id, _, _)| *id == shared_id), "everyone lists the shared note: {theirs:?}");
-        let found = call(&app, request("GET", "/api/knowledge/search?q=locker+code&k=5", Some(other), None)).await;
+        let found = call(&app, support::signed_request("GET", "/api/knowledge/search?q=locker+code&k=5", Some(other), None)).await;
         assert_eq!(found.status, StatusCode::OK);
         assert!(!found.json.to_string().contains("4417"), "nor finds it: {}", found.json);
     }
-    let found = call(&app, request("GET", "/api/knowledge/search?q=locker+code&k=5", Some(BOB), None)).await;
+    let found = call(&app, support::signed_request("GET", "/api/knowledge/search?q=locker+code&k=5", Some(BOB), None)).await;
     assert_eq!(found.json["hits"][0]["id"], memory_id.as_str(), "Bob finds it: {}", found.json);
 
     // Asked about it, the assistant draws on Bob's memory for Bob only. (The fake model repeats its prompt.)
     let question = json!({"text": "What is my locker code?"});
-    let bob_asks = call(&app, request("POST", "/api/chat", Some(BOB), Some(&question))).await;
+    let bob_asks = call(&app, support::signed_request("POST", "/api/chat", Some(BOB), Some(&question))).await;
     assert!(bob_asks.json["answer"].as_str().unwrap().contains("4417"), "{}", bob_asks.json);
-    let carol_asks = call(&app, request("POST", "/api/chat", Some(CAROL), Some(&question))).await;
+    let carol_asks = call(&app, support::signed_request("POST", "/api/chat", Some(CAROL), Some(&question))).await;
     assert_eq!(carol_asks.status, StatusCode::OK, "{}", carol_asks.json);
     assert!(!carol_asks.json.to_string().contains("4417"), "{}", carol_asks.json);
 
     // Bob deletes his memory, not the shared note; nobody else deletes his memory.
     let bobs_memory = format!("/api/knowledge/{memory_id}");
     for other in [CAROL, ALICE] {
-        let refused = call(&app, request("DELETE", &bobs_memory, Some(other), None)).await;
+        let refused = call(&app, support::signed_request("DELETE", &bobs_memory, Some(other), None)).await;
         assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.json);
     }
     let shared_note = format!("/api/knowledge/{shared_id}");
-    let refused = call(&app, request("DELETE", &shared_note, Some(BOB), None)).await;
+    let refused = call(&app, support::signed_request("DELETE", &shared_note, Some(BOB), None)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.json);
     assert_error(&refused.json, "forbidden");
-    assert_eq!(call(&app, request("DELETE", &bobs_memory, Some(BOB), None)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, support::signed_request("DELETE", &bobs_memory, Some(BOB), None)).await.status, StatusCode::NO_CONTENT);
     assert!(!listed(&app, BOB).await.iter().any(|(id, _, _)| *id == memory_id), "gone");
-    assert_eq!(call(&app, request("DELETE", &shared_note, Some(ALICE), None)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, support::signed_request("DELETE", &shared_note, Some(ALICE), None)).await.status, StatusCode::NO_CONTENT);
 }
 
 fn with(mut request: Request<Body>, name: &'static str, value: &str) -> Request<Body> {
@@ -290,7 +289,7 @@ async fn pages_of_other_sites_cannot_change_anything_whatever_the_content_type()
     let provider = FakeStages::new("What time is it?");
     let app = provider.app(&["--cors-origins", "https://app.example"]);
     let evil = "https://evil.example";
-    let chat = request("POST", "/api/chat", None, Some(&json!({"text": "hi", "speak": false})));
+    let chat = support::signed_request("POST", "/api/chat", None, Some(&json!({"text": "hi", "speak": false})));
     let reply = call(&app, with(chat, "origin", evil)).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.json);
     assert_error(&reply.json, "forbidden");
@@ -316,16 +315,17 @@ async fn pages_of_other_sites_cannot_change_anything_whatever_the_content_type()
         .body(Body::from(r#"{"text":"hi"}"#))
         .unwrap();
     assert_eq!(call(&app, text_plain).await.status, StatusCode::FORBIDDEN, "a sandboxed page's `null` origin");
-    let delete = with(request("DELETE", "/api/sessions/x", None, None), "sec-fetch-site", "cross-site");
+    let delete = with(support::signed_request("DELETE", "/api/sessions/x", None, None), "sec-fetch-site", "cross-site");
     assert_eq!(call(&app, delete).await.status, StatusCode::FORBIDDEN, "no Origin, but fetch metadata says cross-site");
-    let other_port = with(request("POST", "/api/chat", None, Some(&json!({"text": "hi"}))), "origin", "http://127.0.0.1:9999");
+    let other_port =
+        with(support::signed_request("POST", "/api/chat", None, Some(&json!({"text": "hi"}))), "origin", "http://127.0.0.1:9999");
     assert_eq!(call(&app, other_port).await.status, StatusCode::FORBIDDEN);
     assert_eq!(provider.asked(), 0, "no refused request reached the model");
     assert!(provider.transcribed().is_empty());
 
     // The app itself and a listed site may; reading stays possible for any page (CORS keeps the answer from it).
     for origin in ["http://127.0.0.1:8080", "https://app.example"] {
-        let chat = with(request("POST", "/api/chat", None, Some(&json!({"text": "hi", "speak": false}))), "origin", origin);
+        let chat = with(support::signed_request("POST", "/api/chat", None, Some(&json!({"text": "hi", "speak": false}))), "origin", origin);
         assert_eq!(call(&app, chat).await.status, StatusCode::OK, "{origin}");
     }
     assert_eq!(call(&app, voice(None, Some("http://127.0.0.1:8080"), None)).await.status, StatusCode::OK);
@@ -337,7 +337,7 @@ async fn a_rebound_host_name_is_refused_on_http_and_the_socket() {
     let app = provider.app(&["--allowed-hosts", "parlance.home.arpa"]);
     for host in ["evil.example", "evil.example:8080", "127.0.0.1.nip.example"] {
         for (method, path) in [("GET", "/health"), ("GET", "/"), ("GET", "/api/knowledge"), ("GET", "/api/ws")] {
-            let mut rebound = request(method, path, None, None);
+            let mut rebound = support::signed_request(method, path, None, None);
             rebound.headers_mut().insert(header::HOST, host.parse().unwrap());
             let reply = call(&app, rebound).await;
             assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method} {path} for {host}");
@@ -345,27 +345,18 @@ async fn a_rebound_host_name_is_refused_on_http_and_the_socket() {
         }
     }
     for host in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "192.168.1.20:8080", "parlance.home.arpa"] {
-        let mut own = request("GET", "/health", None, None);
+        let mut own = support::signed_request("GET", "/health", None, None);
         own.headers_mut().insert(header::HOST, host.parse().unwrap());
         assert_eq!(call(&app, own).await.status, StatusCode::OK, "{host}");
     }
 
     // Over a real socket, as a browser on the re-bound name would connect.
-    let address = serve(&provider, &[]).await;
+    let address = provider.serve(&[]).await;
     let mut request = format!("ws://{address}/api/ws").into_client_request().unwrap();
     request.headers_mut().insert(header::HOST, "evil.example".parse().unwrap());
     request.headers_mut().insert(header::ORIGIN, "http://evil.example".parse().unwrap());
     let error = tokio_tungstenite::connect_async(request).await.expect_err("the socket is refused");
     assert!(error.to_string().contains("403"), "{error}");
-}
-
-async fn serve(provider: &FakeStages, extra: &[&str]) -> String {
-    let settings = provider.settings(extra);
-    let app = parlance_server::router(provider.state(&settings), &settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address.to_string()
 }
 
 async fn socket(address: &str, protocols: Option<&str>, origin: Option<&str>) -> Result<SocketClient, String> {
@@ -410,7 +401,7 @@ impl SocketClient {
 async fn the_socket_needs_the_token_as_a_subprotocol_and_keeps_users_apart() {
     let provider = FakeStages::new("What time is it?");
     let users = users_file();
-    let address = serve(&provider, &["--users-file", users.to_str().unwrap()]).await;
+    let address = provider.serve(&["--users-file", users.to_str().unwrap()]).await;
 
     for protocols in [None, Some("parlance"), Some("parlance, parlance.bearer.wrong-token-but-long-enough")] {
         let refused = socket(&address, protocols, None).await.err().expect("refused");
@@ -447,7 +438,7 @@ async fn security_headers_are_on_the_app_and_the_api() {
     let settings = support::settings(&["--frontend-dir", dist.to_str().unwrap(), "--token", ALICE]);
     let app = parlance_server::router(provider.state(&settings), &settings);
     for (path, token) in [("/", None), ("/some/app/route", None), ("/api/account", Some(ALICE)), ("/api/chat", None), ("/health", None)] {
-        let reply = call(&app, request("GET", path, token, None)).await;
+        let reply = call(&app, support::signed_request("GET", path, token, None)).await;
         let policy = reply.headers.get(header::CONTENT_SECURITY_POLICY).unwrap_or_else(|| panic!("{path}: no CSP")).to_str().unwrap();
         assert!(policy.contains("script-src 'self' 'wasm-unsafe-eval'"), "{path}: {policy}");
         assert!(policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe-inline"), "{path}: {policy}");
@@ -476,22 +467,11 @@ async fn turns_from(address: &str, forwarded_for: &[&str]) -> Vec<u16> {
     statuses
 }
 
-async fn serve_with_peers(provider: &FakeStages, extra: &[&str]) -> String {
-    let settings = provider.settings(extra);
-    let app = parlance_server::router(provider.state(&settings), &settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-    });
-    address.to_string()
-}
-
 #[tokio::test]
 async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
     let provider = FakeStages::new("");
     // One turn a minute per client.
-    let behind_proxy = serve_with_peers(&provider, &["--turns-per-minute", "1", "--trusted-proxies", "127.0.0.1"]).await;
+    let behind_proxy = provider.serve(&["--turns-per-minute", "1", "--trusted-proxies", "127.0.0.1"]).await;
     assert_eq!(
         turns_from(&behind_proxy, &["203.0.113.1", "203.0.113.2", "203.0.113.1"]).await,
         [200, 200, 429],
@@ -499,6 +479,6 @@ async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
     );
 
     // The same requests straight from a client: the header is not believed, so it is one client.
-    let direct = serve_with_peers(&provider, &["--turns-per-minute", "1"]).await;
+    let direct = provider.serve(&["--turns-per-minute", "1"]).await;
     assert_eq!(turns_from(&direct, &["203.0.113.1", "203.0.113.2"]).await, [200, 429], "a client cannot pick its own budget");
 }

@@ -62,17 +62,6 @@ fn get(uri: &str, token: Option<&str>) -> Request<Body> {
     builder.body(Body::empty()).unwrap()
 }
 
-fn with_token(method: &str, uri: &str, token: Option<&str>, body: Option<&Value>) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(uri).header(header::HOST, "127.0.0.1:8080");
-    if let Some(token) = token {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    match body {
-        Some(body) => builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap(),
-        None => builder.body(Body::empty()).unwrap(),
-    }
-}
-
 fn voice(audio: &[u8], token: Option<&str>, session: Option<&str>) -> Request<Body> {
     let mut parts: Vec<support::Part> = vec![("audio", Some("question.wav"), audio)];
     if let Some(session) = session {
@@ -173,10 +162,11 @@ async fn a_spoken_turn_keeps_its_recording_answer_and_transcript_listed_and_down
     }
 
     // A typed question answered aloud keeps the answer's audio; one answered in text only has no audio to keep.
-    let typed = call(&app, with_token("POST", "/api/chat", None, Some(&json!({"text": "Hello there", "session_id": session})))).await;
+    let typed =
+        call(&app, support::signed_request("POST", "/api/chat", None, Some(&json!({"text": "Hello there", "session_id": session})))).await;
     assert_eq!(typed.status, StatusCode::OK, "{}", typed.json());
     let silent = json!({"text": "And quietly?", "session_id": session, "speak": false});
-    assert_eq!(call(&app, with_token("POST", "/api/chat", None, Some(&silent))).await.status, StatusCode::OK);
+    assert_eq!(call(&app, support::signed_request("POST", "/api/chat", None, Some(&silent))).await.status, StatusCode::OK);
     let archive = archive_of(&app, &session, None).await;
     assert_eq!(archive.entries.len(), 2, "{archive:?}");
     let typed_entry = &archive.entries[1];
@@ -252,7 +242,7 @@ async fn old_turns_are_swept_and_deleting_the_conversation_deletes_its_archive()
     assert_eq!(Archive::new(&dir, 30).sweep().await.unwrap(), SweepReport { removed: 0, kept: 1 });
 
     // Deleting the conversation deletes its archive, folder and all.
-    let deleted = call(&app, with_token("DELETE", &format!("/api/sessions/{session}"), None, None)).await;
+    let deleted = call(&app, support::signed_request("DELETE", &format!("/api/sessions/{session}"), None, None)).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(!dir.join(&session).exists(), "{:?}", files_under(&dir));
     let gone = call(&app, get(&format!("/api/sessions/{session}/archive"), None)).await;
@@ -292,7 +282,7 @@ async fn another_users_archive_cannot_be_listed_or_fetched_and_no_token_gets_401
     }
     // Nor can they delete it.
     assert_eq!(
-        call(&app, with_token("DELETE", &format!("/api/sessions/{session}"), Some(CAROL), None)).await.status,
+        call(&app, support::signed_request("DELETE", &format!("/api/sessions/{session}"), Some(CAROL), None)).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(archive_of(&app, &session, Some(BOB)).await.entries.len(), 1);

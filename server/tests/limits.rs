@@ -26,18 +26,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Long enough for anything here on a busy machine; a test that waits this long has failed.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Parlance on a real port, knowing each connection's peer address (as `parlance` serves); its `host:port`.
-async fn serve(provider: &FakeStages, extra: &[&str]) -> String {
-    let settings = provider.settings(extra);
-    let app = parlance_server::router(provider.state(&settings), &settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-    });
-    address.to_string()
-}
-
 /// A model that answers only when the test lets it (`gate.add_permits`), a word every 20 ms.
 fn gated_model() -> (FakeStages, Arc<Semaphore>) {
     let provider = FakeStages::new("What time is it?");
@@ -174,7 +162,7 @@ async fn chat(address: &str, text: &str) -> reqwest::Response {
 async fn turns_wait_in_line_in_order_and_a_full_line_is_refused_with_503_or_an_error_event() {
     // The first answer is held until the line has been tried; nothing here depends on timing.
     let (provider, gate) = gated_model();
-    let address = serve(&provider, &["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
+    let address = provider.serve(&["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
     let mut first = Client::connect(&address).await;
     let mut second = Client::connect(&address).await;
     let mut third = Client::connect(&address).await;
@@ -229,7 +217,7 @@ async fn turns_wait_in_line_in_order_and_a_full_line_is_refused_with_503_or_an_e
 async fn http_turns_wait_in_the_same_line_as_the_socket() {
     let provider = slow_model(30);
     provider.configure(|fake| fake.transcript = "A spoken question".into());
-    let address = serve(&provider, &["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
+    let address = provider.serve(&["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
     let mut socket = Client::connect(&address).await;
     socket.send(&ask("First")).await;
     assert_eq!(socket.event().await, ServerEvent::status(TurnState::Thinking));
@@ -263,7 +251,7 @@ async fn http_turns_wait_in_the_same_line_as_the_socket() {
 #[tokio::test]
 async fn a_client_that_leaves_the_line_gives_its_place_up() {
     let (provider, gate) = gated_model();
-    let address = serve(&provider, &["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
+    let address = provider.serve(&["--max-concurrent-turns", "1", "--turn-queue", "2"]).await;
     let mut first = Client::connect(&address).await;
     let mut leaving = Client::connect(&address).await;
     let mut last = Client::connect(&address).await;
@@ -287,7 +275,7 @@ async fn a_client_that_leaves_the_line_gives_its_place_up() {
 async fn an_idle_socket_is_closed_with_its_reason_but_not_while_it_waits_for_an_answer() {
     let (provider, gate) = gated_model();
     let address =
-        serve(&provider, &["--socket-idle-secs", "1", "--socket-ping-secs", "0", "--max-concurrent-turns", "1", "--turn-queue", "1"]).await;
+        provider.serve(&["--socket-idle-secs", "1", "--socket-ping-secs", "0", "--max-concurrent-turns", "1", "--turn-queue", "1"]).await;
     let mut busy = Client::connect(&address).await;
     let mut waiting = Client::connect(&address).await;
     busy.send(&ask("Take your time")).await;
@@ -312,7 +300,7 @@ async fn an_idle_socket_is_closed_with_its_reason_but_not_while_it_waits_for_an_
 #[tokio::test]
 async fn the_server_pings_and_closes_a_socket_that_does_not_answer() {
     let provider = FakeStages::new("");
-    let address = serve(&provider, &["--socket-ping-secs", "1", "--socket-idle-secs", "0"]).await;
+    let address = provider.serve(&["--socket-ping-secs", "1", "--socket-idle-secs", "0"]).await;
     let mut answering = Client::connect(&address).await;
     let mut silent = Client::connect(&address).await;
 
@@ -341,7 +329,7 @@ async fn the_server_pings_and_closes_a_socket_that_does_not_answer() {
 #[tokio::test]
 async fn each_client_may_open_only_so_many_sockets() {
     let provider = FakeStages::new("");
-    let address = serve(&provider, &["--sockets-per-client", "2"]).await;
+    let address = provider.serve(&["--sockets-per-client", "2"]).await;
     let first = Client::connect(&address).await;
     let _second = Client::connect(&address).await;
     assert_eq!(Client::try_connect(&address, None).await.err(), Some(429), "the third is refused");
@@ -367,14 +355,14 @@ async fn each_client_may_open_only_so_many_sockets() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_socket_cap_counts_the_client_it_names() {
     let provider = FakeStages::new("");
-    let address = serve(&provider, &["--sockets-per-client", "1", "--trusted-proxies", "127.0.0.1"]).await;
+    let address = provider.serve(&["--sockets-per-client", "1", "--trusted-proxies", "127.0.0.1"]).await;
     let _alice = Client::try_connect(&address, Some("203.0.113.1")).await.expect("Alice's first");
     let _bob = Client::try_connect(&address, Some("203.0.113.2")).await.expect("Bob has his own count");
     let refused = Client::try_connect(&address, Some("203.0.113.1")).await.err();
     assert_eq!(refused, Some(429), "Alice's second is refused");
 
     // Straight from a client the header is not believed: all of these are the one peer, 127.0.0.1.
-    let direct = serve(&provider, &["--sockets-per-client", "1"]).await;
+    let direct = provider.serve(&["--sockets-per-client", "1"]).await;
     let _one = Client::try_connect(&direct, Some("203.0.113.1")).await.expect("the first");
     assert_eq!(Client::try_connect(&direct, Some("203.0.113.2")).await.err(), Some(429));
 }
@@ -382,7 +370,7 @@ async fn behind_a_trusted_proxy_the_socket_cap_counts_the_client_it_names() {
 #[tokio::test]
 async fn a_100_mb_socket_message_is_refused_with_an_error_event_and_close_1009() {
     let provider = FakeStages::new("");
-    let address = serve(&provider, &[]).await;
+    let address = provider.serve(&[]).await;
     let client = Client::connect(&address).await;
     let (mut sink, mut stream) = client.socket.split();
     // The upload stops when the server closes; its result does not matter.
@@ -415,7 +403,7 @@ async fn a_100_mb_socket_message_is_refused_with_an_error_event_and_close_1009()
 #[tokio::test]
 async fn what_an_error_event_repeats_of_a_huge_message_is_cut_short() {
     let provider = FakeStages::new("");
-    let address = serve(&provider, &[]).await;
+    let address = provider.serve(&[]).await;
     let mut client = Client::connect(&address).await;
     let huge_type = "x".repeat(100_000);
     client.socket.send(Message::text(format!(r#"{{"type": "{huge_type}"}}"#))).await.unwrap();

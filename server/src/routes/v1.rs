@@ -22,7 +22,7 @@ use parlance_shared::openai::{
 };
 use parlance_shared::{HistoryTurn, Role, ServerEvent, Stage};
 
-use super::error::{ApiError, OpenAiApiError};
+use super::error::{ApiError, OpenAiApiError, SHORT_ECHO, echo};
 use crate::access::Caller;
 use crate::audio::{AudioUpload, SPEECH_SAMPLE_RATE, decode_speech, encode};
 use crate::events::EventSink;
@@ -65,7 +65,9 @@ pub async fn chat_completions(
 ) -> Result<Response, OpenAiApiError> {
     let Json(request) = request.map_err(ApiError::from)?;
     if request.model != AGENT_MODEL {
-        return Err(ApiError::NotFound(format!("there is no model {:?} here; ask for `{AGENT_MODEL}`", short(&request.model))).into());
+        return Err(
+            ApiError::NotFound(format!("there is no model {:?} here; ask for `{AGENT_MODEL}`", echo(&request.model, SHORT_ECHO))).into()
+        );
     }
     let (history, question) = conversation(&request)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -197,7 +199,7 @@ pub async fn transcriptions(
     if !matches!(format.as_str(), "json" | "text" | "verbose_json") {
         return Err(ApiError::InvalidRequest(format!(
             "response_format {:?} is not offered here; use json, text or verbose_json",
-            short(&format)
+            echo(&format, SHORT_ECHO)
         ))
         .into());
     }
@@ -224,7 +226,8 @@ pub async fn transcriptions(
     })
 }
 
-/// `POST /v1/audio/speech`: `input` spoken by the server's voice, as `wav` (the default), `opus` or `pcm`.
+/// `POST /v1/audio/speech`: `input` spoken by the server's voice, as `wav`, `opus` or `pcm`; without
+/// `response_format`, as the voice speaks it (WAV for the local voice).
 #[utoipa::path(post, path = "/v1/audio/speech", tag = "openai", request_body = SpeechRequest,
     responses(
         (status = 200, description = "The speech: audio/wav, audio/ogg (Opus) or audio/pcm (24 kHz 16-bit mono)", content_type = "audio/wav"),
@@ -244,20 +247,24 @@ pub async fn speech(
     if length > MAX_SPEECH_CHARS {
         return Err(ApiError::InvalidRequest(format!("`input` is {length} characters long; the limit is {MAX_SPEECH_CHARS}")).into());
     }
-    let format = request.response_format.as_deref().unwrap_or("wav").to_owned();
+    let asked = request.response_format.as_deref().map(str::trim).filter(|format| !format.is_empty());
+    let format = asked.unwrap_or("wav").to_owned();
     if !matches!(format.as_str(), "wav" | "opus" | "pcm") {
-        return Err(
-            ApiError::InvalidRequest(format!("response_format {:?} is not offered here; use wav, opus or pcm", short(&format))).into()
-        );
+        return Err(ApiError::InvalidRequest(format!(
+            "response_format {:?} is not offered here; use wav, opus or pcm",
+            echo(&format, SHORT_ECHO)
+        ))
+        .into());
     }
     let speech = state.pipeline.speak_only(input).await?;
     let wav = speech.mime_type.starts_with("audio/wav") || speech.mime_type.starts_with("audio/x-wav");
-    if format == "wav" && wav {
-        return Ok(([(header::CONTENT_TYPE, "audio/wav")], speech.bytes).into_response());
+    // Unasked, the voice's own format goes out as it is (a provider's voice may speak MP3).
+    if (format == "wav" && wav) || asked.is_none() {
+        return Ok(([(header::CONTENT_TYPE, speech.mime_type)], speech.bytes).into_response());
     }
     if !wav {
         return Err(ApiError::InvalidRequest(format!(
-            "this server's voice speaks {}, which it cannot convert; ask for it without response_format",
+            "this server's voice speaks {}, which it cannot convert to {format}; leave out response_format to get it as it is",
             speech.mime_type
         ))
         .into());
@@ -278,14 +285,5 @@ pub async fn speech(
 
 /// Unknown `/v1` paths.
 pub async fn not_found(uri: axum::http::Uri) -> OpenAiApiError {
-    ApiError::NotFound(format!("there is no OpenAI-compatible endpoint at {}", short(uri.path()))).into()
-}
-
-/// At most 80 characters of something the client sent, for repeating it in an error.
-fn short(text: &str) -> String {
-    let mut cut: String = text.chars().take(80).collect();
-    if text.chars().count() > 80 {
-        cut.push('…');
-    }
-    cut
+    ApiError::NotFound(format!("there is no OpenAI-compatible endpoint at {}", echo(uri.path(), SHORT_ECHO))).into()
 }

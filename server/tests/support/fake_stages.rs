@@ -133,6 +133,19 @@ impl FakeStages {
         parlance_server::router(self.state(&settings), &settings)
     }
 
+    /// Parlance on these stages on a real port, as `parlance` serves it (each connection's peer address known,
+    /// for the per-client limits); its `host:port`.
+    pub async fn serve(&self, extra: &[&str]) -> String {
+        let settings = self.settings(extra);
+        let app = parlance_server::router(self.state(&settings), &settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+        });
+        address.to_string()
+    }
+
     pub fn settings(&self, extra: &[&str]) -> Settings {
         let mut args = vec!["--frontend-dir", "/nonexistent-parlance-frontend"];
         args.extend_from_slice(extra);

@@ -88,6 +88,19 @@ pub fn json_request(method: &str, uri: &str, body: &Value) -> Request<Body> {
     Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
 }
 
+/// A request as a signed-in client on this machine sends it: `Host` set, the token (if any) as a bearer, and a
+/// JSON body (if any).
+pub fn signed_request(method: &str, uri: &str, token: Option<&str>, body: Option<&Value>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri).header(header::HOST, "127.0.0.1:8080");
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    }
+}
+
 pub fn empty_request(method: &str, uri: &str) -> Request<Body> {
     Request::builder().method(method).uri(uri).body(Body::empty()).unwrap()
 }
