@@ -99,7 +99,7 @@ describe("hands-free over the live connection", () => {
       assert.ok(played[i].startedAt <= played[i - 1].endedAt + 50, `chunk ${i} was scheduled before chunk ${i - 1} ended (gapless)`);
     }
 
-    assert.match(await page.locator(".exchange .bubble.user").last().innerText(), /capital \w+ france/i, "the transcript is shown (a word may be misheard, as in tests/local_stt.rs)");
+    assert.match(await page.locator(".exchange .bubble.user").last().innerText(), /capital \w+ france/i, "the transcript is shown (a word may be misheard, as in tests/it/local_stt.rs)");
     const provisional = await page.evaluate(() => window.__provisional);
     assert.ok(provisional.some((text) => /capital \w+ france/i.test(text)), `what was heard at the pause was shown while listening: ${JSON.stringify(provisional)}`);
     const answer = await page.locator(".exchange .answer-text").last().innerText();

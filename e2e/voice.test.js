@@ -56,7 +56,7 @@ describe("talking to Parlance", () => {
     assert.ok(!seen.includes("error"), `no error on the way: ${seen.join(" -> ")}\n${consoleLines.join("\n")}`);
 
     const transcript = await page.locator(".exchange .bubble.user").last().innerText();
-    assert.match(transcript, /capital \w+ france/i, "the transcript of the spoken question is shown (a word may be misheard, as in tests/local_stt.rs)");
+    assert.match(transcript, /capital \w+ france/i, "the transcript of the spoken question is shown (a word may be misheard, as in tests/it/local_stt.rs)");
     const answer = await page.locator(".exchange .answer-text").last().innerText();
     assert.ok(answer.trim().length > 0, "an answer is shown");
     assert.match(await page.locator(".exchange .timings").last().innerText(), /^[\d.]+ (ms|s) total/);

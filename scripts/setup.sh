@@ -92,7 +92,7 @@ if [ "$mode" != build ]; then
   fi
 fi
 
-# OpenAI's Python SDK, for the test that uses it as a real client of /v1 (server/tests/openai_compat.rs).
+# OpenAI's Python SDK, for the test that uses it as a real client of /v1 (server/tests/it/openai_compat.rs).
 python_packages="$HOME/.cache/parlance/python"
 sdk_requirements=server/tests/openai_sdk/requirements.txt
 if [ "$mode" != build ] && [ -f "$sdk_requirements" ] && ! cmp -s "$sdk_requirements" "$python_packages/.parlance-installed"; then

@@ -30,7 +30,7 @@ printf '\n==> Tests\n'
 test_log=$(mktemp)
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$test_log"
-# The fake provider's key (server/tests/support/fake_openai.rs) and the token of server_process.rs's log test.
+# The fake provider's key (server/tests/it/support/fake_openai.rs) and the token of server_process.rs's log test.
 for secret in sk-test-secret-key-0123456789 canary-token-5d1f0e9a7b3c2e8f; do
   if grep -qF "$secret" "$test_log"; then
     echo "test: the test run's output shows a configured secret ($secret is a test value; a real one would leak the same way)" >&2

@@ -21,7 +21,7 @@
 
 mod common;
 #[allow(dead_code)]
-#[path = "../tests/support/fake_openai.rs"]
+#[path = "../tests/it/support/fake_openai.rs"]
 mod fake_openai;
 
 use std::time::{Duration, Instant};

@@ -41,7 +41,7 @@ pub enum Fusion {
 }
 
 impl Fusion {
-    /// Chosen on the held-out tuning questions in tests/knowledge_search.rs (`tune_fusion`, run with
+    /// Chosen on the held-out tuning questions in tests/it/knowledge_search.rs (`tune_fusion`, run with
     /// `--ignored`), then checked on the separate test questions there. Score fusions beat every rank fusion
     /// tried (k 0-60, full-text weights 0.05-1.5): rank fusion throws away how sure the vector search is, so a
     /// weak full-text match could unseat a clear first choice. Min-max scaled weights 0.35-0.45 scored best

@@ -1,6 +1,6 @@
 """OpenAI's own Python SDK against Parlance's /v1 endpoints: what an app built on it would do.
 
-Usage: check.py BASE_URL [API_KEY]. Prints one JSON object with what came back; server/tests/openai_compat.rs
+Usage: check.py BASE_URL [API_KEY]. Prints one JSON object with what came back; server/tests/it/openai_compat.rs
 runs it against a real server on the local models and judges the result.
 """
 

@@ -22,7 +22,7 @@ const TAIL_FRAMES: usize = 100;
 /// words, so "very very" or "no, no" are not loops.
 const MIN_LOOP_TOKENS: usize = 4;
 
-/// The shortest window, 10 s: on `tests/local_stt.rs`'s 18 clips, windows cut to the speech plus a second
+/// The shortest window, 10 s: on `tests/it/local_stt.rs`'s 18 clips, windows cut to the speech plus a second
 /// misheard more (summed WER 1.40, "the capital on France") than 10 s windows (0.96); full 30 s ones gave 1.41.
 const MIN_WINDOW_FRAMES: usize = 1_000;
 

@@ -3,7 +3,7 @@
 //! (conversations in memory), except where the test is about an OpenAI-compatible provider failing: there
 //! the provider is the fake OpenAI server or a closed port.
 
-mod support;
+use crate::support;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use parlance_shared::Stage;

@@ -1,7 +1,7 @@
 //! The agent's knowledge tools on a real database and real embeddings: what the model gets back, and the
 //! sources a turn lists.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The embedded voice on the real Piper model and ONNX Runtime (installed by the real installer if missing),
 //! and espeak-ng's voice as the fallback.
 
-mod support;
+use crate::support;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+#![allow(dead_code)] // Helpers kept for the test files that come and go; not every one is used at any time.
 
 pub mod fake_openai;
 pub mod fake_stages;

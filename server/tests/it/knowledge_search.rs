@@ -1,6 +1,6 @@
 //! Retrieval quality on the shipped notes, with the real embeddings model and a real LanceDB on disk.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

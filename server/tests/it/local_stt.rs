@@ -1,7 +1,7 @@
 //! Whisper tiny.en running in-process on the real weights (installed by the real installer if missing), on
 //! speech made at test time by espeak-ng and re-encoded by ffmpeg the way browsers record.
 
-mod support;
+use crate::support;
 
 use support::speech::{run, speak, word_error_rate};
 

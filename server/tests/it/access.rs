@@ -2,7 +2,7 @@
 //! memory): tokens on every /api route and the socket, users who see only their own conversations, admins who
 //! alone change the notes, pages of other sites and re-bound host names refused, and the security headers.
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::body::Body;

@@ -5,7 +5,7 @@
 //! The model stages are fakes inside the test process (`support/fake_stages.rs`) whose model writes its answer
 //! a word at a time at a set pace, so a turn lasts long enough for others to queue behind it.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

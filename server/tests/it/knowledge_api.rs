@@ -1,6 +1,6 @@
 //! The knowledge endpoints over HTTP, on real embeddings and a real database in a temporary folder.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -1,6 +1,6 @@
 //! The OpenAPI document describes every route the server has, with the contract's own types.
 
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use support::{app, empty_request, send, settings};

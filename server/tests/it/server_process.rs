@@ -4,7 +4,7 @@
 //! anywhere else. And a spoken turn, uploaded or streamed, must leave no audio on disk, in the data directory or
 //! in temporary files, unless the audio archive is on; then the archive is swept of old turns at start-up.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The offline promise end to end: with the models `parlance models` installs and no other setting, a spoken
 //! question goes in and a spoken answer comes out, every stage running inside the server process.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! all-MiniLM-L6-v2 running in-process on the real weights (installed by the real installer if missing).
 
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use parlance_server::embeddings::{Embedder, LocalEmbeddings};

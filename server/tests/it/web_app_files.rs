@@ -3,7 +3,7 @@
 //! the API never shadowed by it. Requests go through the router with `oneshot`, over a directory laid out as
 //! `scripts/build-web.sh` leaves it.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

@@ -5,7 +5,7 @@
 //! process (`support/fake_stages.rs`), whose model writes its answers word by word at a set pace and records
 //! whether an answer was finished or dropped; conversations are kept in memory.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

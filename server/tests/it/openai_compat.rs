@@ -3,7 +3,7 @@
 //! errors in OpenAI's shape, the token). Then OpenAI's own Python SDK against a real server on the local
 //! models: speech it can read, that speech transcribed back, a streamed answer.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -1,6 +1,6 @@
 //! Each OpenAI-compatible backend against the fake provider, through its stage trait.
 
-mod support;
+use crate::support;
 
 use futures::StreamExt;
 use parlance_server::config::StageBackend;

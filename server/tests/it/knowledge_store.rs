@@ -1,6 +1,6 @@
 //! The database on disk: restarts, re-seeding, deletion that really deletes, concurrent writers.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

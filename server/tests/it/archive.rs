@@ -3,7 +3,7 @@
 //! answer cut to what was played after a barge-in, listing and downloading over the API with the
 //! conversation's own access rules, retention, deletion with the conversation, and nothing at all when it is off.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! transcribes it, lets the model call a tool, speaks the answer, and remembers the conversation. The model
 //! provider is the fake OpenAI server, reached through reqwest like any real one.
 
-mod support;
+use crate::support;
 
 use base64::Engine as _;
 use parlance_shared::{ErrorBody, Role, SessionHistory, TurnResponse};

@@ -4,7 +4,7 @@
 //! Every model here runs on one thread: the tests of this file run in parallel, and llama.cpp's threads
 //! slow down badly when they outnumber the cores.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, OnceLock};
 

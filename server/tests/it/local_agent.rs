@@ -2,7 +2,7 @@
 //! the seeded notes in a real LanceDB: general questions are answered without tools, questions about Parlance
 //! are answered from the notes, the clock is read when asked, and a remembered fact comes back later.
 
-mod support;
+use crate::support;
 
 use chrono::Timelike;
 use parlance_server::models::catalog;

@@ -1,7 +1,7 @@
 //! The server's modules depend on each other one way: from the edge down to the stages, never back, and never
 //! in a loop. This reads every `crate::` path in `server/src` (comments and string literals skipped), groups
 //! the files by top-level module, and fails on an import that climbs a tier or on a loop between modules.
-//! `cargo test --test module_tiers -- --nocapture` prints the graph. Paths that leave a module through
+//! `cargo test --test it module_tiers -- --nocapture` prints the graph. Paths that leave a module through
 //! `super::` are not read: none do (`super::` only ever names a module's own parent inside it).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +36,7 @@ fn modules_depend_one_way_with_no_loops() {
     let mut problems = Vec::new();
     for module in graph.keys() {
         if tier_of(module).is_none() {
-            problems.push(format!("module `{module}` has no tier: add it to TIERS in tests/module_tiers.rs"));
+            problems.push(format!("module `{module}` has no tier: add it to TIERS in tests/it/module_tiers.rs"));
         }
     }
     for (from, deps) in &graph {

@@ -1,0 +1,28 @@
+//! Every integration test of the server, in one test binary: one link and one executable of a few GB instead of
+//! one per file (each file was its own executable, and the disk filled with them). Each file is a module.
+
+mod support;
+
+mod access;
+mod api_errors;
+mod archive;
+mod knowledge_api;
+mod knowledge_search;
+mod knowledge_store;
+mod knowledge_tools;
+mod limits;
+mod local_agent;
+mod local_embeddings;
+mod local_llm;
+mod local_stt;
+mod local_tts;
+mod local_voice_turn;
+mod models_command;
+mod module_tiers;
+mod openai_backends;
+mod openai_compat;
+mod openapi;
+mod server_process;
+mod voice_turn_over_http;
+mod web_app_files;
+mod ws_turns;
