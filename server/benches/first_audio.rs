@@ -229,7 +229,10 @@ fn question(dir: &std::path::Path, index: &str, text: &str, silence_ms: u32) -> 
 async fn streaming(address: &str, recording: &[u8]) -> (Duration, Duration) {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
     let send = |message: &ClientMessage| Message::text(serde_json::to_string(message).expect("json"));
-    socket.send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 })).await.expect("start");
+    socket
+        .send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None }))
+        .await
+        .expect("start");
     let samples = hound::WavReader::new(recording).expect("a WAV question").into_samples::<i16>();
     let pcm: Vec<u8> = samples.flat_map(|sample| sample.expect("a sample").to_le_bytes()).collect();
     // 100 ms frames at the pace of speech, as the web app's microphone sends them.

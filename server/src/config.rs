@@ -151,6 +151,15 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_STT_VOCABULARY", default_value_t = false, action = clap::ArgAction::Set)]
     pub stt_vocabulary: bool,
 
+    /// Find where speech starts and stops in raw (`pcm16`) socket streams with a voice activity model, so the
+    /// server can end turns itself (`turn_detection` in the socket's `start`). `false` finds pauses by loudness.
+    #[arg(long, env = "PARLANCE_VAD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub vad: bool,
+
+    /// The Silero VAD model file; default: the one `parlance models` installs (used if it is there).
+    #[arg(long, env = "PARLANCE_VAD_MODEL_PATH")]
+    pub vad_model_path: Option<PathBuf>,
+
     /// The longest a model provider call may take, in seconds: a whole transcription, speech or embeddings
     /// call (its retries included), or a chat completion until its answer starts and then between two pieces of
     /// it. Past it the turn fails with 504.
@@ -447,10 +456,22 @@ pub struct Settings {
     pub tts_voice_engine: VoiceEngine,
     /// The local Piper voice runs on this ONNX Runtime library.
     pub onnx_runtime: PathBuf,
+    pub vad: VadSetting,
     pub embeddings: StageBackend,
     pub access: AccessSettings,
     /// `None`: no audio is kept.
     pub archive: Option<ArchiveSettings>,
+}
+
+/// Whether pauses in raw streams are found by the voice activity model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VadSetting {
+    /// By loudness.
+    Off,
+    /// The model the user named: the server does not start without it.
+    Required(PathBuf),
+    /// The installed model when it is there, else by loudness.
+    IfInstalled(PathBuf),
 }
 
 /// The stage's own flags, gathered so the four stages resolve the same way.
@@ -535,6 +556,11 @@ impl Config {
             notes_similarity: (self.notes_similarity > 0.0).then_some(self.notes_similarity),
             answer_style: self.answer_style,
             stt_vocabulary: self.stt_vocabulary,
+            vad: match (&self.vad_model_path, self.vad) {
+                (_, false) => VadSetting::Off,
+                (Some(path), true) => VadSetting::Required(path.clone()),
+                (None, true) => VadSetting::IfInstalled(self.models_dir.join(catalog::SILERO_VAD.id).join("silero_vad.onnx")),
+            },
             stt: with_own_model(
                 OwnModel::Folder { setting: "--stt-model-dir", path: self.stt.model_dir.as_deref(), needs: "model.bin" },
                 self.stt.backend,

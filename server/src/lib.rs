@@ -29,6 +29,7 @@ mod streaming;
 pub mod stt;
 pub mod text;
 pub mod tts;
+pub mod vad;
 
 use axum::Router;
 

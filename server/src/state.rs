@@ -7,7 +7,7 @@ use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::agent::{Agent, AnswerStyle, Grounder};
 use crate::archive::Archive;
 use crate::budget::{SocketSlots, TurnBudget};
-use crate::config::{AnswerStyleChoice, Settings, SocketSettings, StageBackend};
+use crate::config::{AnswerStyleChoice, Settings, SocketSettings, StageBackend, VadSetting};
 use crate::cpu::SpeechFirst;
 use crate::embeddings::{EmbedError, Embedder, LocalEmbeddings, OpenAiEmbeddings};
 use crate::knowledge::KnowledgeBase;
@@ -18,6 +18,7 @@ use crate::sessions::{LanceSessions, SessionStore};
 use crate::store::{Database, StoreError};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
 use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
+use crate::vad::{SileroVad, VadError};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -57,6 +58,8 @@ pub struct Stages {
     pub llm: Option<Arc<dyn ChatModel>>,
     pub tts: Option<Arc<dyn TextToSpeech>>,
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// Finds speech in raw socket streams (see `crate::vad`); `None`: pauses are found by loudness.
+    pub vad: Option<Arc<SileroVad>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,8 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error(transparent)]
     Knowledge(#[from] crate::knowledge::KnowledgeError),
+    #[error(transparent)]
+    Vad(#[from] VadError),
 }
 
 impl Stages {
@@ -100,8 +105,25 @@ impl Stages {
             }
             other => openai(other)?.map(|c| Arc::new(OpenAiTts::new(c, settings.tts_voice.clone())) as _),
         };
-        Ok(Self { stt, llm, tts, embedder: embedder(settings)? })
+        Ok(Self { stt, llm, tts, embedder: embedder(settings)?, vad: voice_activity(settings)? })
     }
+}
+
+/// The voice activity model the settings choose, loaded.
+fn voice_activity(settings: &Settings) -> Result<Option<Arc<SileroVad>>, VadError> {
+    let path = match &settings.vad {
+        VadSetting::Off => return Ok(None),
+        VadSetting::IfInstalled(path) if !path.is_file() => {
+            tracing::info!("no voice activity model installed: pauses are found by loudness (`parlance models --only silero-vad`)");
+            return Ok(None);
+        }
+        VadSetting::Required(path) | VadSetting::IfInstalled(path) => path,
+    };
+    let environment =
+        crate::onnx::runtime(&settings.onnx_runtime).map_err(|e| VadError::Load { path: path.clone(), reason: e.to_string() })?;
+    let vad = SileroVad::load(path, environment)?;
+    tracing::info!(file = %path.display(), "voice activity model loaded");
+    Ok(Some(Arc::new(vad)))
 }
 
 impl AppState {
@@ -126,7 +148,7 @@ impl AppState {
     }
 
     fn assemble(settings: &Settings, stages: Stages, sessions: Arc<dyn SessionStore>, database: Arc<Database>) -> Self {
-        let Stages { stt, llm, tts, embedder } = stages;
+        let Stages { stt, llm, tts, embedder, vad } = stages;
         let knowledge = Arc::new(KnowledgeBase::new(database, embedder.clone()));
         let tools = ToolRegistry::new()
             .with(CurrentTime)
@@ -159,6 +181,9 @@ impl AppState {
                 }
                 if let Some(archive) = &archive {
                     pipeline = pipeline.with_archive(Arc::clone(archive));
+                }
+                if let Some(vad) = vad {
+                    pipeline = pipeline.with_vad(vad);
                 }
                 pipeline
             }),

@@ -23,7 +23,7 @@ pub use knowledge::{
     NotePageQuery, NoteSummary,
 };
 pub use session::{HistoryTurn, Role, SessionHistory, SessionId};
-pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnState};
+pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnDetection, TurnState};
 pub use turn::{AudioClip, KnowledgeSource, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
 
 /// Name of the multipart field that carries the recorded question in `POST /api/voice`.

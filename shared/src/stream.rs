@@ -78,6 +78,26 @@ pub enum ServerEvent {
     Error {
         error: ErrorBody,
     },
+    /// The server heard speech begin in a `pcm16` stream (its voice activity detection), `at_ms` from the
+    /// start of the recording.
+    SpeechStarted {
+        at_ms: u64,
+    },
+    /// The speech heard stopped at `at_ms`; the user may go on (another `speech_started`) or be done.
+    SpeechStopped {
+        at_ms: u64,
+    },
+    /// The server ended the turn itself (see [`TurnDetection`]): stop sending audio for it; the answer's events
+    /// follow as after `end_turn`.
+    TurnEnded {
+        /// Where the last speech stopped, from the start of the recording.
+        speech_end_ms: u64,
+        /// How long the silence after it lasted when the turn was ended.
+        silence_ms: u64,
+        /// The language model's probability that what was heard is the user's whole turn, when it was judged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_of_turn_probability: Option<f32>,
+    },
 }
 
 impl ServerEvent {
@@ -104,6 +124,10 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<SessionId>,
         encoding: AudioEncoding,
+        /// Let the server end the turn when the user is done (`pcm16` only); without it the client sends
+        /// `end_turn`, which also works alongside.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turn_detection: Option<TurnDetection>,
     },
     /// The user stopped speaking: the server transcribes what it received and answers.
     EndTurn,
@@ -131,6 +155,36 @@ pub enum ClientMessage {
 
 fn speak_by_default() -> bool {
     true
+}
+
+/// How the server decides that the user is done speaking: after a short silence when the language model
+/// judges what was heard a complete turn ("What time is it?"), after a long one otherwise ("What is the ...").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TurnDetection {
+    /// The turn ends after this much silence following speech, whatever was said.
+    #[serde(default = "TurnDetection::default_silence_ms")]
+    pub silence_ms: u32,
+    /// The turn ends after this shorter silence when what was heard sounds complete; 0 waits for
+    /// `silence_ms` every time.
+    #[serde(default = "TurnDetection::default_complete_silence_ms")]
+    pub complete_silence_ms: u32,
+}
+
+impl TurnDetection {
+    pub const fn default_silence_ms() -> u32 {
+        1_500
+    }
+
+    pub const fn default_complete_silence_ms() -> u32 {
+        300
+    }
+}
+
+impl Default for TurnDetection {
+    fn default() -> Self {
+        Self { silence_ms: Self::default_silence_ms(), complete_silence_ms: Self::default_complete_silence_ms() }
+    }
 }
 
 /// How the binary frames of a spoken turn carry the audio.

@@ -189,6 +189,9 @@ fn event_type(event: &ServerEvent) -> &'static str {
         ServerEvent::Done { .. } => "done",
         ServerEvent::Interrupted { .. } => "interrupted",
         ServerEvent::Error { .. } => "error",
+        ServerEvent::SpeechStarted { .. } => "speech_started",
+        ServerEvent::SpeechStopped { .. } => "speech_stopped",
+        ServerEvent::TurnEnded { .. } => "turn_ended",
     }
 }
 
@@ -222,6 +225,10 @@ fn every_server_event_round_trips_with_its_type_tag() {
         },
         ServerEvent::Interrupted { session_id: SessionId::new("s1"), kept_answer: "Parlance is".into() },
         ServerEvent::Error { error: ErrorBody::new(ErrorCode::ProviderError, "model failed") },
+        ServerEvent::SpeechStarted { at_ms: 320 },
+        ServerEvent::SpeechStopped { at_ms: 1_984 },
+        ServerEvent::TurnEnded { speech_end_ms: 1_984, silence_ms: 416, end_of_turn_probability: Some(0.75) },
+        ServerEvent::TurnEnded { speech_end_ms: 1_984, silence_ms: 1_504, end_of_turn_probability: None },
     ]);
 
     let mut seen = std::collections::BTreeSet::new();
@@ -230,7 +237,12 @@ fn every_server_event_round_trips_with_its_type_tag() {
         assert_eq!(json["type"], event_type(event));
         seen.insert(event_type(event));
     }
-    assert_eq!(seen.len(), 8, "a ServerEvent variant has no sample: {seen:?}");
+    assert_eq!(seen.len(), 11, "a ServerEvent variant has no sample: {seen:?}");
+    assert_eq!(
+        serde_json::to_value(events.last().unwrap()).unwrap(),
+        json!({"type": "turn_ended", "speech_end_ms": 1984, "silence_ms": 1504}),
+        "no probability unless the model judged the turn"
+    );
     assert_eq!(serde_json::to_value(&events[6]).unwrap(), json!({"type": "transcript", "text": "what is par", "is_final": false}));
     assert_eq!(serde_json::to_value(&events[0]).unwrap(), json!({"type": "status", "state": "idle"}), "no place in line unless queued");
     assert_eq!(serde_json::to_value(&events[5]).unwrap(), json!({"type": "status", "state": "queued", "position": 2}));
@@ -273,10 +285,15 @@ fn every_client_message_round_trips_with_its_type_tag() {
     let mut messages: Vec<ClientMessage> =
         [AudioEncoding::Webm, AudioEncoding::Ogg, AudioEncoding::Mp4, AudioEncoding::Wav, AudioEncoding::Pcm16]
             .into_iter()
-            .map(|encoding| ClientMessage::Start { session_id: None, encoding })
+            .map(|encoding| ClientMessage::Start { session_id: None, encoding, turn_detection: None })
             .collect();
     messages.extend([
-        ClientMessage::Start { session_id: Some(SessionId::new("s1")), encoding: AudioEncoding::Webm },
+        ClientMessage::Start { session_id: Some(SessionId::new("s1")), encoding: AudioEncoding::Webm, turn_detection: None },
+        ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: Some(TurnDetection { silence_ms: 900, complete_silence_ms: 0 }),
+        },
         ClientMessage::EndTurn,
         ClientMessage::Interrupt { played_through: Some(2) },
         ClientMessage::Interrupt { played_through: None },
@@ -300,7 +317,18 @@ fn every_client_message_round_trips_with_its_type_tag() {
 #[test]
 fn client_messages_read_as_a_browser_writes_them() {
     let start: ClientMessage = serde_json::from_value(json!({"type": "start", "encoding": "pcm16"})).unwrap();
-    assert_eq!(start, ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 });
+    assert_eq!(start, ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None });
+    let detected: ClientMessage =
+        serde_json::from_value(json!({"type": "start", "encoding": "pcm16", "turn_detection": {"silence_ms": 1000}})).unwrap();
+    assert_eq!(
+        detected,
+        ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 300 })
+        },
+        "a short pause after a complete turn by default"
+    );
     let text: ClientMessage = serde_json::from_value(json!({"type": "text", "text": "hi"})).unwrap();
     assert_eq!(text, ClientMessage::Text { session_id: None, text: "hi".into(), speak: true }, "answers are spoken by default");
     let interrupt: ClientMessage = serde_json::from_value(json!({"type": "interrupt"})).unwrap();

@@ -115,7 +115,9 @@ impl Live {
                     self.core.attach_meter(capture.stream());
                     let session_id = self.core.session.get_untracked();
                     self.core.heard.set(None);
-                    if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
+                    if let Err(error) =
+                        self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: None })
+                    {
                         self.fail_microphone(MicError::RecorderFailed(error.to_string()));
                         return;
                     }
@@ -222,7 +224,7 @@ impl Live {
         }
         let session_id = self.core.session.get_untracked();
         self.core.heard.set(None);
-        if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16 }) {
+        if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: None }) {
             self.fail_hands_free(&error.to_string());
             return;
         }
@@ -494,7 +496,12 @@ impl Live {
             ServerEvent::Status { state: parlance_shared::TurnState::Idle, .. } if awaiting_cut => {
                 self.change_live(LiveState::take_cut);
             }
-            ServerEvent::Status { .. } | ServerEvent::ToolCall { .. } => {}
+            // The app ends its turns itself (hands-free included), so the server's hearing is only news.
+            ServerEvent::Status { .. }
+            | ServerEvent::ToolCall { .. }
+            | ServerEvent::SpeechStarted { .. }
+            | ServerEvent::SpeechStopped { .. }
+            | ServerEvent::TurnEnded { .. } => {}
             // Whatever the cut turn still sent before the server saw the interruption.
             ServerEvent::Transcript { .. }
             | ServerEvent::AnswerDelta { .. }

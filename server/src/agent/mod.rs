@@ -123,6 +123,19 @@ impl Agent {
         });
     }
 
+    /// How likely `question` (heard so far) is the whole of the user's turn, as the model judges it after
+    /// the conversation so far; `None` when the model cannot tell. Its prompt is the answer's without the
+    /// end of the question, so a local model keeps what it read for the answer.
+    pub async fn end_of_turn(&self, history: &[HistoryTurn], question: &str) -> Option<f32> {
+        // Judged without its final punctuation: speech-to-text closes nearly everything with "." or "?",
+        // whether the user finished or broke off.
+        let words = question.trim_end().trim_end_matches(['.', '?', '!', ',', ';', ':', '\u{2026}']).trim_end();
+        if words.is_empty() {
+            return None;
+        }
+        self.model.end_of_turn(self.first_request(history, words)).await
+    }
+
     /// `caller`: who asks; the notes searched and the memories kept are theirs (and the shared notes).
     pub async fn answer(&self, history: &[HistoryTurn], question: &str, caller: &Caller, events: &EventSink) -> Result<Answer, AgentError> {
         self.answer_noting(history, question, caller, events, &Findings::default()).await

@@ -72,6 +72,13 @@ pub trait ChatModel: Send + Sync {
     /// that keeps its prompt's evaluation between requests can do that work now. The answer is the same
     /// without it; backends that cannot use it ignore it.
     fn prepare(&self, _request: ChatRequest) {}
+    /// How likely the user's turn is over after the last (user) message of `request`: the model's
+    /// probability that their words end there (the end of its turn, or a sentence's closing punctuation
+    /// next), as a turn detector reads it ("What is the capital of France" high, "What is the" low). `None`
+    /// when the backend cannot tell (a provider gives no such probability).
+    async fn end_of_turn(&self, _request: ChatRequest) -> Option<f32> {
+        None
+    }
     fn info(&self) -> BackendInfo;
 }
 

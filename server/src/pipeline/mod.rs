@@ -32,6 +32,7 @@ use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::stt::{SpeechToText, SttError};
 use crate::text::SentenceSplitter;
 use crate::tts::{SpeechAudio, TextToSpeech, TtsError};
+use crate::vad::{SileroVad, VoiceActivity};
 
 pub struct Pipeline {
     stt: Option<Arc<dyn SpeechToText>>,
@@ -42,6 +43,8 @@ pub struct Pipeline {
     max_question_chars: usize,
     vocabulary: Option<Arc<NotesVocabulary>>,
     archive: Option<Arc<Archive>>,
+    /// Hears where speech starts and stops in raw streams; without it pauses are found by energy.
+    vad: Option<Arc<SileroVad>>,
     /// Every turn waits here for its place to run.
     queue: TurnQueue,
 }
@@ -219,8 +222,20 @@ impl Pipeline {
             max_question_chars: limits.max_question_chars,
             vocabulary: None,
             archive: None,
+            vad: None,
             queue: TurnQueue::new(limits.queue),
         }
+    }
+
+    /// Find speech in raw streams with `vad` (see [`crate::vad`]).
+    pub fn with_vad(mut self, vad: Arc<SileroVad>) -> Self {
+        self.vad = Some(vad);
+        self
+    }
+
+    /// A voice activity detector for a new raw stream, when the model is loaded.
+    pub fn voice_activity(&self) -> Option<VoiceActivity> {
+        self.vad.as_ref().map(SileroVad::stream)
     }
 
     /// Keep each turn's audio and transcript in `archive` (see [`crate::archive`]).
@@ -388,6 +403,14 @@ impl Pipeline {
         if let (Some(agent), Ok(question)) = (&self.agent, self.check_question(transcript)) {
             agent.prepare(self.recent(conversation), question, &conversation.caller);
         }
+    }
+
+    /// How likely `transcript` (heard so far) is the user's whole turn, from the language model; `None` when
+    /// there is no model or it cannot tell (see [`Agent::end_of_turn`]).
+    pub async fn end_of_turn(&self, conversation: &Conversation, transcript: &str) -> Option<f32> {
+        let agent = self.agent.as_ref()?;
+        let question = self.check_question(transcript).ok()?;
+        agent.end_of_turn(self.recent(conversation), question).await
     }
 
     /// The turns of `conversation` the model is shown.

@@ -2,19 +2,27 @@
 //! Every message gets a reaction; a message that makes no sense in the current state gets a [`SocketError`]
 //! reply (the edge sends it as an `error` event saying what to send instead), and the socket stays open.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TurnState};
+use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TurnDetection, TurnState};
 
 use super::early::EarlyTranscription;
+use super::pauses::SAMPLES_PER_MS;
 use super::recording::{Recording, RecordingError};
 use super::turn::{CancelledTurn, Progress, RunningTurn};
 use crate::access::Caller;
 use crate::budget::TurnBudget;
 use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
 use crate::sessions::{self, SessionStore};
+use crate::vad::VoiceEvent;
+
+/// The language model's probability that the words heard end there, above which they count as a complete
+/// turn, ended after `complete_silence_ms`. Qwen2.5-Coder-0.5B puts more than this on finished questions and
+/// requests and less than a fifth of it on ones that break off mid-phrase (`local_llm.rs` checks both kinds).
+pub const COMPLETE_TURN: f32 = 0.01;
 
 /// What the connection answers: protocol events as they are, and two things the edge puts into the wire's
 /// words (a finished turn, and a failure).
@@ -55,11 +63,20 @@ pub enum ProtocolError {
     Busy,
     #[error("there is no recording to end; send `start` and the audio first")]
     NotListening,
+    #[error("the server can only hear when you stop speaking in raw audio; send `turn_detection` with the `pcm16` encoding")]
+    DetectionNeedsPcm16,
 }
 
 enum Phase {
     Idle,
-    Listening { recording: Recording, conversation: Conversation, early: Option<EarlyTranscription> },
+    Listening {
+        recording: Recording,
+        conversation: Conversation,
+        /// Boxed: the voice activity detector's buffers make it large.
+        early: Option<Box<EarlyTranscription>>,
+        /// The server ends the turn itself.
+        detection: Option<TurnDetection>,
+    },
     Answering(RunningTurn),
 }
 
@@ -81,6 +98,10 @@ pub struct Connection {
     last_spoken: Option<SpokenTurn>,
     /// Stray audio is reported once per turn, not once per frame.
     reported_stray_audio: bool,
+    /// The server ended the current turn: audio the client sent before it heard so is not a mistake.
+    ended_by_server: bool,
+    /// Replies to hand out before waiting for more (one event may bring several).
+    pending: VecDeque<Reply>,
     /// Who opened the socket: the conversations it may continue, and whose new ones are.
     caller: Caller,
     owners: Option<Arc<dyn SessionStore>>,
@@ -97,6 +118,8 @@ impl Connection {
             phase: Phase::Idle,
             last_spoken: None,
             reported_stray_audio: false,
+            ended_by_server: false,
+            pending: VecDeque::new(),
             caller: Caller::Anyone,
             owners: None,
         }
@@ -120,7 +143,7 @@ impl Connection {
             Err(error) => return vec![failed(ProtocolError::Malformed(error.to_string()))],
         };
         let result = match message {
-            ClientMessage::Start { session_id, encoding } => self.start(session_id, encoding).await,
+            ClientMessage::Start { session_id, encoding, turn_detection } => self.start(session_id, encoding, turn_detection).await,
             ClientMessage::EndTurn => self.end_turn(),
             ClientMessage::Text { session_id, text, speak } => self.text(session_id, text, speak).await,
             ClientMessage::Interrupt { played_through } => self.interrupt(played_through).await,
@@ -131,35 +154,62 @@ impl Connection {
 
     /// A binary frame: audio of the turn being recorded.
     pub fn on_audio(&mut self, frame: &[u8]) -> Vec<Reply> {
-        match &mut self.phase {
-            Phase::Listening { recording, early, .. } => match recording.push(frame) {
-                Ok(()) => {
-                    if let Some(early) = early {
-                        early.observe(frame, recording);
-                    }
-                    vec![]
+        let (mut replies, over) = match &mut self.phase {
+            Phase::Listening { recording, early, detection, .. } => match (recording.push(frame), early) {
+                (Ok(()), Some(early)) => {
+                    let heard = early.observe(frame, recording).into_iter().map(speech_event).collect();
+                    (heard, detection.and_then(|detection| turn_over(early, detection)))
                 }
-                Err(error) => vec![failed(error)],
+                (Ok(()), None) => (vec![], None),
+                (Err(error), _) => (vec![failed(error)], None),
             },
+            // Sent before the client heard that the server ended the turn.
+            Phase::Idle | Phase::Answering(_) if self.ended_by_server => (vec![], None),
             Phase::Idle | Phase::Answering(_) if !self.reported_stray_audio => {
                 self.reported_stray_audio = true;
-                vec![failed(ProtocolError::AudioOutsideTurn)]
+                (vec![failed(ProtocolError::AudioOutsideTurn)], None)
             }
-            Phase::Idle | Phase::Answering(_) => vec![],
+            Phase::Idle | Phase::Answering(_) => (vec![], None),
+        };
+        if let Some(ended) = over {
+            replies.extend(self.end_detected_turn(ended));
         }
+        replies
+    }
+
+    /// The server decided the user is done: the turn ends as if the client had sent `end_turn`.
+    fn end_detected_turn(&mut self, ended: ServerEvent) -> Vec<Reply> {
+        tracing::debug!(?ended, "the server ended the turn");
+        let mut replies = vec![Reply::Event(ended)];
+        match self.end_turn() {
+            Ok(more) => {
+                self.ended_by_server = true;
+                replies.extend(more);
+            }
+            Err(error) => replies.push(Reply::Failed(error)),
+        }
+        replies
     }
 
     /// The running turn's next event, or while listening a provisional transcript; waits forever when there
     /// is none (for use in `select!`). The socket is idle again as soon as the turn's end (its answer or its
     /// failure) is handed out.
     pub async fn next_turn_event(&mut self) -> Option<Reply> {
+        if let Some(reply) = self.pending.pop_front() {
+            return Some(reply);
+        }
         let turn = match &mut self.phase {
             Phase::Answering(turn) => turn,
-            Phase::Listening { early: Some(early), conversation, .. } => {
+            Phase::Listening { early: Some(early), conversation, detection, .. } => {
                 let text = early.next_partial().await;
                 // Most often the question is complete: the model reads it while the user's silence runs out.
                 self.pipeline.prepare(conversation, &text);
-                return Some(Reply::Event(ServerEvent::Transcript { text, is_final: false }));
+                let partial = Reply::Event(ServerEvent::Transcript { text, is_final: false });
+                // The model's judgement came with the transcript: a complete turn may end now.
+                let Some(ended) = detection.and_then(|detection| turn_over(early, detection)) else { return Some(partial) };
+                let replies = self.end_detected_turn(ended);
+                self.pending.extend(replies);
+                return Some(partial);
             }
             Phase::Listening { .. } | Phase::Idle => return std::future::pending().await,
         };
@@ -186,13 +236,23 @@ impl Connection {
         }
     }
 
-    async fn start(&mut self, session_id: Option<SessionId>, encoding: AudioEncoding) -> Result<Vec<Reply>, SocketError> {
+    async fn start(
+        &mut self,
+        session_id: Option<SessionId>,
+        encoding: AudioEncoding,
+        detection: Option<TurnDetection>,
+    ) -> Result<Vec<Reply>, SocketError> {
         self.ensure_idle()?;
+        if detection.is_some() && encoding != AudioEncoding::Pcm16 {
+            return Err(ProtocolError::DetectionNeedsPcm16.into());
+        }
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
-        let early =
-            (encoding == AudioEncoding::Pcm16 && self.pipeline.hears()).then(|| EarlyTranscription::new(Arc::clone(&self.pipeline)));
-        self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation, early };
+        let early = (encoding == AudioEncoding::Pcm16 && self.pipeline.hears()).then(|| {
+            let judged_in = detection.filter(|detection| detection.complete_silence_ms > 0).map(|_| conversation.clone());
+            Box::new(EarlyTranscription::new(Arc::clone(&self.pipeline), judged_in))
+        });
+        self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation, early, detection };
         self.begin_turn();
         Ok(vec![Reply::Event(ServerEvent::status(TurnState::Listening))])
     }
@@ -200,7 +260,7 @@ impl Connection {
     fn end_turn(&mut self) -> Result<Vec<Reply>, SocketError> {
         let ended_at = Instant::now();
         let (recording, conversation, early) = match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Listening { recording, conversation, early } => (recording, conversation, early),
+            Phase::Listening { recording, conversation, early, .. } => (recording, conversation, early),
             other => {
                 self.phase = other;
                 return Err(ProtocolError::NotListening.into());
@@ -210,7 +270,7 @@ impl Connection {
             // Already reported when the limit was crossed; the turn is abandoned.
             return Ok(vec![idle()]);
         }
-        let input = match early.and_then(EarlyTranscription::finish) {
+        let input = match early.and_then(|early| early.finish()) {
             Some(transcript) => {
                 // Only the archive still wants the recording: speech-to-text has read it.
                 let recording = if self.pipeline.archives() { recording.finish().ok() } else { None };
@@ -299,6 +359,8 @@ impl Connection {
     fn begin_turn(&mut self) {
         self.last_spoken = None;
         self.reported_stray_audio = false;
+        self.ended_by_server = false;
+        self.pending.clear();
     }
 
     /// The conversation a turn continues: the one the client names (it must exist), else this socket's own.
@@ -333,6 +395,31 @@ fn played_text(chunks: &[String], played_through: Option<u32>) -> String {
 /// How many chunks were played to the end, the last being `played_through`.
 fn played_count(played_through: Option<u32>) -> usize {
     played_through.map_or(0, |sequence| usize::try_from(sequence).unwrap_or(usize::MAX).saturating_add(1))
+}
+
+/// Whether the silence after the speech ends the turn: a long one always, a short one after a turn the model
+/// judged complete. Returns the event that says so.
+fn turn_over(early: &EarlyTranscription, detection: TurnDetection) -> Option<ServerEvent> {
+    let speech_end = early.speech_end()?;
+    let silence_ms = u64::try_from(early.silence() / SAMPLES_PER_MS).unwrap_or(u64::MAX);
+    let probability = early.completeness();
+    let long_enough = silence_ms >= u64::from(detection.silence_ms.max(1));
+    let complete_enough = detection.complete_silence_ms > 0
+        && silence_ms >= u64::from(detection.complete_silence_ms)
+        && probability.is_some_and(|p| p >= COMPLETE_TURN);
+    (long_enough || complete_enough).then(|| ServerEvent::TurnEnded {
+        speech_end_ms: u64::try_from(speech_end / SAMPLES_PER_MS).unwrap_or(u64::MAX),
+        silence_ms,
+        end_of_turn_probability: probability,
+    })
+}
+
+fn speech_event(event: VoiceEvent) -> Reply {
+    let ms = |samples: usize| u64::try_from(samples / SAMPLES_PER_MS).unwrap_or(u64::MAX);
+    Reply::Event(match event {
+        VoiceEvent::SpeechStarted { at_sample } => ServerEvent::SpeechStarted { at_ms: ms(at_sample) },
+        VoiceEvent::SpeechStopped { at_sample } => ServerEvent::SpeechStopped { at_ms: ms(at_sample) },
+    })
 }
 
 fn failed(error: impl Into<SocketError>) -> Reply {

@@ -1,5 +1,8 @@
-//! Where the speech in a stream of raw 16 kHz PCM16 samples ends: loud 20 ms blocks are speech, and the
-//! speech has paused once quiet blocks have followed the last loud one for a while.
+//! Where the speech in a stream of raw 16 kHz PCM16 samples ends. With the voice activity model loaded it
+//! judges (see `crate::vad`); without it, loud 20 ms blocks are speech, and the speech has paused once quiet
+//! blocks have followed the last loud one for a while.
+
+use crate::vad::{VoiceActivity, VoiceEvent};
 
 /// 20 ms at 16 kHz: one short syllable lifts its block above the quiet.
 const BLOCK_SAMPLES: usize = 320;
@@ -13,6 +16,52 @@ const OVER_NOISE: f32 = 2.0;
 /// ... and at most this fraction of the loudest (20 dB under the voice). Both must hold: a block wrongly
 /// taken for quiet could lose the user's last words, one wrongly taken for speech only costs the early start.
 const UNDER_VOICE: f32 = 0.1;
+
+/// Samples per millisecond.
+pub const SAMPLES_PER_MS: usize = 16;
+
+/// The stream's pauses, by the voice activity model when there is one, else by energy.
+pub enum Pauses {
+    Energy(PauseDetector),
+    Voice(VoiceActivity),
+}
+
+impl Pauses {
+    /// Reads a frame of PCM16 bytes; returns where speech started and stopped in it (the model only).
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<VoiceEvent> {
+        match self {
+            Self::Energy(detector) => {
+                detector.push(bytes);
+                Vec::new()
+            }
+            Self::Voice(voice) => voice.push(bytes),
+        }
+    }
+
+    /// The sample just after the last speech; `None` before any.
+    pub fn speech_end(&self) -> Option<usize> {
+        match self {
+            Self::Energy(detector) => detector.speech_end(),
+            Self::Voice(voice) => voice.speech_end(),
+        }
+    }
+
+    /// Whether the speech has paused long enough to transcribe what was said.
+    pub fn paused(&self) -> bool {
+        match self {
+            Self::Energy(detector) => detector.paused(),
+            Self::Voice(voice) => voice.silent_for(PAUSE_SAMPLES),
+        }
+    }
+
+    /// Samples of silence since the speech stopped; 0 while speaking or before any speech.
+    pub fn silence(&self) -> usize {
+        match self {
+            Self::Energy(detector) => detector.silence(),
+            Self::Voice(voice) => voice.silence(),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct PauseDetector {
@@ -64,6 +113,11 @@ impl PauseDetector {
     /// The sample just after the last loud block; `None` before any speech.
     pub fn speech_end(&self) -> Option<usize> {
         self.speech_end
+    }
+
+    /// Samples since the last loud block; 0 before any.
+    pub fn silence(&self) -> usize {
+        self.speech_end.map_or(0, |end| self.samples - end)
     }
 
     /// Whether there was speech and it has been followed by [`PAUSE_SAMPLES`] of quiet.

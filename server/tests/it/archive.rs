@@ -386,7 +386,7 @@ async fn streamed_turns_keep_the_stream_as_wav_the_sentences_joined_and_only_wha
     let mut socket = Socket::connect(&address).await;
 
     // A raw PCM16 stream, transcribed during the pause: the archive keeps all of it, as WAV.
-    socket.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    socket.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None }).await;
     socket.event().await;
     let stream = [pcm16(600, true), pcm16(400, false)].concat();
     for frame in stream.chunks(640) {

@@ -270,3 +270,56 @@ async fn a_chat_turn_over_http_is_answered_by_the_installed_model_with_its_tool(
     let answer = turn["answer"].as_str().unwrap();
     assert!(answer.split_whitespace().count() >= 2 && !answer.contains('{'), "{answer:?}");
 }
+
+/// The turn detector's judgement (`ChatModel::end_of_turn`): with the agent's own prompt, a finished question
+/// or request gets a high probability that the user's words end there, one that breaks off mid-phrase a low
+/// one, with or without the punctuation speech-to-text adds. The server ends a turn after a short silence
+/// only above 0.01 (`streaming::connection`). The agent asks without the final punctuation; the model is
+/// asked both ways here.
+#[tokio::test]
+async fn a_finished_question_sounds_finished_and_a_broken_off_one_does_not() {
+    let judge = |text: &str| {
+        let request = ChatRequest { messages: conversation(text), tools: tools(), default_call: None };
+        async move { qwen().end_of_turn(request).await.expect("the local model judges the end of a turn") }
+    };
+    let finished = [
+        "What is the capital of France?",
+        "What time is it?",
+        "Tell me a joke.",
+        "When does the workshop open on Saturdays?",
+        "What is the capital of France",
+        "Tell me a joke",
+        "Can you tell me about that",
+        "Remember that my bike is a Trek",
+    ];
+    let unfinished = [
+        "What is the",
+        "Can you tell me about the",
+        "When does the workshop open on",
+        "I would like to know whether and",
+        "Can you tell me about",
+        "What is the capital of",
+        "So my question is",
+    ];
+    let mut lowest_finished = f32::INFINITY;
+    for text in finished {
+        let p = judge(text).await;
+        println!("finished   {p:.3}  {text}");
+        lowest_finished = lowest_finished.min(p);
+    }
+    let mut highest_unfinished = 0.0_f32;
+    for text in unfinished {
+        let p = judge(text).await;
+        println!("unfinished {p:.3}  {text}");
+        highest_unfinished = highest_unfinished.max(p);
+    }
+    assert!(lowest_finished > 0.01, "every finished question ends the turn after a short pause: lowest {lowest_finished}");
+    assert!(highest_unfinished < 0.01, "no broken-off one does: highest {highest_unfinished}");
+    // A turn with nothing for the model to judge gets no judgement rather than a made-up one.
+    let answered = ChatRequest {
+        messages: vec![ChatMessage::User("hi".into()), ChatMessage::Assistant { content: "Hello!".into(), tool_calls: vec![] }],
+        tools: vec![],
+        default_call: None,
+    };
+    assert_eq!(qwen().end_of_turn(answered).await, None);
+}

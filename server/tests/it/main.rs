@@ -23,6 +23,7 @@ mod openai_backends;
 mod openai_compat;
 mod openapi;
 mod server_process;
+mod turn_detection;
 mod voice_turn_over_http;
 mod web_app_files;
 mod ws_turns;

@@ -14,7 +14,7 @@ const TIERS: &[(&str, &[&str])] = &[
     ("edge: HTTP and the socket, the only modules that know status codes and error bodies", &["routes", "streaming"]),
     ("assembly: settings, and the server built from them", &["state", "config"]),
     ("the turn: pipeline and agent", &["pipeline", "agent"]),
-    ("stages and stores", &["stt", "llm", "tts", "embeddings", "knowledge", "sessions", "store", "archive"]),
+    ("stages and stores", &["stt", "llm", "tts", "vad", "embeddings", "knowledge", "sessions", "store", "archive"]),
     ("plumbing", &["openai", "onnx", "models", "audio", "text", "cpu", "events", "backend", "budget", "access"]),
 ];
 

@@ -159,7 +159,7 @@ async fn a_spoken_question_streams_its_transcript_answer_and_audio_in_order() {
     let recording = spoken_wav(dir.path(), "What time is it?");
 
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Wav }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Wav, turn_detection: None }).await;
     assert_eq!(client.event().await, ServerEvent::status(TurnState::Listening));
     // MediaRecorder-sized pieces: the server must join them into the one file.
     client.send_audio(&recording, 4096).await;
@@ -352,7 +352,7 @@ async fn raw_pcm16_frames_are_transcribed_as_one_wav() {
     let (provider, settings) = backends(&[]).await;
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None }).await;
     client.event().await;
     // Half a second of 16 kHz samples in 20 ms frames, as an AudioWorklet sends them.
     let samples: Vec<u8> = (0..8000i32).flat_map(|n| (((n * 440 * 2) % 16000 - 8000) as i16).to_le_bytes()).collect();
@@ -375,7 +375,7 @@ async fn a_pause_is_transcribed_before_the_turn_ends_and_the_answer_does_not_wai
     provider.configure(|behaviour| behaviour.stt_delay = transcription);
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None }).await;
     client.event().await;
     let question = [pcm16(600, true), pcm16(400, false)].concat();
     client.send_audio(&question, 640).await;
@@ -401,7 +401,7 @@ async fn speech_after_a_pause_makes_the_early_transcript_stale() {
     let (provider, settings) = backends(&[]).await;
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None }).await;
     client.event().await;
     client.send_audio(&[pcm16(600, true), pcm16(400, false)].concat(), 640).await;
     assert!(matches!(client.event().await, ServerEvent::Transcript { is_final: false, .. }));
@@ -439,10 +439,16 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     client.send(&ClientMessage::EndTurn).await;
     client.expect_error(ErrorCode::InvalidRequest).await;
 
-    client.send(&ClientMessage::Start { session_id: Some(SessionId::new("no-such-session")), encoding: AudioEncoding::Webm }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: Some(SessionId::new("no-such-session")),
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+        })
+        .await;
     client.expect_error(ErrorCode::SessionNotFound).await;
 
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None }).await;
     client.event().await;
     client.send(&ClientMessage::Text { session_id: None, text: "busy?".into(), speak: false }).await;
     client.expect_error(ErrorCode::InvalidRequest).await;
@@ -452,13 +458,13 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     client.send(&ClientMessage::EndTurn).await;
     assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
 
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None }).await;
     client.event().await;
     client.send_audio(b"this is text, not audio", 1024).await;
     client.send(&ClientMessage::EndTurn).await;
     client.expect_error(ErrorCode::UnsupportedMediaType).await;
 
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None }).await;
     client.event().await;
     client.send(&ClientMessage::EndTurn).await;
     client.expect_error(ErrorCode::MissingAudio).await;
@@ -470,7 +476,7 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     assert!(matches!(client.rest_of_turn().await.last(), Some(ServerEvent::Done { .. })));
 
     // One frame larger than the whole limit cannot even be read: the socket says why before it closes.
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None }).await;
     client.event().await;
     client.send_audio(&vec![0; 1_200_000], 1_200_000).await;
     let message = client.expect_error(ErrorCode::PayloadTooLarge).await;
@@ -508,7 +514,7 @@ async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspok
     // Interrupting with nothing to stop, or while listening, just confirms the socket is idle.
     client.send(&ClientMessage::Interrupt { played_through: None }).await;
     assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16 }).await;
+    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None }).await;
     client.event().await;
     client.send_audio(&[0; 640], 640).await;
     client.send(&ClientMessage::Interrupt { played_through: None }).await;

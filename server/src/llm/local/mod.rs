@@ -146,6 +146,12 @@ impl ChatModel for LocalChat {
         let _ = self.jobs.send(Job::Prepare { request, done: None });
     }
 
+    async fn end_of_turn(&self, request: ChatRequest) -> Option<f32> {
+        let (done, probability) = tokio::sync::oneshot::channel();
+        self.jobs.send(Job::EndOfTurn { request, done }).ok()?;
+        probability.await.ok().flatten()
+    }
+
     fn info(&self) -> BackendInfo {
         self.info.clone()
     }

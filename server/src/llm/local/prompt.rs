@@ -69,6 +69,16 @@ pub fn render(messages: &[ChatMessage], tools: &[ToolSpec]) -> String {
     out
 }
 
+/// The prompt up to the end of the user's last words, without the end of their turn: the model's
+/// probability for `<|im_end|>` next is how finished it thinks they are. `None` when the conversation does not
+/// end with a user's message. Shares its beginning with [`render`]'s, so the cache serves both.
+pub fn render_unfinished(messages: &[ChatMessage], tools: &[ToolSpec]) -> Option<String> {
+    if !matches!(messages.last(), Some(ChatMessage::User(_))) {
+        return None;
+    }
+    render(messages, tools).strip_suffix("<|im_end|>\n<|im_start|>assistant\n").map(str::to_owned)
+}
+
 /// Said after the tool results. Small models otherwise lose the question behind the results, try to call
 /// another tool and open with fragments like "Mark the date and time.", or read whole passages aloud.
 fn answer_reminder(question: &str) -> String {

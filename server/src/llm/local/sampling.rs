@@ -53,6 +53,29 @@ pub fn structure_openers(model: &LlamaModel) -> Vec<bool> {
         .collect()
 }
 
+/// Marks, by token id, the tokens that end a turn or close a sentence after unpunctuated words: `<|im_end|>`,
+/// end of text, and ".", "?", "!" (not "...", which trails off). Asked after words without their final
+/// punctuation, the model's probability for them is how finished the words are: "What is the capital of
+/// France" gets a "?", "What is the capital of" a noun.
+pub fn turn_enders(model: &LlamaModel) -> Vec<bool> {
+    let vocab = model.vocab();
+    vocab
+        .tokens()
+        .map(|token| {
+            if vocab.is_eog(token) {
+                return true;
+            }
+            if vocab.is_control(token) {
+                return false;
+            }
+            let piece = vocab.token_to_piece(token, true, None);
+            let text = String::from_utf8_lossy(&piece);
+            let text = text.trim_start();
+            text.starts_with(['.', '?', '!']) && !text.starts_with("..")
+        })
+        .collect()
+}
+
 /// For answer text.
 pub fn answer(model: &LlamaModel, banned: &[LlamaLogitBias]) -> LlamaSampler {
     LlamaSampler::chain_simple([

@@ -46,6 +46,9 @@ pub enum Job {
     /// Evaluate `request`'s prompt now, so the answer to it starts sooner when it is asked for. Skipped if a
     /// request is already waiting (it would only delay that one). `done` hears when it is over, either way.
     Prepare { request: ChatRequest, done: Option<tokio::sync::oneshot::Sender<()>> },
+    /// How likely the user's turn is over after `request`'s last message (see `ChatModel::end_of_turn`).
+    /// Skipped like a preparation when a request is waiting: by then the turn has ended anyway.
+    EndOfTurn { request: ChatRequest, done: tokio::sync::oneshot::Sender<Option<f32>> },
 }
 
 /// What the worker tells the loader once the model is ready.
@@ -129,6 +132,7 @@ pub fn run(
         engine,
         unspeakable: sampling::unspeakable_tokens(&model),
         structure_openers: sampling::structure_openers(&model),
+        turn_enders: sampling::turn_enders(&model),
         options,
         reports,
     };
@@ -146,6 +150,20 @@ pub fn run(
                     (true, None)
                 }
                 Err(_) => (std::panic::catch_unwind(AssertUnwindSafe(|| worker.prepare(&request))).is_ok(), None),
+            },
+            Job::EndOfTurn { request, done } => match jobs.try_recv() {
+                Ok(next) => {
+                    waiting = Some(next);
+                    let _ = done.send(None);
+                    (true, None)
+                }
+                Err(_) => match std::panic::catch_unwind(AssertUnwindSafe(|| worker.end_of_turn(&request))) {
+                    Ok(probability) => {
+                        let _ = done.send(probability);
+                        (true, None)
+                    }
+                    Err(_) => (false, None),
+                },
             },
             Job::Answer { request, events } => {
                 (std::panic::catch_unwind(AssertUnwindSafe(|| worker.serve(&request, events.clone()))).is_ok(), Some(events))
@@ -179,6 +197,8 @@ struct Worker<'model> {
     unspeakable: Vec<LlamaLogitBias>,
     /// By token id: does it open structured output (see [`sampling::structure_openers`])?
     structure_openers: Vec<bool>,
+    /// By token id: does it end a turn?
+    turn_enders: Vec<bool>,
     options: WorkerOptions,
     reports: Arc<Reports>,
 }
@@ -207,6 +227,30 @@ impl Worker<'_> {
                 "prompt prepared ahead of its request"
             ),
             Err(error) => tracing::debug!(%error, "could not prepare the prompt"),
+        }
+    }
+
+    /// The probability that the user's turn ends after `request`'s last message (see [`Job::EndOfTurn`]).
+    /// The evaluated prompt stays in the cache: the answer's prompt begins with it.
+    fn end_of_turn(&mut self, request: &ChatRequest) -> Option<f32> {
+        let started = Instant::now();
+        let text = prompt::render_unfinished(&request.messages, &request.tools)?;
+        let tokens = self.engine.tokenize(&text);
+        match self.engine.prefill(&tokens, self.options.max_answer_tokens.max(self.options.max_tool_call_tokens)) {
+            Ok(prefill) => {
+                let probability = self.engine.probability_of(&self.turn_enders);
+                tracing::debug!(
+                    probability,
+                    evaluated_tokens = prefill.evaluated,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "end of turn judged"
+                );
+                Some(probability)
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not judge the end of the turn");
+                None
+            }
         }
     }
 

@@ -124,6 +124,7 @@ impl FakeStages {
             llm: Some(Arc::new(FakeChat(Arc::clone(shared)))),
             tts: Some(Arc::new(FakeTts(Arc::clone(shared)))),
             embedder: None,
+            vad: None,
         }
     }
 

@@ -1,0 +1,214 @@
+//! The server hears when the user is done (`turn_detection` in the socket's `start`): the Silero voice
+//! activity model finds speech in a raw stream and the server ends the turn itself, after a short silence
+//! when the language model judges what was heard a complete turn and after a long one otherwise.
+//!
+//! Speech is espeak-ng's, resampled to 16 kHz PCM16 by sox, streamed in 20 ms frames as a browser's
+//! AudioWorklet sends them; silence is counted in samples, so only the tests that wait for the model's
+//! judgement send at the pace of real time.
+
+use crate::support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use parlance_server::models::catalog;
+use parlance_server::vad::SileroVad;
+use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, TurnDetection};
+use support::fake_stages::FakeStages;
+use tokio_tungstenite::tungstenite::Message;
+
+/// 20 ms at 16 kHz, in bytes.
+const FRAME: usize = 640;
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// `text` spoken by espeak-ng as raw 16 kHz PCM16.
+fn spoken_pcm16(dir: &Path, name: &str, text: &str) -> Vec<u8> {
+    let wav = support::speech::speak(dir, name, text);
+    let raw = dir.join(format!("{name}.raw"));
+    support::speech::run(
+        "sox",
+        &[wav.to_str().unwrap(), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", raw.to_str().unwrap()],
+    );
+    std::fs::read(raw).unwrap()
+}
+
+fn silence(ms: usize) -> Vec<u8> {
+    vec![0; ms * 32]
+}
+
+fn ms_of(bytes: &[u8]) -> u64 {
+    (bytes.len() / 32) as u64
+}
+
+/// The Silero model `parlance models` installs, on the process's ONNX Runtime.
+fn silero() -> Arc<SileroVad> {
+    let runtime = support::installed_model(&catalog::ONNX_RUNTIME).join("libonnxruntime.so");
+    let environment = parlance_server::onnx::runtime(&runtime).expect("ONNX Runtime loads");
+    let model = support::installed_model(&catalog::SILERO_VAD).join("silero_vad.onnx");
+    Arc::new(SileroVad::load(&model, environment).expect("the voice activity model loads"))
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap() });
+    address.to_string()
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(address: &str) -> Socket {
+    tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens").0
+}
+
+async fn send(socket: &mut Socket, message: &ClientMessage) {
+    socket.send(Message::text(serde_json::to_string(message).unwrap())).await.unwrap();
+}
+
+/// Sends `audio` in 20 ms frames; at the pace of real time when `paced`.
+async fn stream(socket: &mut Socket, audio: &[u8], paced: bool) {
+    for frame in audio.chunks(FRAME) {
+        socket.send(Message::binary(frame.to_vec())).await.unwrap();
+        if paced {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Every event until the turn is over (`done` or `error`), or `None` if nothing more comes within `wait`.
+async fn events_until_done(socket: &mut Socket, wait: Duration) -> Vec<ServerEvent> {
+    let mut events = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(wait, socket.next()).await {
+        let Message::Text(text) = message.expect("socket reads") else { continue };
+        let event: ServerEvent = serde_json::from_str(text.as_str()).unwrap();
+        let last = matches!(event, ServerEvent::Done { .. } | ServerEvent::Error { .. });
+        events.push(event);
+        if last {
+            break;
+        }
+    }
+    events
+}
+
+fn turn_ended(events: &[ServerEvent]) -> Vec<(u64, u64, Option<f32>)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            ServerEvent::TurnEnded { speech_end_ms, silence_ms, end_of_turn_probability } => {
+                Some((*speech_end_ms, *silence_ms, *end_of_turn_probability))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = spoken_pcm16(dir.path(), "first", "What time");
+    let second = spoken_pcm16(dir.path(), "second", "is it in Tokyo");
+    let fake = FakeStages::new("What time is it in Tokyo?");
+    let settings = fake.settings(&[]);
+    let state = parlance_server::AppState::new(
+        &settings,
+        parlance_server::Stages { vad: Some(silero()), ..fake.stages() },
+        Arc::new(parlance_server::sessions::MemorySessions::default()),
+    );
+    let address = serve(parlance_server::router(state, &settings)).await;
+    let mut socket = connect(&address).await;
+
+    // espeak-ng's clips begin and end with a little silence of their own, so the pause mid-question is
+    // longer than the 450 ms put between them.
+    let detection = TurnDetection { silence_ms: 1_000, complete_silence_ms: 0 };
+    send(&mut socket, &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection) }).await;
+    // A second of a steady tone first: loud, but no voice.
+    let tone: Vec<u8> = (0..16_000).flat_map(|n: i32| (((n * 880) % 16_000 - 8_000) as i16).to_le_bytes()).collect();
+    let recording = [silence(300), tone, silence(300), first.clone(), silence(450), second.clone(), silence(1_200)].concat();
+    stream(&mut socket, &recording, false).await;
+    let events = events_until_done(&mut socket, PATIENCE).await;
+
+    let starts: Vec<u64> =
+        events.iter().filter_map(|e| if let ServerEvent::SpeechStarted { at_ms } = e { Some(*at_ms) } else { None }).collect();
+    let spoken_from = 300 + 1_000 + 300;
+    assert!(!starts.is_empty(), "the voice was heard: {events:?}");
+    assert!(
+        starts[0] + 100 >= spoken_from,
+        "the tone is not a voice: speech heard from {} ms, the voice starts at {spoken_from} ms",
+        starts[0]
+    );
+    let ended = turn_ended(&events);
+    let heard: Vec<&ServerEvent> = events.iter().filter(|e| !matches!(e, ServerEvent::AudioChunk { .. })).collect();
+    assert_eq!(ended.len(), 1, "one turn, not cut at the pause mid-question: {heard:?}");
+    let (speech_end_ms, silence_ms, probability) = ended[0];
+    let spoken_until = spoken_from + ms_of(&first) + 450 + ms_of(&second);
+    assert!(
+        speech_end_ms <= spoken_until + 100 && speech_end_ms + 400 >= spoken_until,
+        "speech ended at {speech_end_ms} ms, the voice at {spoken_until} ms"
+    );
+    assert!((1_000..1_100).contains(&silence_ms), "ended after the silence asked for: {silence_ms} ms");
+    assert_eq!(probability, None, "no judgement was asked for");
+    assert!(matches!(events.last(), Some(ServerEvent::Done { .. })), "answered without `end_turn`: {events:?}");
+    assert_eq!(fake.transcribed().len(), 1, "one recording was transcribed");
+
+    // The rest of the silence arrived after the turn ended: not a mistake, and the socket takes the next turn.
+    send(&mut socket, &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: Some(detection) }).await;
+    match events_until_done(&mut socket, PATIENCE).await.first() {
+        Some(ServerEvent::Error { error }) => assert!(error.message.contains("pcm16"), "{}", error.message),
+        other => panic!("turn detection in a container format is refused, got {other:?}"),
+    }
+}
+
+/// The whole server on the local models: a finished question ends on the model's judgement, long before
+/// the long silence; one that breaks off waits for the long silence. The long silences are far longer than
+/// transcribing and judging take even on a loaded machine, so the outcome does not depend on its speed.
+#[tokio::test]
+async fn a_finished_question_ends_on_the_models_judgement_and_a_broken_off_one_waits() {
+    let models = support::installed_model(&catalog::WHISPER_TINY_EN).parent().unwrap().to_path_buf();
+    for model in [&catalog::QWEN_CODER_0_5B, &catalog::PIPER_JOE, &catalog::ONNX_RUNTIME, &catalog::MINILM_L6_V2, &catalog::SILERO_VAD] {
+        support::installed_model(model);
+    }
+    let settings = support::settings(&["--models-dir", models.to_str().unwrap(), "--frontend-dir", "/nonexistent-parlance-frontend"]);
+    let address = serve(support::app(&settings)).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let cases = [("finished", "What is the capital of France?", 30_000), ("unfinished", "So my question is about the", 3_000)];
+    let mut heard = Vec::new();
+    for (name, text, silence_ms) in cases {
+        let mut socket = connect(&address).await;
+        let detection = TurnDetection { silence_ms, complete_silence_ms: 300 };
+        send(&mut socket, &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection) })
+            .await;
+        stream(&mut socket, &[silence(200), spoken_pcm16(dir.path(), name, text)].concat(), false).await;
+        // Then silence as from a microphone, until the server ends the turn: the model judges while it runs.
+        let (mut outgoing, mut incoming) = socket.split();
+        let microphone = tokio::spawn(async move {
+            let quiet = silence(20);
+            while outgoing.send(Message::binary(quiet.clone())).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let mut events = Vec::new();
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(PATIENCE, incoming.next()).await {
+            let Message::Text(text) = message else { continue };
+            let event: ServerEvent = serde_json::from_str(text.as_str()).unwrap();
+            let ended = matches!(event, ServerEvent::TurnEnded { .. });
+            events.push(event);
+            if ended {
+                break;
+            }
+        }
+        microphone.abort();
+        let ended = turn_ended(&events);
+        assert_eq!(ended.len(), 1, "{name}: {events:?}");
+        println!("{name}: {events:?}");
+        heard.push((ended[0], silence_ms));
+    }
+    let ((_, silence, probability), long) = heard[0];
+    assert!(probability.is_some_and(|p| p > 0.01), "the model judged the finished question complete: {probability:?}");
+    assert!(silence < u64::from(long), "it ended on that judgement, not on the long silence: {silence} ms");
+    let ((_, silence, probability), long) = heard[1];
+    assert!(probability.is_none_or(|p| p < 0.01), "a question that breaks off is not judged complete: {probability:?}");
+    assert!(silence >= u64::from(long), "it waits for the long silence: {silence} ms");
+}
