@@ -311,7 +311,8 @@ def report(path):
         titles[note.name] = first.lstrip("#").strip()
     results = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     fmt = lambda v: "-" if v is None else f"{v:.0f}"
-    for run in sorted({r["path"] for r in results}, key=["typed", "streaming", "sequential"].index):
+    order = ["typed", "streaming", "sequential", "hands_free", "hands_free_paused"]
+    for run in sorted({r["path"] for r in results}, key=order.index):
         done = [r for r in results if r["path"] == run]
         outcome = {r["id"]: score(questions[r["id"]], r["answer"], declines) for r in done}
         answerable = [r["id"] for r in done if questions[r["id"]]["kind"] in ("fact", "yes_no", "follow_up")]
@@ -349,11 +350,19 @@ def report(path):
             group = [r for r in done if members(questions[r["id"]])]
             end_turn = [r["first_audio_ms"] for r in group]
             speech_end = [r.get("first_audio_from_speech_end_ms") for r in group]
-            label = "from the question" if run == "typed" else "from end_turn" if run == "streaming" else "from the upload"
+            label = {"typed": "from the question", "streaming": "from end_turn", "sequential": "from the upload"}.get(
+                run, "from the server's end of the turn")
             line = f"  first audio {kind:<10} p50 {fmt(percentile(end_turn, 50))} ms, p95 {fmt(percentile(end_turn, 95))} ms {label}"
             if run != "typed":
                 line += f"; p50 {fmt(percentile(speech_end, 50))} ms, p95 {fmt(percentile(speech_end, 95))} ms from the end of speech"
             print(line + f" (n={len(group)})")
+        ended = [r["turn_ended"] for r in done if r.get("turn_ended")]
+        if ended:
+            cut = [r["id"] for r in done if r.get("turn_ended") and r["turn_ended"]["cut_off"]]
+            delays = [t["delay_ms"] for t in ended]
+            print(f"  turn taking            cut off before the speech ended: {len(cut)}/{len(ended)} = {pct(cut, ended):.0f}% "
+                  f"({' '.join(cut) or '-'}); end of turn p50 {fmt(percentile(delays, 50))} ms, "
+                  f"p95 {fmt(percentile(delays, 95))} ms after the end of speech")
     return 0
 
 

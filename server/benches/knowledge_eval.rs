@@ -9,6 +9,10 @@
 //!         [--only k01,k02] [--audio DIR] [--out FILE]
 //!
 //! `--typed` asks the questions as text over the socket (no speech-to-text): a quick check of the answers.
+//! `--paths hands_free,hands_free_paused` lets the server end each turn (`turn_detection`, its defaults) while
+//! the recording, then silence, streams in as from a microphone, with no `end_turn`: `hands_free_paused`
+//! plays the version with 500 ms of silence mid-question. They add the turn-taking figures: turns cut off
+//! before the speech ended, and the delay from the end of speech to the server's end of the turn.
 //! Settings come from PARLANCE_* variables as `parlance` reads them (e.g. PARLANCE_ANSWER_STYLE=generative,
 //! PARLANCE_LLM_MODEL_PATH=...). Run it on a quiet machine.
 
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use common::ms;
 use futures::{SinkExt, StreamExt};
-use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TextTurnRequest, TurnResponse};
+use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TextTurnRequest, TurnDetection, TurnResponse};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -106,6 +110,8 @@ async fn run(options: Options) {
                 "typed" => typed_streamed(&address, session.clone(), text).await,
                 "streaming" => streaming(&address, session.clone(), &options.audio, question, manifest_of(&manifest, id)).await,
                 "sequential" => sequential(&address, session.clone(), &options.audio, question, manifest_of(&manifest, id)).await,
+                "hands_free" => hands_free(&address, session.clone(), &options.audio, manifest_of(&manifest, id), false).await,
+                "hands_free_paused" => hands_free(&address, session.clone(), &options.audio, manifest_of(&manifest, id), true).await,
                 other => panic!("unknown path {other:?}: typed, streaming or sequential"),
             };
             session = Some(result.session_id.clone());
@@ -118,6 +124,7 @@ async fn run(options: Options) {
                 "first_audio_ms": result.first_audio.map(ms),
                 "first_audio_from_speech_end_ms": result.from_speech_end.map(ms),
                 "done_ms": ms(result.done),
+                "turn_ended": result.turn_ended,
             });
             println!(
                 "knowledge_eval  {path:<10} {id}  first audio {:>6} ms (from speech end {:>6} ms)  {:?} -> {:?}",
@@ -168,6 +175,8 @@ struct Outcome {
     first_audio: Option<Duration>,
     from_speech_end: Option<Duration>,
     done: Duration,
+    /// How the server ended a hands-free turn (see [`hands_free`]).
+    turn_ended: Option<Value>,
 }
 
 /// A typed turn over HTTP, without speech.
@@ -251,6 +260,7 @@ async fn listen(socket: &mut Socket, ended: Instant, spoken_until: Option<Instan
                     first_audio,
                     from_speech_end,
                     done: ended.elapsed(),
+                    turn_ended: None,
                 };
             }
             ServerEvent::Error { error } => panic!("the streamed turn failed: {error}"),
@@ -258,6 +268,76 @@ async fn listen(socket: &mut Socket, ended: Instant, spoken_until: Option<Instan
         }
     }
     panic!("the socket closed before the turn was done")
+}
+
+/// The recording as raw PCM16 in 20 ms frames at the pace of speech, then silence until the server ends the
+/// turn (`turn_detection` with its defaults); no `end_turn`. Containers are not heard this way, so every
+/// question is played from its WAV. `paused`: the version with 500 ms of silence mid-question.
+async fn hands_free(address: &str, session_id: Option<SessionId>, dir: &Path, manifest: &Value, paused: bool) -> Outcome {
+    const FRAME: usize = 640;
+    let field = |name: &str| if paused { format!("paused_{name}") } else { name.to_owned() };
+    let wav = std::fs::read(dir.join(manifest[field("wav")].as_str().expect("a WAV file"))).expect("recording");
+    let speech_end = Duration::from_millis(manifest[field("speech_end_ms")].as_u64().expect("speech_end_ms"));
+    let samples = hound::WavReader::new(wav.as_slice()).expect("a WAV question").into_samples::<i16>();
+    let pcm: Vec<u8> = samples.flat_map(|sample| sample.expect("a sample").to_le_bytes()).collect();
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
+    let detection = Some(TurnDetection::default());
+    socket
+        .send(message(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: detection }))
+        .await
+        .expect("start");
+    let (mut outgoing, mut incoming) = socket.split();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = std::sync::Arc::clone(&stop);
+    let first_sent = Instant::now();
+    let microphone = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        let quiet = vec![0_u8; FRAME];
+        let mut frames = pcm.chunks(FRAME).map(<[u8]>::to_vec);
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            ticks.tick().await;
+            let frame = frames.next().unwrap_or_else(|| quiet.clone());
+            if outgoing.send(Message::binary(frame)).await.is_err() {
+                break;
+            }
+        }
+        outgoing
+    });
+    // A frame leaves the microphone once full: the last voiced sample left with the frame after it.
+    let spoken_until = first_sent + speech_end + Duration::from_millis(20);
+    let (turn_ended, ended_at) = loop {
+        let Some(Ok(Message::Text(text))) = incoming.next().await else { panic!("the socket closed before the turn ended") };
+        match serde_json::from_str::<ServerEvent>(text.as_str()).expect("an event") {
+            ServerEvent::TurnEnded { speech_end_ms, silence_ms, end_of_turn_probability } => {
+                let ended_at = Instant::now();
+                let cut_off = speech_end_ms + 150 < ms(speech_end) as u64;
+                let delay = ended_at.saturating_duration_since(spoken_until);
+                println!(
+                    "knowledge_eval  turn ended {:.0} ms after the speech (heard until {speech_end_ms} ms, spoken until {:.0} ms; silence {silence_ms} ms; p {end_of_turn_probability:?}){}",
+                    ms(delay),
+                    ms(speech_end),
+                    if cut_off { "  CUT OFF" } else { "" }
+                );
+                let record = json!({
+                    "heard_until_ms": speech_end_ms,
+                    "spoken_until_ms": ms(speech_end),
+                    "silence_ms": silence_ms,
+                    "probability": end_of_turn_probability,
+                    "delay_ms": ms(delay),
+                    "cut_off": cut_off,
+                });
+                break (record, ended_at);
+            }
+            ServerEvent::Error { error } => panic!("the hands-free turn failed: {error}"),
+            _ => {}
+        }
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let outgoing = microphone.await.expect("the microphone task");
+    let mut socket = outgoing.reunite(incoming).expect("the socket's two halves");
+    let mut outcome = listen(&mut socket, ended_at, Some(spoken_until)).await;
+    outcome.turn_ended = Some(turn_ended);
+    outcome
 }
 
 /// The same recording as one upload; the user has already waited the trailing silence when it starts.
@@ -289,5 +369,6 @@ async fn sequential(address: &str, session_id: Option<SessionId>, dir: &Path, qu
         first_audio: turn.audio.is_some().then_some(elapsed),
         from_speech_end: turn.audio.is_some().then_some(elapsed + silence),
         done: elapsed,
+        turn_ended: None,
     }
 }
