@@ -242,13 +242,29 @@ mod tests {
 
     #[test]
     fn timings_leave_out_stages_that_did_not_run() {
-        let timings = StageTimings { queued_ms: 0, stt_ms: 0, llm_ms: 870, tts_ms: 410, total_ms: 1310, first_audio_ms: None };
+        let timings = StageTimings {
+            queued_ms: 0,
+            stt_ms: 0,
+            llm_ms: 870,
+            tts_ms: 410,
+            total_ms: 1310,
+            first_audio_ms: None,
+            first_audio_from_speech_end_ms: None,
+        };
         assert_eq!(timings_summary(&timings), "1.3 s total · LLM 870 ms · TTS 410 ms");
     }
 
     #[test]
     fn streamed_timings_show_the_time_to_first_audio() {
-        let timings = StageTimings { queued_ms: 0, stt_ms: 420, llm_ms: 900, tts_ms: 300, total_ms: 1600, first_audio_ms: Some(640) };
+        let timings = StageTimings {
+            queued_ms: 0,
+            stt_ms: 420,
+            llm_ms: 900,
+            tts_ms: 300,
+            total_ms: 1600,
+            first_audio_ms: Some(640),
+            first_audio_from_speech_end_ms: None,
+        };
         assert_eq!(timings_summary(&timings), "1.6 s total · first audio 640 ms · STT 420 ms · LLM 900 ms · TTS 300 ms");
     }
 

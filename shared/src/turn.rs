@@ -91,4 +91,9 @@ pub struct StageTimings {
     /// Until the first audio was ready; set by the streaming path, where it is the figure that matters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_audio_ms: Option<u64>,
+    /// Until the first audio was ready, from the end of the user's speech (not from the end of the turn):
+    /// what the user waits. Set on the socket for raw `pcm16` turns, where the server hears where the speech
+    /// stopped; it adds the silence heard before the turn ended to `first_audio_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_audio_from_speech_end_ms: Option<u64>,
 }

@@ -18,7 +18,15 @@ fn source() -> KnowledgeSource {
 }
 
 fn timings() -> StageTimings {
-    StageTimings { queued_ms: 0, stt_ms: 310, llm_ms: 1200, tts_ms: 250, total_ms: 1800, first_audio_ms: None }
+    StageTimings {
+        queued_ms: 0,
+        stt_ms: 310,
+        llm_ms: 1200,
+        tts_ms: 250,
+        total_ms: 1800,
+        first_audio_ms: None,
+        first_audio_from_speech_end_ms: None,
+    }
 }
 
 const ALL_ERROR_CODES: [ErrorCode; 17] = [

@@ -215,7 +215,10 @@ impl Connection {
         };
         match turn.next_event().await {
             Some(Progress::Event(event)) => Some(Reply::Event(event)),
-            Some(Progress::Finished(Ok(answered))) => {
+            Some(Progress::Finished(Ok(mut answered))) => {
+                let timings = &mut answered.timings;
+                timings.first_audio_from_speech_end_ms =
+                    timings.first_audio_ms.zip(turn.silence_before_ms).map(|(first, silence)| first.saturating_add(silence));
                 self.last_spoken = Some(SpokenTurn {
                     session_id: turn.session_id.clone(),
                     chunks: turn.chunks.clone(),
@@ -270,6 +273,10 @@ impl Connection {
             // Already reported when the limit was crossed; the turn is abandoned.
             return Ok(vec![idle()]);
         }
+        let silence_before_ms = early
+            .as_ref()
+            .filter(|early| early.speech_end().is_some())
+            .map(|early| u64::try_from(early.silence() / SAMPLES_PER_MS).unwrap_or(u64::MAX));
         let input = match early.and_then(|early| early.finish()) {
             Some(transcript) => {
                 // Only the archive still wants the recording: speech-to-text has read it.
@@ -278,7 +285,8 @@ impl Connection {
             }
             None => TurnInput::Voice(recording.finish()?),
         };
-        let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences, ended_at);
+        let mut turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences, ended_at);
+        turn.silence_before_ms = silence_before_ms;
         self.phase = Phase::Answering(turn);
         Ok(vec![])
     }

@@ -17,6 +17,9 @@ pub struct RunningTurn {
     pub progress: Arc<TurnProgress>,
     /// The text of each audio chunk sent to the client, by sequence.
     pub chunks: Vec<String>,
+    /// The silence heard after the user's speech before the turn ended (raw streams only): added to the
+    /// time to first audio, it gives that time from the end of speech.
+    pub silence_before_ms: Option<u64>,
     events: mpsc::UnboundedReceiver<ServerEvent>,
     /// Sent once the turn's events have all been emitted.
     result: oneshot::Receiver<Result<Turn, TurnError>>,
@@ -41,7 +44,7 @@ impl RunningTurn {
             // Nobody waits any more when the socket has gone.
             let _ = finished.send(outcome);
         });
-        Self { session_id, progress, chunks: Vec::new(), events, result, task: AbortOnDropHandle::new(task) }
+        Self { session_id, progress, chunks: Vec::new(), silence_before_ms: None, events, result, task: AbortOnDropHandle::new(task) }
     }
 
     /// The turn's next event, then its end; `None` after that (or if the task died without an end).
@@ -65,7 +68,7 @@ impl RunningTurn {
     /// Stops the turn and waits until it has stopped: when this returns, no model or synthesis work of the
     /// turn is left running. Events not yet sent are dropped: the client never saw them.
     pub async fn cancel(self) -> CancelledTurn {
-        let Self { session_id, progress, chunks, mut events, mut result, task } = self;
+        let Self { session_id, progress, chunks, mut events, mut result, task, .. } = self;
         task.abort();
         // Cancellation takes effect at the task's next await point; waiting makes "stopped" true.
         let _ = task.await;

@@ -149,7 +149,13 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
     );
     assert!((1_000..1_100).contains(&silence_ms), "ended after the silence asked for: {silence_ms} ms");
     assert_eq!(probability, None, "no judgement was asked for");
-    assert!(matches!(events.last(), Some(ServerEvent::Done { .. })), "answered without `end_turn`: {events:?}");
+    let Some(ServerEvent::Done { timings, .. }) = events.last() else { panic!("answered without `end_turn`: {events:?}") };
+    assert!(timings.first_audio_ms.is_some(), "{timings:?}");
+    assert_eq!(
+        timings.first_audio_from_speech_end_ms,
+        timings.first_audio_ms.map(|ms| ms + silence_ms),
+        "the time to first audio is also given from the end of speech"
+    );
     assert_eq!(fake.transcribed().len(), 1, "one recording was transcribed");
 
     // The rest of the silence arrived after the turn ended: not a mistake, and the socket takes the next turn.
