@@ -48,8 +48,8 @@ async fn json_prints_each_event_and_the_history_for_scripts() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stderr.is_empty(), "nothing but JSON, and nothing on stderr: {run:?}");
     let events: Vec<ServerEvent> = run.json_lines().into_iter().map(|line| serde_json::from_value(line).unwrap()).collect();
-    assert!(events.iter().filter(|e| matches!(e, ServerEvent::AnswerDelta { .. })).count() > 3, "{events:?}");
-    let Some(ServerEvent::Done { session_id, answer, .. }) = events.last() else { panic!("{events:?}") };
+    assert!(events.iter().filter(|e| matches!(e, ServerEvent::AnswerDelta { .. })).count() > 3, "{}", crate::turns::brief(&events));
+    let Some(ServerEvent::Done { session_id, answer, .. }) = events.last() else { panic!("{}", crate::turns::brief(&events)) };
     assert_eq!(answer, "You said: Hello there. I was shown 0 earlier messages.");
     assert!(!events.iter().any(|e| matches!(e, ServerEvent::AudioChunk { .. })), "no audio unless --save asks for it");
 

@@ -19,6 +19,18 @@ const STORY: &str = "Once upon a time there was a small robot who lived in a lig
 /// Long enough for any stage on a busy machine; a turn that takes this long has failed.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Events for a failure message, without the audio's base64.
+pub fn brief(events: &[ServerEvent]) -> String {
+    let brief: Vec<String> = events
+        .iter()
+        .map(|event| match event {
+            ServerEvent::AudioChunk { sequence, text, .. } => format!("AudioChunk {sequence}: {text:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    brief.join("\n")
+}
+
 async fn collect(turn: parlance_client::Turn<'_>) -> Vec<ServerEvent> {
     tokio::time::timeout(PATIENCE, turn.map(|event| event.expect("the turn streams")).collect()).await.expect("the turn ends")
 }
@@ -38,10 +50,15 @@ async fn a_typed_turn_streams_its_answer_and_speaks_it_sentence_by_sentence() {
         events.iter().filter_map(|e| if let ServerEvent::AnswerDelta { text } = e { Some(text.as_str()) } else { None }).collect();
     assert_eq!(deltas.trim(), STORY, "the answer arrives in pieces that make up the whole");
     assert!(events.iter().filter(|e| matches!(e, ServerEvent::AnswerDelta { .. })).count() > 10, "streamed, not whole");
-    let sequences: Vec<u32> =
-        events.iter().filter_map(|e| if let ServerEvent::AudioChunk { sequence, .. } = e { Some(*sequence) } else { None }).collect();
-    assert_eq!(sequences, (0..6).collect::<Vec<_>>(), "one clip per sentence, in order: {events:?}");
-    let Some(ServerEvent::Done { session_id, answer, .. }) = events.last() else { panic!("the turn ends with done: {events:?}") };
+    let chunks: Vec<(u32, &str)> = events
+        .iter()
+        .filter_map(|e| if let ServerEvent::AudioChunk { sequence, text, .. } = e { Some((*sequence, text.as_str())) } else { None })
+        .collect();
+    let sequences: Vec<u32> = chunks.iter().map(|(sequence, _)| *sequence).collect();
+    assert!(chunks.len() >= 6 && sequences == (0..chunks.len() as u32).collect::<Vec<_>>(), "a clip per sentence, in order: {chunks:?}");
+    let spoken: Vec<&str> = chunks.iter().map(|(_, text)| *text).collect();
+    assert_eq!(spoken.join(" "), STORY, "the clips speak the whole answer once");
+    let Some(ServerEvent::Done { session_id, answer, .. }) = events.last() else { panic!("the turn ends with done: {}", brief(&events)) };
     assert_eq!(answer.trim(), STORY);
     assert_eq!(conversation.session_id(), Some(session_id), "the conversation keeps its id for the next turn");
 
@@ -71,11 +88,12 @@ async fn an_interrupted_turn_stops_and_keeps_only_what_was_played() {
         }
         events.push(event);
     }
-    drop(turn);
     let first_sentence = first_sentence.expect("the first sentence was spoken");
-    let Some(ServerEvent::Interrupted { session_id, kept_answer }) = events.last() else { panic!("ends with interrupted: {events:?}") };
+    let Some(ServerEvent::Interrupted { session_id, kept_answer }) = events.last() else {
+        panic!("ends with interrupted: {}", brief(&events))
+    };
     assert_eq!(kept_answer, &first_sentence, "only the played sentence is kept");
-    assert!(!events.iter().any(|e| matches!(e, ServerEvent::Done { .. })), "an interrupted turn has no done: {events:?}");
+    assert!(!events.iter().any(|e| matches!(e, ServerEvent::Done { .. })), "an interrupted turn has no done: {}", brief(&events));
     let streams = fakes.chat_streams();
     assert_eq!((streams.finished, streams.dropped_at.len()), (0, 1), "the model stopped writing: {streams:?}");
 
@@ -86,7 +104,7 @@ async fn an_interrupted_turn_stops_and_keeps_only_what_was_played() {
     // The same conversation goes on after the interrupt.
     fakes.configure(|behaviour| behaviour.answer = None);
     let events = collect(conversation.ask("Go on", false).await.unwrap()).await;
-    let Some(ServerEvent::Done { answer, .. }) = events.last() else { panic!("{events:?}") };
+    let Some(ServerEvent::Done { answer, .. }) = events.last() else { panic!("{}", brief(&events)) };
     assert_eq!(answer, "You said: Go on. I was shown 2 earlier messages.");
 }
 
@@ -103,9 +121,9 @@ async fn a_spoken_turn_is_sent_in_pieces_and_answered() {
     let events = collect(upload.end().await.unwrap()).await;
 
     assert_eq!(fakes.transcribed(), [(AudioFormat::Wav, recording.len())], "every piece arrived, as one recording");
-    assert!(events.contains(&ServerEvent::Transcript { text: "What time is it?".into(), is_final: true }), "{events:?}");
-    assert!(events.iter().any(|e| matches!(e, ServerEvent::ToolCall { call } if call.name == "current_time")), "{events:?}");
-    assert!(events.iter().any(|e| matches!(e, ServerEvent::AudioChunk { .. })), "a spoken turn is answered aloud: {events:?}");
+    assert!(events.contains(&ServerEvent::Transcript { text: "What time is it?".into(), is_final: true }), "{}", brief(&events));
+    assert!(events.iter().any(|e| matches!(e, ServerEvent::ToolCall { call } if call.name == "current_time")), "{}", brief(&events));
+    assert!(events.iter().any(|e| matches!(e, ServerEvent::AudioChunk { .. })), "a spoken turn is answered aloud: {}", brief(&events));
     let summary = {
         let mut summary = parlance_client::TurnSummary::default();
         for event in &events {
@@ -120,7 +138,7 @@ async fn a_spoken_turn_is_sent_in_pieces_and_answered() {
     let mut upload = conversation.start_audio(AudioEncoding::Wav).await.unwrap();
     upload.send(recording[..3_200].to_vec()).await.unwrap();
     let events = collect(upload.cancel().await.unwrap()).await;
-    assert!(matches!(events.last(), Some(ServerEvent::Status { .. })), "{events:?}");
+    assert!(matches!(events.last(), Some(ServerEvent::Status { .. })), "{}", brief(&events));
     assert_eq!(fakes.transcribed().len(), 1);
 }
 
