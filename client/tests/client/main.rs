@@ -3,7 +3,7 @@
 //! for the knowledge base, and every local model for a spoken question.
 
 // The server's test helpers (fake stages speaking the real protocols, the model installer, espeak-ng audio).
-#[path = "../../../server/tests/support/mod.rs"]
+#[path = "../../../server/tests/it/support/mod.rs"]
 mod support;
 
 mod cli;
