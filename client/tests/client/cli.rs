@@ -195,3 +195,40 @@ async fn each_kind_of_failure_has_its_own_exit_code() {
         assert!(help.stdout.contains(line), "--help documents {line:?}: {}", help.stdout);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_the_answer_on_the_server_too() {
+    let (fakes, url) = servers::fake("", &[]).await;
+    fakes.configure(|behaviour| {
+        behaviour.answer = Some(crate::turns::STORY.to_owned());
+        behaviour.delta_delay = std::time::Duration::from_millis(100);
+    });
+    let (code, stdout) = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parlance-cli"))
+            .args(["--server", &url, "ask", "Tell me a story"])
+            .env_remove("PARLANCE_SERVER")
+            .env_remove("PARLANCE_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        // The answer has begun: its first word is on the terminal.
+        let mut first = [0u8; 4];
+        stdout.read_exact(&mut first).unwrap();
+        assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        (status.code(), format!("{}{rest}", String::from_utf8_lossy(&first)))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130), "{stdout}");
+    assert!(stdout.contains("(interrupted)"), "{stdout}");
+    assert!(!stdout.contains("their friend"), "the answer stopped: {stdout}");
+    let streams = fakes.chat_streams();
+    assert_eq!((streams.finished, streams.dropped_at.len()), (0, 1), "the model stopped writing: {streams:?}");
+}

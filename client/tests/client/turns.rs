@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use crate::servers::{self, TOKEN};
 use crate::support::fake_openai::tone_wav;
 
-const STORY: &str = "Once upon a time there was a small robot who lived in a lighthouse. Every night it counted the ships that passed. \
+pub const STORY: &str = "Once upon a time there was a small robot who lived in a lighthouse. Every night it counted the ships that passed. \
                      One stormy evening a ship lost its way in the fog. The robot turned the great lamp toward the rocks. \
                      The sailors saw the light and steered home safely. From then on they called the robot their friend.";
 

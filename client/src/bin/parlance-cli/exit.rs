@@ -13,6 +13,7 @@ Exit codes:
   3  unreachable: nothing answered at --server, or the connection was lost
   4  refused: the server said no (HTTP 4xx or its socket codes: bad input, missing or wrong token, not allowed)
   5  server error: the server or its model provider failed (HTTP 5xx or its socket codes)
+  130  stopped with Ctrl-C during `ask` or `talk` (the answer is stopped on the server too)
 
 Environment: PARLANCE_SERVER and PARLANCE_TOKEN stand for --server and --token.";
 
@@ -21,6 +22,8 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 pub const REFUSED: u8 = 4;
 pub const SERVER_ERROR: u8 = 5;
+/// As shells report a command ended by Ctrl-C (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
 
 pub fn code(error: &ClientError) -> ExitCode {
     ExitCode::from(match error.kind() {

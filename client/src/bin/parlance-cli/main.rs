@@ -34,6 +34,8 @@ enum Failure {
     Local(String),
     /// The command line is wrong in a way clap cannot see.
     Usage(String),
+    /// The user pressed Ctrl-C during a turn.
+    Interrupted,
 }
 
 impl From<ClientError> for Failure {
@@ -143,19 +145,55 @@ fn bytes_per_second(encoding: Encoding, recording: &[u8]) -> usize {
 }
 
 /// Shows a turn's events as they arrive; returns what it said and, when `clock` is given, how long after it the
-/// first audio came.
+/// first audio came. Ctrl-C stops the turn on the server (nothing was played, so nothing of the answer is kept)
+/// and the command then ends with [`exit::INTERRUPTED`]; a second Ctrl-C ends it at once.
 async fn show_turn(mut turn: Turn<'_>, output: &Output, clock: Option<Instant>) -> Result<(TurnSummary, Option<Duration>), Failure> {
     let mut summary = TurnSummary::default();
     let mut first_audio = None;
-    while let Some(event) = turn.next().await {
-        let event = event?;
+    let mut stopping = false;
+    // One listener for the whole turn: a Ctrl-C between two events is not lost.
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    // False when Ctrl-C cannot be listened for: then it ends the command as usual.
+    let mut listening = true;
+    loop {
+        let next = tokio::select! {
+            event = turn.next() => Next::Event(event),
+            signal = &mut ctrl_c, if listening => Next::CtrlC(signal.is_ok()),
+        };
+        let event = match next {
+            Next::Event(Some(event)) => event?,
+            Next::Event(None) => break,
+            Next::CtrlC(true) if !stopping => {
+                stopping = true;
+                ctrl_c = Box::pin(tokio::signal::ctrl_c());
+                output.note("\n[stopping the answer]");
+                turn.interrupt(None).await?;
+                continue;
+            }
+            Next::CtrlC(false) => {
+                listening = false;
+                continue;
+            }
+            Next::CtrlC(true) => return Err(Failure::Interrupted),
+        };
         if first_audio.is_none() && matches!(event, ServerEvent::AudioChunk { .. }) {
             first_audio = clock.map(|clock| clock.elapsed());
         }
         output.event(&event)?;
         summary.apply(&event)?;
     }
+    if stopping {
+        output.turn_end(&summary, first_audio)?;
+        return Err(Failure::Interrupted);
+    }
     Ok((summary, first_audio))
+}
+
+/// What ended the wait for a turn's next event.
+enum Next {
+    Event(Option<Result<ServerEvent, ClientError>>),
+    /// Ctrl-C; `false` when the signal could not be listened for.
+    CtrlC(bool),
 }
 
 fn finish_turn(output: &Output, summary: &TurnSummary, options: &TurnOptions, first_audio: Option<Duration>) -> Result<(), Failure> {

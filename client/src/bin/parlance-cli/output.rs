@@ -170,6 +170,7 @@ impl Output {
             Failure::Client(error) => (wire_code(error), error.to_string(), exit::code(error)),
             Failure::Local(message) => ("local".to_owned(), message.clone(), ExitCode::from(exit::LOCAL)),
             Failure::Usage(message) => ("usage".to_owned(), message.clone(), ExitCode::from(exit::USAGE)),
+            Failure::Interrupted => ("interrupted".to_owned(), "stopped with Ctrl-C".to_owned(), ExitCode::from(exit::INTERRUPTED)),
         };
         if self.json {
             // Nothing more can be done if even this cannot be written.
