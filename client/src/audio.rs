@@ -1,10 +1,13 @@
-//! The answer's audio as one file: the server speaks an answer sentence by sentence, one WAV per
-//! `audio_chunk`, and a player (or `parlance-cli ask --save`) wants one.
+//! Audio on the client's side: the answer's sentences as one file (the server speaks an answer sentence by
+//! sentence, one WAV per `audio_chunk`, and a player or `parlance-cli ask --save` wants one), and how long a
+//! recording plays (to send it at a microphone's pace).
 
 use std::io::Cursor;
 
+use std::time::Duration;
+
 use base64::Engine as _;
-use parlance_shared::AudioClip;
+use parlance_shared::{AudioClip, AudioEncoding};
 
 use crate::error::ClientError;
 
@@ -72,6 +75,151 @@ pub fn join_wav(clips: &[AudioClip]) -> Result<Vec<u8>, ClientError> {
 enum Samples {
     Int(Vec<i32>),
     Float(Vec<f32>),
+}
+
+/// How long a recording plays, read from its container without decoding it (so a client can send it at the
+/// pace a microphone would): WAV and raw PCM16 from their size, Ogg from its last page's granule position, WebM
+/// from its `Duration` or else its last block's timecode (MediaRecorder writes no duration), MP4 from its movie
+/// header. `None` when the container does not say.
+pub fn recording_duration(encoding: AudioEncoding, bytes: &[u8]) -> Option<Duration> {
+    match encoding {
+        AudioEncoding::Pcm16 => Some(Duration::from_secs_f64(bytes.len() as f64 / (f64::from(AudioEncoding::PCM16_SAMPLE_RATE) * 2.0))),
+        AudioEncoding::Wav => {
+            let reader = hound::WavReader::new(Cursor::new(bytes)).ok()?;
+            let rate = reader.spec().sample_rate;
+            (rate > 0).then(|| Duration::from_secs_f64(f64::from(reader.duration()) / f64::from(rate)))
+        }
+        AudioEncoding::Ogg => ogg_duration(bytes),
+        AudioEncoding::Webm => webm_duration(bytes),
+        AudioEncoding::Mp4 => mp4_duration(bytes),
+    }
+}
+
+/// The last page's granule position counts samples: at 48 kHz for Opus (less its pre-skip), at the stream's
+/// rate for Vorbis.
+fn ogg_duration(bytes: &[u8]) -> Option<Duration> {
+    let last_page = find_last(bytes, b"OggS")?;
+    let granule = u64::from_le_bytes(bytes.get(last_page + 6..last_page + 14)?.try_into().ok()?);
+    let (rate, skip) = if let Some(head) = find(bytes, b"OpusHead") {
+        (48_000, u64::from(u16::from_le_bytes(bytes.get(head + 10..head + 12)?.try_into().ok()?)))
+    } else {
+        let head = find(bytes, b"\x01vorbis")?;
+        (u64::from(u32::from_le_bytes(bytes.get(head + 12..head + 16)?.try_into().ok()?)), 0)
+    };
+    (rate > 0 && granule != u64::MAX).then(|| Duration::from_secs_f64(granule.saturating_sub(skip) as f64 / rate as f64))
+}
+
+/// Matroska elements used here (IDs with their length marker, as they appear in the file).
+const EBML_DURATION: u64 = 0x4489;
+const EBML_TIMECODE_SCALE: u64 = 0x2A_D7B1;
+const EBML_CLUSTER: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+const EBML_CLUSTER_TIMECODE: u64 = 0xE7;
+const EBML_SIMPLE_BLOCK: u64 = 0xA3;
+/// Matroska's default timecode unit: a millisecond.
+const DEFAULT_TIMECODE_SCALE_NS: u64 = 1_000_000;
+
+fn webm_duration(bytes: &[u8]) -> Option<Duration> {
+    let scale = find_element(bytes, EBML_TIMECODE_SCALE)
+        .and_then(|value| value.iter().try_fold(0u64, |n, b| n.checked_mul(256).map(|n| n + u64::from(*b))))
+        .filter(|scale| *scale > 0)
+        .unwrap_or(DEFAULT_TIMECODE_SCALE_NS);
+    if let Some(value) = find_element(bytes, EBML_DURATION) {
+        let ticks = match value.len() {
+            4 => f64::from(f32::from_be_bytes(value.try_into().ok()?)),
+            8 => f64::from_be_bytes(value.try_into().ok()?),
+            _ => return None,
+        };
+        return (ticks.is_finite() && ticks > 0.0).then(|| Duration::from_secs_f64(ticks * scale as f64 / 1e9));
+    }
+    // A live recording: the last cluster's timecode plus its last block's offset.
+    let cluster = find_last(bytes, &EBML_CLUSTER)?;
+    let (_, size_len, _) = ebml_vint(bytes.get(cluster + 4..)?)?;
+    let mut at = cluster + 4 + size_len;
+    let (mut base, mut offset) = (0u64, 0i64);
+    while let Some((_, id_len, id)) = bytes.get(at..).and_then(ebml_vint) {
+        let Some((size, size_len, _)) = bytes.get(at + id_len..).and_then(ebml_vint) else { break };
+        let body = at + id_len + size_len;
+        let end = usize::try_from(size).ok().and_then(|size| body.checked_add(size)).unwrap_or(usize::MAX).min(bytes.len());
+        let value = bytes.get(body..end).unwrap_or_default();
+        match id {
+            EBML_CLUSTER_TIMECODE => base = value.iter().fold(0u64, |n, b| n.wrapping_mul(256).wrapping_add(u64::from(*b))),
+            EBML_SIMPLE_BLOCK => {
+                let relative = ebml_vint(value).and_then(|(_, track_len, _)| value.get(track_len..track_len + 2));
+                if let Some(relative) = relative.and_then(|b| b.try_into().ok()).map(i16::from_be_bytes) {
+                    offset = offset.max(i64::from(relative));
+                }
+            }
+            _ => {}
+        }
+        if end <= at {
+            break;
+        }
+        at = end;
+    }
+    let ticks = base.saturating_add(u64::try_from(offset).unwrap_or(0));
+    (ticks > 0).then(|| Duration::from_nanos(ticks.saturating_mul(scale)))
+}
+
+/// The value of the first element with this ID (a naive scan: good enough for the header's small elements).
+fn find_element(bytes: &[u8], id: u64) -> Option<&[u8]> {
+    let id_bytes: Vec<u8> = id.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+    let at = find(bytes, &id_bytes)? + id_bytes.len();
+    let (size, size_len, _) = ebml_vint(bytes.get(at..)?)?;
+    bytes.get(at + size_len..at + size_len + usize::try_from(size).ok().filter(|size| *size <= 8)?)
+}
+
+/// An EBML variable-length integer: its value without the length marker, its length, and the raw bytes as a
+/// number (how element IDs are written).
+fn ebml_vint(bytes: &[u8]) -> Option<(u64, usize, u64)> {
+    let first = *bytes.first()?;
+    let len = usize::try_from(first.leading_zeros()).ok()? + 1;
+    if len > 8 {
+        return None;
+    }
+    let raw = bytes.get(..len)?.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b));
+    let value = raw & (u64::MAX >> (64 - 7 * len));
+    Some((value, len, raw))
+}
+
+/// `moov` > `mvhd`: the movie's duration in its time scale.
+fn mp4_duration(bytes: &[u8]) -> Option<Duration> {
+    let moov = mp4_box(bytes, b"moov")?;
+    let mvhd = mp4_box(moov, b"mvhd")?;
+    let (scale, duration) = match mvhd.first()? {
+        0 => (u32::from_be_bytes(mvhd.get(12..16)?.try_into().ok()?), u64::from(u32::from_be_bytes(mvhd.get(16..20)?.try_into().ok()?))),
+        1 => (u32::from_be_bytes(mvhd.get(20..24)?.try_into().ok()?), u64::from_be_bytes(mvhd.get(24..32)?.try_into().ok()?)),
+        _ => return None,
+    };
+    (scale > 0).then(|| Duration::from_secs_f64(duration as f64 / f64::from(scale)))
+}
+
+/// The body of the first box of this type among the boxes in `bytes`.
+fn mp4_box<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+        let (header, size) = match size {
+            0 => (8, bytes.len() - at),
+            1 => (16, usize::try_from(u64::from_be_bytes(bytes.get(at + 8..at + 16)?.try_into().ok()?)).ok()?),
+            size => (8, usize::try_from(size).ok()?),
+        };
+        if size < header {
+            return None;
+        }
+        if bytes.get(at + 4..at + 8)? == kind {
+            return bytes.get(at + header..(at + size).min(bytes.len()));
+        }
+        at = at.checked_add(size)?;
+    }
+    None
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|window| window == needle)
 }
 
 #[cfg(test)]

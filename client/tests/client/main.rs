@@ -6,6 +6,7 @@
 #[path = "../../../server/tests/it/support/mod.rs"]
 mod support;
 
+mod audio;
 mod cli;
 mod local_models;
 mod servers;

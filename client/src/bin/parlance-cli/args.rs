@@ -65,8 +65,8 @@ pub struct Talk {
     /// The recording's format, when its name does not tell.
     #[arg(long, value_enum)]
     pub encoding: Option<Encoding>,
-    /// How fast to send it: `realtime` as a microphone would (a WAV's own length; other formats estimated),
-    /// `fast` as fast as the connection allows.
+    /// How fast to send it: `realtime` as a microphone would (over the length its container states), `fast`
+    /// as fast as the connection allows.
     #[arg(long, value_enum, default_value_t = Pace::Realtime)]
     pub pace: Pace,
     #[command(flatten)]

@@ -5,7 +5,7 @@ mod args;
 mod exit;
 mod output;
 
-use std::io::{Cursor, IsTerminal};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use crate::output::Output;
 
 /// A piece of a recording as a microphone would send it: a tenth of a second.
 const PIECE: Duration = Duration::from_millis(100);
-/// Without a WAV header the length is unknown: compressed speech (Opus in WebM or Ogg, AAC) runs at about
+/// When the container does not say how long the recording is: compressed speech (Opus, AAC) runs at about
 /// 32 kbit/s, so its bytes are paced as if it did.
 const COMPRESSED_BYTES_PER_SECOND: usize = 4_000;
 /// Pieces sent with `--pace fast`.
@@ -129,18 +129,11 @@ async fn talk_file(client: &Client, output: &Output, talk: Talk) -> Result<(), F
     finish_turn(output, &summary, &talk.turn, first_audio)
 }
 
-/// How many bytes a second of the recording takes: exact for WAV and raw PCM, estimated for the rest.
+/// How many bytes a second of the recording takes: from its length as its container states it, else estimated.
 fn bytes_per_second(encoding: Encoding, recording: &[u8]) -> usize {
-    let pcm16 = parlance_client::types::AudioEncoding::PCM16_SAMPLE_RATE as usize * 2;
-    match encoding {
-        Encoding::Pcm16 => pcm16,
-        Encoding::Wav => hound::WavReader::new(Cursor::new(recording))
-            .map(|reader| {
-                let spec = reader.spec();
-                spec.sample_rate as usize * usize::from(spec.channels) * usize::from(spec.bits_per_sample).div_ceil(8)
-            })
-            .unwrap_or(pcm16),
-        Encoding::Webm | Encoding::Ogg | Encoding::Mp4 => COMPRESSED_BYTES_PER_SECOND,
+    match parlance_client::audio::recording_duration(encoding.into(), recording) {
+        Some(length) if length >= Duration::from_millis(100) => (recording.len() as f64 / length.as_secs_f64()).ceil() as usize,
+        _ => COMPRESSED_BYTES_PER_SECOND,
     }
 }
 
