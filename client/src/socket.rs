@@ -72,6 +72,8 @@ pub struct Conversation {
     socket: Option<Socket>,
     session: Option<SessionId>,
     reconnects: u32,
+    /// A turn was started and not read to its end: its events would arrive as the next turn's.
+    unfinished: bool,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -88,7 +90,7 @@ impl std::fmt::Debug for Conversation {
 impl Conversation {
     pub(crate) async fn open(client: Client) -> Result<Self, ClientError> {
         let socket = connect(&client).await?;
-        Ok(Self { client, socket: Some(socket), session: None, reconnects: 0 })
+        Ok(Self { client, socket: Some(socket), session: None, reconnects: 0, unfinished: false })
     }
 
     /// The conversation the turns continue: set by the first turn's end, or by [`Conversation::set_session`].
@@ -150,6 +152,10 @@ impl Conversation {
     /// found closed (or failing the send) is opened again, once per attempt of the reconnect policy.
     async fn begin(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
         let text = serde_json::to_string(message).map_err(|error| ClientError::Decode(error.to_string()))?;
+        if self.unfinished {
+            // The server stops a turn whose socket closes; a new socket starts clean, in the same conversation.
+            self.socket = None;
+        }
         self.drain();
         if self.socket.is_none() {
             self.reconnect().await?;
@@ -158,15 +164,16 @@ impl Conversation {
             Some(socket) => socket.send(Message::text(text.clone())).await.is_ok(),
             None => false,
         };
-        if sent {
-            return Ok(());
+        if !sent {
+            self.socket = None;
+            self.reconnect().await?;
+            match self.socket.as_mut() {
+                Some(socket) => socket.send(Message::text(text)).await.map_err(|error| ClientError::Disconnected(error.to_string()))?,
+                None => return Err(ClientError::Disconnected("the socket could not be opened again".to_owned())),
+            }
         }
-        self.socket = None;
-        self.reconnect().await?;
-        match self.socket.as_mut() {
-            Some(socket) => socket.send(Message::text(text)).await.map_err(|error| ClientError::Disconnected(error.to_string())),
-            None => Err(ClientError::Disconnected("the socket could not be opened again".to_owned())),
-        }
+        self.unfinished = true;
+        Ok(())
     }
 
     /// Reads what already arrived between turns without waiting: stale replies are dropped, and a close (the
@@ -239,7 +246,9 @@ async fn connect(client: &Client) -> Result<Socket, ClientError> {
 /// One turn's events, in order, ending after `done`, `interrupted` or `error` (the stream then yields `None`).
 /// The socket's own upkeep (pings) is handled while it is read.
 ///
-/// Events from a newer server that this version of the types does not know are skipped.
+/// Events from a newer server that this version of the types does not know are skipped. A turn dropped before
+/// its end is abandoned: the next turn opens a new socket (the server stops a turn whose socket closes) in the
+/// same conversation, so none of its events can be taken for the next turn's.
 pub struct Turn<'a> {
     conversation: &'a mut Conversation,
     finished: bool,
@@ -263,6 +272,7 @@ impl<'a> Turn<'a> {
         socket.send(Message::text(message)).await.map_err(|error| ClientError::Disconnected(error.to_string()))?;
         self.finished = false;
         self.ends_on_idle = true;
+        self.conversation.unfinished = true;
         Ok(())
     }
 
@@ -307,6 +317,7 @@ impl Stream for Turn<'_> {
                         _ => {}
                     }
                     this.finished = this.ends(&event);
+                    this.conversation.unfinished = !this.finished;
                     return Poll::Ready(Some(Ok(event)));
                 }
                 Some(Ok(Message::Close(frame))) => match frame {
@@ -318,6 +329,7 @@ impl Stream for Turn<'_> {
                 None => "the connection ended".to_owned(),
             };
             this.conversation.socket = None;
+            this.conversation.unfinished = false;
             this.finished = true;
             return Poll::Ready(Some(Err(ClientError::Disconnected(lost))));
         }

@@ -187,3 +187,42 @@ async fn failures_come_as_typed_errors() {
     let error = nowhere.conversation().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unreachable, "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_left_unread_does_not_leak_into_the_next() {
+    let (fakes, url) = servers::fake("", &[]).await;
+    fakes.configure(|behaviour| {
+        behaviour.answer = Some(STORY.to_owned());
+        behaviour.delta_delay = Duration::from_millis(50);
+    });
+    let client = Client::new(&url).unwrap();
+    let mut conversation = client.conversation().await.unwrap();
+    let mut turn = conversation.ask("Tell me a story", false).await.unwrap();
+    // The story has begun (so the model was asked with the slow settings), then the turn is dropped unread.
+    loop {
+        match tokio::time::timeout(PATIENCE, turn.next()).await.unwrap().unwrap().unwrap() {
+            ServerEvent::AnswerDelta { text } => break assert_eq!(text, "Once "),
+            ServerEvent::Status { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fakes.configure(|behaviour| {
+        behaviour.answer = None;
+        behaviour.delta_delay = Duration::ZERO;
+    });
+    let events = collect(conversation.ask("Hi", false).await.unwrap()).await;
+    let Some(ServerEvent::Done { answer, .. }) = events.last() else { panic!("{}", brief(&events)) };
+    assert!(answer.starts_with("You said: Hi."), "{answer}");
+    let deltas: String =
+        events.iter().filter_map(|e| if let ServerEvent::AnswerDelta { text } = e { Some(text.as_str()) } else { None }).collect();
+    assert_eq!(&deltas, answer, "only this turn's words: {}", brief(&events));
+    assert_eq!(conversation.reconnects(), 1, "the abandoned turn's socket was replaced");
+    // The server sees the old socket close in its own time.
+    let waiting = tokio::time::Instant::now();
+    while fakes.chat_streams().open > 0 && waiting.elapsed() < PATIENCE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let streams = fakes.chat_streams();
+    assert_eq!((streams.finished, streams.dropped_at.len()), (1, 1), "the server stopped the abandoned answer: {streams:?}");
+}
