@@ -118,7 +118,7 @@ impl Conversation {
     /// Starts a spoken turn: send the recording with [`AudioUpload::send`] (pieces of one file in `encoding`, or
     /// raw PCM16 at 16 kHz), then [`AudioUpload::end`] for the answer.
     pub async fn start_audio(&mut self, encoding: AudioEncoding) -> Result<AudioUpload<'_>, ClientError> {
-        let message = ClientMessage::Start { session_id: self.session.clone(), encoding };
+        let message = ClientMessage::Start { session_id: self.session.clone(), encoding, turn_detection: None };
         self.begin(&message).await?;
         Ok(AudioUpload { turn: Turn::new(self) })
     }
@@ -413,7 +413,11 @@ impl TurnSummary {
                 self.interrupted = true;
             }
             ServerEvent::Error { error } => return Err(ClientError::Turn(error.clone())),
-            ServerEvent::Transcript { is_final: false, .. } | ServerEvent::Status { .. } => {}
+            ServerEvent::Transcript { is_final: false, .. }
+            | ServerEvent::Status { .. }
+            | ServerEvent::SpeechStarted { .. }
+            | ServerEvent::SpeechStopped { .. }
+            | ServerEvent::TurnEnded { .. } => {}
         }
         Ok(())
     }
