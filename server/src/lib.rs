@@ -27,6 +27,7 @@ mod state;
 pub mod store;
 mod streaming;
 pub mod stt;
+mod telemetry;
 pub mod text;
 pub mod tts;
 pub mod vad;

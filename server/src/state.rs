@@ -17,8 +17,10 @@ use crate::pipeline::{NotesVocabulary, Pipeline, QueueLimits, TurnLimits};
 use crate::sessions::{LanceSessions, SessionStore};
 use crate::store::{Database, StoreError};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
+use crate::telemetry::Telemetry;
 use crate::tts::{LocalTts, OpenAiTts, TextToSpeech, TtsError};
 use crate::vad::{SileroVad, VadError};
+use parlance_shared::Stage;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -39,6 +41,8 @@ pub struct AppState {
     pub(crate) access: Arc<Access>,
     /// The audio archive, when `--archive-dir` is set: the pipeline writes it; `crate::start` sweeps it.
     pub(crate) archive: Option<Arc<Archive>>,
+    /// What `/metrics` shows.
+    pub(crate) telemetry: Arc<Telemetry>,
 }
 
 /// Who may call, from where, and through which proxies.
@@ -149,6 +153,18 @@ impl AppState {
 
     fn assemble(settings: &Settings, stages: Stages, sessions: Arc<dyn SessionStore>, database: Arc<Database>) -> Self {
         let Stages { stt, llm, tts, embedder, vad } = stages;
+        let telemetry = Arc::new(Telemetry::new());
+        let loaded = [
+            (Stage::Stt, stt.as_ref().map(|stt| stt.info())),
+            (Stage::Llm, llm.as_ref().map(|llm| llm.info())),
+            (Stage::Tts, tts.as_ref().map(|tts| tts.info())),
+            (Stage::Embeddings, embedder.as_ref().map(|embedder| embedder.info())),
+        ];
+        for (stage, info) in loaded {
+            if let Some(load_ms) = info.and_then(|info| info.load_ms) {
+                telemetry.model_loaded(stage, load_ms);
+            }
+        }
         let knowledge = Arc::new(KnowledgeBase::new(database, embedder.clone()));
         let tools = ToolRegistry::new()
             .with(CurrentTime)
@@ -175,7 +191,7 @@ impl AppState {
         let archive = settings.archive.as_ref().map(|archive| Arc::new(Archive::new(&archive.dir, archive.keep_days)));
         Self {
             pipeline: Arc::new({
-                let mut pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits);
+                let mut pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits, Arc::clone(&telemetry));
                 if settings.stt_vocabulary {
                     pipeline = pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge)));
                 }
@@ -188,6 +204,7 @@ impl AppState {
                 pipeline
             }),
             archive,
+            telemetry,
             sessions,
             embedder,
             knowledge,

@@ -11,7 +11,7 @@ mod speaker;
 mod vocabulary;
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -30,9 +30,11 @@ use crate::backend::BackendInfo;
 use crate::events::EventSink;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::stt::{SpeechToText, SttError};
+use crate::telemetry::{Telemetry, TurnFigures, TurnOutcome};
 use crate::text::SentenceSplitter;
 use crate::tts::{SpeechAudio, TextToSpeech, TtsError};
 use crate::vad::{SileroVad, VoiceActivity};
+use tracing::Instrument as _;
 
 pub struct Pipeline {
     stt: Option<Arc<dyn SpeechToText>>,
@@ -47,6 +49,7 @@ pub struct Pipeline {
     vad: Option<Arc<SileroVad>>,
     /// Every turn waits here for its place to run.
     queue: TurnQueue,
+    telemetry: Arc<Telemetry>,
 }
 
 /// How much of the conversation a turn sees, how long a question may be, and how many turns run at once.
@@ -62,6 +65,8 @@ pub struct TurnLimits {
 /// still remembered with its question, the tools it called and the notes it drew on.
 #[derive(Debug)]
 pub struct TurnProgress {
+    /// Names the turn in every log line about it.
+    turn_id: String,
     question: Mutex<Option<String>>,
     findings: Findings,
     /// When the user finished asking.
@@ -83,6 +88,7 @@ impl TurnProgress {
             TurnInput::Transcribing { recording, .. } => (None, recording.clone()),
         };
         Self {
+            turn_id: uuid::Uuid::new_v4().simple().to_string(),
             question: Mutex::new(question),
             findings: Findings::default(),
             asked_at: Utc::now(),
@@ -90,6 +96,11 @@ impl TurnProgress {
             spoken: Arc::default(),
             archived: Mutex::new(None),
         }
+    }
+
+    /// The id in the turn's log lines.
+    pub fn turn_id(&self) -> &str {
+        &self.turn_id
     }
 
     /// The audio of the first `played` sentences sent.
@@ -156,6 +167,8 @@ pub struct Turn {
     pub sources: Vec<KnowledgeSource>,
     pub tool_calls: Vec<ToolCallRecord>,
     pub timings: StageTimings,
+    /// From the model's start to its first piece of answer (for the metrics; not on the wire).
+    pub first_token: Option<Duration>,
 }
 
 /// Why an answer was not (wholly) spoken. Not a failed turn: the user still gets the text.
@@ -212,6 +225,7 @@ impl Pipeline {
         tts: Option<Arc<dyn TextToSpeech>>,
         sessions: Arc<dyn SessionStore>,
         limits: TurnLimits,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         Self {
             stt,
@@ -223,7 +237,8 @@ impl Pipeline {
             vocabulary: None,
             archive: None,
             vad: None,
-            queue: TurnQueue::new(limits.queue),
+            queue: TurnQueue::new(limits.queue).with_telemetry(Arc::clone(&telemetry)),
+            telemetry,
         }
     }
 
@@ -421,7 +436,30 @@ impl Pipeline {
     /// One whole turn. `started` is when the user finished asking: the timings count from there. What the
     /// turn gathers goes into `progress` as it happens, for [`Pipeline::remember_interrupted`]. The turn first
     /// waits for its place to run (see [`TurnQueue`]), telling `events` its place in line while it waits.
+    ///
+    /// Everything logged meanwhile carries the turn's id and session (a span); the request's own span, if it
+    /// has a `turn_id` field (HTTP), gets the id too, so its access line names the turn. The turn's end is
+    /// counted here, however it ends: a turn whose future is dropped (a barge-in, a client gone) counts as
+    /// interrupted.
     pub async fn run_turn(
+        &self,
+        conversation: Conversation,
+        input: TurnInput,
+        speech: Speech,
+        events: &EventSink,
+        progress: &TurnProgress,
+        started: Instant,
+    ) -> Result<Turn, TurnError> {
+        tracing::Span::current().record("turn_id", progress.turn_id());
+        let span = tracing::info_span!("turn", turn_id = progress.turn_id(), session_id = %conversation.id);
+        let spoken = !matches!(input, TurnInput::Text(_));
+        let mut counted = Counted { telemetry: &self.telemetry, finished: false };
+        let result = self.answer_turn(conversation, input, speech, events, progress, started).instrument(span).await;
+        counted.finish(&result, spoken);
+        result
+    }
+
+    async fn answer_turn(
         &self,
         conversation: Conversation,
         input: TurnInput,
@@ -452,7 +490,7 @@ impl Pipeline {
         };
         let llm_started = Instant::now();
         let asked = Asked { history: recent, question, caller: &conversation.caller };
-        let answer = answer_aloud(agent, asked, speaker.as_ref(), events, &progress.findings).await?;
+        let (answer, first_token) = answer_aloud(agent, asked, speaker.as_ref(), events, &progress.findings).await?;
         timings.llm_ms = elapsed_ms(llm_started);
         tracing::info!(llm_ms = timings.llm_ms, tools = answer.tool_calls.len(), "answered");
 
@@ -492,6 +530,7 @@ impl Pipeline {
             sources: answer.sources,
             tool_calls: answer.tool_calls,
             timings,
+            first_token: first_token.map(|at| at.saturating_duration_since(llm_started)),
         })
     }
 
@@ -512,6 +551,7 @@ impl Pipeline {
                 tracing::warn!(waiting = full.waiting, retry_after_secs = full.retry_after_secs, "refused: the line is full");
                 TurnError::Busy(full)
             })?;
+        self.telemetry.waited_in_line(arrived.elapsed());
         let queued_ms = match first_place {
             Some(first_place) => {
                 let queued_ms = elapsed_ms(arrived);
@@ -682,6 +722,34 @@ impl Pipeline {
     }
 }
 
+/// Counts a turn's end once: as [`Counted::finish`] says, or as interrupted if the turn is dropped first.
+struct Counted<'a> {
+    telemetry: &'a Telemetry,
+    finished: bool,
+}
+
+impl Counted<'_> {
+    fn finish(&mut self, result: &Result<Turn, TurnError>, spoken: bool) {
+        self.finished = true;
+        match result {
+            Ok(turn) => {
+                let figures = TurnFigures { spoken, first_token: turn.first_token };
+                self.telemetry.turn_finished(TurnOutcome::Done, Some(&turn.timings), figures);
+            }
+            Err(TurnError::Busy(_)) => self.telemetry.turn_finished(TurnOutcome::RefusedBusy, None, TurnFigures::default()),
+            Err(_) => self.telemetry.turn_finished(TurnOutcome::Failed, None, TurnFigures::default()),
+        }
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.telemetry.turn_finished(TurnOutcome::Interrupted, None, TurnFigures::default());
+        }
+    }
+}
+
 /// A question, who asked it and the turns before it.
 #[derive(Clone, Copy)]
 struct Asked<'a> {
@@ -691,14 +759,15 @@ struct Asked<'a> {
 }
 
 /// Runs the agent, passing its events on, and hands each sentence to the speaker as soon as the model has
-/// finished writing it. Text cut off by a tool call is never spoken, nor is the call itself.
+/// finished writing it. Text cut off by a tool call is never spoken, nor is the call itself. Also returns when
+/// the first piece of the answer arrived.
 async fn answer_aloud(
     agent: &Agent,
     asked: Asked<'_>,
     speaker: Option<&SentenceSpeaker>,
     events: &EventSink,
     findings: &Findings,
-) -> Result<Answer, TurnError> {
+) -> Result<(Answer, Option<Instant>), TurnError> {
     let (agent_events, mut progress) = EventSink::channel();
     let generate = async move {
         let answer = agent.answer_noting(asked.history, asked.question, asked.caller, &agent_events, findings).await;
@@ -708,7 +777,11 @@ async fn answer_aloud(
     };
     let relay = async {
         let mut splitter = SentenceSplitter::clause_first();
+        let mut first_token = None;
         while let Some(event) = progress.recv().await {
+            if first_token.is_none() && matches!(event, ServerEvent::AnswerDelta { .. }) {
+                first_token = Some(Instant::now());
+            }
             match (&event, speaker) {
                 (ServerEvent::AnswerDelta { text }, Some(speaker)) => splitter.push(text).iter().for_each(|s| speaker.say(s)),
                 // A tool round's unfinished text is a lead-in to the call, not part of the answer.
@@ -717,14 +790,14 @@ async fn answer_aloud(
             }
             events.emit(event);
         }
-        splitter
+        (splitter, first_token)
     };
-    let (answer, mut splitter) = tokio::join!(generate, relay);
+    let (answer, (mut splitter, first_token)) = tokio::join!(generate, relay);
     let answer = answer?;
     if let (Some(rest), Some(speaker)) = (splitter.flush(), speaker) {
         speaker.say(&rest);
     }
-    Ok(answer)
+    Ok((answer, first_token))
 }
 
 /// The final transcript, sent to the client, when it holds words.

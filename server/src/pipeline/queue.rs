@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::telemetry::Telemetry;
+
 /// Turns at once, and how many may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
@@ -23,6 +25,8 @@ pub struct QueueLimits {
 pub struct TurnQueue {
     limits: QueueLimits,
     state: Arc<Mutex<State>>,
+    /// Hears the line's length each time it changes.
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 struct State {
@@ -68,7 +72,21 @@ const LONGEST_RETRY: u64 = 120;
 impl TurnQueue {
     pub fn new(limits: QueueLimits) -> Self {
         let limits = QueueLimits { running: limits.running.max(1), ..limits };
-        Self { limits, state: Arc::new(Mutex::new(State { running: 0, waiting: VecDeque::new(), next_ticket: 0, mean_turn: FIRST_GUESS })) }
+        let state = State { running: 0, waiting: VecDeque::new(), next_ticket: 0, mean_turn: FIRST_GUESS };
+        Self { limits, state: Arc::new(Mutex::new(state)), telemetry: None }
+    }
+
+    /// Reports the number of turns running and waiting to `telemetry` as it changes.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        telemetry.line(0, 0);
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    fn report(&self, state: &State) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.line(state.running, state.waiting.len());
+        }
     }
 
     /// Waits for a place to run a turn, first come first served. `on_place` hears the place in line each time
@@ -79,6 +97,7 @@ impl TurnQueue {
             let mut state = self.lock();
             if state.running < self.limits.running && state.waiting.is_empty() {
                 state.running += 1;
+                self.report(&state);
                 return Ok(self.place_now());
             }
             if state.waiting.len() >= self.limits.waiting {
@@ -88,6 +107,7 @@ impl TurnQueue {
             state.next_ticket += 1;
             let (sender, receiver) = watch::channel(Place::InLine(count(state.waiting.len() + 1)));
             state.waiting.push_back(Waiter { ticket, place: sender });
+            self.report(&state);
             (ticket, receiver)
         };
         let mut leaving = Leaving { queue: self, ticket, started: false };
@@ -132,6 +152,7 @@ impl TurnQueue {
             state.mean_turn = (state.mean_turn * 3 + held) / 4;
         }
         Self::start_waiting(&mut state, self.limits.running);
+        self.report(&state);
     }
 
     fn start_waiting(state: &mut State, running: usize) {
@@ -184,6 +205,7 @@ impl Drop for Leaving<'_> {
         if let Some(index) = state.waiting.iter().position(|waiter| waiter.ticket == self.ticket) {
             state.waiting.remove(index);
             TurnQueue::renumber(&state);
+            self.queue.report(&state);
         } else {
             // Started in the meantime: the place is this turn's, and nobody will use it.
             drop(state);

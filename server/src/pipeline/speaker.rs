@@ -8,6 +8,7 @@ use base64::Engine as _;
 use parlance_shared::{AudioClip, ServerEvent, TurnState};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument as _;
 
 use super::{SpeechFailure, elapsed_ms};
 use crate::events::EventSink;
@@ -38,7 +39,7 @@ impl SentenceSpeaker {
     /// also goes into `keep`, if given, as it is sent (the archive keeps what was played of an answer cut off).
     pub fn start(tts: Arc<dyn TextToSpeech>, events: EventSink, turn_ended: Instant, keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>) -> Self {
         let (sentences, queue) = mpsc::unbounded_channel();
-        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, queue, events, turn_ended, keep)));
+        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, queue, events, turn_ended, keep).in_current_span()));
         Self { sentences, task }
     }
 

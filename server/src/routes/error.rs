@@ -182,6 +182,8 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(error = %self, %status, "request refused"),
         }
         let mut response = (status, Json(self.body())).into_response();
+        // For the metrics' count of errors by code (see `super::metrics::count_errors`).
+        response.extensions_mut().insert(self.code());
         match self {
             Self::RateLimited { retry_after_secs } | Self::Busy(QueueFull { retry_after_secs, .. }) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -232,6 +234,9 @@ impl IntoResponse for OpenAiApiError {
             if let Some(value) = original.headers().get(&name) {
                 response.headers_mut().insert(name, value.clone());
             }
+        }
+        if let Some(code) = original.extensions().get::<ErrorCode>() {
+            response.extensions_mut().insert(*code);
         }
         response
     }

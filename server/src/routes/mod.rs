@@ -10,6 +10,7 @@ mod frontend;
 mod guard;
 mod health;
 mod knowledge;
+mod metrics;
 mod openapi;
 mod rate_limit;
 mod sessions;
@@ -69,7 +70,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/audio/transcriptions", post(v1::transcriptions).layer(upload_limit))
         .route("/audio/speech", post(v1::speech))
         .fallback(v1::not_found);
-    let app = Router::new().route("/health", get(health::health)).nest("/api", api).nest("/v1", openai);
+    let app =
+        Router::new().route("/health", get(health::health)).route("/metrics", get(metrics::metrics)).nest("/api", api).nest("/v1", openai);
     frontend::serve(app, &settings.frontend_dir)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         // Inside the guard, so what it answers carries the security headers too.
@@ -77,8 +79,30 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         // Inside CORS, so a listed site's preflight (which carries no token) is answered first.
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(cors(&settings.cors_origins))
-        .layer(TraceLayer::new_for_http())
+        // Outside everything that answers with an error body, so each one is counted.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_errors))
+        .layer(request_log())
         .with_state(state)
+}
+
+/// One INFO line per request when its response starts (and a warning for a server error), in a span naming
+/// its method and path, never its query string or body; a turn the request runs adds its id to the span.
+fn request_log() -> TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    impl Fn(&axum::http::Request<axum::body::Body>) -> tracing::Span + Clone,
+    tower_http::trace::DefaultOnRequest,
+    tower_http::trace::DefaultOnResponse,
+> {
+    TraceLayer::new_for_http()
+        .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+            tracing::info_span!(
+                "request",
+                method = %request.method(),
+                path = %echo(request.uri().path(), SHORT_ECHO),
+                turn_id = tracing::field::Empty,
+            )
+        })
+        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
 }
 
 /// A finished turn as `POST /api/chat` and `POST /api/voice` answer it.

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use parlance_shared::ServerEvent;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tracing::Instrument as _;
 
 use super::error::{ApiError, LONG_ECHO, echo, socket_error_body};
 use super::rate_limit::client_ip;
@@ -25,6 +26,7 @@ use crate::budget::SocketSlot;
 use crate::config::SocketSettings;
 use crate::state::AppState;
 use crate::streaming::{Connection, Reply};
+use crate::telemetry::{OpenSocket, Telemetry};
 
 /// Room for the JSON around the largest audio frame.
 const FRAME_OVERHEAD: usize = 64 * 1024;
@@ -61,20 +63,36 @@ pub async fn socket(
     let limit = state.max_upload_bytes.saturating_add(FRAME_OVERHEAD);
     let connection = Connection::new(state.pipeline.clone(), state.turn_budget.clone(), client, state.max_upload_bytes)
         .for_caller(caller, Arc::clone(&state.sessions));
-    tracing::info!(%client, "socket opened");
-    let upkeep = Upkeep { settings: state.sockets, max_message_bytes: limit, _slot: slot };
+    // Every line the socket logs (and its turns, within) names it.
+    let span = tracing::info_span!("socket", socket_id = %short_id(), %client);
+    span.in_scope(|| tracing::info!("socket opened"));
+    let upkeep = Upkeep {
+        settings: state.sockets,
+        max_message_bytes: limit,
+        _open: state.telemetry.socket_opened(),
+        telemetry: Arc::clone(&state.telemetry),
+        _slot: slot,
+    };
     // Only `parlance` is accepted: the token, offered as a second protocol, is never echoed back.
     upgrade
         .protocols([access::SOCKET_PROTOCOL])
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(socket, connection, upkeep))
+        .on_upgrade(move |socket| serve(socket, connection, upkeep).instrument(span))
+}
+
+/// Enough to tell a client's sockets apart in the log.
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string().chars().take(12).collect()
 }
 
 /// What keeps one socket healthy, and its client's slot, held while it is open.
 struct Upkeep {
     settings: SocketSettings,
     max_message_bytes: usize,
+    /// Counted in the open sockets while it lives.
+    _open: OpenSocket,
+    telemetry: Arc<Telemetry>,
     _slot: SocketSlot,
 }
 
@@ -109,7 +127,7 @@ async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(error)) => {
-                        refuse_unreadable(&mut outgoing, error, upkeep.max_message_bytes).await;
+                        refuse_unreadable(&mut outgoing, error, &upkeep).await;
                         break;
                     }
                 }
@@ -143,8 +161,17 @@ async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
                 break;
             }
         };
+        // What the edge logs about a turn's replies (a failure, say) names the turn.
+        let turn_span = match connection.turn_id() {
+            Some(turn_id) => tracing::info_span!("turn", turn_id),
+            None => tracing::Span::none(),
+        };
         for reply in replies {
-            if send(&mut outgoing, &event(reply)).await.is_err() {
+            let event = turn_span.in_scope(|| event(reply));
+            if let ServerEvent::Error { error } = &event {
+                upkeep.telemetry.error(error.code.as_str());
+            }
+            if send(&mut outgoing, &event).await.is_err() {
                 tracing::debug!("client left");
                 return;
             }
@@ -156,7 +183,8 @@ type Outgoing = futures::stream::SplitSink<WebSocket, Message>;
 
 /// A message the socket could not read ends it: the client is told why, as an `error` event and in the close
 /// frame (1009 for a message over the size limit, 1002 for a broken one).
-async fn refuse_unreadable(outgoing: &mut Outgoing, error: axum::Error, max_message_bytes: usize) {
+async fn refuse_unreadable(outgoing: &mut Outgoing, error: axum::Error, upkeep: &Upkeep) {
+    let max_message_bytes = upkeep.max_message_bytes;
     let error = error.into_inner();
     let too_large = matches!(error.downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)));
     let (refusal, code, reason) = if too_large {
@@ -165,6 +193,7 @@ async fn refuse_unreadable(outgoing: &mut Outgoing, error: axum::Error, max_mess
         (ApiError::BrokenMessage(echo(&error.to_string(), LONG_ECHO)), close_code::PROTOCOL, "unreadable message")
     };
     tracing::info!(%error, "closing a socket that sent an unreadable message");
+    upkeep.telemetry.error(refusal.code().as_str());
     let _ = send(outgoing, &ServerEvent::Error { error: refusal.body() }).await;
     close(outgoing, code, reason).await;
     tokio::time::sleep(LINGER_AFTER_REFUSAL).await;

@@ -105,6 +105,8 @@ pub struct Connection {
     /// Who opened the socket: the conversations it may continue, and whose new ones are.
     caller: Caller,
     owners: Option<Arc<dyn SessionStore>>,
+    /// The id of the turn running or last run, for the edge's log lines about it.
+    turn_id: Option<String>,
 }
 
 impl Connection {
@@ -122,6 +124,7 @@ impl Connection {
             pending: VecDeque::new(),
             caller: Caller::Anyone,
             owners: None,
+            turn_id: None,
         }
     }
 
@@ -129,6 +132,11 @@ impl Connection {
     /// are recorded as theirs in `owners`.
     pub fn for_caller(self, caller: Caller, owners: Arc<dyn SessionStore>) -> Self {
         Self { caller, owners: Some(owners), ..self }
+    }
+
+    /// The turn running now, or the last one.
+    pub fn turn_id(&self) -> Option<&str> {
+        self.turn_id.as_deref()
     }
 
     /// Whether a turn is being answered (or waits in line to be): the client is waiting, not silent.
@@ -287,6 +295,7 @@ impl Connection {
         };
         let mut turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences, ended_at);
         turn.silence_before_ms = silence_before_ms;
+        self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);
         Ok(vec![])
     }
@@ -299,6 +308,7 @@ impl Connection {
         self.begin_turn();
         let speech = if speak { Speech::Sentences } else { Speech::Off };
         let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Text(text), speech, ended_at);
+        self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);
         Ok(vec![])
     }

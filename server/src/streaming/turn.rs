@@ -7,6 +7,7 @@ use std::time::Instant;
 use parlance_shared::{ServerEvent, SessionId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument as _;
 
 use crate::events::EventSink;
 use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
@@ -39,11 +40,15 @@ impl RunningTurn {
         let (sink, events) = EventSink::channel();
         let (finished, result) = oneshot::channel();
         let gathered = Arc::clone(&progress);
-        let task = tokio::spawn(async move {
-            let outcome = pipeline.run_turn(conversation, input, speech, &sink, &gathered, ended_at).await;
-            // Nobody waits any more when the socket has gone.
-            let _ = finished.send(outcome);
-        });
+        // In the socket's span: the turn's log lines name the socket too.
+        let task = tokio::spawn(
+            async move {
+                let outcome = pipeline.run_turn(conversation, input, speech, &sink, &gathered, ended_at).await;
+                // Nobody waits any more when the socket has gone.
+                let _ = finished.send(outcome);
+            }
+            .in_current_span(),
+        );
         Self { session_id, progress, chunks: Vec::new(), silence_before_ms: None, events, result, task: AbortOnDropHandle::new(task) }
     }
 
