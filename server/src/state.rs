@@ -6,6 +6,7 @@ use crate::access::{HostPolicy, TrustedProxies, Users};
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
 use crate::agent::{Agent, AnswerStyle, Grounder};
 use crate::archive::Archive;
+use crate::backend::{PROBE_FOR, Probed};
 use crate::budget::{SocketSlots, TurnBudget};
 use crate::config::{AnswerStyleChoice, Settings, SocketSettings, StageBackend, VadSetting};
 use crate::cpu::SpeechFirst;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub(crate) archive: Option<Arc<Archive>>,
     /// What `/metrics` shows.
     pub(crate) telemetry: Arc<Telemetry>,
+    /// The stages whose provider did not answer when last asked, and why (for `/health`).
+    pub(crate) unreachable: Arc<Probed<Vec<(Stage, String)>>>,
 }
 
 /// Who may call, from where, and through which proxies.
@@ -205,6 +208,7 @@ impl AppState {
             }),
             archive,
             telemetry,
+            unreachable: Arc::new(Probed::new(PROBE_FOR)),
             sessions,
             embedder,
             knowledge,

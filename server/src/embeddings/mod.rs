@@ -19,6 +19,11 @@ pub trait Embedder: Send + Sync {
     /// One vector per text, in the order given.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
     fn info(&self) -> BackendInfo;
+    /// Whether the backend can answer now: a provider is asked briefly (see `OpenAiClient::probe`); a model
+    /// in this process is ready once loaded.
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -56,4 +56,8 @@ impl Embedder for OpenAiEmbeddings {
     fn info(&self) -> BackendInfo {
         self.client.info()
     }
+
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        self.client.probe(crate::backend::PROBE_TIMEOUT).await
+    }
 }

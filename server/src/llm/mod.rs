@@ -80,6 +80,11 @@ pub trait ChatModel: Send + Sync {
         None
     }
     fn info(&self) -> BackendInfo;
+    /// Whether the backend can answer now: a provider is asked briefly (see `OpenAiClient::probe`); a model
+    /// in this process is ready once loaded.
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

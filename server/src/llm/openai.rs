@@ -82,6 +82,10 @@ impl ChatModel for OpenAiChat {
     fn info(&self) -> BackendInfo {
         self.client.info()
     }
+
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        self.client.probe(crate::backend::PROBE_TIMEOUT).await
+    }
 }
 
 fn invalid(endpoint: &str, reason: String) -> ProviderError {

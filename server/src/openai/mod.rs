@@ -185,6 +185,30 @@ impl OpenAiClient {
         display_url(&self.url(path))
     }
 
+    /// Whether the provider answers at all, asked within `within`: `GET models`, which every OpenAI-compatible
+    /// server has and which costs no model time. Any answer counts, even 404 from a server without that list,
+    /// except a refused key (401, 403), an overloaded provider (429) and a server error.
+    pub async fn probe(&self, within: Duration) -> Result<(), ProviderError> {
+        let endpoint = self.shown("models");
+        let mut request = self.http.get(self.url("models")).timeout(within);
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key.expose_secret());
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS);
+                if refused || status.is_server_error() {
+                    Err(ProviderError::Status { endpoint, status, detail: String::new() })
+                } else {
+                    Ok(())
+                }
+            }
+            Err(error) if error.is_timeout() => Err(ProviderError::TimedOut { endpoint }),
+            Err(_) => Err(ProviderError::Unreachable { endpoint }),
+        }
+    }
+
     pub fn post(&self, path: &str) -> RequestBuilder {
         let request = self.http.post(self.url(path));
         match &self.config.api_key {

@@ -28,6 +28,7 @@ use crate::archive::{AnswerAudio, Archive, ArchiveError, AudioFile, Entry, Entry
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
 use crate::events::EventSink;
+use crate::openai::ProviderError;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::stt::{SpeechToText, SttError};
 use crate::telemetry::{Telemetry, TurnFigures, TurnOutcome};
@@ -277,6 +278,30 @@ impl Pipeline {
             (Stage::Llm, self.agent.as_ref().map(|agent| agent.model().info())),
             (Stage::Tts, self.tts.as_ref().map(|tts| tts.info())),
         ]
+    }
+
+    /// Whether each model stage of a turn answers now (a stage not set up has nothing to ask: `Ok`).
+    pub async fn reachable(&self) -> [(Stage, Result<(), ProviderError>); 3] {
+        let stt = async {
+            match &self.stt {
+                Some(stt) => stt.reachable().await,
+                None => Ok(()),
+            }
+        };
+        let llm = async {
+            match &self.agent {
+                Some(agent) => agent.model().reachable().await,
+                None => Ok(()),
+            }
+        };
+        let tts = async {
+            match &self.tts {
+                Some(tts) => tts.reachable().await,
+                None => Ok(()),
+            }
+        };
+        let (stt, llm, tts) = tokio::join!(stt, llm, tts);
+        [(Stage::Stt, stt), (Stage::Llm, llm), (Stage::Tts, tts)]
     }
 
     /// Whether spoken questions can be transcribed (speech-to-text is set up).

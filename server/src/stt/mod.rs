@@ -21,6 +21,11 @@ pub trait SpeechToText: Send + Sync {
     /// steered toward them (Whisper's prompt); later transcriptions use them. Others ignore it.
     fn expect_words(&self, _words: &[String]) {}
     fn info(&self) -> BackendInfo;
+    /// Whether the backend can answer now: a provider is asked briefly (see `OpenAiClient::probe`); a model
+    /// in this process is ready once loaded.
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::{SpeechToText, SttError};
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
-use crate::openai::OpenAiClient;
+use crate::openai::{OpenAiClient, ProviderError};
 
 const PATH: &str = "audio/transcriptions";
 
@@ -55,5 +55,9 @@ impl SpeechToText for OpenAiStt {
 
     fn info(&self) -> BackendInfo {
         self.client.info()
+    }
+
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        self.client.probe(crate::backend::PROBE_TIMEOUT).await
     }
 }

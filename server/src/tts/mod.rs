@@ -30,6 +30,11 @@ pub struct SpeechAudio {
 pub trait TextToSpeech: Send + Sync {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError>;
     fn info(&self) -> BackendInfo;
+    /// Whether the backend can answer now: a provider is asked briefly (see `OpenAiClient::probe`); a model
+    /// in this process is ready once loaded.
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 /// The voice the local backend speaks with.

@@ -46,4 +46,8 @@ impl TextToSpeech for OpenAiTts {
     fn info(&self) -> BackendInfo {
         self.client.info()
     }
+
+    async fn reachable(&self) -> Result<(), ProviderError> {
+        self.client.probe(crate::backend::PROBE_TIMEOUT).await
+    }
 }
