@@ -38,16 +38,24 @@ pub enum DecodeError {
 }
 
 /// The upload as 16 kHz mono samples in [-1, 1]. Stops early, with [`DecodeError::TooLong`], once the audio
-/// passes `max_secs`, so a long upload costs no more than the limit. A file cut short keeps what was decoded
-/// before the cut; one with no decodable audio at all is an error.
+/// passes `max_secs`, so a long upload costs no more than the limit. A file cut short (a recorder that died)
+/// keeps what was decoded before the cut; one with no decodable audio at all is an error.
 pub fn decode_speech(upload: &AudioUpload, max_secs: u64) -> Result<Vec<f32>, DecodeError> {
-    // Symphonia's demuxers assert on some malformed input (a WebM cut inside its header panics in the EBML
-    // reader): a bad upload must become a clear error, not a failed request.
+    // Symphonia's demuxers assert on some malformed input (a WebM cut inside an element panics in the EBML
+    // reader, at the header or in the middle of a cluster). Reading the packets catches that itself, to keep
+    // the audio before the cut; this catches the rest, so a bad upload is a clear error of ours, never the
+    // library's panic message.
     std::panic::catch_unwind(AssertUnwindSafe(|| decode(upload, max_secs))).unwrap_or_else(|panic| {
-        let reason = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned());
-        tracing::warn!(format = %upload.format, reason = reason.as_deref().unwrap_or("unknown"), "the audio decoder panicked on an upload");
-        Err(DecodeError::Undecodable { format: upload.format, reason: reason.unwrap_or_else(|| "the decoder gave up on it".into()) })
+        tracing::warn!(format = %upload.format, reason = panic_text(panic.as_ref()), "the audio decoder panicked on an upload");
+        Err(DecodeError::Undecodable { format: upload.format, reason: CUT_SHORT.into() })
     })
+}
+
+/// Why an upload the demuxer gave up on could not be read, in our words.
+const CUT_SHORT: &str = "its container ends or breaks before any audio";
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("unknown")
 }
 
 fn decode(upload: &AudioUpload, max_secs: u64) -> Result<Vec<f32>, DecodeError> {
@@ -66,11 +74,18 @@ fn decode(upload: &AudioUpload, max_secs: u64) -> Result<Vec<f32>, DecodeError> 
     let mut rate = None;
     let mut first_error = None;
     loop {
-        let packet = match reader.next_packet() {
-            Ok(packet) => packet,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(SymphoniaError::ResetRequired) => break,
-            Err(error) => {
+        let next = std::panic::catch_unwind(AssertUnwindSafe(|| reader.next_packet()));
+        let packet = match next {
+            Ok(Ok(packet)) => packet,
+            Ok(Err(SymphoniaError::IoError(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Ok(Err(SymphoniaError::ResetRequired)) => break,
+            // The demuxer gave up inside a damaged or cut element: what came before it is still the recording.
+            Err(panic) => {
+                tracing::debug!(reason = panic_text(panic.as_ref()), decoded = mono.len(), "the container stopped being readable");
+                first_error.get_or_insert_with(|| CUT_SHORT.to_owned());
+                break;
+            }
+            Ok(Err(error)) => {
                 // A container damaged midway: keep what came before the damage.
                 tracing::debug!(%error, decoded = mono.len(), "the container stopped being readable");
                 first_error.get_or_insert_with(|| error.to_string());
