@@ -125,6 +125,12 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_SOCKETS_PER_CLIENT", default_value_t = 8)]
     pub sockets_per_client: usize,
 
+    /// On SIGTERM or Ctrl-C, how many seconds the turns being answered have to finish (no new ones start, and
+    /// no new connections are taken); then the ones still running are cut, and what the client was sent of each
+    /// answer is stored, marked interrupted.
+    #[arg(long, env = "PARLANCE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
     /// How many earlier lines of the conversation the model sees.
     #[arg(long, env = "PARLANCE_HISTORY_TURNS", default_value_t = 8)]
     pub history_turns: usize,
@@ -439,6 +445,8 @@ pub struct Settings {
     /// Turns that may wait for a place; 0: none.
     pub turn_queue: usize,
     pub sockets: SocketSettings,
+    /// How long the turns in flight have to finish when the server is told to stop.
+    pub shutdown_grace: Duration,
     pub history_turns: usize,
     pub max_tool_rounds: usize,
     /// `None`: the model alone decides when to search the notes.
@@ -551,6 +559,7 @@ impl Config {
                 idle: seconds(self.socket_idle_secs),
                 per_client: (self.sockets_per_client > 0).then_some(self.sockets_per_client),
             },
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             history_turns: self.history_turns,
             max_tool_rounds: self.max_tool_rounds,
             notes_similarity: (self.notes_similarity > 0.0).then_some(self.notes_similarity),

@@ -23,6 +23,7 @@ pub mod openai;
 mod pipeline;
 mod routes;
 pub mod sessions;
+pub mod shutdown;
 mod state;
 pub mod store;
 mod streaming;
@@ -54,12 +55,13 @@ const ARCHIVE_SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs
 
 /// The application as `parlance` serves it: like [`app`], but the database is opened first, so a database
 /// this version cannot read stops start-up with a message, and the shipped notes are seeded; the audio archive,
-/// if on, is swept now and every hour by a task of its own.
-pub async fn start(settings: &Settings) -> Result<Router, StartupError> {
+/// if on, is swept now and every hour by a task of its own. With the handle that stops it in order.
+pub async fn start(settings: &Settings) -> Result<(Router, shutdown::Stopper), StartupError> {
     let state = AppState::from_settings(settings)?;
     knowledge::seed::prepare(&state.knowledge).await?;
     if let Some(archive) = &state.archive {
         archive.keep_sweeping(ARCHIVE_SWEEP_PERIOD);
     }
-    Ok(routes::router(state, settings))
+    let stopper = shutdown::Stopper::new(state.shutdown.clone(), std::sync::Arc::clone(&state.pipeline));
+    Ok((routes::router(state, settings), stopper))
 }

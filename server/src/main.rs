@@ -1,5 +1,7 @@
+use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -63,18 +65,43 @@ async fn run() -> ExitCode {
     }
 }
 
+/// After the grace period, how long cut turns have to store what their clients were sent.
+const CUT_DEADLINE: Duration = Duration::from_secs(5);
+/// How long HTTP requests still open at the end get before the process exits anyway.
+const LAST_REQUESTS: Duration = Duration::from_secs(1);
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     log_stages(&settings);
-    let app = parlance_server::start(&settings).await?;
+    let (app, stopper) = parlance_server::start(&settings).await?;
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("could not listen on {}", settings.bind))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
     println!("Parlance is running at http://{address}/");
     announce_access(&settings, address);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server stopped with an error")?;
+    let stop_accepting = tokio_util::sync::CancellationToken::new();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+        .into_future();
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.context("the server stopped with an error"),
+        () = shutdown_signal() => {}
+    }
+    let grace = settings.shutdown_grace;
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections or turns; the turns in flight may finish");
+    stop_accepting.cancel();
+    stopper.begin();
+    if tokio::time::timeout(grace, stopper.finished()).await.is_err() {
+        tracing::warn!("the grace period is over: cutting the turns still running, keeping what their clients were sent");
+        stopper.cut();
+        if tokio::time::timeout(CUT_DEADLINE, stopper.finished()).await.is_err() {
+            tracing::error!("some turns did not stop in time");
+        }
+    }
+    match tokio::time::timeout(LAST_REQUESTS, server).await {
+        Ok(result) => result.context("the server stopped with an error")?,
+        Err(_) => tracing::warn!("closing the HTTP requests still open"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

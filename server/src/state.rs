@@ -16,6 +16,7 @@ use crate::llm::{ChatModel, LocalChat, LocalChatOptions, LocalLlmError, OpenAiCh
 use crate::openai::{OpenAiClient, ProviderConfig};
 use crate::pipeline::{NotesVocabulary, Pipeline, QueueLimits, TurnLimits};
 use crate::sessions::{LanceSessions, SessionStore};
+use crate::shutdown::Shutdown;
 use crate::store::{Database, StoreError};
 use crate::stt::{LocalStt, OpenAiStt, SpeechToText, SttError};
 use crate::telemetry::Telemetry;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub(crate) telemetry: Arc<Telemetry>,
     /// The stages whose provider did not answer when last asked, and why (for `/health`).
     pub(crate) unreachable: Arc<Probed<Vec<(Stage, String)>>>,
+    /// Whether the server is stopping (see `crate::shutdown`).
+    pub(crate) shutdown: Shutdown,
 }
 
 /// Who may call, from where, and through which proxies.
@@ -157,6 +160,7 @@ impl AppState {
     fn assemble(settings: &Settings, stages: Stages, sessions: Arc<dyn SessionStore>, database: Arc<Database>) -> Self {
         let Stages { stt, llm, tts, embedder, vad } = stages;
         let telemetry = Arc::new(Telemetry::new());
+        let shutdown = Shutdown::default();
         let loaded = [
             (Stage::Stt, stt.as_ref().map(|stt| stt.info())),
             (Stage::Llm, llm.as_ref().map(|llm| llm.info())),
@@ -194,7 +198,7 @@ impl AppState {
         let archive = settings.archive.as_ref().map(|archive| Arc::new(Archive::new(&archive.dir, archive.keep_days)));
         Self {
             pipeline: Arc::new({
-                let mut pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits, Arc::clone(&telemetry));
+                let mut pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits, Arc::clone(&telemetry), shutdown.clone());
                 if settings.stt_vocabulary {
                     pipeline = pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge)));
                 }
@@ -209,6 +213,7 @@ impl AppState {
             archive,
             telemetry,
             unreachable: Arc::new(Probed::new(PROBE_FOR)),
+            shutdown,
             sessions,
             embedder,
             knowledge,

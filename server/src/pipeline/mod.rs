@@ -30,6 +30,7 @@ use crate::backend::BackendInfo;
 use crate::events::EventSink;
 use crate::openai::ProviderError;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
+use crate::shutdown::Shutdown;
 use crate::stt::{SpeechToText, SttError};
 use crate::telemetry::{Telemetry, TurnFigures, TurnOutcome};
 use crate::text::SentenceSplitter;
@@ -51,6 +52,8 @@ pub struct Pipeline {
     /// Every turn waits here for its place to run.
     queue: TurnQueue,
     telemetry: Arc<Telemetry>,
+    /// Once the server is stopping, no new turn starts.
+    shutdown: Shutdown,
 }
 
 /// How much of the conversation a turn sees, how long a question may be, and how many turns run at once.
@@ -148,6 +151,9 @@ pub enum TurnError {
     /// Speech alone was asked for (not a turn's answer, which stays text when speaking fails).
     #[error(transparent)]
     Tts(#[from] TtsError),
+    /// The server is stopping: it starts no new turn.
+    #[error("the server is shutting down")]
+    ShuttingDown,
     /// As many turns run as may, and the line of those waiting is full.
     #[error("{} turns are waiting already; retry in {} s", .0.waiting, .0.retry_after_secs)]
     Busy(QueueFull),
@@ -227,6 +233,7 @@ impl Pipeline {
         sessions: Arc<dyn SessionStore>,
         limits: TurnLimits,
         telemetry: Arc<Telemetry>,
+        shutdown: Shutdown,
     ) -> Self {
         Self {
             stt,
@@ -240,6 +247,7 @@ impl Pipeline {
             vad: None,
             queue: TurnQueue::new(limits.queue).with_telemetry(Arc::clone(&telemetry)),
             telemetry,
+            shutdown,
         }
     }
 
@@ -252,6 +260,11 @@ impl Pipeline {
     /// A voice activity detector for a new raw stream, when the model is loaded.
     pub fn voice_activity(&self) -> Option<VoiceActivity> {
         self.vad.as_ref().map(SileroVad::stream)
+    }
+
+    /// Turns (and `/v1` calls) running or waiting for a place now.
+    pub fn turns_in_flight(&self) -> usize {
+        self.queue.in_flight()
     }
 
     /// Keep each turn's audio and transcript in `archive` (see [`crate::archive`]).
@@ -336,7 +349,7 @@ impl Pipeline {
         let speech = if speak { Speech::WholeAnswer } else { Speech::Off };
         let input = TurnInput::Text(text.to_owned());
         let progress = TurnProgress::new(&input);
-        self.run_turn(conversation, input, speech, events, &progress, started).await
+        self.run_turn_until_cut(conversation, input, speech, events, &progress, started).await
     }
 
     /// `POST /api/voice`.
@@ -353,7 +366,24 @@ impl Pipeline {
         let conversation = self.open(session_id, caller).await?;
         let input = TurnInput::Voice(audio.clone());
         let progress = TurnProgress::new(&input);
-        self.run_turn(conversation, input, Speech::WholeAnswer, events, &progress, started).await
+        self.run_turn_until_cut(conversation, input, Speech::WholeAnswer, events, &progress, started).await
+    }
+
+    /// A turn whose client hears nothing before its end (HTTP): if the server stops and its grace period runs
+    /// out first, the turn stops, and the client is told so (nothing of it was stored).
+    async fn run_turn_until_cut(
+        &self,
+        conversation: Conversation,
+        input: TurnInput,
+        speech: Speech,
+        events: &EventSink,
+        progress: &TurnProgress,
+        started: Instant,
+    ) -> Result<Turn, TurnError> {
+        tokio::select! {
+            result = self.run_turn(conversation, input, speech, events, progress, started) => result,
+            () = self.shutdown.cutting() => Err(TurnError::ShuttingDown),
+        }
     }
 
     /// The answer to the last of a conversation the client keeps itself (the OpenAI-compatible chat): the
@@ -475,8 +505,8 @@ impl Pipeline {
         progress: &TurnProgress,
         started: Instant,
     ) -> Result<Turn, TurnError> {
-        tracing::Span::current().record("turn_id", progress.turn_id());
-        let span = tracing::info_span!("turn", turn_id = progress.turn_id(), session_id = %conversation.id);
+        tracing::Span::current().record("turn_id", tracing::field::display(progress.turn_id()));
+        let span = tracing::info_span!("turn", turn_id = %progress.turn_id(), session_id = %conversation.id);
         let spoken = !matches!(input, TurnInput::Text(_));
         let mut counted = Counted { telemetry: &self.telemetry, finished: false };
         let result = self.answer_turn(conversation, input, speech, events, progress, started).instrument(span).await;
@@ -563,6 +593,9 @@ impl Pipeline {
     /// place is held until dropped. Also returns how long it waited, in ms (0: it started at once). Turns, and
     /// the `/v1` routes' answers, transcriptions and speech, all wait in this one line: they use the same models.
     async fn wait_for_place(&self, events: &EventSink) -> Result<(RunningPlace, u64), TurnError> {
+        if self.shutdown.is_stopping() {
+            return Err(TurnError::ShuttingDown);
+        }
         let arrived = Instant::now();
         let mut first_place = None;
         let place = self

@@ -76,6 +76,12 @@ impl TurnQueue {
         Self { limits, state: Arc::new(Mutex::new(state)), telemetry: None }
     }
 
+    /// Turns running or waiting now.
+    pub fn in_flight(&self) -> usize {
+        let state = self.lock();
+        state.running + state.waiting.len()
+    }
+
     /// Reports the number of turns running and waiting to `telemetry` as it changes.
     pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
         telemetry.line(0, 0);

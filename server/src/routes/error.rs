@@ -26,6 +26,9 @@ use crate::streaming::{ProtocolError, RecordingError, SocketError};
 use crate::stt::SttError;
 use crate::tts::TtsError;
 
+/// When to ask again a server that is stopping: a restart's usual length.
+const SHUTTING_DOWN_RETRY_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -89,6 +92,8 @@ pub enum ApiError {
         .0.retry_after_secs
     )]
     Busy(QueueFull),
+    #[error("the server is shutting down; ask again in a few seconds")]
+    ShuttingDown,
     /// The detail is logged, not sent.
     #[error("something went wrong on the server; the details are in its log")]
     Internal(String),
@@ -106,7 +111,7 @@ impl ApiError {
             Self::NoSpeech | Self::UnreadableAudio(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SessionNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotConfigured(_) | Self::Misconfigured(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotConfigured(_) | Self::Misconfigured(_) | Self::Busy(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { error, .. } if error.timed_out() => StatusCode::GATEWAY_TIMEOUT,
             Self::Provider { error, .. } if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider { .. } => StatusCode::BAD_GATEWAY,
@@ -134,7 +139,7 @@ impl ApiError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::NotConfigured(_) | Self::Misconfigured(_) => ErrorCode::NotConfigured,
-            Self::Busy(_) => ErrorCode::ServerBusy,
+            Self::Busy(_) | Self::ShuttingDown => ErrorCode::ServerBusy,
             Self::Provider { error, .. } if error.is_unavailable() => ErrorCode::ProviderUnavailable,
             Self::Provider { .. } => ErrorCode::ProviderError,
             Self::RateLimited { .. } | Self::TooManySockets { .. } => ErrorCode::RateLimited,
@@ -187,6 +192,9 @@ impl IntoResponse for ApiError {
         match self {
             Self::RateLimited { retry_after_secs } | Self::Busy(QueueFull { retry_after_secs, .. }) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::ShuttingDown => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(SHUTTING_DOWN_RETRY_SECS));
             }
             Self::Unauthorized(_) => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"parlance\""));
@@ -296,6 +304,7 @@ impl From<TurnError> for ApiError {
             TurnError::Archive(error) => error.into(),
             TurnError::Tts(error) => error.into(),
             TurnError::Busy(full) => Self::Busy(full),
+            TurnError::ShuttingDown => Self::ShuttingDown,
         }
     }
 }

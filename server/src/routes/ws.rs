@@ -24,9 +24,11 @@ use super::rate_limit::client_ip;
 use crate::access::{self, Caller, HostPolicy};
 use crate::budget::SocketSlot;
 use crate::config::SocketSettings;
+use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::streaming::{Connection, Reply};
 use crate::telemetry::{OpenSocket, Telemetry};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// Room for the JSON around the largest audio frame.
 const FRAME_OVERHEAD: usize = 64 * 1024;
@@ -71,6 +73,8 @@ pub async fn socket(
         max_message_bytes: limit,
         _open: state.telemetry.socket_opened(),
         telemetry: Arc::clone(&state.telemetry),
+        shutdown: state.shutdown.clone(),
+        _open_until_stopped: state.shutdown.socket_open(),
         _slot: slot,
     };
     // Only `parlance` is accepted: the token, offered as a second protocol, is never echoed back.
@@ -93,11 +97,18 @@ struct Upkeep {
     /// Counted in the open sockets while it lives.
     _open: OpenSocket,
     telemetry: Arc<Telemetry>,
+    shutdown: Shutdown,
+    /// Stopping the server waits for it.
+    _open_until_stopped: TaskTrackerToken,
     _slot: SocketSlot,
 }
 
+/// The close reason when the server stops.
+const GOING_AWAY: &str = "the server is shutting down; reconnect in a few seconds";
+
 /// Serves one socket until the client leaves, stops answering pings, or sends nothing for too long while
-/// nothing is being answered. Leaving mid-turn stops the turn: dropping the connection aborts its task.
+/// nothing is being answered. Leaving mid-turn stops the turn: dropping the connection aborts its task. When
+/// the server stops, the socket closes (1001) once it has nothing left to answer, or when its turn is cut.
 async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
     let (mut outgoing, mut incoming) = socket.split();
     let mut pings = upkeep.settings.ping.map(|every| {
@@ -109,6 +120,8 @@ async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
     let mut unanswered = false;
     // The last message from the client, or event to it.
     let mut last_activity = Instant::now();
+    // The server is stopping: close once nothing is being answered.
+    let mut stopping = false;
     loop {
         let quiet_until = upkeep.settings.idle.map(|idle| last_activity + idle);
         let replies = tokio::select! {
@@ -136,6 +149,11 @@ async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
                 last_activity = Instant::now();
                 vec![reply]
             }
+            () = upkeep.shutdown.stopping(), if !stopping => {
+                stopping = true;
+                vec![]
+            }
+            () = upkeep.shutdown.cutting(), if connection.is_answering() => connection.cut_short().await,
             () = next_ping(&mut pings) => {
                 if unanswered {
                     tracing::info!("closing a socket that did not answer a ping");
@@ -163,7 +181,7 @@ async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
         };
         // What the edge logs about a turn's replies (a failure, say) names the turn.
         let turn_span = match connection.turn_id() {
-            Some(turn_id) => tracing::info_span!("turn", turn_id),
+            Some(turn_id) => tracing::info_span!("turn", %turn_id),
             None => tracing::Span::none(),
         };
         for reply in replies {
@@ -175,6 +193,11 @@ async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
                 tracing::debug!("client left");
                 return;
             }
+        }
+        if stopping && !connection.is_answering() {
+            tracing::info!("closing a socket: the server is shutting down");
+            close(&mut outgoing, close_code::AWAY, GOING_AWAY).await;
+            break;
         }
     }
 }

@@ -335,6 +335,34 @@ impl Connection {
         }
     }
 
+    /// The server is stopping and the turn being answered is out of time: it is stopped, and what the client was
+    /// sent of the answer is remembered, marked interrupted: the sentences sent when it was spoken, else the
+    /// text written. Nothing to send back when no turn was running, or it had just finished (and was stored).
+    pub async fn cut_short(&mut self) -> Vec<Reply> {
+        let turn = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Answering(turn) => turn,
+            other => {
+                self.phase = other;
+                return vec![];
+            }
+        };
+        let cancelled = turn.cancel().await;
+        if cancelled.completed {
+            return vec![];
+        }
+        let (kept_answer, played) = if cancelled.chunks.is_empty() {
+            (cancelled.written.trim().to_owned(), 0)
+        } else {
+            (cancelled.chunks.join(" "), cancelled.chunks.len())
+        };
+        tracing::info!(chunks_sent = played, chars_written = cancelled.written.len(), "turn cut short: the server is stopping");
+        let stored = self.pipeline.remember_interrupted(&cancelled.session_id, &cancelled.progress, &kept_answer, played).await;
+        match stored {
+            Ok(()) => vec![Reply::Event(ServerEvent::Interrupted { session_id: cancelled.session_id, kept_answer })],
+            Err(error) => vec![Reply::Failed(SocketError::NotStored(error))],
+        }
+    }
+
     /// An answer cut off while it was generated: the question and the played part are remembered.
     async fn keep_played_part(&mut self, turn: CancelledTurn, played_through: Option<u32>) -> Result<Vec<Reply>, SocketError> {
         let kept_answer = played_text(&turn.chunks, played_through);

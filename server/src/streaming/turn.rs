@@ -21,6 +21,8 @@ pub struct RunningTurn {
     /// The silence heard after the user's speech before the turn ended (raw streams only): added to the
     /// time to first audio, it gives that time from the end of speech.
     pub silence_before_ms: Option<u64>,
+    /// The answer's text handed out so far (since the last tool call: text before one is a lead-in).
+    pub written: String,
     events: mpsc::UnboundedReceiver<ServerEvent>,
     /// Sent once the turn's events have all been emitted.
     result: oneshot::Receiver<Result<Turn, TurnError>>,
@@ -49,7 +51,7 @@ impl RunningTurn {
             }
             .in_current_span(),
         );
-        Self { session_id, progress, chunks: Vec::new(), silence_before_ms: None, events, result, task: AbortOnDropHandle::new(task) }
+        Self { session_id, progress, chunks: Vec::new(), silence_before_ms: None, written: String::new(), events, result, task: AbortOnDropHandle::new(task) }
     }
 
     /// The turn's next event, then its end; `None` after that (or if the task died without an end).
@@ -64,8 +66,11 @@ impl RunningTurn {
                 Err(_) => return None,
             },
         };
-        if let Progress::Event(ServerEvent::AudioChunk { text, .. }) = &progress {
-            self.chunks.push(text.clone());
+        match &progress {
+            Progress::Event(ServerEvent::AudioChunk { text, .. }) => self.chunks.push(text.clone()),
+            Progress::Event(ServerEvent::AnswerDelta { text }) => self.written.push_str(text),
+            Progress::Event(ServerEvent::ToolCall { .. }) => self.written.clear(),
+            _ => {}
         }
         Some(progress)
     }
@@ -73,7 +78,7 @@ impl RunningTurn {
     /// Stops the turn and waits until it has stopped: when this returns, no model or synthesis work of the
     /// turn is left running. Events not yet sent are dropped: the client never saw them.
     pub async fn cancel(self) -> CancelledTurn {
-        let Self { session_id, progress, chunks, mut events, mut result, task, .. } = self;
+        let Self { session_id, progress, chunks, written, mut events, mut result, task, .. } = self;
         task.abort();
         // Cancellation takes effect at the task's next await point; waiting makes "stopped" true.
         let _ = task.await;
@@ -86,7 +91,7 @@ impl RunningTurn {
                 unsent.push(text);
             }
         }
-        CancelledTurn { session_id, progress, chunks, unsent, completed }
+        CancelledTurn { session_id, progress, chunks, written, unsent, completed }
     }
 }
 
@@ -95,6 +100,8 @@ pub struct CancelledTurn {
     pub session_id: SessionId,
     pub progress: Arc<TurnProgress>,
     pub chunks: Vec<String>,
+    /// The answer's text the client was sent.
+    pub written: String,
     /// The text of the audio chunks made but not sent before the interrupt.
     pub unsent: Vec<String>,
     /// The whole answer was generated and stored before the interrupt.
