@@ -59,6 +59,9 @@ pub enum Grounding {
     Answered(Found),
     /// It is about the notes, but they never mention what it asks about.
     NotCovered { found: Found, subject: Vec<String> },
+    /// The notes could not be searched (their store failed): the model answers without them, and the answer
+    /// says so.
+    Unavailable,
 }
 
 /// The evidence for a question about the notes.
@@ -230,7 +233,7 @@ async fn work_out(
         Ok(None) => return Grounding::General,
         Err(error) => {
             tracing::warn!(%error, "could not search the notes for the question; the model answers without them");
-            return Grounding::General;
+            return Grounding::Unavailable;
         }
     };
     let Some(best) = evidence.best() else { return Grounding::General };

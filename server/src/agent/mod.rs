@@ -19,6 +19,8 @@ use crate::llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, ToolC
 /// local models otherwise reach for a tool on every question (a clock for "What is the capital of France?").
 /// Said when the model twice ended its turn without a word (any sources it read are still listed).
 const SILENT_MODEL: &str = "Sorry, I could not put an answer into words. Please ask me again.";
+/// Ends an answer given without the notes because they could not be reached.
+pub const NOTES_UNAVAILABLE: &str = "(I could not reach your notes just now, so this answer does not use them.)";
 
 pub const SYSTEM_PROMPT: &str = "You are Parlance, a friendly voice assistant. Your answers are read aloud, \
 so answer in one to three short, plain sentences: no markdown, lists, code, links or emoji. \
@@ -52,6 +54,8 @@ pub struct Findings(Mutex<Found>);
 struct Found {
     tool_calls: Vec<ToolCallRecord>,
     sources: Vec<KnowledgeSource>,
+    /// The notes were asked for and could not be reached.
+    notes_unavailable: bool,
 }
 
 impl Findings {
@@ -63,6 +67,14 @@ impl Findings {
             }
         }
         found.tool_calls.push(record);
+    }
+
+    fn lost_notes(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).notes_unavailable = true;
+    }
+
+    fn notes_unavailable(&self) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).notes_unavailable
     }
 
     pub fn tool_calls(&self) -> Vec<ToolCallRecord> {
@@ -114,7 +126,7 @@ impl Agent {
         let style = grounder.style();
         tokio::spawn(async move {
             match &*grounding.await {
-                Grounding::General => model.prepare(general),
+                Grounding::General | Grounding::Unavailable => model.prepare(general),
                 Grounding::Answered(found) if style == AnswerStyle::Generative || !found.clear() => {
                     model.prepare(ChatRequest { messages: grounding::grounded_messages(&history, found), ..ChatRequest::default() });
                 }
@@ -142,7 +154,25 @@ impl Agent {
     }
 
     /// [`Agent::answer`], noting each tool call and the notes it found in `findings` as soon as it is made.
+    /// When the notes could not be reached, the answer comes without them and ends by saying so.
     pub async fn answer_noting(
+        &self,
+        history: &[HistoryTurn],
+        question: &str,
+        caller: &Caller,
+        events: &EventSink,
+        findings: &Findings,
+    ) -> Result<Answer, AgentError> {
+        let mut answer = self.answer_with_notes(history, question, caller, events, findings).await?;
+        if findings.notes_unavailable() {
+            let notice = if answer.text.is_empty() { NOTES_UNAVAILABLE.to_owned() } else { format!(" {NOTES_UNAVAILABLE}") };
+            events.emit(ServerEvent::AnswerDelta { text: notice.clone() });
+            answer.text.push_str(&notice);
+        }
+        Ok(answer)
+    }
+
+    async fn answer_with_notes(
         &self,
         history: &[HistoryTurn],
         question: &str,
@@ -154,6 +184,7 @@ impl Agent {
             let grounding = grounder.ground(history, question, caller).await;
             match &*grounding {
                 Grounding::General => {}
+                Grounding::Unavailable => findings.lost_notes(),
                 Grounding::Answered(found) => return self.answer_from_notes(history, found, grounder.style(), events, findings).await,
                 Grounding::NotCovered { found, subject } => return Ok(self.decline(found, subject, events, findings)),
             }
@@ -181,6 +212,7 @@ impl Agent {
                     Grounding::Answered(found) => return self.answer_from_notes(history, &found, grounder.style(), events, findings).await,
                     Grounding::NotCovered { found, subject } => return Ok(self.decline(&found, &subject, events, findings)),
                     Grounding::General => {}
+                    Grounding::Unavailable => findings.lost_notes(),
                 }
             }
             if calls.is_empty() || round == self.max_tool_rounds {
@@ -283,6 +315,9 @@ impl Agent {
         for call in calls {
             let outcome = self.tools.run(call, caller).await;
             events.emit(ServerEvent::ToolCall { call: outcome.record.clone() });
+            if outcome.notes_unavailable {
+                findings.lost_notes();
+            }
             findings.note(outcome.record, outcome.sources);
             messages.push(ChatMessage::Tool { call_id: call.id.clone(), content: outcome.content });
         }

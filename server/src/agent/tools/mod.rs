@@ -43,6 +43,23 @@ pub enum ToolError {
     InvalidArguments(String),
     #[error("{0}")]
     Failed(String),
+    /// The notes' store cannot be read or written (its files gone, unreadable, the disk full): the model is
+    /// told to answer without them, and the answer says so.
+    #[error("the notes cannot be reached right now; answer without them")]
+    NotesUnavailable,
+}
+
+impl ToolError {
+    /// A failure of the notes: the store's own are [`ToolError::NotesUnavailable`].
+    pub fn from_knowledge(error: crate::knowledge::KnowledgeError) -> Self {
+        match error {
+            crate::knowledge::KnowledgeError::Store(error) => {
+                tracing::warn!(%error, "the notes' store failed");
+                Self::NotesUnavailable
+            }
+            other => Self::Failed(other.to_string()),
+        }
+    }
 }
 
 /// The result of running one call the model made.
@@ -52,6 +69,8 @@ pub struct ToolOutcome {
     /// Goes back to the model as the tool's message.
     pub content: String,
     pub sources: Vec<KnowledgeSource>,
+    /// The notes could not be reached.
+    pub notes_unavailable: bool,
 }
 
 #[derive(Clone, Default)]
@@ -99,6 +118,7 @@ impl ToolRegistry {
                 record,
                 content: format!("error: there is no tool named {:?}; the tools are: {known}", call.name),
                 sources: vec![],
+                notes_unavailable: false,
             };
         };
         let result = match parsed {
@@ -106,10 +126,11 @@ impl ToolRegistry {
             Err(error) => Err(ToolError::InvalidArguments(format!("not valid JSON ({error})"))),
         };
         match result {
-            Ok(output) => ToolOutcome { record, content: output.content, sources: output.sources },
+            Ok(output) => ToolOutcome { record, content: output.content, sources: output.sources, notes_unavailable: false },
             Err(error) => {
                 tracing::warn!(tool = %call.name, %error, "tool call failed");
-                ToolOutcome { record, content: format!("error: {error}"), sources: vec![] }
+                let notes_unavailable = matches!(error, ToolError::NotesUnavailable);
+                ToolOutcome { record, content: format!("error: {error}"), sources: vec![], notes_unavailable }
             }
         }
     }

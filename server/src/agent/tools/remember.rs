@@ -54,7 +54,7 @@ impl Tool for Remember {
             title.push('…');
         }
         let note = NewNote { title, text: fact.to_owned(), source: Some(REMEMBER_SOURCE.to_owned()) };
-        let added = self.knowledge.remember(note, caller).await.map_err(|e| ToolError::Failed(e.to_string()))?;
+        let added = self.knowledge.remember(note, caller).await.map_err(ToolError::from_knowledge)?;
         let content = if added.added == 1 { format!("Saved: {fact}") } else { format!("Already known: {fact}") };
         Ok(ToolOutput { content, sources: vec![] })
     }

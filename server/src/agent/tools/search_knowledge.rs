@@ -50,7 +50,7 @@ impl Tool for SearchKnowledge {
         if query.is_empty() {
             return Err(ToolError::InvalidArguments("`query` must be a non-empty string".into()));
         }
-        let hits = self.knowledge.search(caller, query, HITS, SearchMode::Hybrid).await.map_err(|e| ToolError::Failed(e.to_string()))?;
+        let hits = self.knowledge.search(caller, query, HITS, SearchMode::Hybrid).await.map_err(ToolError::from_knowledge)?;
         if hits.is_empty() {
             return Ok(ToolOutput { content: "No notes match.".into(), sources: vec![] });
         }
