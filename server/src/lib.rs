@@ -23,7 +23,7 @@ pub mod openai;
 mod pipeline;
 mod routes;
 pub mod sessions;
-pub mod shutdown;
+mod shutdown;
 mod state;
 pub mod store;
 mod streaming;
@@ -36,7 +36,7 @@ pub mod vad;
 use axum::Router;
 
 pub use crate::config::{Config, Settings};
-pub use crate::state::{AppState, Stages, StartupError};
+pub use crate::state::{AppState, Stages, StartupError, Stopper};
 
 /// The whole application, ready to serve.
 pub fn app(settings: &Settings) -> Result<Router, StartupError> {
@@ -56,12 +56,12 @@ const ARCHIVE_SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs
 /// The application as `parlance` serves it: like [`app`], but the database is opened first, so a database
 /// this version cannot read stops start-up with a message, and the shipped notes are seeded; the audio archive,
 /// if on, is swept now and every hour by a task of its own. With the handle that stops it in order.
-pub async fn start(settings: &Settings) -> Result<(Router, shutdown::Stopper), StartupError> {
+pub async fn start(settings: &Settings) -> Result<(Router, Stopper), StartupError> {
     let state = AppState::from_settings(settings)?;
     knowledge::seed::prepare(&state.knowledge).await?;
     if let Some(archive) = &state.archive {
         archive.keep_sweeping(ARCHIVE_SWEEP_PERIOD);
     }
-    let stopper = shutdown::Stopper::new(state.shutdown.clone(), std::sync::Arc::clone(&state.pipeline));
+    let stopper = Stopper::new(state.shutdown.clone(), std::sync::Arc::clone(&state.pipeline));
     Ok((routes::router(state, settings), stopper))
 }

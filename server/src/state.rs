@@ -1,6 +1,7 @@
 //! Assembling the server from its settings: one backend per stage, shared by every request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::access::{HostPolicy, TrustedProxies, Users};
 use crate::agent::tools::{CurrentTime, Remember, SearchKnowledge, ToolRegistry};
@@ -242,5 +243,39 @@ fn openai(backend: &StageBackend) -> Result<Option<OpenAiClient>, reqwest::Error
     match backend {
         StageBackend::None | StageBackend::Local { .. } => Ok(None),
         StageBackend::OpenAi(config) => OpenAiClient::new(ProviderConfig::clone(config)).map(Some),
+    }
+}
+
+/// How often the turns in flight are counted while the server waits for them to end.
+const RECOUNT: Duration = Duration::from_millis(20);
+
+/// The binary's handle on stopping the server [`crate::start`] built (see `crate::shutdown`).
+pub struct Stopper {
+    shutdown: Shutdown,
+    pipeline: Arc<Pipeline>,
+}
+
+impl Stopper {
+    pub(crate) fn new(shutdown: Shutdown, pipeline: Arc<Pipeline>) -> Self {
+        Self { shutdown, pipeline }
+    }
+
+    /// No new turns from now on; idle sockets close.
+    pub fn begin(&self) {
+        self.shutdown.begin();
+    }
+
+    /// Resolves when no turn runs or waits and every socket has closed.
+    pub async fn finished(&self) {
+        while self.pipeline.turns_in_flight() > 0 {
+            tokio::time::sleep(RECOUNT).await;
+        }
+        self.shutdown.sockets_closed().await;
+    }
+
+    /// The turns still running are cut, and what their clients were sent is stored (see [`Stopper::finished`]
+    /// for when that is done).
+    pub fn cut(&self) {
+        self.shutdown.cut();
     }
 }
