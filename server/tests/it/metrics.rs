@@ -3,7 +3,7 @@
 //! the socket, a turn refused because the line is full, and errors; then the Prometheus text is parsed and
 //! every counter and histogram count is checked against what was done.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the fake provider that speaks the OpenAI wire protocol (`support/fake_openai.rs`); the embeddings are the
 //! local model.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! Speech-to-text is the local Whisper model (it decodes the upload in the process; a provider would get the
 //! file as it is). The language model and voice are the fake OpenAI-compatible provider.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! restart on the same data directory shows the conversation as stored. The model is the fake provider (the
 //! OpenAI wire protocol, `support/fake_openai.rs`), writing its answer a word at a time at a set pace.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! status. The provider is the fake that speaks the OpenAI wire protocol (`support/fake_openai.rs`), running or
 //! pointed at a closed port.
 
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use serde_json::Value;
