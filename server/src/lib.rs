@@ -55,8 +55,13 @@ const ARCHIVE_SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs
 
 /// The application as `parlance` serves it: like [`app`], but the database is opened first, so a database
 /// this version cannot read stops start-up with a message, and the shipped notes are seeded; the audio archive,
-/// if on, is swept now and every hour by a task of its own. With the handle that stops it in order.
-pub async fn start(settings: &Settings) -> Result<(Router, Stopper), StartupError> {
+/// if on, is swept now and every hour by a task of its own.
+pub async fn start(settings: &Settings) -> Result<Router, StartupError> {
+    Ok(start_stoppable(settings).await?.0)
+}
+
+/// [`start`], with the handle that stops the server in order (see [`Stopper`]).
+pub async fn start_stoppable(settings: &Settings) -> Result<(Router, Stopper), StartupError> {
     let state = AppState::from_settings(settings)?;
     knowledge::seed::prepare(&state.knowledge).await?;
     if let Some(archive) = &state.archive {

@@ -72,7 +72,7 @@ const LAST_REQUESTS: Duration = Duration::from_secs(1);
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     log_stages(&settings);
-    let (app, stopper) = parlance_server::start(&settings).await?;
+    let (app, stopper) = parlance_server::start_stoppable(&settings).await?;
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("could not listen on {}", settings.bind))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
