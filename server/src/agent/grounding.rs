@@ -231,9 +231,15 @@ async fn work_out(
     let evidence = match knowledge.evidence(caller, &query, &focus).await {
         Ok(Some(evidence)) => evidence,
         Ok(None) => return Grounding::General,
+        // The store itself failed (its files gone or unreadable): the answer will say the notes were out of
+        // reach. Other failures (an embeddings model that does not fit the notes, say) are the setup's, logged.
+        Err(error @ crate::knowledge::KnowledgeError::Store(_)) => {
+            tracing::warn!(%error, "could not read the notes for the question; the model answers without them");
+            return Grounding::Unavailable;
+        }
         Err(error) => {
             tracing::warn!(%error, "could not search the notes for the question; the model answers without them");
-            return Grounding::Unavailable;
+            return Grounding::General;
         }
     };
     let Some(best) = evidence.best() else { return Grounding::General };
