@@ -51,7 +51,16 @@ impl RunningTurn {
             }
             .in_current_span(),
         );
-        Self { session_id, progress, chunks: Vec::new(), silence_before_ms: None, written: String::new(), events, result, task: AbortOnDropHandle::new(task) }
+        Self {
+            session_id,
+            progress,
+            chunks: Vec::new(),
+            silence_before_ms: None,
+            written: String::new(),
+            events,
+            result,
+            task: AbortOnDropHandle::new(task),
+        }
     }
 
     /// The turn's next event, then its end; `None` after that (or if the task died without an end).
