@@ -144,10 +144,17 @@ impl AppState {
         // One per server: the embedded models of one process share one set of cores.
         let cores = Arc::new(SpeechFirst::new());
         let stages = Stages::from_settings(settings, &cores)?;
+        Ok(Self::on_disk(settings, stages))
+    }
+
+    /// A server on the stages given, its conversations and notes in the database under the data directory
+    /// exactly as `parlance` keeps them: the seam for tests and benches whose models are fakes but whose
+    /// storage must be the real one.
+    pub fn on_disk(settings: &Settings, stages: Stages) -> Self {
         // Opened on first use (the database is async); `crate::start` opens and seeds it before serving.
         let database = Arc::new(Database::new(&settings.data_dir));
         let sessions: Arc<dyn SessionStore> = Arc::new(LanceSessions::new(Arc::clone(&database)));
-        Ok(Self::assemble(settings, stages, sessions, database))
+        Self::assemble(settings, stages, sessions, database)
     }
 
     /// A server on the stages and the conversation store given, with the settings' limits; its notes are in

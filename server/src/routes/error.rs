@@ -403,7 +403,13 @@ impl From<KnowledgeError> for ApiError {
 }
 
 impl From<DocumentError> for ApiError {
-    fn from(error: DocumentError) -> Self {
+    fn from(mut error: DocumentError) -> Self {
+        // The file name is the client's, of any length: quoted as an id is.
+        let (DocumentError::WrongExtension { name }
+        | DocumentError::Binary { name, .. }
+        | DocumentError::NotUtf8 { name }
+        | DocumentError::Empty { name }) = &mut error;
+        *name = echo(name, SHORT_ECHO);
         match error {
             DocumentError::Empty { .. } => Self::InvalidRequest(error.to_string()),
             DocumentError::WrongExtension { .. } | DocumentError::Binary { .. } | DocumentError::NotUtf8 { .. } => {
