@@ -1,7 +1,9 @@
 //! Conversations in the database's `turns` table: they survive restarts, and deleting one removes its rows
 //! from disk.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow_array::{BooleanArray, RecordBatch, RecordBatchIterator, StringArray, TimestampMicrosecondArray, UInt32Array};
 use async_trait::async_trait;
@@ -9,6 +11,7 @@ use chrono::DateTime;
 use lancedb::expr::{col, lit};
 use lancedb::query::QueryBase;
 use parlance_shared::{HistoryTurn, Role, SessionId};
+use tokio::sync::oneshot;
 
 use super::{SessionError, SessionStore};
 use crate::store::schema;
@@ -16,11 +19,135 @@ use crate::store::{Database, StoreError, collect, column, strings};
 
 pub struct LanceSessions {
     database: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+/// Conversations kept in memory as stored, so that a turn does not query the table for its history.
+const RECENT_CONVERSATIONS: usize = 1024;
+/// Commits between merges of the small files they leave.
+const COMMITS_PER_MERGE: u64 = 64;
+/// Rows of a merged file: large enough that reads open few files, small enough that a merge stays cheap.
+const ROWS_PER_MERGED_FILE: usize = 4096;
+
+#[derive(Default)]
+struct Shared {
+    recent: Mutex<Recent>,
+    /// Lines waiting for their commit: whoever commits next commits them all at once, so turns ending together
+    /// share one commit instead of queueing for one each.
+    pending: Mutex<Vec<Pending>>,
+    commits: AtomicU64,
+}
+
+struct Pending {
+    id: SessionId,
+    turns: Vec<HistoryTurn>,
+    rows: RecordBatch,
+    committed: oneshot::Sender<Result<(), String>>,
+}
+
+/// The most recently read or written conversations, exactly as a read of the table returns them.
+#[derive(Default)]
+struct Recent {
+    /// An empty list: the conversation is known not to exist (yet).
+    conversations: HashMap<String, Vec<HistoryTurn>>,
+    /// Oldest first, for forgetting: ids may repeat, or be gone already.
+    order: VecDeque<String>,
+    /// Conversations being read from the table now, and whether they changed meanwhile (then what was read is
+    /// not kept: it may miss the change).
+    reading: HashMap<String, bool>,
+}
+
+impl Recent {
+    fn keep(&mut self, id: &SessionId, lines: Vec<HistoryTurn>) {
+        if self.conversations.insert(id.as_str().to_owned(), lines).is_none() {
+            self.order.push_back(id.as_str().to_owned());
+        }
+        while self.conversations.len() > RECENT_CONVERSATIONS {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.conversations.remove(&oldest);
+        }
+    }
+
+    /// A change is committed that this memory cannot follow (a line replaced, a conversation deleted).
+    fn forget(&mut self, id: &SessionId) {
+        self.conversations.remove(id.as_str());
+        if let Some(changed) = self.reading.get_mut(id.as_str()) {
+            *changed = true;
+        }
+    }
+
+    /// Lines are committed: a conversation in memory gets them in the order a read would give them.
+    fn appended(&mut self, id: &SessionId, turns: &[HistoryTurn]) {
+        if let Some(lines) = self.conversations.get_mut(id.as_str()) {
+            lines.extend_from_slice(turns);
+            lines.sort_by_key(|line| line.created_at.timestamp_micros());
+        }
+        if let Some(changed) = self.reading.get_mut(id.as_str()) {
+            *changed = true;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // What these locks guard is whole after every statement: a panic elsewhere leaves nothing half-changed.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl LanceSessions {
     pub fn new(database: Arc<Database>) -> Self {
-        Self { database }
+        Self { database, shared: Arc::default() }
+    }
+
+    /// The conversation as a query of the table returns it (sorted as it was spoken).
+    async fn read(&self, id: &SessionId) -> Result<Vec<HistoryTurn>, SessionError> {
+        // A snapshot: a conversation deleted meanwhile purges old files, which must not vanish mid-read.
+        let snapshot = self.database.tables().await?.turns.snapshot().await?;
+        // An expression, not SQL text: session ids come from clients.
+        let query = snapshot.table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
+        let mut lines = Vec::new();
+        for batch in collect(query).await? {
+            read_batch(&batch, &mut lines)?;
+        }
+        lines.sort_by_key(|(micros, line, _)| (*micros, *line));
+        Ok(lines.into_iter().map(|(_, _, turn)| turn).collect())
+    }
+}
+
+/// Commits every pending line in one commit, and tells each waiting append how it went. Runs as a task of its
+/// own, so a turn dropped mid-commit (its client left) cannot drop the commit of the others' lines.
+async fn commit_pending(database: Arc<Database>, shared: Arc<Shared>) {
+    let table = match database.tables().await {
+        Ok(tables) => &tables.turns,
+        Err(error) => {
+            let message = error.to_string();
+            for pending in std::mem::take(&mut *lock(&shared.pending)) {
+                let _ = pending.committed.send(Err(message.clone()));
+            }
+            return;
+        }
+    };
+    let held = table.write_lock().await;
+    let waiting = std::mem::take(&mut *lock(&shared.pending));
+    if waiting.is_empty() {
+        // An earlier commit took these lines along.
+        return;
+    }
+    let rows: Vec<RecordBatch> = waiting.iter().map(|pending| pending.rows.clone()).collect();
+    let result = table.table.add(rows).execute().await.map(|_| ()).map_err(|error| error.to_string());
+    if result.is_ok() {
+        let mut recent = lock(&shared.recent);
+        for pending in &waiting {
+            recent.appended(&pending.id, &pending.turns);
+        }
+    }
+    for pending in waiting {
+        let _ = pending.committed.send(result.clone());
+    }
+    if shared.commits.fetch_add(1, Ordering::Relaxed) % COMMITS_PER_MERGE == COMMITS_PER_MERGE - 1
+        && let Err(error) = table.merge_small_files(ROWS_PER_MERGED_FILE, &held).await
+    {
+        // Only reads get slower: the lines are committed.
+        tracing::warn!(%error, "could not merge the conversations' small files");
     }
 }
 
@@ -106,30 +233,36 @@ fn read_batch(batch: &RecordBatch, into: &mut Vec<(i64, u32, HistoryTurn)>) -> R
 #[async_trait]
 impl SessionStore for LanceSessions {
     async fn history(&self, id: &SessionId) -> Result<Option<Vec<HistoryTurn>>, SessionError> {
-        // A snapshot: a conversation deleted meanwhile purges old files, which must not vanish mid-read.
-        let snapshot = self.database.tables().await?.turns.snapshot().await?;
-        // An expression, not SQL text: session ids come from clients.
-        let query = snapshot.table.query().only_if_expr(col("session_id").eq(lit(id.as_str())));
-        let mut lines = Vec::new();
-        for batch in collect(query).await? {
-            read_batch(&batch, &mut lines)?;
+        {
+            let mut recent = lock(&self.shared.recent);
+            if let Some(lines) = recent.conversations.get(id.as_str()) {
+                return Ok(Some(lines.clone()).filter(|lines| !lines.is_empty()));
+            }
+            recent.reading.insert(id.as_str().to_owned(), false);
         }
-        if lines.is_empty() {
-            return Ok(None);
+        let read = self.read(id).await;
+        let mut recent = lock(&self.shared.recent);
+        // Another read of the same conversation may have finished first and taken the entry: then keep nothing.
+        let changed = recent.reading.remove(id.as_str()).unwrap_or(true);
+        let lines = read?;
+        if !changed {
+            recent.keep(id, lines.clone());
         }
-        lines.sort_by_key(|(micros, line, _)| (*micros, *line));
-        Ok(Some(lines.into_iter().map(|(_, _, turn)| turn).collect()))
+        Ok(Some(lines).filter(|lines| !lines.is_empty()))
     }
 
     async fn append(&self, id: &SessionId, turns: Vec<HistoryTurn>) -> Result<(), SessionError> {
         if turns.is_empty() {
             return Ok(());
         }
-        let batch = to_batch(id, &turns)?;
-        let table = &self.database.tables().await?.turns;
-        let _lock = table.write_lock().await;
-        table.table.add(batch).execute().await?;
-        Ok(())
+        let rows = to_batch(id, &turns)?;
+        let (committed, outcome) = oneshot::channel();
+        lock(&self.shared.pending).push(Pending { id: id.clone(), turns, rows, committed });
+        tokio::spawn(commit_pending(Arc::clone(&self.database), Arc::clone(&self.shared)));
+        match outcome.await {
+            Ok(result) => result.map_err(SessionError::Storage),
+            Err(_) => Err(SessionError::Storage("the commit of these lines stopped before it finished".into())),
+        }
     }
 
     /// One commit that swaps the newest row for the new line (a merge on its `turn_id`), so a reader sees the
@@ -159,7 +292,9 @@ impl SessionStore for LanceSessions {
         let batch = rows_batch(id, std::slice::from_ref(&line), vec![turn_id], vec![position])?;
         let mut merge = table.table.merge_insert(&["turn_id"]);
         merge.when_matched_update_all(None);
-        merge.execute(Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema::turns()))).await?;
+        let merged = merge.execute(Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema::turns()))).await;
+        lock(&self.shared.recent).forget(id);
+        merged?;
         Ok(true)
     }
 
@@ -171,12 +306,14 @@ impl SessionStore for LanceSessions {
             owners.table.delete(&col("session_id").eq(lit(id.as_str()))).await?;
         }
         let table = &tables.turns;
-        let lock = table.write_lock().await;
-        let deleted = table.table.delete(&col("session_id").eq(lit(id.as_str()))).await?;
+        let held = table.write_lock().await;
+        let deleted = table.table.delete(&col("session_id").eq(lit(id.as_str()))).await;
+        lock(&self.shared.recent).forget(id);
+        let deleted = deleted?;
         if deleted.num_deleted_rows == 0 {
             return Ok(false);
         }
-        table.purge_deleted(&lock).await?;
+        table.purge_deleted(&held).await?;
         tracing::info!(session_id = %id, lines = deleted.num_deleted_rows, "conversation removed from disk");
         Ok(true)
     }

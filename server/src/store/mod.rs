@@ -70,6 +70,16 @@ impl GuardedTable {
         self.writes.lock().await
     }
 
+    /// Merges the small data files that many small appends leave (one per commit) into files of up to
+    /// `target_rows` rows, leaving larger files alone: a query reads every data file, so without this each read
+    /// of the table grows slower with every write. Old versions keep the merged files until the next purge.
+    /// Call with the write lock held.
+    pub async fn merge_small_files(&self, target_rows: usize, _held: &MutexGuard<'_, ()>) -> Result<(), StoreError> {
+        let options = CompactionOptions { target_rows_per_fragment: target_rows, ..CompactionOptions::default() };
+        self.table.optimize(OptimizeAction::Compact { options, remap_options: None }).await?;
+        Ok(())
+    }
+
     /// Makes deleted rows really gone from disk: rewrites the files that held them and removes every older
     /// version (Lance otherwise keeps them for time travel). Call with the write lock held.
     pub async fn purge_deleted(&self, _held: &MutexGuard<'_, ()>) -> Result<(), StoreError> {
