@@ -4,6 +4,7 @@
 mod decode;
 pub mod encode;
 mod format;
+mod mp4;
 mod resample;
 
 pub use decode::{DecodeError, SPEECH_SAMPLE_RATE, decode_speech};

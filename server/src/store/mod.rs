@@ -103,6 +103,12 @@ pub struct Tables {
     pub owners: GuardedTable,
 }
 
+/// LanceDB's caches of the indexes read and of file metadata. Its defaults (6 GiB and 1 GiB) let the memory of
+/// a long-running server grow with every write until they fill: each commit is a version whose metadata is
+/// cached. These hold every index of a large knowledge base and the recent versions.
+const INDEX_CACHE_BYTES: usize = 256 * 1024 * 1024;
+const METADATA_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The database, opened on first use. Cloning shares it.
 pub struct Database {
     dir: PathBuf,
@@ -128,7 +134,8 @@ async fn open(dir: &Path) -> Result<Tables, StoreError> {
     let started = Instant::now();
     std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
     let uri = dir.to_str().ok_or_else(|| StoreError::NonUtf8Path(dir.to_owned()))?;
-    let connection = lancedb::connect(uri).execute().await?;
+    let session = lancedb::Session::new(INDEX_CACHE_BYTES, METADATA_CACHE_BYTES, Arc::new(lancedb::ObjectStoreRegistry::default()));
+    let connection = lancedb::connect(uri).session(Arc::new(session)).execute().await?;
     let names = connection.table_names().execute().await?;
     let recorded = if names.iter().any(|name| name == META_TABLE) { read_version(&connection).await? } else { None };
     let plan = schema::plan(uri, recorded.as_deref(), &names)?;
