@@ -10,7 +10,7 @@
 //! The goal: 1,000 turns/s or more, p99 under 20 ms, flat memory. Run it on a quiet machine.
 
 mod common;
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

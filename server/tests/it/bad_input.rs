@@ -7,7 +7,7 @@
 //! hearing nothing are the point of the audio cases) and real embeddings for the notes; the language model and
 //! the voice are fakes in the process (`support/fake_stages.rs`): what they answer is not the point here.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};

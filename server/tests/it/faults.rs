@@ -9,7 +9,7 @@
 //! dropped connection, a raw TCP server written here that speaks just enough HTTP to stream half an answer.
 //! Conversations are in LanceDB under a fresh data directory, as `parlance` keeps them.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! must be to its own question in its own conversation, and each conversation's stored history must hold exactly
 //! its 20 questions and answers, in order. How fast it goes is the soak bench's business (`benches/soak.rs`).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
