@@ -159,6 +159,32 @@ impl Turns {
         core.apply(VoiceEvent::Reset);
     }
 
+    /// Leaves the conversation on screen without deleting it (it stays in the conversations list).
+    pub fn start_afresh(self) {
+        self.leave_conversation();
+        self.core.set_session(None);
+        self.core.apply(VoiceEvent::Reset);
+    }
+
+    /// Shows a past conversation; the next question continues it.
+    pub fn open_conversation(self, id: parlance_shared::SessionId) {
+        self.leave_conversation();
+        self.core.set_session(Some(id));
+        self.core.apply(VoiceEvent::Reset);
+        self.http.restore();
+    }
+
+    fn leave_conversation(self) {
+        let core = self.core;
+        core.next_generation();
+        self.http.release_microphone();
+        self.live.silence_playback();
+        self.live.new_conversation();
+        core.track(|tracker| tracker.reset());
+        core.pending.set(None);
+        core.exchanges.set(Vec::new());
+    }
+
     /// The hands-free switch (a user gesture, which also unlocks audio).
     pub fn set_hands_free(self, enabled: bool) {
         self.live.set_hands_free(enabled);
