@@ -5,6 +5,7 @@ mod support;
 
 mod access;
 mod api_errors;
+mod app_api;
 mod archive;
 mod knowledge_api;
 mod knowledge_search;

@@ -2,7 +2,7 @@
 //! listed a page at a time and renamed, one note read whole (by whoever may list it), notes newest first, and
 //! the speaking rate carried to the voice.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
