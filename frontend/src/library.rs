@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn dates_read_as_day_and_minute() {
-        let at = DateTime::from_timestamp(1_796_635_800, 0).unwrap();
+        use chrono::TimeZone as _;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 10, 10, 0).single().unwrap();
         assert_eq!(minute(&at), "2026-12-07 10:10");
     }
 
@@ -153,7 +154,7 @@ mod tests {
         assert!(list.receive(2, vec![3, 4], 5));
         assert!(!list.receive(2, vec![3, 4], 5), "a page that no longer fits is dropped");
         assert!(list.receive(4, vec![5], 5));
-        assert_eq!((list.items, list.has_more()), (vec![1, 2, 3, 4, 5], false));
+        assert_eq!((list.has_more(), list.items), (false, vec![1, 2, 3, 4, 5]));
     }
 
     #[test]

@@ -118,6 +118,11 @@ pub enum SessionError {
     Storage(String),
 }
 
+/// A new, unguessable session id.
+pub fn new_session_id() -> SessionId {
+    SessionId::new(uuid::Uuid::new_v4().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -164,9 +169,4 @@ mod tests {
         long.title = Some("Bike shop".into());
         assert_eq!(long.summary().title, "Bike shop");
     }
-}
-
-/// A new, unguessable session id.
-pub fn new_session_id() -> SessionId {
-    SessionId::new(uuid::Uuid::new_v4().to_string())
 }
