@@ -419,16 +419,24 @@ fn NotesPanel() -> impl IntoView {
                     </label>
                 </div>
                 <ul class="uploads" aria-live="polite">
-                    <For each=move || uploads.get() key=|upload| (upload.id, format!("{:?}", upload.state)) let(upload)>
-                        <li class="upload" data-state=upload.state.name() data-file=upload.name.clone()>
-                            <span class="file-name">{upload.name.clone()}</span>
-                            {match upload.state.clone() {
-                                UploadState::Sending => view! { <span class="meta">"Adding…"</span> }.into_any(),
-                                UploadState::Added(title) => view! { <span class="meta">{format!("Added: {title}")}</span> }.into_any(),
-                                UploadState::Failed(message) => view! { <span class="upload-error">{message}</span> }.into_any(),
-                            }}
-                        </li>
-                    </For>
+                    {move || {
+                        uploads
+                            .get()
+                            .into_iter()
+                            .map(|upload| {
+                                let outcome = match &upload.state {
+                                    UploadState::Sending => "Adding…".to_owned(),
+                                    UploadState::Added(title) => format!("Added: {title}"),
+                                    UploadState::Failed(message) => message.clone(),
+                                };
+                                view! {
+                                    <li class="upload" data-state=upload.state.name() data-file=upload.name.clone()>
+                                        {format!("{}: {outcome}", upload.name)}
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
                 </ul>
                 <form class="paste" on:submit=add_pasted>
                     <label for="paste-title">"Title"</label>
@@ -442,9 +450,7 @@ fn NotesPanel() -> impl IntoView {
             <section class="list">
                 <h3>{move || format!("All notes ({})", list.with(|l| l.total))}</h3>
                 <ul class="note-list">
-                    <For each=move || list.get().items key=|note| note.id.clone() let(note)>
-                        {note_row(note)}
-                    </For>
+                    {move || list.get().items.into_iter().map(note_row).collect_view()}
                 </ul>
                 <Show when=move || list.with(Paged::has_more)>
                     <button type="button" class="secondary" on:click=move |_| load(list.with_untracked(Paged::next_offset))>
@@ -637,9 +643,7 @@ fn ConversationsPanel() -> impl IntoView {
                 <p class="meta">"No conversations yet."</p>
             </Show>
             <ul class="conversation-list">
-                <For each=move || list.get().items key=|s| (s.session_id.as_str().to_owned(), s.title.clone(), s.turns) let(summary)>
-                    {row(summary)}
-                </For>
+                {move || list.get().items.into_iter().map(row).collect_view()}
             </ul>
             <Show when=move || list.with(Paged::has_more)>
                 <button type="button" class="secondary" on:click=move |_| load(list.with_untracked(Paged::next_offset))>"Show more"</button>
