@@ -81,7 +81,7 @@ pub fn App() -> impl IntoView {
             <header class="topbar">
                 <h1>"Parlance"</h1>
                 <PanelButtons />
-                <button type="button" class="secondary" on:click=move |_| turns.new_conversation() disabled=nothing_to_clear>
+                <button type="button" class="secondary" on:click=move |_| turns.start_afresh() disabled=nothing_to_clear>
                     "New conversation"
                 </button>
                 {crate::sign_in::token().map(|_| {
