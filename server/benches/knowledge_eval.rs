@@ -224,7 +224,10 @@ async fn streaming(address: &str, session_id: Option<SessionId>, dir: &Path, que
     };
     let duration = Duration::from_millis(manifest["duration_ms"].as_u64().expect("duration_ms"));
     let pace = duration / u32::try_from(pieces.len()).expect("pieces");
-    socket.send(message(&ClientMessage::Start { session_id, encoding: format, turn_detection: None, speech_rate: None })).await.expect("start");
+    socket
+        .send(message(&ClientMessage::Start { session_id, encoding: format, turn_detection: None, speech_rate: None }))
+        .await
+        .expect("start");
     let mut ticks = tokio::time::interval(pace);
     ticks.tick().await;
     let first_sent = Instant::now();

@@ -285,14 +285,20 @@ fn every_client_message_round_trips_with_its_type_tag() {
     let mut messages: Vec<ClientMessage> =
         [AudioEncoding::Webm, AudioEncoding::Ogg, AudioEncoding::Mp4, AudioEncoding::Wav, AudioEncoding::Pcm16]
             .into_iter()
-            .map(|encoding| ClientMessage::Start { session_id: None, encoding, turn_detection: None })
+            .map(|encoding| ClientMessage::Start { session_id: None, encoding, turn_detection: None, speech_rate: None })
             .collect();
     messages.extend([
-        ClientMessage::Start { session_id: Some(SessionId::new("s1")), encoding: AudioEncoding::Webm, turn_detection: None, speech_rate: None },
+        ClientMessage::Start {
+            session_id: Some(SessionId::new("s1")),
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+            speech_rate: None,
+        },
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(TurnDetection { silence_ms: 900, complete_silence_ms: 0 }),
+            speech_rate: Some(1.5),
         },
         ClientMessage::EndTurn,
         ClientMessage::Interrupt { played_through: Some(2) },
@@ -325,12 +331,17 @@ fn client_messages_read_as_a_browser_writes_them() {
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
-            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 300 })
+            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 300 }),
+            speech_rate: None,
         },
         "a short pause after a complete turn by default"
     );
     let text: ClientMessage = serde_json::from_value(json!({"type": "text", "text": "hi"})).unwrap();
-    assert_eq!(text, ClientMessage::Text { session_id: None, text: "hi".into(), speak: true, speech_rate: None }, "answers are spoken by default");
+    assert_eq!(
+        text,
+        ClientMessage::Text { session_id: None, text: "hi".into(), speak: true, speech_rate: None },
+        "answers are spoken by default"
+    );
     let interrupt: ClientMessage = serde_json::from_value(json!({"type": "interrupt"})).unwrap();
     assert_eq!(interrupt, ClientMessage::Interrupt { played_through: None });
     assert_eq!(serde_json::to_value(ClientMessage::EndTurn).unwrap(), json!({"type": "end_turn"}));

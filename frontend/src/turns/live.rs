@@ -118,7 +118,7 @@ impl Live {
                     if let Err(error) = self.send(&ClientMessage::Start {
                         session_id,
                         encoding: AudioEncoding::Pcm16,
-                turn_detection: None,
+                        turn_detection: None,
                         speech_rate: crate::prefs::load().rate_to_send(),
                     }) {
                         self.fail_microphone(MicError::RecorderFailed(error.to_string()));
@@ -236,7 +236,7 @@ impl Live {
         if let Err(error) = self.send(&ClientMessage::Start {
             session_id,
             encoding: AudioEncoding::Pcm16,
-                turn_detection: None,
+            turn_detection: None,
             speech_rate: crate::prefs::load().rate_to_send(),
         }) {
             self.fail_hands_free(&error.to_string());
