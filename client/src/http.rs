@@ -28,7 +28,7 @@ const QUOTED_BODY_CHARS: usize = 200;
 /// use parlance_shared::TextTurnRequest;
 ///
 /// let client = Client::builder("http://127.0.0.1:8080").token("my-sign-in-token-1234").build()?;
-/// let turn = client.chat(&TextTurnRequest { session_id: None, text: "What time is it?".into(), speak: false }).await?;
+/// let turn = client.chat(&TextTurnRequest { session_id: None, text: "What time is it?".into(), speak: false, speech_rate: None }).await?;
 /// println!("{}", turn.answer);
 /// # Ok(()) }
 /// ```

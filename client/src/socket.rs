@@ -110,7 +110,7 @@ impl Conversation {
 
     /// A typed question; `speak` also asks for the answer's audio (`audio_chunk` events, one per sentence).
     pub async fn ask(&mut self, text: impl Into<String>, speak: bool) -> Result<Turn<'_>, ClientError> {
-        let message = ClientMessage::Text { session_id: self.session.clone(), text: text.into(), speak };
+        let message = ClientMessage::Text { session_id: self.session.clone(), text: text.into(), speak, speech_rate: None };
         self.begin(&message).await?;
         Ok(Turn::new(self))
     }
@@ -118,7 +118,7 @@ impl Conversation {
     /// Starts a spoken turn: send the recording with [`AudioUpload::send`] (pieces of one file in `encoding`, or
     /// raw PCM16 at 16 kHz), then [`AudioUpload::end`] for the answer.
     pub async fn start_audio(&mut self, encoding: AudioEncoding) -> Result<AudioUpload<'_>, ClientError> {
-        let message = ClientMessage::Start { session_id: self.session.clone(), encoding, turn_detection: None };
+        let message = ClientMessage::Start { session_id: self.session.clone(), encoding, turn_detection: None, speech_rate: None };
         self.begin(&message).await?;
         Ok(AudioUpload { turn: Turn::new(self) })
     }

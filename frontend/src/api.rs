@@ -6,7 +6,9 @@ use gloo_net::http::{Request, RequestBuilder};
 use js_sys::Promise;
 use leptos::logging;
 use parlance_shared::{
-    Account, ErrorBody, ErrorCode, SessionHistory, SessionId, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD, VOICE_SESSION_FIELD,
+    Account, AddNotesRequest, AddNotesResponse, ErrorBody, ErrorCode, Health, KNOWLEDGE_FILE_FIELD, KnowledgeSearchResponse, NewNote, Note,
+    NotePage, RenameSession, SessionHistory, SessionId, SessionPage, SessionSummary, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD,
+    VOICE_SESSION_FIELD,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -18,6 +20,7 @@ const CHAT_URL: &str = "/api/chat";
 const VOICE_URL: &str = "/api/voice";
 const HEALTH_URL: &str = "/health";
 const ACCOUNT_URL: &str = "/api/account";
+const KNOWLEDGE_URL: &str = "/api/knowledge";
 
 /// Why a call to the server produced no answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +121,75 @@ pub async fn delete_session(session: &SessionId) -> Result<(), ApiError> {
 /// `GET /health`: only whether the server answers at all (a degraded server still answers).
 pub async fn probe() -> Result<(), ApiError> {
     Request::get(HEALTH_URL).send().await.map(|_| ()).map_err(|err| unreachable("GET", HEALTH_URL, err))
+}
+
+/// `GET /health` with the details a signed-in caller gets: each stage's backend, model and readiness.
+pub async fn health() -> Result<Health, ApiError> {
+    get_json(HEALTH_URL).await
+}
+
+/// `GET /api/knowledge?order=newest`: one page of notes, newest first.
+pub async fn notes(offset: u64, limit: u32) -> Result<NotePage, ApiError> {
+    get_json(&format!("/api/knowledge?order=newest&offset={offset}&limit={limit}")).await
+}
+
+/// `GET /api/knowledge/search`: the hybrid search the assistant uses.
+pub async fn search_notes(query: &str) -> Result<KnowledgeSearchResponse, ApiError> {
+    let query = String::from(js_sys::encode_uri_component(query));
+    get_json(&format!("/api/knowledge/search?k=10&q={query}")).await
+}
+
+/// `GET /api/knowledge/{id}`: one note's text.
+pub async fn note(id: &str) -> Result<Note, ApiError> {
+    get_json(&note_url(id)).await
+}
+
+/// `POST /api/knowledge` as JSON: a pasted note.
+pub async fn add_note(note: NewNote) -> Result<AddNotesResponse, ApiError> {
+    let request = AddNotesRequest { notes: vec![note] };
+    let http_request = signed(Request::post(KNOWLEDGE_URL)).json(&request).map_err(|err| ApiError::Client(err.to_string()))?;
+    fetch_json(http_request, "POST", KNOWLEDGE_URL).await
+}
+
+/// `POST /api/knowledge` as a form: one dropped or picked file.
+pub async fn upload_note(file: &web_sys::File) -> Result<AddNotesResponse, ApiError> {
+    let client = |err: wasm_bindgen::JsValue| ApiError::Client(format!("{err:?}"));
+    let form = FormData::new().map_err(client)?;
+    form.append_with_blob_and_filename(KNOWLEDGE_FILE_FIELD, file, &file.name()).map_err(client)?;
+    let request = signed(Request::post(KNOWLEDGE_URL)).body(form).map_err(|err| ApiError::Client(err.to_string()))?;
+    fetch_json(request, "POST", KNOWLEDGE_URL).await
+}
+
+/// `DELETE /api/knowledge/{id}`.
+pub async fn delete_note(id: &str) -> Result<(), ApiError> {
+    delete(&note_url(id)).await
+}
+
+/// `GET /api/sessions`: one page of the conversations, most recently used first.
+pub async fn sessions(offset: u64, limit: u32) -> Result<SessionPage, ApiError> {
+    get_json(&format!("/api/sessions?offset={offset}&limit={limit}")).await
+}
+
+/// `PATCH /api/sessions/{id}`: names a conversation.
+pub async fn rename_session(session: &SessionId, title: &str) -> Result<SessionSummary, ApiError> {
+    let url = session_url(session);
+    let request =
+        signed(Request::patch(&url)).json(&RenameSession { title: title.to_owned() }).map_err(|err| ApiError::Client(err.to_string()))?;
+    fetch_json(request, "PATCH", &url).await
+}
+
+async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    fetch_json(signed(Request::get(url)).build().map_err(|err| ApiError::Client(err.to_string()))?, "GET", url).await
+}
+
+async fn delete(url: &str) -> Result<(), ApiError> {
+    let response = signed(Request::delete(url)).send().await.map_err(|err| unreachable("DELETE", url, err))?;
+    let body = response.text().await.unwrap_or_default();
+    if response.ok() { Ok(()) } else { Err(refused(response.status(), &response.status_text(), &body)) }
+}
+
+fn note_url(id: &str) -> String {
+    format!("/api/knowledge/{}", js_sys::encode_uri_component(id))
 }
 
 fn session_url(session: &SessionId) -> String {

@@ -6,6 +6,7 @@ use crate::composer::Composer;
 use crate::conversation::Conversation;
 use crate::hands_free::HandsFree;
 use crate::mic_button::MicButton;
+use crate::panels::{PanelButtons, Panels, Ui};
 use crate::sign_in::{SignIn, SignInScreen};
 use crate::turns::Turns;
 use crate::voice_state::VoiceState;
@@ -23,6 +24,8 @@ pub fn App() -> impl IntoView {
     turns.restore();
     // The controls deep in the page act on the same turns; context spares every component between them the prop.
     provide_context(turns);
+    let ui = Ui::new();
+    provide_context(ui);
     let core = turns.core;
     let state = core.state;
 
@@ -73,10 +76,12 @@ pub fn App() -> impl IntoView {
             data-playback=move || core.playback.get().name()
             data-hands-free=move || hands_free().to_string()
             data-live=move || if core.live_open.get() { "open" } else { "closed" }
+            data-panel=move || ui.panel.get().map_or("none", |_| "open")
         >
             <header class="topbar">
                 <h1>"Parlance"</h1>
-                <button type="button" class="secondary" on:click=move |_| turns.new_conversation() disabled=nothing_to_clear>
+                <PanelButtons />
+                <button type="button" class="secondary" on:click=move |_| turns.start_afresh() disabled=nothing_to_clear>
                     "New conversation"
                 </button>
                 {crate::sign_in::token().map(|_| {
@@ -112,6 +117,7 @@ pub fn App() -> impl IntoView {
                 <HandsFree />
                 <Composer busy=busy on_send=send />
             </footer>
+            <Panels />
             <Show when=move || matches!(sign_in.get(), SignIn::Needed { .. })>
                 <SignInScreen />
             </Show>

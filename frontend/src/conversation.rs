@@ -191,9 +191,15 @@ fn sources_view(sources: &[KnowledgeSource]) -> impl IntoView + use<> {
     let items = sources
         .iter()
         .map(|source| {
+            let id = source.id.clone();
+            let open = move |_| {
+                if let Some(ui) = use_context::<crate::panels::Ui>() {
+                    ui.open_note(id.clone());
+                }
+            };
             view! {
                 <li>
-                    <span class="source-title">{source.title.clone()}</span>
+                    <button type="button" class="link source-title" on:click=open>{source.title.clone()}</button>
                     <span class="source-snippet">{source.snippet.clone()}</span>
                 </li>
             }

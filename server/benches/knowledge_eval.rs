@@ -181,7 +181,7 @@ struct Outcome {
 
 /// A typed turn over HTTP, without speech.
 async fn typed(address: &str, session_id: Option<SessionId>, text: &str) -> TurnResponse {
-    let request = TextTurnRequest { session_id, text: text.into(), speak: false };
+    let request = TextTurnRequest { session_id, text: text.into(), speak: false, speech_rate: None };
     let response = reqwest::Client::new().post(format!("http://{address}/api/chat")).json(&request).send().await.expect("request");
     assert!(response.status().is_success(), "the typed turn failed: {}", response.status());
     response.json().await.expect("a turn response")
@@ -196,7 +196,7 @@ fn message(message: &ClientMessage) -> Message {
 /// A typed question over the socket, spoken back: timed from sending it.
 async fn typed_streamed(address: &str, session_id: Option<SessionId>, text: &str) -> Outcome {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
-    socket.send(message(&ClientMessage::Text { session_id, text: text.into(), speak: true })).await.expect("question");
+    socket.send(message(&ClientMessage::Text { session_id, text: text.into(), speak: true, speech_rate: None })).await.expect("question");
     let mut outcome = listen(&mut socket, Instant::now(), None).await;
     outcome.transcript = text.to_owned();
     outcome
@@ -224,7 +224,10 @@ async fn streaming(address: &str, session_id: Option<SessionId>, dir: &Path, que
     };
     let duration = Duration::from_millis(manifest["duration_ms"].as_u64().expect("duration_ms"));
     let pace = duration / u32::try_from(pieces.len()).expect("pieces");
-    socket.send(message(&ClientMessage::Start { session_id, encoding: format, turn_detection: None })).await.expect("start");
+    socket
+        .send(message(&ClientMessage::Start { session_id, encoding: format, turn_detection: None, speech_rate: None }))
+        .await
+        .expect("start");
     let mut ticks = tokio::time::interval(pace);
     ticks.tick().await;
     let first_sent = Instant::now();
@@ -283,7 +286,7 @@ async fn hands_free(address: &str, session_id: Option<SessionId>, dir: &Path, ma
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
     let detection = Some(TurnDetection::default());
     socket
-        .send(message(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: detection }))
+        .send(message(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: detection, speech_rate: None }))
         .await
         .expect("start");
     let (mut outgoing, mut incoming) = socket.split();

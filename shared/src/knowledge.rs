@@ -53,7 +53,7 @@ pub struct AddNotesResponse {
     pub unchanged: u32,
 }
 
-/// `GET /api/knowledge`: one page of notes, oldest first.
+/// `GET /api/knowledge`: one page of notes, in the order asked for (oldest first by default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotePage {
@@ -75,6 +75,28 @@ pub struct NotePageQuery {
     /// Notes per page, 1 to 100. Default 20.
     #[serde(default = "default_page_size")]
     pub limit: u32,
+    /// `oldest` (default) or `newest` first.
+    #[serde(default)]
+    pub order: NoteOrder,
+}
+
+/// The order `GET /api/knowledge` lists notes in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NoteOrder {
+    #[default]
+    Oldest,
+    Newest,
+}
+
+/// `GET /api/knowledge/{id}`: one note and its text, as the passages it was split into (in order; neighbouring
+/// passages repeat a little of each other so a fact cut at the seam stays whole).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Note {
+    pub note: NoteSummary,
+    pub passages: Vec<String>,
 }
 
 fn default_page_size() -> u32 {
@@ -83,7 +105,7 @@ fn default_page_size() -> u32 {
 
 impl Default for NotePageQuery {
     fn default() -> Self {
-        Self { offset: 0, limit: default_page_size() }
+        Self { offset: 0, limit: default_page_size(), order: NoteOrder::Oldest }
     }
 }
 

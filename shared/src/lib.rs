@@ -19,12 +19,14 @@ pub use archive::{ArchiveEntry, ArchivedAudio, SessionArchive};
 pub use error::{ErrorBody, ErrorCode};
 pub use health::{Health, HealthStatus, HealthSummary, Stage, StageHealth};
 pub use knowledge::{
-    AddNotesRequest, AddNotesResponse, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery, KnowledgeSearchResponse, NewNote, NotePage,
-    NotePageQuery, NoteSummary,
+    AddNotesRequest, AddNotesResponse, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery, KnowledgeSearchResponse, NewNote, Note, NoteOrder,
+    NotePage, NotePageQuery, NoteSummary,
 };
-pub use session::{HistoryTurn, Role, SessionHistory, SessionId};
+pub use session::{
+    HistoryTurn, MAX_SESSION_TITLE_CHARS, RenameSession, Role, SessionHistory, SessionId, SessionPage, SessionPageQuery, SessionSummary,
+};
 pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnDetection, TurnState};
-pub use turn::{AudioClip, KnowledgeSource, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
+pub use turn::{AudioClip, KnowledgeSource, SPEECH_RATE_RANGE, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
 
 /// Name of the multipart field that carries the recorded question in `POST /api/voice`.
 pub const VOICE_AUDIO_FIELD: &str = "audio";

@@ -62,3 +62,63 @@ pub struct SessionHistory {
     pub session_id: SessionId,
     pub turns: Vec<HistoryTurn>,
 }
+
+/// One conversation as listed by `GET /api/sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionSummary {
+    pub session_id: SessionId,
+    /// The name the user gave it, else its first question (shortened).
+    pub title: String,
+    /// When its first line was said.
+    pub created_at: DateTime<Utc>,
+    /// When its newest line was said.
+    pub updated_at: DateTime<Utc>,
+    /// Questions asked in it (each with its answer).
+    pub turns: u32,
+}
+
+/// `GET /api/sessions`: one page of the caller's conversations, most recently used first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionPage {
+    pub sessions: Vec<SessionSummary>,
+    /// The caller's conversations in all.
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// Query parameters of `GET /api/sessions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct SessionPageQuery {
+    /// Conversations to skip. Default 0.
+    #[serde(default)]
+    pub offset: u64,
+    /// Conversations per page, 1 to 100. Default 20.
+    #[serde(default = "default_page_size")]
+    pub limit: u32,
+}
+
+fn default_page_size() -> u32 {
+    20
+}
+
+impl Default for SessionPageQuery {
+    fn default() -> Self {
+        Self { offset: 0, limit: default_page_size() }
+    }
+}
+
+/// `PATCH /api/sessions/{id}`: renames a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RenameSession {
+    /// 1 to 200 characters; surrounding white space is dropped.
+    pub title: String,
+}
+
+/// Longest conversation title `PATCH /api/sessions/{id}` accepts, in characters.
+pub const MAX_SESSION_TITLE_CHARS: usize = 200;

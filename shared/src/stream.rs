@@ -128,6 +128,9 @@ pub enum ClientMessage {
         /// `end_turn`, which also works alongside.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         turn_detection: Option<TurnDetection>,
+        /// How fast to speak the answers on this socket from now on, relative to the voice's own pace (0.5 to 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speech_rate: Option<f32>,
     },
     /// The user stopped speaking: the server transcribes what it received and answers.
     EndTurn,
@@ -148,6 +151,9 @@ pub enum ClientMessage {
         /// Also speak the answer (`audio_chunk` events). Defaults to `true`.
         #[serde(default = "speak_by_default")]
         speak: bool,
+        /// How fast to speak the answers on this socket from now on, relative to the voice's own pace (0.5 to 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speech_rate: Option<f32>,
     },
     /// Leave the current conversation: the next turn starts a new one.
     NewSession,

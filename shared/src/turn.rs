@@ -14,7 +14,13 @@ pub struct TextTurnRequest {
     /// Also speak the answer (`audio` in the response). Defaults to `true`; text-only clients send `false`.
     #[serde(default = "speak_by_default")]
     pub speak: bool,
+    /// How fast to speak the answer, relative to the voice's own pace (0.5 to 2; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_rate: Option<f32>,
 }
+
+/// The speaking rates a client may ask for (`speech_rate`): 2 speaks twice as fast, 0.5 half as fast.
+pub const SPEECH_RATE_RANGE: std::ops::RangeInclusive<f32> = 0.5..=2.0;
 
 fn speak_by_default() -> bool {
     true

@@ -95,7 +95,7 @@ fn text_turn_request_session_id_is_optional() {
     assert!(fresh.speak, "answers are spoken unless the client opts out");
     assert_eq!(round_trip(&fresh), json!({"text": "hello", "speak": true}));
 
-    let continued = TextTurnRequest { session_id: Some(SessionId::new("abc")), text: "and then?".into(), speak: false };
+    let continued = TextTurnRequest { session_id: Some(SessionId::new("abc")), text: "and then?".into(), speak: false, speech_rate: None };
     assert_eq!(round_trip(&continued), json!({"session_id": "abc", "text": "and then?", "speak": false}));
 }
 
@@ -293,20 +293,26 @@ fn every_client_message_round_trips_with_its_type_tag() {
     let mut messages: Vec<ClientMessage> =
         [AudioEncoding::Webm, AudioEncoding::Ogg, AudioEncoding::Mp4, AudioEncoding::Wav, AudioEncoding::Pcm16]
             .into_iter()
-            .map(|encoding| ClientMessage::Start { session_id: None, encoding, turn_detection: None })
+            .map(|encoding| ClientMessage::Start { session_id: None, encoding, turn_detection: None, speech_rate: None })
             .collect();
     messages.extend([
-        ClientMessage::Start { session_id: Some(SessionId::new("s1")), encoding: AudioEncoding::Webm, turn_detection: None },
+        ClientMessage::Start {
+            session_id: Some(SessionId::new("s1")),
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+            speech_rate: None,
+        },
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(TurnDetection { silence_ms: 900, complete_silence_ms: 0 }),
+            speech_rate: Some(1.5),
         },
         ClientMessage::EndTurn,
         ClientMessage::Interrupt { played_through: Some(2) },
         ClientMessage::Interrupt { played_through: None },
-        ClientMessage::Text { session_id: None, text: "hello".into(), speak: true },
-        ClientMessage::Text { session_id: Some(SessionId::new("s1")), text: "quietly".into(), speak: false },
+        ClientMessage::Text { session_id: None, text: "hello".into(), speak: true, speech_rate: None },
+        ClientMessage::Text { session_id: Some(SessionId::new("s1")), text: "quietly".into(), speak: false, speech_rate: None },
         ClientMessage::NewSession,
     ]);
 
@@ -325,7 +331,7 @@ fn every_client_message_round_trips_with_its_type_tag() {
 #[test]
 fn client_messages_read_as_a_browser_writes_them() {
     let start: ClientMessage = serde_json::from_value(json!({"type": "start", "encoding": "pcm16"})).unwrap();
-    assert_eq!(start, ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None });
+    assert_eq!(start, ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None });
     let detected: ClientMessage =
         serde_json::from_value(json!({"type": "start", "encoding": "pcm16", "turn_detection": {"silence_ms": 1000}})).unwrap();
     assert_eq!(
@@ -333,12 +339,17 @@ fn client_messages_read_as_a_browser_writes_them() {
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
-            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 300 })
+            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 300 }),
+            speech_rate: None,
         },
         "a short pause after a complete turn by default"
     );
     let text: ClientMessage = serde_json::from_value(json!({"type": "text", "text": "hi"})).unwrap();
-    assert_eq!(text, ClientMessage::Text { session_id: None, text: "hi".into(), speak: true }, "answers are spoken by default");
+    assert_eq!(
+        text,
+        ClientMessage::Text { session_id: None, text: "hi".into(), speak: true, speech_rate: None },
+        "answers are spoken by default"
+    );
     let interrupt: ClientMessage = serde_json::from_value(json!({"type": "interrupt"})).unwrap();
     assert_eq!(interrupt, ClientMessage::Interrupt { played_through: None });
     assert_eq!(serde_json::to_value(ClientMessage::EndTurn).unwrap(), json!({"type": "end_turn"}));
@@ -374,7 +385,7 @@ fn knowledge_requests_and_answers_round_trip() {
 #[test]
 fn knowledge_query_parameters_have_defaults() {
     let page: NotePageQuery = serde_json::from_value(json!({})).unwrap();
-    assert_eq!(page, NotePageQuery { offset: 0, limit: 20 });
+    assert_eq!(page, NotePageQuery { offset: 0, limit: 20, order: parlance_shared::NoteOrder::Oldest });
     let search: KnowledgeSearchQuery = serde_json::from_value(json!({"q": "bike"})).unwrap();
     assert_eq!(search.k, 5);
     assert!(serde_json::from_value::<KnowledgeSearchQuery>(json!({"k": 3})).is_err(), "q is required");

@@ -142,7 +142,13 @@ impl Http {
 
     /// A typed question, posted.
     pub(super) fn send_text(self, generation: u64, text: String) {
-        let request = TextTurnRequest { session_id: self.core.session.get_untracked(), text: text.clone(), speak: true };
+        let prefs = crate::prefs::load();
+        let request = TextTurnRequest {
+            session_id: self.core.session.get_untracked(),
+            text: text.clone(),
+            speak: prefs.speak_answers,
+            speech_rate: prefs.rate_to_send(),
+        };
         spawn_local(async move {
             let result = api::send_text_turn(&request).await;
             self.finish_turn(generation, text, result).await;

@@ -115,9 +115,12 @@ impl Live {
                     self.core.attach_meter(capture.stream());
                     let session_id = self.core.session.get_untracked();
                     self.core.heard.set(None);
-                    if let Err(error) =
-                        self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: None })
-                    {
+                    if let Err(error) = self.send(&ClientMessage::Start {
+                        session_id,
+                        encoding: AudioEncoding::Pcm16,
+                        turn_detection: None,
+                        speech_rate: crate::prefs::load().rate_to_send(),
+                    }) {
                         self.fail_microphone(MicError::RecorderFailed(error.to_string()));
                         return;
                     }
@@ -176,7 +179,13 @@ impl Live {
 
     /// A typed question over the socket. Returns false if the socket refused it (the caller falls back to HTTP).
     pub(super) fn send_text(self, generation: u64, text: &str) -> bool {
-        let message = ClientMessage::Text { session_id: self.core.session.get_untracked(), text: text.to_owned(), speak: true };
+        let prefs = crate::prefs::load();
+        let message = ClientMessage::Text {
+            session_id: self.core.session.get_untracked(),
+            text: text.to_owned(),
+            speak: prefs.speak_answers,
+            speech_rate: prefs.rate_to_send(),
+        };
         if self.send(&message).is_err() {
             return false;
         }
@@ -224,7 +233,12 @@ impl Live {
         }
         let session_id = self.core.session.get_untracked();
         self.core.heard.set(None);
-        if let Err(error) = self.send(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: None }) {
+        if let Err(error) = self.send(&ClientMessage::Start {
+            session_id,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: None,
+            speech_rate: crate::prefs::load().rate_to_send(),
+        }) {
             self.fail_hands_free(&error.to_string());
             return;
         }

@@ -13,14 +13,11 @@ mod http;
 mod live;
 mod live_state;
 
-use leptos::logging;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 
 pub use self::core::Core;
 use self::http::Http;
 use self::live::Live;
-use crate::api;
 use crate::gesture::MicAction;
 use crate::settings::HandsFreeSettings;
 use crate::voice_state::{VoiceEvent, VoiceState};
@@ -137,8 +134,23 @@ impl Turns {
         self.core.apply(VoiceEvent::PlaybackFinished);
     }
 
-    /// "New conversation": abandons whatever is going on, forgets the conversation here and on the server.
-    pub fn new_conversation(self) {
+    /// "New conversation": abandons whatever is going on and starts afresh. The old conversation is kept on
+    /// the server (the conversations panel lists it, to reopen or delete).
+    pub fn start_afresh(self) {
+        self.leave_conversation();
+        self.core.set_session(None);
+        self.core.apply(VoiceEvent::Reset);
+    }
+
+    /// Shows a past conversation; the next question continues it.
+    pub fn open_conversation(self, id: parlance_shared::SessionId) {
+        self.leave_conversation();
+        self.core.set_session(Some(id));
+        self.core.apply(VoiceEvent::Reset);
+        self.http.restore();
+    }
+
+    fn leave_conversation(self) {
         let core = self.core;
         core.next_generation();
         self.http.release_microphone();
@@ -147,16 +159,6 @@ impl Turns {
         core.track(|tracker| tracker.reset());
         core.pending.set(None);
         core.exchanges.set(Vec::new());
-        if let Some(old) = core.session.get_untracked() {
-            // Best effort: the server forgets old conversations anyway; the user asked for a fresh start here.
-            spawn_local(async move {
-                if let Err(error) = api::delete_session(&old).await {
-                    logging::warn!("the old conversation was not deleted on the server: {error}");
-                }
-            });
-        }
-        core.set_session(None);
-        core.apply(VoiceEvent::Reset);
     }
 
     /// The hands-free switch (a user gesture, which also unlocks audio).

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use arrow_array::UInt32Array;
 use lancedb::index::Index;
 use lancedb::index::scalar::FtsIndexBuilder;
 use lancedb::index::vector::IvfFlatIndexBuilder;
 use lancedb::query::{QueryBase, Select};
 use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
-use parlance_shared::{NewNote, NoteSummary};
+use parlance_shared::{NewNote, Note, NoteOrder, NoteSummary};
 
 use super::evidence::{self, Evidence};
 use super::ingest::{self, CheckedNote, IngestError};
@@ -19,7 +20,7 @@ use super::search::{self, Candidates, Fusion, Hit, Rankings, SearchMode};
 use super::visibility;
 use crate::access::Caller;
 use crate::embeddings::{EmbedError, Embedder};
-use crate::store::{Database, GuardedTable, StoreError, collect, strings};
+use crate::store::{Database, GuardedTable, StoreError, collect, column, strings};
 
 /// The full-text index over chunk text; Lance names an index after its column.
 const TEXT_INDEX: &str = "text_idx";
@@ -273,6 +274,17 @@ impl KnowledgeBase {
 
     /// One page of the notes `caller` reaches, oldest first, and how many there are.
     pub async fn list(&self, caller: &Caller, offset: usize, limit: usize) -> Result<(Vec<NoteSummary>, usize), KnowledgeError> {
+        self.list_in(caller, offset, limit, NoteOrder::Oldest).await
+    }
+
+    /// One page of the notes `caller` reaches, in `order`, and how many there are.
+    pub async fn list_in(
+        &self,
+        caller: &Caller,
+        offset: usize,
+        limit: usize,
+        order: NoteOrder,
+    ) -> Result<(Vec<NoteSummary>, usize), KnowledgeError> {
         // Read from one snapshot: the count and the page agree, and a deletion's purge cannot remove the files.
         let snapshot = self.table().await?.snapshot().await?;
         let table = &snapshot.table;
@@ -288,7 +300,34 @@ impl KnowledgeBase {
             notes.extend(read_chunks(&batch)?.iter().map(|chunk| chunk.summary()));
         }
         notes.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        if order == NoteOrder::Newest {
+            notes.reverse();
+        }
         Ok((notes.into_iter().skip(offset).take(limit).collect(), total))
+    }
+
+    /// One note `caller` reaches, with its passages in order; someone else's memory is answered as not found.
+    pub async fn get(&self, note_id: &str, caller: &Caller) -> Result<Note, KnowledgeError> {
+        // Ids are UUIDs made here; anything else cannot exist and must not reach the SQL filter.
+        let id = uuid::Uuid::parse_str(note_id).map_err(|_| KnowledgeError::NotFound(note_id.to_owned()))?;
+        let snapshot = self.table().await?.snapshot().await?;
+        let mut columns = TEXT_COLUMNS.to_vec();
+        columns.push("chunk_index");
+        let query = snapshot.table.query().only_if(format!("note_id = '{id}'")).select(Select::columns(&columns));
+        let mut chunks = Vec::new();
+        for batch in collect(query).await? {
+            let indexes = column::<UInt32Array>(&batch, "chunk_index")?;
+            for (row, chunk) in read_chunks(&batch)?.into_iter().enumerate() {
+                chunks.push((indexes.value(row), chunk));
+            }
+        }
+        chunks.sort_by_key(|(index, _)| *index);
+        match chunks.first() {
+            Some((_, first)) if visibility::reaches(caller, first.owner.as_deref()) => {
+                Ok(Note { note: first.summary(), passages: chunks.into_iter().map(|(_, chunk)| chunk.text).collect() })
+            }
+            _ => Err(KnowledgeError::NotFound(note_id.to_owned())),
+        }
     }
 
     /// The shared notes' own words a recogniser may not know (names, brands, "tune-up", "A17"), most used first,

@@ -34,7 +34,7 @@ use crate::shutdown::Shutdown;
 use crate::stt::{SpeechToText, SttError};
 use crate::telemetry::{Telemetry, TurnFigures, TurnOutcome};
 use crate::text::SentenceSplitter;
-use crate::tts::{SpeechAudio, TextToSpeech, TtsError};
+use crate::tts::{SpeechAudio, SpeechRate, TextToSpeech, TtsError};
 use crate::vad::{SileroVad, VoiceActivity};
 use tracing::Instrument as _;
 
@@ -215,14 +215,14 @@ pub enum TurnInput {
 pub type EarlyTranscript = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, SttError>> + Send>>;
 
 /// How the answer is spoken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speech {
     /// Text only.
     Off,
     /// One recording of the whole answer, once it is complete (the HTTP endpoints answer once, at the end).
-    WholeAnswer,
+    WholeAnswer(SpeechRate),
     /// Sentence by sentence while the answer is written, each sent as an `audio_chunk` event.
-    Sentences,
+    Sentences(SpeechRate),
 }
 
 impl Pipeline {
@@ -341,12 +341,12 @@ impl Pipeline {
         session_id: Option<SessionId>,
         caller: &Caller,
         text: &str,
-        speak: bool,
+        speech: Option<SpeechRate>,
         events: &EventSink,
     ) -> Result<Turn, TurnError> {
         let started = Instant::now();
         let conversation = self.open(session_id, caller).await?;
-        let speech = if speak { Speech::WholeAnswer } else { Speech::Off };
+        let speech = speech.map_or(Speech::Off, Speech::WholeAnswer);
         let input = TurnInput::Text(text.to_owned());
         let progress = TurnProgress::new(&input);
         self.run_turn_until_cut(conversation, input, speech, events, &progress, started).await
@@ -366,7 +366,7 @@ impl Pipeline {
         let conversation = self.open(session_id, caller).await?;
         let input = TurnInput::Voice(audio.clone());
         let progress = TurnProgress::new(&input);
-        self.run_turn_until_cut(conversation, input, Speech::WholeAnswer, events, &progress, started).await
+        self.run_turn_until_cut(conversation, input, Speech::WholeAnswer(SpeechRate::NORMAL), events, &progress, started).await
     }
 
     /// A turn whose client hears nothing before its end (HTTP): if the server stops and its grace period runs
@@ -537,9 +537,9 @@ impl Pipeline {
         events.emit(ServerEvent::status(TurnState::Thinking));
 
         let speaker = match (&self.tts, speech) {
-            (Some(tts), Speech::Sentences) => {
+            (Some(tts), Speech::Sentences(rate)) => {
                 let keep = self.archive.is_some().then(|| Arc::clone(&progress.spoken));
-                Some(SentenceSpeaker::start(Arc::clone(tts), events.clone(), started, keep))
+                Some(SentenceSpeaker::start(Arc::clone(tts), rate, events.clone(), started, keep))
             }
             _ => None,
         };
@@ -551,17 +551,17 @@ impl Pipeline {
 
         let (spoken, speech_error) = match (speech, speaker) {
             (Speech::Off, _) => (AnswerAudio::None, None),
-            (Speech::WholeAnswer, _) => {
-                let (audio, error) = self.speak_whole(&answer.text, &mut timings).await;
+            (Speech::WholeAnswer(rate), _) => {
+                let (audio, error) = self.speak_whole(&answer.text, rate, &mut timings).await;
                 (audio.map_or(AnswerAudio::None, AnswerAudio::Whole), error)
             }
-            (Speech::Sentences, Some(speaker)) => {
+            (Speech::Sentences(_), Some(speaker)) => {
                 let report = speaker.finish().await;
                 timings.tts_ms = report.tts_ms;
                 timings.first_audio_ms = report.first_audio_ms;
                 (AnswerAudio::Sentences(progress.spoken(usize::MAX)), report.error)
             }
-            (Speech::Sentences, None) => (AnswerAudio::None, Some(SpeechFailure::NotConfigured)),
+            (Speech::Sentences(_), None) => (AnswerAudio::None, Some(SpeechFailure::NotConfigured)),
         };
         let audio = match &spoken {
             AnswerAudio::Whole(speech) => Some(AudioClip {
@@ -760,7 +760,7 @@ impl Pipeline {
     }
 
     /// A failure to speak keeps the written answer: the user still gets it, with a note why there is no audio.
-    async fn speak_whole(&self, text: &str, timings: &mut StageTimings) -> (Option<SpeechAudio>, Option<SpeechFailure>) {
+    async fn speak_whole(&self, text: &str, rate: SpeechRate, timings: &mut StageTimings) -> (Option<SpeechAudio>, Option<SpeechFailure>) {
         if text.is_empty() {
             return (None, None);
         }
@@ -768,7 +768,7 @@ impl Pipeline {
             return (None, Some(SpeechFailure::NotConfigured));
         };
         let tts_started = Instant::now();
-        let result = tts.synthesize(text).await;
+        let result = tts.synthesize_at(text, rate).await;
         timings.tts_ms = elapsed_ms(tts_started);
         match result {
             Ok(speech) => (Some(speech), None),

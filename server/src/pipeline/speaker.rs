@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use super::{SpeechFailure, elapsed_ms};
 use crate::events::EventSink;
 use crate::text::speakable;
-use crate::tts::{SpeechAudio, TextToSpeech, TtsError};
+use crate::tts::{SpeechAudio, SpeechRate, TextToSpeech, TtsError};
 
 /// What speaking the answer came to.
 #[derive(Debug, Default)]
@@ -37,9 +37,15 @@ pub struct SentenceSpeaker {
 impl SentenceSpeaker {
     /// `turn_ended` is when the user finished asking: `first_audio_ms` counts from there. Each chunk's audio
     /// also goes into `keep`, if given, as it is sent (the archive keeps what was played of an answer cut off).
-    pub fn start(tts: Arc<dyn TextToSpeech>, events: EventSink, turn_ended: Instant, keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>) -> Self {
+    pub fn start(
+        tts: Arc<dyn TextToSpeech>,
+        rate: SpeechRate,
+        events: EventSink,
+        turn_ended: Instant,
+        keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>,
+    ) -> Self {
         let (sentences, queue) = mpsc::unbounded_channel();
-        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, queue, events, turn_ended, keep).in_current_span()));
+        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, rate, queue, events, turn_ended, keep).in_current_span()));
         Self { sentences, task }
     }
 
@@ -66,6 +72,7 @@ impl SentenceSpeaker {
 
 async fn speak_in_order(
     tts: Arc<dyn TextToSpeech>,
+    rate: SpeechRate,
     mut queue: mpsc::UnboundedReceiver<String>,
     events: EventSink,
     turn_ended: Instant,
@@ -74,7 +81,7 @@ async fn speak_in_order(
     let mut report = SpeechReport::default();
     while let Some(sentence) = queue.recv().await {
         let started = Instant::now();
-        let result = tts.synthesize(&sentence).await;
+        let result = tts.synthesize_at(&sentence, rate).await;
         report.tts_ms += elapsed_ms(started);
         match result {
             Ok(speech) => {

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::{Extension, Json};
 use parlance_shared::{
     AddNotesRequest, AddNotesResponse, ErrorBody, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery, KnowledgeSearchResponse, KnowledgeSource,
-    NewNote, NotePage, NotePageQuery,
+    NewNote, Note, NotePage, NotePageQuery,
 };
 
 use super::error::ApiError;
@@ -90,7 +90,7 @@ async fn read_documents(mut multipart: Multipart) -> Result<Vec<NewNote>, ApiErr
     Ok(notes)
 }
 
-/// `GET /api/knowledge`: the notes, oldest first, a page at a time.
+/// `GET /api/knowledge`: the notes, oldest (or `order=newest`: newest) first, a page at a time.
 #[utoipa::path(get, path = "/api/knowledge", tag = "knowledge", params(NotePageQuery),
     responses((status = 200, body = NotePage), (status = 400, description = "A bad offset or limit", body = ErrorBody)))]
 pub async fn list(
@@ -103,7 +103,7 @@ pub async fn list(
         return Err(ApiError::InvalidRequest(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
-    let (notes, total) = state.knowledge.list(&caller, offset, page.limit as usize).await?;
+    let (notes, total) = state.knowledge.list_in(&caller, offset, page.limit as usize, page.order).await?;
     Ok(Json(NotePage { notes, total: total as u64, offset: page.offset, limit: page.limit }))
 }
 
@@ -122,6 +122,20 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.knowledge.delete(&id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/knowledge/{id}`: one note and its text, to the same callers who find it in a listing.
+#[utoipa::path(get, path = "/api/knowledge/{id}", tag = "knowledge", params(("id" = String, Path, description = "A note id")),
+    responses(
+        (status = 200, body = Note),
+        (status = 404, description = "Unknown note (or another user's memory)", body = ErrorBody),
+    ))]
+pub async fn read(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Note>, ApiError> {
+    Ok(Json(state.knowledge.get(&id, &caller).await?))
 }
 
 /// `GET /api/knowledge/search?q=&k=`: hybrid search (meaning and exact words), one hit per note.

@@ -21,7 +21,7 @@ mod ws;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use parlance_shared::{ServerEvent, TurnResponse};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -50,7 +50,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let api = Router::new()
         .route("/chat", chat_route)
         .route("/voice", voice_route)
-        .route("/sessions/{id}", get(sessions::history).delete(sessions::delete))
+        .route("/sessions", get(sessions::list))
+        .route("/sessions/{id}", get(sessions::history).delete(sessions::delete).patch(sessions::rename))
         .route("/sessions/{id}/archive", get(sessions::archive))
         .route("/sessions/{id}/archive/{turn}/{side}", get(sessions::archived_audio))
         .route("/account", get(sessions::account))
@@ -60,7 +61,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             post(knowledge::add).layer(DefaultBodyLimit::max(knowledge::KNOWLEDGE_UPLOAD_LIMIT + MULTIPART_OVERHEAD)).get(knowledge::list),
         )
         .route("/knowledge/search", get(knowledge::search))
-        .route("/knowledge/{id}", delete(knowledge::delete))
+        .route("/knowledge/{id}", get(knowledge::read).delete(knowledge::delete))
         .fallback(api_not_found);
 
     let api = api.route("/openapi.json", get(openapi::document));
@@ -140,6 +141,6 @@ fn cors(origins: &[String]) -> CorsLayer {
     let origins = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok());
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }

@@ -20,15 +20,15 @@ Sign-in: a server with a token (`--token`, `--users-file`, or the one it makes w
 `Authorization: Bearer <token>` on every `/api` call; the socket takes it as a second subprotocol, \
 `Sec-WebSocket-Protocol: parlance, parlance.bearer.<token>`, and answers with `parlance`. Requests that change \
 something from another site's page (`Origin`) are refused with 403, as are host names the server does not answer to."),
-    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::history, super::sessions::delete, super::sessions::account,
+    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::list, super::sessions::history, super::sessions::rename, super::sessions::delete, super::sessions::account,
         super::sessions::archive, super::sessions::archived_audio,
-        super::knowledge::add, super::knowledge::list, super::knowledge::delete, super::knowledge::search,
+        super::knowledge::add, super::knowledge::list, super::knowledge::read, super::knowledge::delete, super::knowledge::search,
         super::v1::models, super::v1::chat_completions, super::v1::transcriptions, super::v1::speech),
     components(schemas(ServerEvent, TurnState, ClientMessage, AudioEncoding, HealthSummary)),
     tags(
         (name = "turns", description = "Ask a question, typed or spoken"),
-        (name = "sessions", description = "Read or forget a conversation and its archived audio; who is signed in"),
-        (name = "knowledge", description = "Notes the assistant can search: add, list, delete, search"),
+        (name = "sessions", description = "List, read, rename or forget conversations and their archived audio; who is signed in"),
+        (name = "knowledge", description = "Notes the assistant can search: add, list, read, delete, search"),
         (name = "health", description = "What the server runs on"),
         (name = "openai", description = "OpenAI's API, served by Parlance's models (model `parlance` is the agent); errors in OpenAI's shape"),
     )

@@ -1,13 +1,18 @@
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::{Extension, Json};
-use parlance_shared::{Account, ArchiveEntry, ArchivedAudio, ErrorBody, SessionArchive, SessionHistory, SessionId};
+use parlance_shared::{
+    Account, ArchiveEntry, ArchivedAudio, ErrorBody, MAX_SESSION_TITLE_CHARS, RenameSession, SessionArchive, SessionHistory, SessionId,
+    SessionPage, SessionPageQuery, SessionSummary,
+};
 use tower::ServiceExt as _;
 use tower_http::services::ServeFile;
 
 use super::error::ApiError;
+use super::extract::ApiJson;
 use crate::access::Caller;
 use crate::archive::{AudioInfo, Entry, Side};
 use crate::sessions::visible_to;
@@ -16,6 +21,57 @@ use crate::state::AppState;
 /// The conversation `id`, if the caller may reach it; someone else's is answered as not found.
 pub(super) async fn own_session(state: &AppState, caller: &Caller, id: SessionId) -> Result<SessionId, ApiError> {
     if visible_to(state.sessions.as_ref(), &id, caller).await? { Ok(id) } else { Err(ApiError::SessionNotFound(id)) }
+}
+
+/// `GET /api/sessions`: the caller's conversations, most recently used first, a page at a time.
+#[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(SessionPageQuery),
+    responses((status = 200, body = SessionPage), (status = 400, description = "A bad offset or limit", body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<SessionPageQuery>, QueryRejection>,
+) -> Result<Json<SessionPage>, ApiError> {
+    let Query(page) = query.map_err(|rejection| ApiError::bad_query(&rejection))?;
+    if !(1..=super::knowledge::MAX_PAGE).contains(&page.limit) {
+        return Err(ApiError::InvalidRequest(format!("limit must be between 1 and {}", super::knowledge::MAX_PAGE)));
+    }
+    let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let (sessions, total) = crate::sessions::list(state.sessions.as_ref(), &caller, offset, page.limit as usize).await?;
+    Ok(Json(SessionPage { sessions, total: total as u64, offset: page.offset, limit: page.limit }))
+}
+
+/// `PATCH /api/sessions/{id}`: gives the conversation a name (listed instead of its first question).
+#[utoipa::path(patch, path = "/api/sessions/{id}", tag = "sessions", request_body = RenameSession,
+    params(("id" = String, Path, description = "A session id from a turn response or the list")),
+    responses(
+        (status = 200, description = "Renamed", body = SessionSummary),
+        (status = 400, description = "An empty or too long title", body = ErrorBody),
+        (status = 404, description = "Unknown session", body = ErrorBody),
+    ))]
+pub async fn rename(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<RenameSession>,
+) -> Result<Json<SessionSummary>, ApiError> {
+    let title = request.title.trim();
+    if title.is_empty() {
+        return Err(ApiError::InvalidRequest("the title is empty; give the conversation a name".into()));
+    }
+    if title.chars().count() > MAX_SESSION_TITLE_CHARS {
+        return Err(ApiError::InvalidRequest(format!("a title has at most {MAX_SESSION_TITLE_CHARS} characters")));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::InvalidRequest("a title is one line of text, without control characters".into()));
+    }
+    let session_id = own_session(&state, &caller, SessionId::new(id)).await?;
+    if !state.sessions.rename(&session_id, title).await? {
+        return Err(ApiError::SessionNotFound(session_id));
+    }
+    let briefs = state.sessions.briefs().await?;
+    let brief = briefs.into_iter().find(|brief| brief.id == session_id).ok_or_else(|| ApiError::SessionNotFound(session_id.clone()))?;
+    tracing::info!(%session_id, "conversation renamed");
+    Ok(Json(brief.summary()))
 }
 
 /// `GET /api/sessions/{id}`: the remembered conversation, oldest first.

@@ -13,7 +13,7 @@ use lancedb::query::QueryBase;
 use parlance_shared::{HistoryTurn, Role, SessionId};
 use tokio::sync::oneshot;
 
-use super::{SessionError, SessionStore};
+use super::{SessionBrief, SessionError, SessionStore};
 use crate::store::schema;
 use crate::store::{Database, StoreError, collect, column, strings};
 
@@ -305,6 +305,14 @@ impl SessionStore for LanceSessions {
             let _lock = owners.write_lock().await;
             owners.table.delete(&col("session_id").eq(lit(id.as_str()))).await?;
         }
+        {
+            let titles = &tables.titles;
+            let lock = titles.write_lock().await;
+            let removed = titles.table.delete(&col("session_id").eq(lit(id.as_str()))).await?;
+            if removed.num_deleted_rows > 0 {
+                titles.purge_deleted(&lock).await?;
+            }
+        }
         let table = &tables.turns;
         let held = table.write_lock().await;
         let deleted = table.table.delete(&col("session_id").eq(lit(id.as_str()))).await;
@@ -346,4 +354,90 @@ impl SessionStore for LanceSessions {
         owners.table.add(batch).execute().await?;
         Ok(())
     }
+
+    async fn briefs(&self) -> Result<Vec<SessionBrief>, SessionError> {
+        let tables = self.database.tables().await?;
+        let owners = pairs(&tables.owners, "owner").await?;
+        let titles = pairs(&tables.titles, "title").await?;
+        let snapshot = tables.turns.snapshot().await?;
+        // The questions alone tell the count, the first words and the times (an answer shares its question's time).
+        let query = snapshot.table.query().only_if_expr(col("role").eq(lit("user"))).select(lancedb::query::Select::columns(&[
+            "session_id",
+            "line",
+            "text",
+            "created_at",
+        ]));
+        let mut briefs: HashMap<String, SessionBrief> = HashMap::new();
+        let mut first_keys: HashMap<String, (i64, u32)> = HashMap::new();
+        for batch in collect(query).await? {
+            let ids = strings(&batch, "session_id")?;
+            let texts = strings(&batch, "text")?;
+            let lines = column::<UInt32Array>(&batch, "line")?;
+            let created = column::<TimestampMicrosecondArray>(&batch, "created_at")?;
+            for row in 0..batch.num_rows() {
+                let micros = created.value(row);
+                let at = DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| SessionError::Storage(format!("a stored turn is unreadable: timestamp {micros}")))?;
+                let id = ids.value(row);
+                let key = (micros, lines.value(row));
+                let brief = briefs.entry(id.to_owned()).or_insert_with(|| SessionBrief {
+                    id: SessionId::new(id),
+                    owner: owners.get(id).cloned(),
+                    title: titles.get(id).cloned(),
+                    first_question: String::new(),
+                    created_at: at,
+                    updated_at: at,
+                    questions: 0,
+                });
+                brief.questions = brief.questions.saturating_add(1);
+                brief.updated_at = brief.updated_at.max(at);
+                let first = first_keys.entry(id.to_owned()).or_insert((i64::MAX, u32::MAX));
+                if key < *first {
+                    *first = key;
+                    brief.created_at = at;
+                    brief.first_question = texts.value(row).to_owned();
+                }
+            }
+        }
+        Ok(briefs.into_values().collect())
+    }
+
+    async fn rename(&self, id: &SessionId, title: &str) -> Result<bool, SessionError> {
+        let tables = self.database.tables().await?;
+        let turns = tables.turns.snapshot().await?;
+        let query = turns
+            .table
+            .query()
+            .only_if_expr(col("session_id").eq(lit(id.as_str())))
+            .select(lancedb::query::Select::columns(&["session_id"]))
+            .limit(1);
+        if !collect(query).await?.iter().any(|batch| batch.num_rows() > 0) {
+            return Ok(false);
+        }
+        let titles = &tables.titles;
+        let _lock = titles.write_lock().await;
+        let batch = RecordBatch::try_new(
+            schema::titles(),
+            vec![Arc::new(StringArray::from(vec![id.as_str()])), Arc::new(StringArray::from(vec![title]))],
+        )
+        .map_err(|e| SessionError::Storage(e.to_string()))?;
+        let mut merge = titles.table.merge_insert(&["session_id"]);
+        merge.when_matched_update_all(None).when_not_matched_insert_all();
+        merge.execute(Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema::titles()))).await?;
+        Ok(true)
+    }
+}
+
+/// `session_id` -> `value` of a two-column table (owners, titles).
+async fn pairs(table: &crate::store::GuardedTable, value: &str) -> Result<HashMap<String, String>, SessionError> {
+    let snapshot = table.snapshot().await?;
+    let mut found = HashMap::new();
+    for batch in collect(snapshot.table.query()).await? {
+        let ids = strings(&batch, "session_id")?;
+        let values = strings(&batch, value)?;
+        for row in 0..batch.num_rows() {
+            found.insert(ids.value(row).to_owned(), values.value(row).to_owned());
+        }
+    }
+    Ok(found)
 }

@@ -4,7 +4,8 @@ mod lance;
 mod memory;
 
 use async_trait::async_trait;
-use parlance_shared::{HistoryTurn, SessionId};
+use chrono::{DateTime, Utc};
+use parlance_shared::{HistoryTurn, SessionId, SessionSummary};
 
 use crate::access::Caller;
 
@@ -34,6 +35,64 @@ pub trait SessionStore: Send + Sync {
     async fn owner(&self, id: &SessionId) -> Result<Option<String>, SessionError>;
     /// Records who started a conversation. Done once, when it starts; [`SessionStore::delete`] forgets it too.
     async fn set_owner(&self, id: &SessionId, owner: &str) -> Result<(), SessionError>;
+    /// Every stored conversation in brief, in no particular order.
+    async fn briefs(&self) -> Result<Vec<SessionBrief>, SessionError>;
+    /// Names a conversation; `false` when there is none by that id.
+    async fn rename(&self, id: &SessionId, title: &str) -> Result<bool, SessionError>;
+}
+
+/// A stored conversation as a listing needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionBrief {
+    pub id: SessionId,
+    pub owner: Option<String>,
+    /// The name its user gave it, if they did.
+    pub title: Option<String>,
+    pub first_question: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub questions: u32,
+}
+
+/// Characters of the first question a conversation without a name is listed under.
+const TITLE_FROM_QUESTION_CHARS: usize = 60;
+
+impl SessionBrief {
+    pub fn summary(self) -> SessionSummary {
+        let title = match self.title {
+            Some(title) => title,
+            None => shorten(&self.first_question, TITLE_FROM_QUESTION_CHARS),
+        };
+        SessionSummary { session_id: self.id, title, created_at: self.created_at, updated_at: self.updated_at, turns: self.questions }
+    }
+}
+
+/// At most `max` characters, cut at a word with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() <= max {
+        return text;
+    }
+    let cut: String = text.chars().take(max).collect();
+    let at_word = cut.rfind(' ').filter(|at| *at > max / 2).map_or(cut.as_str(), |at| &cut[..at]);
+    format!("{}…", at_word.trim_end_matches([',', '.', ';', ':']))
+}
+
+/// One page of the conversations `caller` may reach, most recently used first, and how many there are.
+pub async fn list(
+    store: &dyn SessionStore,
+    caller: &Caller,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<SessionSummary>, usize), SessionError> {
+    Ok(page(store.briefs().await?, caller, offset, limit))
+}
+
+fn page(briefs: Vec<SessionBrief>, caller: &Caller, offset: usize, limit: usize) -> (Vec<SessionSummary>, usize) {
+    let mut mine: Vec<SessionBrief> = briefs.into_iter().filter(|brief| caller.may_see(brief.owner.as_deref())).collect();
+    mine.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| b.id.cmp(&a.id)));
+    let total = mine.len();
+    (mine.into_iter().skip(offset).take(limit).map(SessionBrief::summary).collect(), total)
 }
 
 /// Whether `caller` may read, continue or delete conversation `id`. A conversation of someone else is
@@ -62,4 +121,52 @@ pub enum SessionError {
 /// A new, unguessable session id.
 pub fn new_session_id() -> SessionId {
     SessionId::new(uuid::Uuid::new_v4().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone as _;
+
+    use super::*;
+    use crate::access::User;
+
+    fn brief(id: &str, owner: Option<&str>, updated_minute: u32) -> SessionBrief {
+        let at = |minute| Utc.with_ymd_and_hms(2026, 12, 7, 9, minute, 0).single().unwrap();
+        SessionBrief {
+            id: SessionId::new(id),
+            owner: owner.map(str::to_owned),
+            title: None,
+            first_question: format!("question of {id}"),
+            created_at: at(0),
+            updated_at: at(updated_minute),
+            questions: 1,
+        }
+    }
+
+    #[test]
+    fn a_page_holds_the_callers_conversations_newest_first() {
+        let alice = Caller::User(User { name: Arc::from("alice"), admin: false });
+        let briefs = vec![brief("a1", Some("alice"), 5), brief("b1", Some("bob"), 9), brief("a2", Some("alice"), 7), brief("old", None, 8)];
+        let (page1, total) = page(briefs.clone(), &alice, 0, 1);
+        assert_eq!(total, 2, "bob's and the unowned conversation are not alice's");
+        assert_eq!(page1.iter().map(|s| s.session_id.as_str()).collect::<Vec<_>>(), ["a2"]);
+        let (page2, _) = page(briefs.clone(), &alice, 1, 1);
+        assert_eq!(page2.iter().map(|s| s.session_id.as_str()).collect::<Vec<_>>(), ["a1"]);
+        let (everything, total) = page(briefs, &Caller::Anyone, 0, 10);
+        assert_eq!(total, 4);
+        assert_eq!(everything.iter().map(|s| s.session_id.as_str()).collect::<Vec<_>>(), ["b1", "old", "a2", "a1"]);
+    }
+
+    #[test]
+    fn a_conversation_without_a_name_is_listed_under_its_first_question() {
+        let mut long = brief("x", None, 1);
+        long.first_question = "What are the opening hours of the bike shop on Saturdays, and do they repair e-bikes too?".into();
+        let title = long.clone().summary().title;
+        assert!(title.ends_with('…') && title.chars().count() <= TITLE_FROM_QUESTION_CHARS + 1, "{title}");
+        assert!(title.starts_with("What are the opening hours"), "{title}");
+        long.title = Some("Bike shop".into());
+        assert_eq!(long.summary().title, "Bike shop");
+    }
 }

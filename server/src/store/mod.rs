@@ -15,7 +15,7 @@ use lancedb::table::{CompactionOptions, Duration, NewColumnTransform, OptimizeAc
 use lancedb::{Connection, Table};
 use tokio::sync::{Mutex, MutexGuard, OnceCell, OwnedRwLockReadGuard, RwLock};
 
-use self::schema::{KNOWLEDGE_TABLE, META_TABLE, OWNERS_TABLE, SCHEMA_VERSION_KEY, SchemaError, TURNS_TABLE, VersionPlan};
+use self::schema::{KNOWLEDGE_TABLE, META_TABLE, OWNERS_TABLE, SCHEMA_VERSION_KEY, SchemaError, TITLES_TABLE, TURNS_TABLE, VersionPlan};
 
 /// The database's folder inside the data directory.
 const DATABASE_FOLDER: &str = "lancedb";
@@ -101,6 +101,7 @@ pub struct Tables {
     pub knowledge: GuardedTable,
     pub turns: GuardedTable,
     pub owners: GuardedTable,
+    pub titles: GuardedTable,
 }
 
 /// LanceDB's caches of the indexes read and of file metadata. Its defaults (6 GiB and 1 GiB) let the memory of
@@ -147,7 +148,13 @@ async fn open(dir: &Path) -> Result<Tables, StoreError> {
             connection.create_table(META_TABLE, schema::version_row()?).execute().await?;
             tracing::info!(location = %dir.display(), version = schema::SCHEMA_VERSION, "created the database");
             let owners = connection.create_empty_table(OWNERS_TABLE, schema::owners()).execute().await?;
-            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns), owners: GuardedTable::new(owners) }
+            let titles = connection.create_empty_table(TITLES_TABLE, schema::titles()).execute().await?;
+            Tables {
+                knowledge: GuardedTable::new(knowledge),
+                turns: GuardedTable::new(turns),
+                owners: GuardedTable::new(owners),
+                titles: GuardedTable::new(titles),
+            }
         }
         VersionPlan::Current | VersionPlan::AddNoteOwners => {
             let knowledge = connection.open_table(KNOWLEDGE_TABLE).execute().await?;
@@ -161,7 +168,17 @@ async fn open(dir: &Path) -> Result<Tables, StoreError> {
             } else {
                 connection.create_empty_table(OWNERS_TABLE, schema::owners()).execute().await?
             };
-            Tables { knowledge: GuardedTable::new(knowledge), turns: GuardedTable::new(turns), owners: GuardedTable::new(owners) }
+            let titles = if names.iter().any(|name| name == TITLES_TABLE) {
+                connection.open_table(TITLES_TABLE).execute().await?
+            } else {
+                connection.create_empty_table(TITLES_TABLE, schema::titles()).execute().await?
+            };
+            Tables {
+                knowledge: GuardedTable::new(knowledge),
+                turns: GuardedTable::new(turns),
+                owners: GuardedTable::new(owners),
+                titles: GuardedTable::new(titles),
+            }
         }
     };
     let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -18,6 +18,8 @@ pub const META_TABLE: &str = "meta";
 /// Who started each conversation. Added after schema version 1 without a new version: a database without
 /// it simply gets it (nothing in it is owned yet), and an older Parlance ignores it.
 pub const OWNERS_TABLE: &str = "session_owners";
+/// The names users gave their conversations. Added like [`OWNERS_TABLE`]: created when missing, no new version.
+pub const TITLES_TABLE: &str = "session_titles";
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +128,10 @@ pub fn turns() -> SchemaRef {
 
 pub fn owners() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("session_id", DataType::Utf8, false), Field::new("owner", DataType::Utf8, false)]))
+}
+
+pub fn titles() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("session_id", DataType::Utf8, false), Field::new("title", DataType::Utf8, false)]))
 }
 
 pub fn meta() -> SchemaRef {

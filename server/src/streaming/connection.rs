@@ -17,6 +17,7 @@ use crate::access::Caller;
 use crate::budget::TurnBudget;
 use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
 use crate::sessions::{self, SessionStore};
+use crate::tts::SpeechRate;
 use crate::vad::VoiceEvent;
 
 /// The language model's probability that the words heard end there, above which they count as a complete
@@ -65,6 +66,8 @@ pub enum ProtocolError {
     NotListening,
     #[error("the server can only hear when you stop speaking in raw audio; send `turn_detection` with the `pcm16` encoding")]
     DetectionNeedsPcm16,
+    #[error("{0}")]
+    BadRate(String),
 }
 
 enum Phase {
@@ -107,6 +110,8 @@ pub struct Connection {
     owners: Option<Arc<dyn SessionStore>>,
     /// The id of the turn running or last run, for the edge's log lines about it.
     turn_id: Option<String>,
+    /// How fast answers are spoken: the last rate the client asked for.
+    rate: SpeechRate,
 }
 
 impl Connection {
@@ -119,6 +124,7 @@ impl Connection {
             session: None,
             phase: Phase::Idle,
             last_spoken: None,
+            rate: SpeechRate::NORMAL,
             reported_stray_audio: false,
             ended_by_server: false,
             pending: VecDeque::new(),
@@ -151,9 +157,15 @@ impl Connection {
             Err(error) => return vec![failed(ProtocolError::Malformed(error.to_string()))],
         };
         let result = match message {
-            ClientMessage::Start { session_id, encoding, turn_detection } => self.start(session_id, encoding, turn_detection).await,
+            ClientMessage::Start { session_id, encoding, turn_detection, speech_rate } => match self.set_rate(speech_rate) {
+                Ok(()) => self.start(session_id, encoding, turn_detection).await,
+                Err(error) => Err(error),
+            },
             ClientMessage::EndTurn => self.end_turn(),
-            ClientMessage::Text { session_id, text, speak } => self.text(session_id, text, speak).await,
+            ClientMessage::Text { session_id, text, speak, speech_rate } => match self.set_rate(speech_rate) {
+                Ok(()) => self.text(session_id, text, speak).await,
+                Err(error) => Err(error),
+            },
             ClientMessage::Interrupt { played_through } => self.interrupt(played_through).await,
             ClientMessage::NewSession => self.new_session(),
         };
@@ -247,6 +259,14 @@ impl Connection {
         }
     }
 
+    /// A rate sent with `start` or `text` holds for the socket's later turns too.
+    fn set_rate(&mut self, rate: Option<f32>) -> Result<(), SocketError> {
+        if rate.is_some() {
+            self.rate = SpeechRate::from_client(rate).map_err(ProtocolError::BadRate)?;
+        }
+        Ok(())
+    }
+
     async fn start(
         &mut self,
         session_id: Option<SessionId>,
@@ -293,7 +313,7 @@ impl Connection {
             }
             None => TurnInput::Voice(recording.finish()?),
         };
-        let mut turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences, ended_at);
+        let mut turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences(self.rate), ended_at);
         turn.silence_before_ms = silence_before_ms;
         self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);
@@ -306,7 +326,7 @@ impl Connection {
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
         self.begin_turn();
-        let speech = if speak { Speech::Sentences } else { Speech::Off };
+        let speech = if speak { Speech::Sentences(self.rate) } else { Speech::Off };
         let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Text(text), speech, ended_at);
         self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);

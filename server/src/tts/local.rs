@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::espeak::{DEFAULT_VOICE, Espeak};
 use super::piper::PiperVoice;
-use super::{Pcm, SpeechAudio, TextToSpeech, TtsError, VoiceEngine};
+use super::{Pcm, SpeechAudio, SpeechRate, TextToSpeech, TtsError, VoiceEngine};
 use crate::backend::BackendInfo;
 use crate::cpu::SpeechFirst;
 use crate::text::sentences_to_speak;
@@ -90,13 +90,18 @@ impl LocalTts {
         let cores = Arc::clone(&self.cores);
         let sentence = sentence.to_owned();
         // Inference takes tens to hundreds of milliseconds of CPU: keep it off the async workers.
-        tokio::task::spawn_blocking(move || voice.synthesize(&sentence, &cores))
+        tokio::task::spawn_blocking(move || voice.synthesize(&sentence, SpeechRate::NORMAL, &cores))
             .await
             .map_err(|e| TtsError::Inference(format!("the speech task stopped: {e}")))?
     }
 
     /// All of `text`, sentence by sentence with short pauses between, as one clip.
     pub async fn synthesize_pcm(&self, text: &str) -> Result<Pcm, TtsError> {
+        self.synthesize_pcm_at(text, SpeechRate::NORMAL).await
+    }
+
+    /// [`LocalTts::synthesize_pcm`] at `rate` (the espeak-ng fallback keeps its own pace).
+    pub async fn synthesize_pcm_at(&self, text: &str, rate: SpeechRate) -> Result<Pcm, TtsError> {
         let sentences = sentences_to_speak(text);
         if sentences.is_empty() {
             return Err(TtsError::NothingToSay);
@@ -106,7 +111,7 @@ impl LocalTts {
         tokio::task::spawn_blocking(move || {
             let mut clip: Option<Pcm> = None;
             for sentence in &sentences {
-                let pcm = voice.synthesize(sentence, &cores)?;
+                let pcm = voice.synthesize(sentence, rate, &cores)?;
                 match &mut clip {
                     None => clip = Some(pcm),
                     Some(clip) => {
@@ -125,8 +130,12 @@ impl LocalTts {
 #[async_trait]
 impl TextToSpeech for LocalTts {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError> {
+        self.synthesize_at(text, SpeechRate::NORMAL).await
+    }
+
+    async fn synthesize_at(&self, text: &str, rate: SpeechRate) -> Result<SpeechAudio, TtsError> {
         let started = Instant::now();
-        let pcm = self.synthesize_pcm(text).await?;
+        let pcm = self.synthesize_pcm_at(text, rate).await?;
         let wav = pcm.to_wav()?;
         tracing::debug!(audio_secs = pcm.duration_secs(), compute_ms = started.elapsed().as_millis() as u64, "speech synthesised");
         Ok(SpeechAudio { bytes: Bytes::from(wav), mime_type: "audio/wav".to_owned() })
@@ -138,11 +147,11 @@ impl TextToSpeech for LocalTts {
 }
 
 impl Voice {
-    fn synthesize(&self, sentence: &str, cores: &SpeechFirst) -> Result<Pcm, TtsError> {
+    fn synthesize(&self, sentence: &str, rate: SpeechRate, cores: &SpeechFirst) -> Result<Pcm, TtsError> {
         // The language model pauses meanwhile: someone is waiting to hear this (see `crate::cpu`).
         let _speaking = cores.speaking();
         match self {
-            Voice::Piper(piper) => piper.synthesize(sentence),
+            Voice::Piper(piper) => piper.synthesize(sentence, rate),
             Voice::Espeak(espeak) => Ok(Pcm::from_i16(&espeak.synthesize(sentence, DEFAULT_VOICE)?, espeak.sample_rate())),
         }
     }

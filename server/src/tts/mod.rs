@@ -29,11 +29,42 @@ pub struct SpeechAudio {
 #[async_trait]
 pub trait TextToSpeech: Send + Sync {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError>;
+    /// Speech at `rate`; a backend that cannot change its pace speaks at its own.
+    async fn synthesize_at(&self, text: &str, rate: SpeechRate) -> Result<SpeechAudio, TtsError> {
+        let _ = rate;
+        self.synthesize(text).await
+    }
     fn info(&self) -> BackendInfo;
     /// Whether the backend can answer now: a provider is asked briefly (see `OpenAiClient::probe`); a model
     /// in this process is ready once loaded.
     async fn reachable(&self) -> Result<(), ProviderError> {
         Ok(())
+    }
+}
+
+/// How fast to speak, relative to the voice's own pace: 2.0 takes half as long, 0.5 twice as long.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpeechRate(f32);
+
+impl SpeechRate {
+    pub const NORMAL: Self = Self(1.0);
+
+    /// A client's rate (`None`: the voice's own), or why it cannot be used.
+    pub fn from_client(rate: Option<f32>) -> Result<Self, String> {
+        let range = parlance_shared::SPEECH_RATE_RANGE;
+        match rate {
+            None => Ok(Self::NORMAL),
+            Some(rate) if rate.is_finite() && range.contains(&rate) => Ok(Self(rate)),
+            Some(_) => Err(format!("speech_rate must be between {} and {} (1 is the voice's own pace)", range.start(), range.end())),
+        }
+    }
+
+    pub fn factor(self) -> f32 {
+        self.0
+    }
+
+    pub fn is_normal(self) -> bool {
+        (self.0 - 1.0).abs() < f32::EPSILON
     }
 }
 

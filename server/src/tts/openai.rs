@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{SpeechAudio, TextToSpeech, TtsError};
+use super::{SpeechAudio, SpeechRate, TextToSpeech, TtsError};
 use crate::backend::BackendInfo;
 use crate::openai::{OpenAiClient, ProviderError};
 
@@ -26,12 +26,20 @@ struct SpeechRequest<'a> {
     voice: &'a str,
     /// WAV plays in every browser and needs no decoder on our side.
     response_format: &'static str,
+    /// OpenAI's pace (0.25 to 4, 1 by default); left out at the normal pace for servers that do not know it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed: Option<f32>,
 }
 
 #[async_trait]
 impl TextToSpeech for OpenAiTts {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError> {
-        let request = SpeechRequest { model: self.client.model(), input: text, voice: &self.voice, response_format: "wav" };
+        self.synthesize_at(text, SpeechRate::NORMAL).await
+    }
+
+    async fn synthesize_at(&self, text: &str, rate: SpeechRate) -> Result<SpeechAudio, TtsError> {
+        let speed = (!rate.is_normal()).then_some(rate.factor());
+        let request = SpeechRequest { model: self.client.model(), input: text, voice: &self.voice, response_format: "wav", speed };
         // The same words make the same speech: a failed try may be repeated.
         let fetched = self.client.fetch(PATH, |builder| Ok(builder.json(&request))).await?;
         if fetched.body.is_empty() {

@@ -10,7 +10,7 @@ use ort::value::Tensor;
 use serde::Deserialize;
 
 use super::espeak::Espeak;
-use super::{Pcm, TtsError};
+use super::{Pcm, SpeechRate, TtsError};
 
 const BOS: char = '^';
 const EOS: char = '$';
@@ -133,7 +133,11 @@ impl PiperVoice {
     }
 
     /// One sentence to samples in [-1, 1]. Blocks for the inference: call it off the async workers.
-    pub fn synthesize(&self, sentence: &str) -> Result<Pcm, TtsError> {
+    /// At `rate`, Piper's length scale stretches every phoneme, so dividing it by the
+    /// rate changes the pace without changing the pitch.
+    pub fn synthesize(&self, sentence: &str, rate: SpeechRate) -> Result<Pcm, TtsError> {
+        let mut scales = self.scales;
+        scales[1] /= rate.factor();
         let phonemes = self.phonemes(sentence)?;
         let ids = self.phoneme_ids(&phonemes);
         let length = i64::try_from(ids.len()).map_err(|_| TtsError::Inference("the sentence is too long".to_owned()))?;
@@ -141,7 +145,7 @@ impl PiperVoice {
         let mut inputs = ort::inputs![
             "input" => Tensor::from_array(([1, ids.len()], ids)).map_err(inference)?,
             "input_lengths" => Tensor::from_array(([1], vec![length])).map_err(inference)?,
-            "scales" => Tensor::from_array(([3], self.scales.to_vec())).map_err(inference)?,
+            "scales" => Tensor::from_array(([3], scales.to_vec())).map_err(inference)?,
         ];
         if self.takes_speaker_id {
             inputs.push(("sid".into(), Tensor::from_array(([1], vec![0_i64])).map_err(inference)?.into()));

@@ -413,7 +413,7 @@ async fn the_socket_needs_the_token_as_a_subprotocol_and_keeps_users_apart() {
     let mut bob = socket(&address, Some(&format!("parlance, parlance.bearer.{BOB}")), None).await.expect("Bob's token opens it");
     assert_eq!(bob.accepted.as_deref(), Some("parlance"), "the token is never echoed back");
     let ServerEvent::Done { session_id, .. } =
-        bob.ask(&ClientMessage::Text { session_id: None, text: "remember 4711".into(), speak: false }).await
+        bob.ask(&ClientMessage::Text { session_id: None, text: "remember 4711".into(), speak: false, speech_rate: None }).await
     else {
         panic!("Bob's turn is answered")
     };
@@ -424,8 +424,9 @@ async fn the_socket_needs_the_token_as_a_subprotocol_and_keeps_users_apart() {
     assert_eq!(get(BOB).await.unwrap().status(), StatusCode::OK);
     assert_eq!(get(CAROL).await.unwrap().status(), StatusCode::NOT_FOUND);
     let mut carol = socket(&address, Some(&format!("parlance, parlance.bearer.{CAROL}")), None).await.unwrap();
-    let continued =
-        carol.ask(&ClientMessage::Text { session_id: Some(session_id.clone()), text: "what was it?".into(), speak: false }).await;
+    let continued = carol
+        .ask(&ClientMessage::Text { session_id: Some(session_id.clone()), text: "what was it?".into(), speak: false, speech_rate: None })
+        .await;
     let ServerEvent::Error { error } = continued else { panic!("Carol may not continue Bob's conversation: {continued:?}") };
     assert_eq!(error.code, parlance_shared::ErrorCode::SessionNotFound);
 }

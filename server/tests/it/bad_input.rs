@@ -531,7 +531,7 @@ impl Socket {
 
     /// A typed question answered on this socket; its session.
     async fn ask(&mut self, text: &str) -> String {
-        self.send_json(&ClientMessage::Text { session_id: None, text: text.into(), speak: false }).await;
+        self.send_json(&ClientMessage::Text { session_id: None, text: text.into(), speak: false, speech_rate: None }).await;
         match self.outcome().await {
             Ok(ServerEvent::Done { session_id, answer, .. }) => {
                 assert!(answer.contains("Paris"), "{answer}");

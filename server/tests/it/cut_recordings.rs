@@ -114,7 +114,10 @@ async fn over_http(address: &str, webm: Bytes) -> (StatusCode, serde_json::Value
 async fn over_socket(address: &str, webm: &[u8]) -> Result<String, parlance_shared::ErrorBody> {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.unwrap();
     let send = |message: &ClientMessage| Message::text(serde_json::to_string(message).unwrap());
-    socket.send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None })).await.unwrap();
+    socket
+        .send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None, speech_rate: None }))
+        .await
+        .unwrap();
     for frame in webm.chunks(1024) {
         socket.send(Message::binary(frame.to_vec())).await.unwrap();
     }

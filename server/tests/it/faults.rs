@@ -358,7 +358,12 @@ async fn sigkill_mid_turn_then_a_restart_keeps_every_finished_turn_once() {
     // A turn in the middle of its answer (a word every 300 ms) when the process is killed.
     provider.configure(|behaviour| behaviour.delta_delay = Duration::from_millis(300));
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/ws", first.address)).await.unwrap();
-    let ask = ClientMessage::Text { session_id: Some(SessionId::new(session.as_str())), text: "Cut off by the kill.".into(), speak: false };
+    let ask = ClientMessage::Text {
+        session_id: Some(SessionId::new(session.as_str())),
+        text: "Cut off by the kill.".into(),
+        speak: false,
+        speech_rate: None,
+    };
     socket.send(Message::text(serde_json::to_string(&ask).unwrap())).await.unwrap();
     loop {
         let frame = tokio::time::timeout(PATIENCE, socket.next()).await.expect("the answer starts").unwrap().unwrap();

@@ -5,6 +5,7 @@ mod support;
 
 mod access;
 mod api_errors;
+mod app_api;
 mod archive;
 mod bad_input;
 mod cut_recordings;

@@ -122,7 +122,11 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
     // espeak-ng's clips begin and end with a little silence of their own, so the pause mid-question is
     // longer than the 450 ms put between them.
     let detection = TurnDetection { silence_ms: 1_000, complete_silence_ms: 0 };
-    send(&mut socket, &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection) }).await;
+    send(
+        &mut socket,
+        &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection), speech_rate: None },
+    )
+    .await;
     // A second of a steady tone first: loud, but no voice.
     let tone: Vec<u8> = (0..16_000).flat_map(|n: i32| (((n * 880) % 16_000 - 8_000) as i16).to_le_bytes()).collect();
     let recording = [silence(300), tone, silence(300), first.clone(), silence(450), second.clone(), silence(1_200)].concat();
@@ -159,7 +163,11 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
     assert_eq!(fake.transcribed().len(), 1, "one recording was transcribed");
 
     // The rest of the silence arrived after the turn ended: not a mistake, and the socket takes the next turn.
-    send(&mut socket, &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: Some(detection) }).await;
+    send(
+        &mut socket,
+        &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: Some(detection), speech_rate: None },
+    )
+    .await;
     match events_until_done(&mut socket, PATIENCE).await.first() {
         Some(ServerEvent::Error { error }) => assert!(error.message.contains("pcm16"), "{}", error.message),
         other => panic!("turn detection in a container format is refused, got {other:?}"),
@@ -184,8 +192,11 @@ async fn a_finished_question_ends_on_the_models_judgement_and_a_broken_off_one_w
     for (name, text, silence_ms) in cases {
         let mut socket = connect(&address).await;
         let detection = TurnDetection { silence_ms, complete_silence_ms: 300 };
-        send(&mut socket, &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection) })
-            .await;
+        send(
+            &mut socket,
+            &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection), speech_rate: None },
+        )
+        .await;
         stream(&mut socket, &[silence(200), spoken_pcm16(dir.path(), name, text)].concat(), false).await;
         // Then silence as from a microphone, until the server ends the turn: the model judges while it runs.
         let (mut outgoing, mut incoming) = socket.split();

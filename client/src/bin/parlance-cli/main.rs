@@ -224,7 +224,9 @@ async fn knowledge(client: &Client, output: &Output, command: Knowledge) -> Resu
             progress.finish_and_clear();
             Ok(())
         }
-        Knowledge::List { offset, limit } => output.notes(&client.list_notes(NotePageQuery { offset, limit }).await?),
+        Knowledge::List { offset, limit } => {
+            output.notes(&client.list_notes(NotePageQuery { offset, limit, order: Default::default() }).await?)
+        }
         Knowledge::Search { query, k } => output.hits(&client.search(&KnowledgeSearchQuery { q: query, k }).await?),
         Knowledge::Delete { id } => {
             client.delete_note(&id).await?;
