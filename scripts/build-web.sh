@@ -69,6 +69,21 @@ if grep -q '<script>' "$dist.new/index.html"; then
   exit 1
 fi
 
+# The API reference page (/api/docs, server/src/routes/docs.rs): Swagger UI from npm, bundled here so the
+# page needs no CDN. --ignore-scripts: the package's dependency would otherwise run an analytics script.
+docs_src=frontend/api-docs
+if ! cmp -s "$docs_src/package-lock.json" "$docs_src/node_modules/.parlance-installed-lock"; then
+  npm ci --prefix "$docs_src" --ignore-scripts --no-audit --no-fund
+  cp "$docs_src/package-lock.json" "$docs_src/node_modules/.parlance-installed-lock"
+fi
+mkdir -p "$dist.new/api-docs"
+cp "$docs_src/index.html" "$docs_src/docs.js" "$dist.new/api-docs/"
+cp "$docs_src/node_modules/swagger-ui-dist/"{swagger-ui-bundle.js,swagger-ui.css,LICENSE,NOTICE} "$dist.new/api-docs/"
+if grep -q '<script>' "$dist.new/api-docs/index.html"; then
+  echo "build-web: the API docs page has an inline <script>, which the Content-Security-Policy blocks" >&2
+  exit 1
+fi
+
 # Swap in whole, so a server serving the old build never sees half of the new one.
 rm -rf "$dist.old"
 [ -d "$dist" ] && mv "$dist" "$dist.old"

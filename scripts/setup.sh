@@ -77,14 +77,16 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-# The web app's browser tests (e2e/) drive Debian's Chromium with playwright-core from npm.
+# npm: scripts/build-web.sh bundles the API reference page (/api/docs) from it, and the web app's browser tests
+# (e2e/) drive Debian's Chromium with playwright-core from it.
+if ! command -v npm >/dev/null 2>&1; then
+  step "Node.js and npm"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm
+fi
 if [ "$mode" != build ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    step "Node.js and npm"
-    sudo_cmd=""
-    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm
-  fi
   if [ -f e2e/package-lock.json ] && ! cmp -s e2e/package-lock.json e2e/node_modules/.parlance-installed-lock; then
     step "npm packages for the browser tests (e2e/)"
     npm ci --prefix e2e --no-audit --no-fund
@@ -92,11 +94,12 @@ if [ "$mode" != build ]; then
   fi
 fi
 
-# OpenAI's Python SDK, for the test that uses it as a real client of /v1 (server/tests/it/openai_compat.rs).
+# OpenAI's Python SDK, for the test that uses it as a real client of /v1 (server/tests/it/openai_compat.rs), and
+# Schemathesis with its JSON Schema validator, for the API contract tests (server/tests/it/contract.rs).
 python_packages="$HOME/.cache/parlance/python"
 sdk_requirements=server/tests/openai_sdk/requirements.txt
 if [ "$mode" != build ] && [ -f "$sdk_requirements" ] && ! cmp -s "$sdk_requirements" "$python_packages/.parlance-installed"; then
-  step "Python packages for the API tests (OpenAI's SDK, into $python_packages)"
+  step "Python packages for the API tests (OpenAI's SDK, Schemathesis, into $python_packages)"
   rm -rf "$python_packages"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$python_packages" -r "$sdk_requirements"
   cp "$sdk_requirements" "$python_packages/.parlance-installed"

@@ -43,6 +43,12 @@ pub enum ClientError {
     /// Audio the client was given or received could not be used (e.g. answer chunks that do not join).
     #[error("{0}")]
     Audio(String),
+    /// The server's socket speaks another protocol version than this client (its `hello` event).
+    #[error(
+        "the server speaks protocol {server} and this client protocol {client}: update the {} to match",
+        if server > client { "client" } else { "server" }
+    )]
+    Protocol { server: u32, client: u32 },
 }
 
 /// Which side a failure is on, for callers (such as the CLI's exit codes) that only need the broad class.
@@ -78,7 +84,7 @@ impl ClientError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidUrl(_) | Self::InvalidToken | Self::Audio(_) => ErrorKind::Local,
+            Self::InvalidUrl(_) | Self::InvalidToken | Self::Audio(_) | Self::Protocol { .. } => ErrorKind::Local,
             Self::Unreachable { .. } | Self::Disconnected(_) => ErrorKind::Unreachable,
             Self::Api { status, .. } | Self::UnexpectedStatus { status, .. } => {
                 if *status >= 500 {

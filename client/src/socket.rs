@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
-use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TurnState};
+use parlance_shared::{AudioEncoding, ClientMessage, PROTOCOL_VERSION, ServerEvent, SessionId, TurnState};
 use reqwest::header::{AUTHORIZATION, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -229,7 +229,7 @@ async fn connect(client: &Client) -> Result<Socket, ClientError> {
         request.headers_mut().insert(AUTHORIZATION, authorization.clone());
     }
     let handshake = tokio_tungstenite::connect_async(request);
-    match tokio::time::timeout(client.connect_timeout(), handshake).await {
+    let socket = match tokio::time::timeout(client.connect_timeout(), handshake).await {
         Err(_) => Err(ClientError::unreachable(&server, "the socket's handshake timed out")),
         Ok(Ok((socket, _))) => Ok(socket),
         Ok(Err(tungstenite::Error::Http(response))) => {
@@ -240,6 +240,30 @@ async fn connect(client: &Client) -> Result<Socket, ClientError> {
             Err(ClientError::unreachable(&server, error))
         }
         Ok(Err(error)) => Err(ClientError::Decode(format!("the socket's handshake failed: {error}"))),
+    }?;
+    greeted(socket, &server, client.connect_timeout()).await
+}
+
+/// Reads the socket's first event, the server's `hello`, and refuses a server of another protocol version
+/// before a turn is sent to it (README: Versioning).
+async fn greeted(mut socket: Socket, server: &str, timeout: Duration) -> Result<Socket, ClientError> {
+    let first = loop {
+        match tokio::time::timeout(timeout, socket.next()).await {
+            Err(_) => return Err(ClientError::unreachable(server, "the socket opened but the server said nothing")),
+            Ok(None | Some(Ok(Message::Close(_)))) => return Err(ClientError::unreachable(server, "the socket closed as it opened")),
+            Ok(Some(Err(error))) => return Err(ClientError::unreachable(server, error)),
+            Ok(Some(Ok(Message::Text(text)))) => break text,
+            Ok(Some(Ok(_))) => {}
+        }
+    };
+    match serde_json::from_str::<ServerEvent>(&first) {
+        Ok(ServerEvent::Hello { protocol }) if protocol == PROTOCOL_VERSION => Ok(socket),
+        Ok(ServerEvent::Hello { protocol }) => Err(ClientError::Protocol { server: protocol, client: PROTOCOL_VERSION }),
+        _ => Err(ClientError::Decode(format!(
+            "the server's socket did not begin with its protocol version (`hello`), so it is not a Parlance server this client \
+             can talk to; it sent: {}",
+            first.chars().take(120).collect::<String>()
+        ))),
     }
 }
 
@@ -413,7 +437,9 @@ impl TurnSummary {
                 self.interrupted = true;
             }
             ServerEvent::Error { error } => return Err(ClientError::Turn(error.clone())),
-            ServerEvent::Transcript { is_final: false, .. }
+            // The socket's first event, read when it opens (`greeted`): never part of a turn.
+            ServerEvent::Hello { .. }
+            | ServerEvent::Transcript { is_final: false, .. }
             | ServerEvent::Status { .. }
             | ServerEvent::SpeechStarted { .. }
             | ServerEvent::SpeechStopped { .. }

@@ -7,6 +7,8 @@ pub struct Health {
     pub status: HealthStatus,
     /// The server's version (its crate version).
     pub version: String,
+    /// The protocol version the server speaks (`parlance_shared::PROTOCOL_VERSION`).
+    pub protocol: u32,
     /// One entry per model stage, in pipeline order.
     pub stages: Vec<StageHealth>,
 }
@@ -16,6 +18,9 @@ pub struct Health {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthSummary {
     pub status: HealthStatus,
+    /// The protocol version the server speaks (`parlance_shared::PROTOCOL_VERSION`), so a client can tell before it
+    /// signs in whether it can talk to this server.
+    pub protocol: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

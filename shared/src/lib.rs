@@ -28,6 +28,11 @@ pub use session::{
 pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnDetection, TurnState};
 pub use turn::{AudioClip, KnowledgeSource, SPEECH_RATE_RANGE, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
 
+/// The version of the socket protocol and the shared types, announced in `GET /health` (`protocol`) and in
+/// the socket's first event (`hello`). It goes up by one with every breaking change (README: Versioning);
+/// additions a client may ignore (a new optional field, a new event type, a new status or error code) keep it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// Name of the multipart field that carries the recorded question in `POST /api/voice`.
 pub const VOICE_AUDIO_FIELD: &str = "audio";
 /// Name of the optional multipart field that continues an existing conversation in `POST /api/voice`.

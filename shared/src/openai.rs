@@ -39,6 +39,65 @@ pub struct ChatCompletionRequest {
     /// Answer as server-sent events (`chat.completion.chunk`), ended by `data: [DONE]`.
     #[serde(default)]
     pub stream: bool,
+    /// Functions the model may ask to call, for the language model itself (its id in `/v1/models`): the
+    /// client runs them and sends their results back as `tool` messages. The agent (`parlance`) runs its own
+    /// tools and does not read these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ChatTool>,
+}
+
+/// A function offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatTool {
+    /// `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionDefinition,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FunctionDefinition {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// A call the model asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageToolCall {
+    pub id: String,
+    /// `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FunctionCall {
+    pub name: String,
+    /// The arguments as the model wrote them: meant to be a JSON object.
+    pub arguments: String,
+}
+
+/// A call in a streamed answer. Parlance sends each call whole, in one chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChunkToolCall {
+    /// Which call of the answer this is, from 0.
+    pub index: u32,
+    pub id: String,
+    /// `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCall,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +109,12 @@ pub struct ChatCompletionMessage {
     /// Text, or an array of parts of which the `text` ones are read; `null` for an assistant's tool call.
     #[serde(default)]
     pub content: Option<MessageContent>,
+    /// An assistant's calls (for the language model itself; the agent does not read them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<MessageToolCall>,
+    /// A `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +162,8 @@ pub struct ChatCompletion {
 pub struct ChatChoice {
     pub index: u32,
     pub message: AssistantMessage,
-    /// Always `stop`: Parlance runs its own tools and answers in words.
+    /// `stop`; `tool_calls` when the language model itself asked for calls (the agent runs its own tools and
+    /// always answers in words).
     pub finish_reason: String,
 }
 
@@ -107,6 +173,9 @@ pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
     pub content: String,
+    /// The calls the language model itself asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<MessageToolCall>,
 }
 
 /// One server-sent event of a streamed answer.
@@ -138,6 +207,45 @@ pub struct ChunkDelta {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ChunkToolCall>,
+}
+
+/// `POST /v1/embeddings`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EmbeddingsRequest {
+    /// Any name: the server's embeddings stage answers.
+    pub model: String,
+    /// One text, or several.
+    pub input: EmbeddingsInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EmbeddingsInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EmbeddingList {
+    /// Always `list`.
+    pub object: String,
+    pub data: Vec<Embedding>,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Embedding {
+    /// Always `embedding`.
+    pub object: String,
+    /// The input's place in the request.
+    pub index: u32,
+    pub embedding: Vec<f32>,
 }
 
 /// `POST /v1/audio/speech`.

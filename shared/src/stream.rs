@@ -29,12 +29,19 @@ pub enum TurnState {
     Queued,
 }
 
-/// What the server sends during a streamed turn, in order: status changes, the transcript, answer text as it
-/// is generated, tool calls, audio chunks as each sentence is spoken, and finally `done` or `error`.
+/// What the server sends: first, once per socket, `hello`; then during a streamed turn, in order: status
+/// changes, the transcript, answer text as it is generated, tool calls, audio chunks as each sentence is
+/// spoken, and finally `done` or `error`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
+    /// The socket's first event, before any other: the protocol version the server speaks
+    /// (`parlance_shared::PROTOCOL_VERSION`). A client made for another version should close the socket and tell its
+    /// user to update (README: Versioning).
+    Hello {
+        protocol: u32,
+    },
     Status {
         state: TurnState,
         /// With `queued`: the turn's place in line, 1 being the next to start. Absent with every other state.

@@ -180,8 +180,9 @@ fn health_round_trips_every_stage_and_status() {
         })
         .collect::<Vec<_>>();
     for status in [HealthStatus::Ok, HealthStatus::Degraded] {
-        let health = Health { status, version: "0.1.0".into(), stages: stages.clone() };
+        let health = Health { status, version: "0.1.0".into(), protocol: parlance_shared::PROTOCOL_VERSION, stages: stages.clone() };
         let json = round_trip(&health);
+        assert_eq!(json["protocol"], parlance_shared::PROTOCOL_VERSION);
         assert_eq!(json["stages"][3]["stage"], "embeddings");
     }
 }
@@ -189,6 +190,7 @@ fn health_round_trips_every_stage_and_status() {
 /// Fails to compile when an event is added, so `every_server_event_round_trips` must grow with it.
 fn event_type(event: &ServerEvent) -> &'static str {
     match event {
+        ServerEvent::Hello { .. } => "hello",
         ServerEvent::Status { .. } => "status",
         ServerEvent::Transcript { .. } => "transcript",
         ServerEvent::AnswerDelta { .. } => "answer_delta",
@@ -233,6 +235,7 @@ fn every_server_event_round_trips_with_its_type_tag() {
         },
         ServerEvent::Interrupted { session_id: SessionId::new("s1"), kept_answer: "Parlance is".into() },
         ServerEvent::Error { error: ErrorBody::new(ErrorCode::ProviderError, "model failed") },
+        ServerEvent::Hello { protocol: parlance_shared::PROTOCOL_VERSION },
         ServerEvent::SpeechStarted { at_ms: 320 },
         ServerEvent::SpeechStopped { at_ms: 1_984 },
         ServerEvent::TurnEnded { speech_end_ms: 1_984, silence_ms: 416, end_of_turn_probability: Some(0.75) },
@@ -245,7 +248,7 @@ fn every_server_event_round_trips_with_its_type_tag() {
         assert_eq!(json["type"], event_type(event));
         seen.insert(event_type(event));
     }
-    assert_eq!(seen.len(), 11, "a ServerEvent variant has no sample: {seen:?}");
+    assert_eq!(seen.len(), 12, "a ServerEvent variant has no sample: {seen:?}");
     assert_eq!(
         serde_json::to_value(events.last().unwrap()).unwrap(),
         json!({"type": "turn_ended", "speech_end_ms": 1984, "silence_ms": 1504}),
@@ -254,6 +257,8 @@ fn every_server_event_round_trips_with_its_type_tag() {
     assert_eq!(serde_json::to_value(&events[6]).unwrap(), json!({"type": "transcript", "text": "what is par", "is_final": false}));
     assert_eq!(serde_json::to_value(&events[0]).unwrap(), json!({"type": "status", "state": "idle"}), "no place in line unless queued");
     assert_eq!(serde_json::to_value(&events[5]).unwrap(), json!({"type": "status", "state": "queued", "position": 2}));
+    let hello = ServerEvent::Hello { protocol: parlance_shared::PROTOCOL_VERSION };
+    assert_eq!(serde_json::to_value(&hello).unwrap(), json!({"type": "hello", "protocol": parlance_shared::PROTOCOL_VERSION}));
 }
 
 #[test]

@@ -226,3 +226,35 @@ async fn a_turn_left_unread_does_not_leak_into_the_next() {
     let streams = fakes.chat_streams();
     assert_eq!((streams.finished, streams.dropped_at.len()), (1, 1), "the server stopped the abandoned answer: {streams:?}");
 }
+
+/// A server of a later protocol version cannot run here, so its socket is stood in for by one that speaks the
+/// real handshake (subprotocol `parlance`) and greets with the next version's `hello`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_of_another_protocol_version_is_refused_before_a_turn_is_sent() {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    let next = parlance_client::types::PROTOCOL_VERSION + 1;
+    let app = axum::Router::new().route(
+        "/api/ws",
+        axum::routing::get(move |upgrade: WebSocketUpgrade| async move {
+            upgrade.protocols(["parlance"]).on_upgrade(move |mut socket| async move {
+                let hello = serde_json::to_string(&ServerEvent::Hello { protocol: next }).unwrap();
+                let _ = socket.send(Message::text(hello)).await;
+                // Whatever the client sends next would be a turn: it must send nothing.
+                let sent = tokio::time::timeout(Duration::from_secs(2), socket.recv()).await;
+                assert!(!matches!(sent, Ok(Some(Ok(Message::Text(_))))), "the client sent a turn anyway: {sent:?}");
+            })
+        }),
+    );
+    let url = servers::serve(app).await;
+    let client = Client::new(&url).unwrap();
+    let error = client.conversation().await.unwrap_err();
+    assert!(matches!(error, ClientError::Protocol { server, client } if server == next && client == next - 1), "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::Local);
+    assert!(error.to_string().contains("update the client"), "says what to do: {error}");
+
+    // And the real server of this version is greeted without a word of it reaching the turn.
+    let (_fakes, url) = servers::fake("", &[]).await;
+    let mut conversation = Client::new(&url).unwrap().conversation().await.unwrap();
+    let events = collect(conversation.ask("Hi", false).await.unwrap()).await;
+    assert!(!events.iter().any(|event| matches!(event, ServerEvent::Hello { .. })), "{}", brief(&events));
+}

@@ -510,8 +510,15 @@ impl Live {
             ServerEvent::Status { state: parlance_shared::TurnState::Idle, .. } if awaiting_cut => {
                 self.change_live(LiveState::take_cut);
             }
+            ServerEvent::Hello { protocol } if protocol != parlance_shared::PROTOCOL_VERSION => {
+                self.core.apply(VoiceEvent::Failed(format!(
+                    "this page speaks protocol {} and the server {protocol}: reload the page to get the server's own app",
+                    parlance_shared::PROTOCOL_VERSION
+                )));
+            }
             // The app ends its turns itself (hands-free included), so the server's hearing is only news.
-            ServerEvent::Status { .. }
+            ServerEvent::Hello { .. }
+            | ServerEvent::Status { .. }
             | ServerEvent::ToolCall { .. }
             | ServerEvent::SpeechStarted { .. }
             | ServerEvent::SpeechStopped { .. }

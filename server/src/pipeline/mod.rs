@@ -28,6 +28,7 @@ use crate::archive::{AnswerAudio, Archive, ArchiveError, AudioFile, Entry, Entry
 use crate::audio::AudioUpload;
 use crate::backend::BackendInfo;
 use crate::events::EventSink;
+use crate::llm::{ChatRequest, ChatStream};
 use crate::openai::ProviderError;
 use crate::sessions::{SessionError, SessionStore, new_session_id};
 use crate::shutdown::Shutdown;
@@ -157,6 +158,12 @@ pub enum TurnError {
     /// As many turns run as may, and the line of those waiting is full.
     #[error("{} turns are waiting already; retry in {} s", .0.waiting, .0.retry_after_secs)]
     Busy(QueueFull),
+}
+
+/// The language model's answer to [`Pipeline::complete_only`], as it is written.
+pub struct Completion {
+    pub events: ChatStream,
+    _place: RunningPlace,
 }
 
 /// A finished turn. The edge sends it on in the wire's shape (`TurnResponse`, or the socket's `done`), and
@@ -403,6 +410,16 @@ impl Pipeline {
         let answer = agent.answer(recent, question, caller, events).await?;
         tracing::info!(tools = answer.tool_calls.len(), "answered a client's conversation");
         Ok(answer)
+    }
+
+    /// The language model alone, for a client that runs its own agent (another Parlance, say): its
+    /// conversation and tools in, the model's text and calls out as they come. The model holds its place in
+    /// the line of turns until the returned stream is dropped.
+    pub async fn complete_only(&self, request: ChatRequest) -> Result<Completion, TurnError> {
+        let agent = self.agent.as_ref().ok_or(TurnError::NotConfigured(Stage::Llm))?;
+        let (place, _) = self.wait_for_place(&EventSink::none()).await?;
+        let events = agent.model().stream(request).await.map_err(AgentError::from)?;
+        Ok(Completion { events, _place: place })
     }
 
     /// Speech-to-text alone: the words in `audio` (empty when it holds none).

@@ -17,6 +17,7 @@ use crate::tts::SpeechRate;
         (status = 400, description = "Malformed JSON, an empty question or a speech_rate out of range", body = ErrorBody),
         (status = 404, description = "Unknown session", body = ErrorBody),
         (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
         (status = 429, description = "Too many turns; see Retry-After", body = ErrorBody),
         (status = 502, description = "A model provider failed", body = ErrorBody),

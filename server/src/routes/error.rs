@@ -402,6 +402,16 @@ impl From<KnowledgeError> for ApiError {
     }
 }
 
+impl From<EmbedError> for ApiError {
+    fn from(error: EmbedError) -> Self {
+        match error {
+            EmbedError::Provider(error) => Self::Provider { stage: Stage::Embeddings, error },
+            EmbedError::Dimensions { .. } => Self::Misconfigured(error.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<DocumentError> for ApiError {
     fn from(mut error: DocumentError) -> Self {
         // The file name is the client's, of any length: quoted as an id is.

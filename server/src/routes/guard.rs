@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, SHORT_ECHO, echo};
+use super::error::{ApiError, OpenAiApiError, SHORT_ECHO, echo};
 use crate::access::{self, Caller};
 use crate::state::AppState;
 
@@ -18,6 +18,8 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let host = request_host(&request);
     let response = match check(&state, &mut request, host.as_deref()) {
         Ok(()) => next.run(request).await,
+        // OpenAI's clients read only their own error shape.
+        Err(error) if is_openai(request.uri().path()) => OpenAiApiError(error).into_response(),
         Err(error) => error.into_response(),
     };
     with_security_headers(response, host.as_deref())
@@ -56,12 +58,19 @@ fn check(state: &AppState, request: &mut Request, host: Option<&str>) -> Result<
 }
 
 fn needs_token(path: &str) -> bool {
-    path == "/api"
-        || path.starts_with("/api/")
-        || path == "/v1"
-        || path.starts_with("/v1/")
-        || path == "/metrics"
-        || path.starts_with("/metrics/")
+    // The API's description is the same on every server and says nothing about this one.
+    let public = path == "/api/openapi.json" || path == "/api/docs" || path.starts_with("/api/docs/") || path.starts_with("/api/schema/");
+    !public
+        && (path == "/api"
+            || path.starts_with("/api/")
+            || path == "/v1"
+            || path.starts_with("/v1/")
+            || path == "/metrics"
+            || path.starts_with("/metrics/"))
+}
+
+fn is_openai(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
 }
 
 fn changes_state(method: &Method) -> bool {
@@ -129,10 +138,21 @@ mod tests {
 
     #[test]
     fn only_the_api_and_metrics_need_the_token() {
-        for path in ["/api", "/api/chat", "/api/ws", "/api/openapi.json", "/metrics", "/v1/models", "/v1/chat/completions"] {
+        for path in ["/api", "/api/chat", "/api/ws", "/api/docsx", "/api/schemax", "/metrics", "/v1/models", "/v1/chat/completions"] {
             assert!(needs_token(path), "{path}");
         }
-        for path in ["/", "/health", "/index.html", "/apix", "/v1x", "/sw.js"] {
+        for path in [
+            "/",
+            "/health",
+            "/index.html",
+            "/apix",
+            "/v1x",
+            "/sw.js",
+            "/api/openapi.json",
+            "/api/docs",
+            "/api/docs/docs.js",
+            "/api/schema/socket.json",
+        ] {
             assert!(!needs_token(path), "{path}");
         }
     }

@@ -1,7 +1,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use parlance_shared::{Health, HealthStatus, HealthSummary, Stage, StageHealth};
+use parlance_shared::{Health, HealthStatus, HealthSummary, PROTOCOL_VERSION, Stage, StageHealth};
 
 use crate::access::Caller;
 use crate::backend::BackendInfo;
@@ -20,7 +20,7 @@ pub async fn health(State(state): State<AppState>, caller: Option<Extension<Call
     match caller {
         Some(Extension(Caller::User(_))) => Json(health).into_response(),
         Some(Extension(Caller::Anyone)) => Json(without_folders(health)).into_response(),
-        None => Json(HealthSummary { status: health.status }).into_response(),
+        None => Json(HealthSummary { status: health.status, protocol: health.protocol }).into_response(),
     }
 }
 
@@ -58,6 +58,7 @@ fn details(state: &AppState, unreachable: &[(Stage, String)]) -> Health {
     Health {
         status: if all_ready { HealthStatus::Ok } else { HealthStatus::Degraded },
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: PROTOCOL_VERSION,
         stages,
     }
 }

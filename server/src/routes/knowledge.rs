@@ -140,7 +140,10 @@ pub async fn read(
 
 /// `GET /api/knowledge/search?q=&k=`: hybrid search (meaning and exact words), one hit per note.
 #[utoipa::path(get, path = "/api/knowledge/search", tag = "knowledge", params(KnowledgeSearchQuery),
-    responses((status = 200, body = KnowledgeSearchResponse), (status = 400, description = "An empty query or a bad k", body = ErrorBody)))]
+    responses((status = 200, body = KnowledgeSearchResponse), (status = 400, description = "An empty query or a bad k", body = ErrorBody),
+        (status = 502, description = "The embeddings provider failed", body = ErrorBody),
+        (status = 503, description = "No embeddings model is set up, or it does not fit the knowledge base", body = ErrorBody),
+        (status = 504, description = "The embeddings provider did not answer in time", body = ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

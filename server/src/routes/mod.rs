@@ -4,6 +4,7 @@
 
 mod bare;
 mod chat;
+mod docs;
 mod error;
 mod extract;
 mod frontend;
@@ -64,12 +65,16 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/knowledge/{id}", get(knowledge::read).delete(knowledge::delete))
         .fallback(api_not_found);
 
-    let api = api.route("/openapi.json", get(openapi::document));
+    let api = api
+        .route("/openapi.json", get(openapi::document))
+        .route("/schema/socket.json", get(openapi::socket_schema))
+        .merge(docs::routes(&settings.frontend_dir));
     let openai = Router::new()
         .route("/models", get(v1::models))
         .route("/chat/completions", completions_route)
         .route("/audio/transcriptions", post(v1::transcriptions).layer(upload_limit))
         .route("/audio/speech", post(v1::speech))
+        .route("/embeddings", post(v1::embeddings))
         .fallback(v1::not_found);
     let app =
         Router::new().route("/health", get(health::health)).route("/metrics", get(metrics::metrics)).nest("/api", api).nest("/v1", openai);

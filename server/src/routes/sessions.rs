@@ -46,6 +46,8 @@ pub async fn list(
     responses(
         (status = 200, description = "Renamed", body = SessionSummary),
         (status = 400, description = "An empty or too long title", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (no `title`)", body = ErrorBody),
         (status = 404, description = "Unknown session", body = ErrorBody),
     ))]
 pub async fn rename(

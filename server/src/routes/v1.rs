@@ -15,10 +15,11 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use parlance_shared::openai::{
     AGENT_MODEL, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, ChunkDelta,
-    ModelCard, ModelList, OpenAiErrorBody, SpeechRequest, Transcription, TranscriptionSegment, VerboseTranscription,
+    ChunkToolCall, EmbeddingList, EmbeddingsInput, EmbeddingsRequest, FunctionCall, MessageToolCall, ModelCard, ModelList, OpenAiErrorBody,
+    SpeechRequest, Transcription, TranscriptionSegment, VerboseTranscription,
 };
 use parlance_shared::{HistoryTurn, Role, ServerEvent, Stage};
 
@@ -26,7 +27,12 @@ use super::error::{ApiError, OpenAiApiError, SHORT_ECHO, echo};
 use crate::access::Caller;
 use crate::audio::{AudioUpload, SPEECH_SAMPLE_RATE, decode_speech, encode};
 use crate::events::EventSink;
+use crate::llm::{ChatEvent, ChatMessage, ChatRequest, ToolCall, ToolSpec};
+use crate::pipeline::Completion;
 use crate::state::AppState;
+
+/// The most texts one `/v1/embeddings` call takes, as OpenAI's.
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 /// The longest text `/v1/audio/speech` reads, as OpenAI's.
 pub const MAX_SPEECH_CHARS: usize = 4096;
@@ -56,7 +62,13 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
         (status = 200, description = "The answer (`text/event-stream` of `ChatCompletionChunk`s when streamed)", body = ChatCompletion),
         (status = 400, description = "No user message last, or malformed JSON", body = OpenAiErrorBody),
         (status = 404, description = "A model other than `parlance`", body = OpenAiErrorBody),
-        (status = 503, description = "No language model is set up", body = OpenAiErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = OpenAiErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = OpenAiErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = OpenAiErrorBody),
+        (status = 429, description = "Too many turns; see Retry-After", body = OpenAiErrorBody),
+        (status = 502, description = "A model provider failed", body = OpenAiErrorBody),
+        (status = 503, description = "No language model is set up, or as many turns run and wait as may (see Retry-After)", body = OpenAiErrorBody),
+        (status = 504, description = "A model provider did not answer in time", body = OpenAiErrorBody),
     ))]
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -65,21 +77,201 @@ pub async fn chat_completions(
 ) -> Result<Response, OpenAiApiError> {
     let Json(request) = request.map_err(ApiError::from)?;
     if request.model != AGENT_MODEL {
-        return Err(
-            ApiError::NotFound(format!("there is no model {:?} here; ask for `{AGENT_MODEL}`", echo(&request.model, SHORT_ECHO))).into()
-        );
+        let model = language_model(&state);
+        if model.as_deref() == Some(request.model.as_str()) {
+            return model_completion(state, request).await;
+        }
+        let also = model.map(|model| format!(", or `{model}` for the language model itself")).unwrap_or_default();
+        return Err(ApiError::NotFound(format!(
+            "there is no model {:?} here; ask for `{AGENT_MODEL}` (the agent){also}",
+            echo(&request.model, SHORT_ECHO)
+        ))
+        .into());
     }
     let (history, question) = conversation(&request)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = Utc::now().timestamp();
     if !request.stream {
         let answer = state.pipeline.answer_only(&history, &question, &caller, &EventSink::none()).await?;
-        let message = AssistantMessage { role: "assistant".into(), content: answer.text };
+        let message = AssistantMessage { role: "assistant".into(), content: answer.text, tool_calls: Vec::new() };
         let choice = ChatChoice { index: 0, message, finish_reason: "stop".into() };
         let completion = ChatCompletion { id, object: "chat.completion".into(), created, model: AGENT_MODEL.into(), choices: vec![choice] };
         return Ok(Json(completion).into_response());
     }
     Ok(Sse::new(answer_events(state, caller, history, question, id, created)).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The language model's id in `/v1/models`, if the server has one.
+fn language_model(state: &AppState) -> Option<String> {
+    state.pipeline.stages().into_iter().find(|(stage, _)| *stage == Stage::Llm).and_then(|(_, info)| info).map(|info| info.model)
+}
+
+/// The language model itself, for a client that runs its own agent and tools (another Parlance, whose
+/// OpenAI-compatible backend points here): the client's whole conversation and tools go to the model, and
+/// its text and tool calls come back in OpenAI's shape. Nothing of Parlance's own (instructions, tools,
+/// notes, memories) is added.
+async fn model_completion(state: AppState, request: ChatCompletionRequest) -> Result<Response, OpenAiApiError> {
+    let chat =
+        ChatRequest { messages: model_messages(&request)?, tools: request.tools.iter().map(tool_spec).collect(), default_call: None };
+    let completion = state.pipeline.complete_only(chat).await?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = Utc::now().timestamp();
+    if request.stream {
+        let events = model_events(completion, ChunkHeader { id, created, model: request.model });
+        return Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response());
+    }
+    let mut completion = completion;
+    let (mut content, mut calls) = (String::new(), Vec::new());
+    while let Some(event) = completion.events.next().await {
+        match event.map_err(ApiError::from)? {
+            ChatEvent::TextDelta(text) => content.push_str(&text),
+            ChatEvent::ToolCall(call) => calls.push(wire_call(call)),
+        }
+    }
+    let finish_reason = if calls.is_empty() { "stop" } else { "tool_calls" };
+    let message = AssistantMessage { role: "assistant".into(), content, tool_calls: calls };
+    let choice = ChatChoice { index: 0, message, finish_reason: finish_reason.into() };
+    Ok(Json(ChatCompletion { id, object: "chat.completion".into(), created, model: request.model, choices: vec![choice] }).into_response())
+}
+
+/// The client's messages as the model reads them: every role, tool calls and results included.
+fn model_messages(request: &ChatCompletionRequest) -> Result<Vec<ChatMessage>, ApiError> {
+    if request.messages.is_empty() {
+        return Err(ApiError::InvalidRequest("`messages` is empty; send at least the user's question".into()));
+    }
+    request
+        .messages
+        .iter()
+        .map(|message| {
+            let text = message.content.as_ref().map(|content| content.text()).unwrap_or_default();
+            Ok(match message.role.as_str() {
+                "system" | "developer" => ChatMessage::System(text),
+                "user" => ChatMessage::User(text),
+                "assistant" => ChatMessage::Assistant {
+                    content: text,
+                    tool_calls: message
+                        .tool_calls
+                        .iter()
+                        .map(|call| ToolCall {
+                            id: call.id.clone(),
+                            name: call.function.name.clone(),
+                            arguments: call.function.arguments.clone(),
+                        })
+                        .collect(),
+                },
+                "tool" => {
+                    let Some(call_id) = message.tool_call_id.clone() else {
+                        return Err(ApiError::InvalidRequest("a `tool` message needs the `tool_call_id` it answers".into()));
+                    };
+                    ChatMessage::Tool { call_id, content: text }
+                }
+                other => {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "role {:?} is not one of system, developer, user, assistant or tool",
+                        echo(other, SHORT_ECHO)
+                    )));
+                }
+            })
+        })
+        .collect()
+}
+
+fn tool_spec(tool: &parlance_shared::openai::ChatTool) -> ToolSpec {
+    ToolSpec {
+        name: tool.function.name.clone(),
+        description: tool.function.description.clone().unwrap_or_default(),
+        parameters: tool.function.parameters.clone().unwrap_or_else(|| serde_json::json!({ "type": "object", "properties": {} })),
+    }
+}
+
+fn wire_call(call: ToolCall) -> MessageToolCall {
+    MessageToolCall { id: call.id, kind: "function".into(), function: FunctionCall { name: call.name, arguments: call.arguments } }
+}
+
+/// What every chunk of one streamed answer repeats.
+struct ChunkHeader {
+    id: String,
+    created: i64,
+    model: String,
+}
+
+impl ChunkHeader {
+    fn event(&self, delta: ChunkDelta, finish: Option<&str>) -> Event {
+        let chunk = ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish.map(str::to_owned) }],
+        };
+        Event::default().json_data(chunk).unwrap_or_else(|_| Event::default().data("{}"))
+    }
+}
+
+/// The language model's answer as OpenAI streams it: the role, each piece of text, each tool call whole (in
+/// one chunk, with its index), the finish reason (`tool_calls` when there were calls), then `[DONE]`.
+fn model_events(mut completion: Completion, header: ChunkHeader) -> impl Stream<Item = Result<Event, Infallible>> {
+    async_stream::stream! {
+        yield Ok(header.event(ChunkDelta { role: Some("assistant".into()), ..ChunkDelta::default() }, None));
+        let mut calls = 0u32;
+        while let Some(event) = completion.events.next().await {
+            match event {
+                Ok(ChatEvent::TextDelta(text)) => yield Ok(header.event(ChunkDelta { content: Some(text), ..ChunkDelta::default() }, None)),
+                Ok(ChatEvent::ToolCall(call)) => {
+                    let MessageToolCall { id, kind, function } = wire_call(call);
+                    let delta = ChunkDelta { tool_calls: vec![ChunkToolCall { index: calls, id, kind, function }], ..ChunkDelta::default() };
+                    calls += 1;
+                    yield Ok(header.event(delta, None));
+                }
+                Err(error) => {
+                    let body = OpenAiApiError::from(error).body();
+                    yield Ok(Event::default().json_data(body).unwrap_or_else(|_| Event::default().data("{}")));
+                    yield Ok(Event::default().data("[DONE]"));
+                    return;
+                }
+            }
+        }
+        yield Ok(header.event(ChunkDelta::default(), Some(if calls == 0 { "stop" } else { "tool_calls" })));
+        yield Ok(Event::default().data("[DONE]"));
+    }
+}
+
+/// `POST /v1/embeddings`: one vector per input text, from the server's embeddings stage (the local
+/// all-MiniLM-L6-v2 by default: 384 dimensions).
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingsRequest,
+    responses(
+        (status = 200, description = "One embedding per input, in order", body = EmbeddingList),
+        (status = 400, description = "No input, an empty text, or too many", body = OpenAiErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = OpenAiErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = OpenAiErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = OpenAiErrorBody),
+        (status = 502, description = "A model provider failed", body = OpenAiErrorBody),
+        (status = 503, description = "No embeddings model is set up", body = OpenAiErrorBody),
+        (status = 504, description = "A model provider did not answer in time", body = OpenAiErrorBody),
+    ))]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    request: Result<Json<EmbeddingsRequest>, JsonRejection>,
+) -> Result<Json<EmbeddingList>, OpenAiApiError> {
+    let Json(request) = request.map_err(ApiError::from)?;
+    let texts = match request.input {
+        EmbeddingsInput::One(text) => vec![text],
+        EmbeddingsInput::Many(texts) => texts,
+    };
+    if texts.is_empty() || texts.iter().any(|text| text.trim().is_empty()) {
+        return Err(ApiError::InvalidRequest("`input` holds no text, or an empty one; give the texts to embed".into()).into());
+    }
+    if texts.len() > MAX_EMBEDDING_INPUTS {
+        return Err(ApiError::InvalidRequest(format!("{} texts at once; the limit is {MAX_EMBEDDING_INPUTS}", texts.len())).into());
+    }
+    let embedder = state.embedder.as_ref().ok_or(ApiError::NotConfigured(Stage::Embeddings))?;
+    let vectors = embedder.embed(&texts).await.map_err(ApiError::from)?;
+    let data = vectors
+        .into_iter()
+        .zip(0u32..)
+        .map(|(embedding, index)| parlance_shared::openai::Embedding { object: "embedding".into(), index, embedding })
+        .collect();
+    Ok(Json(EmbeddingList { object: "list".into(), data, model: request.model }))
 }
 
 /// The user and assistant messages before the last, and the last, which must be the user's.
@@ -139,7 +331,7 @@ fn answer_events(
     };
     async_stream::stream! {
         let (sink, mut events) = EventSink::channel();
-        yield Ok(chunk(ChunkDelta { role: Some("assistant".into()), content: None }, None));
+        yield Ok(chunk(ChunkDelta { role: Some("assistant".into()), ..ChunkDelta::default() }, None));
         let answer = state.pipeline.answer_only(&history, &question, &caller, &sink);
         tokio::pin!(answer);
         let result = loop {
@@ -147,7 +339,7 @@ fn answer_events(
                 biased;
                 Some(event) = events.recv() => {
                     if let ServerEvent::AnswerDelta { text } = event {
-                        yield Ok(chunk(ChunkDelta { role: None, content: Some(text) }, None));
+                        yield Ok(chunk(ChunkDelta { content: Some(text), ..ChunkDelta::default() }, None));
                     }
                 }
                 result = &mut answer => break result,
@@ -155,7 +347,7 @@ fn answer_events(
         };
         while let Ok(event) = events.try_recv() {
             if let ServerEvent::AnswerDelta { text } = event {
-                yield Ok(chunk(ChunkDelta { role: None, content: Some(text) }, None));
+                yield Ok(chunk(ChunkDelta { content: Some(text), ..ChunkDelta::default() }, None));
             }
         }
         match result {
@@ -178,7 +370,10 @@ fn answer_events(
         (status = 400, description = "No file, or an unknown response_format", body = OpenAiErrorBody),
         (status = 413, description = "Upload over the limit", body = OpenAiErrorBody),
         (status = 415, description = "Not audio Parlance can read", body = OpenAiErrorBody),
+        (status = 422, description = "The recording holds no speech, or its audio cannot be decoded", body = OpenAiErrorBody),
+        (status = 502, description = "A model provider failed", body = OpenAiErrorBody),
         (status = 503, description = "No speech-to-text is set up", body = OpenAiErrorBody),
+        (status = 504, description = "A model provider did not answer in time", body = OpenAiErrorBody),
     ))]
 pub async fn transcriptions(
     State(state): State<AppState>,
@@ -232,7 +427,12 @@ pub async fn transcriptions(
     responses(
         (status = 200, description = "The speech: audio/wav, audio/ogg (Opus) or audio/pcm (24 kHz 16-bit mono)", content_type = "audio/wav"),
         (status = 400, description = "Empty or too long input, or a format not offered", body = OpenAiErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = OpenAiErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = OpenAiErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = OpenAiErrorBody),
+        (status = 502, description = "A model provider failed", body = OpenAiErrorBody),
         (status = 503, description = "No text-to-speech is set up", body = OpenAiErrorBody),
+        (status = 504, description = "A model provider did not answer in time", body = OpenAiErrorBody),
     ))]
 pub async fn speech(
     State(state): State<AppState>,

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use parlance_shared::ServerEvent;
+use parlance_shared::{ErrorBody, PROTOCOL_VERSION, ServerEvent};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::Instrument as _;
 
@@ -36,6 +36,16 @@ const FRAME_OVERHEAD: usize = 64 * 1024;
 /// why: closing it while the client's upload still arrives resets it, and a reset can overtake what was sent.
 const LINGER_AFTER_REFUSAL: Duration = Duration::from_millis(500);
 
+/// Documented for the upgrade only: what flows over the socket is in `/api/schema/socket.json`.
+#[utoipa::path(get, path = "/api/ws", tag = "turns",
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol (subprotocol `parlance`): `ClientMessage`s in, `ServerEvent`s out, `hello` first"),
+        (status = 400, description = "Not a WebSocket handshake", body = ErrorBody),
+        (status = 401, description = "No token, or a wrong one", body = ErrorBody),
+        (status = 403, description = "A page from another site", body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded", body = ErrorBody),
+        (status = 429, description = "This client has as many sockets open as it may", body = ErrorBody),
+    ))]
 pub async fn socket(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -111,6 +121,11 @@ const GOING_AWAY: &str = "the server is shutting down; reconnect in a few second
 /// the server stops, the socket closes (1001) once it has nothing left to answer, or when its turn is cut.
 async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
     let (mut outgoing, mut incoming) = socket.split();
+    // Before anything else, so a client can tell at once whether it speaks this server's protocol.
+    if send(&mut outgoing, &ServerEvent::Hello { protocol: PROTOCOL_VERSION }).await.is_err() {
+        tracing::debug!("client left");
+        return;
+    }
     let mut pings = upkeep.settings.ping.map(|every| {
         let mut pings = tokio::time::interval_at(Instant::now() + every, every);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);

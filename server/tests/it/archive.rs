@@ -320,7 +320,9 @@ struct Socket(tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 impl Socket {
     async fn connect(address: &str) -> Self {
-        Self(tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens").0)
+        let mut socket = Self(tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens").0);
+        assert!(matches!(socket.event().await, ServerEvent::Hello { .. }), "the socket starts with hello");
+        socket
     }
 
     async fn send(&mut self, message: &ClientMessage) {

@@ -50,7 +50,7 @@ async fn a_provider_that_does_not_answer_makes_its_stages_unavailable() {
         assert_eq!(stage(&health, name)["ready"], true, "{name} answers: {health}");
     }
 
-    // A caller without the token learns only that the server is degraded.
+    // A caller without the token learns only that the server is degraded (and the protocol it speaks).
     let anonymous = self::health(&app, None).await;
-    assert_eq!(anonymous, serde_json::json!({"status": "degraded"}));
+    assert_eq!(anonymous, serde_json::json!({"status": "degraded", "protocol": parlance_shared::PROTOCOL_VERSION}));
 }

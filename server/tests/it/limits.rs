@@ -70,7 +70,11 @@ impl Client {
             request.headers_mut().insert("x-forwarded-for", client.parse().unwrap());
         }
         match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => Ok(Self { socket }),
+            Ok((socket, _)) => {
+                let mut client = Self { socket };
+                assert!(matches!(client.event().await, ServerEvent::Hello { .. }), "the socket starts with hello");
+                Ok(client)
+            }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
             Err(other) => panic!("the socket failed otherwise: {other}"),
         }

@@ -122,12 +122,16 @@ fn an_exposed_server_makes_a_private_token_prints_its_link_once_and_keeps_it() {
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "only its owner may read the token");
     }
 
-    for path in ["/api/account", "/api/knowledge", "/api/sessions/x", "/api/openapi.json"] {
+    for path in ["/api/account", "/api/knowledge", "/api/sessions/x", "/api/sessions", "/v1/models", "/metrics"] {
         let (status, body) = get(first.port, path, None);
         assert_eq!(status, 401, "{path}: {body}");
         assert!(body.contains("\"unauthorized\""), "{body}");
         assert_eq!(get(first.port, path, Some("not-the-token-at-all")).0, 401);
     }
+    // The API's description is public: the same for every server of this protocol, naming no build.
+    let (status, document) = get(first.port, "/api/openapi.json", None);
+    assert_eq!(status, 200, "{document}");
+    assert!(!document.contains(env!("CARGO_PKG_VERSION")), "the document names no build");
     let (status, health) = get(first.port, "/health", None);
     assert_eq!(status, 200);
     assert!(!health.contains("stages") && !health.contains("version"), "health says nothing to strangers: {health}");

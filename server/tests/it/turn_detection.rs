@@ -60,7 +60,10 @@ async fn serve(app: axum::Router) -> String {
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(address: &str) -> Socket {
-    tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens").0
+    let mut socket = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens").0;
+    let Some(Ok(Message::Text(hello))) = socket.next().await else { panic!("the socket starts with a text frame") };
+    assert!(matches!(serde_json::from_str(hello.as_str()).unwrap(), ServerEvent::Hello { .. }), "the socket starts with hello: {hello}");
+    socket
 }
 
 async fn send(socket: &mut Socket, message: &ClientMessage) {

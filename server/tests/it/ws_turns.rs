@@ -51,7 +51,10 @@ struct Client {
 impl Client {
     async fn connect(address: &str) -> Self {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens");
-        Self { socket }
+        let mut client = Self { socket };
+        // Every socket starts with the protocol version, before anything is asked.
+        assert_eq!(client.event().await, ServerEvent::Hello { protocol: parlance_shared::PROTOCOL_VERSION });
+        client
     }
 
     async fn send(&mut self, message: &ClientMessage) {
