@@ -15,6 +15,7 @@ pub mod config;
 pub mod cpu;
 pub mod embeddings;
 pub mod events;
+pub mod exit;
 pub mod knowledge;
 pub mod llm;
 pub mod models;

@@ -70,6 +70,7 @@ fn load(library: &Path) -> Result<Environment, OnnxError> {
     let fail = |reason: String| OnnxError::Load { path: library.to_path_buf(), reason };
     let environment =
         ort::init_from(library).map_err(|e| fail(e.to_string()))?.with_name("parlance").build().map_err(|e| fail(e.to_string()))?;
+    crate::exit::skip_native_teardown();
     let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(library = %library.display(), load_ms, "ONNX Runtime loaded");
     Ok(environment)

@@ -67,6 +67,7 @@ impl LocalEmbeddings {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let session = crate::onnx::session_builder(environment, threads)
             .and_then(|mut builder| builder.commit_from_memory(&model))
+            .inspect(|_| crate::exit::skip_native_teardown())
             .map_err(|e| fail(weights_path.clone(), e.to_string()))?;
 
         let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

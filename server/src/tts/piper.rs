@@ -94,6 +94,7 @@ impl PiperVoice {
 
         let session = crate::onnx::session_builder(environment, THREADS)
             .and_then(|mut builder| builder.commit_from_file(&model_path))
+            .inspect(|_| crate::exit::skip_native_teardown())
             .map_err(|e| fail(&model_path, e.to_string()))?;
         let takes_speaker_id = config.num_speakers > 1 && session.inputs().iter().any(|input| input.name() == "sid");
         let espeak = Espeak::get().map_err(|e| fail(&config_path, e.to_string()))?;

@@ -42,6 +42,7 @@ impl SileroVad {
     pub fn load(path: &Path, environment: &ort::environment::Environment) -> Result<Self, VadError> {
         let session = crate::onnx::session_builder(environment, THREADS)
             .and_then(|mut builder| builder.commit_from_file(path))
+            .inspect(|_| crate::exit::skip_native_teardown())
             .map_err(|e| VadError::Load { path: path.to_path_buf(), reason: e.to_string() })?;
         Ok(Self { session: Mutex::new(session) })
     }

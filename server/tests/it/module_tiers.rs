@@ -15,7 +15,10 @@ const TIERS: &[(&str, &[&str])] = &[
     ("assembly: settings, and the server built from them", &["state", "config"]),
     ("the turn: pipeline and agent", &["pipeline", "agent"]),
     ("stages and stores", &["stt", "llm", "tts", "vad", "embeddings", "knowledge", "sessions", "store", "archive"]),
-    ("plumbing", &["openai", "onnx", "models", "audio", "text", "cpu", "events", "backend", "budget", "access", "telemetry", "shutdown"]),
+    (
+        "plumbing",
+        &["openai", "onnx", "models", "audio", "text", "cpu", "events", "backend", "budget", "access", "telemetry", "shutdown", "exit"],
+    ),
 ];
 
 type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;

@@ -74,7 +74,9 @@ pub fn load_model(path: &Path) -> Result<LlamaModel, EngineError> {
         }
         true
     });
-    LlamaModel::load_from_file(backend, path, &params).map_err(|e| EngineError::Model(e.to_string()))
+    LlamaModel::load_from_file(backend, path, &params)
+        .inspect(|_| crate::exit::skip_native_teardown())
+        .map_err(|e| EngineError::Model(e.to_string()))
 }
 
 pub struct Engine<'model> {
@@ -98,6 +100,7 @@ impl<'model> Engine<'model> {
         let context = model
             .new_context(backend()?, params)
             .map_err(|e| EngineError::Context { tokens: options.context_tokens, reason: e.to_string() })?;
+        crate::exit::skip_native_teardown();
         Ok(Self { model, context, batch: LlamaBatch::new(BATCH_TOKENS, 1), cached: Vec::new(), logits_index: 0 })
     }
 
