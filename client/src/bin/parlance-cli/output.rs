@@ -195,6 +195,7 @@ fn wire_code(error: &ClientError) -> String {
         ClientError::Disconnected(_) => "disconnected".to_owned(),
         ClientError::UnexpectedStatus { .. } => "unexpected_status".to_owned(),
         ClientError::Decode(_) => "unreadable_answer".to_owned(),
+        ClientError::Protocol { .. } => "protocol_mismatch".to_owned(),
         ClientError::InvalidUrl(_) | ClientError::InvalidToken | ClientError::Audio(_) => "local".to_owned(),
     }
 }
