@@ -263,6 +263,15 @@ async fn work_out(
 /// of asking ("Do you sell helmets?" -> "helmets", "Do you give a student discount?" -> "student discount").
 fn subject(question: &str, evidence: &Evidence) -> Vec<String> {
     let Some(best) = evidence.best() else { return Vec::new() };
+    // Only for something asked of someone ("Joel's birthday"): a head word alone is often said another way
+    // ("What's your hourly rate?" - "Other work is €40 an hour").
+    if best.similarity < SURE_SIMILARITY
+        && let Some(asked) = asked_for(question)
+        && asked.owner.is_some()
+        && !held_together(&asked, evidence)
+    {
+        return asked.named;
+    }
     let asked = content_words(question).len().max(1);
     let mostly_missing = evidence.missing.len() * 2 > asked;
     if !mostly_missing || best.words >= 0.5 || best.similarity >= SURE_SIMILARITY {
@@ -280,6 +289,64 @@ fn subject(question: &str, evidence: &Evidence) -> Vec<String> {
         .collect();
     named.reverse();
     if named.is_empty() { vec!["that".to_owned()] } else { named }
+}
+
+/// What a "who/what/when/where/which is ..." question asks for, to decline one the notes hold for someone
+/// else but not for whom it is asked.
+#[derive(Debug, PartialEq)]
+struct Asked {
+    /// The words after the verb, up to a preposition, as asked: "Who is Oskar's football coach?" -> "Oskar's
+    /// football coach"; "What's your hourly rate for other jobs?" -> "hourly rate".
+    named: Vec<String>,
+    /// Whose it is, when named with 's ("Oskar"), as a content word.
+    owner: Option<String>,
+    /// The last of those words, what is asked for ("coach"), as a content word.
+    head: String,
+}
+
+/// Heads the notes often answer without naming them ("What's the dog's name?" - "Our dog is called Biscuit";
+/// "When is the bin collected?" - "every other Wednesday").
+const IMPLIED_HEADS: [&str; 20] = [
+    "name", "time", "day", "date", "price", "cost", "number", "age", "size", "colour", "color", "type", "kind", "brand", "model",
+    "address", "place", "way", "thing", "one",
+];
+
+fn asked_for(question: &str) -> Option<Asked> {
+    const WH: [&str; 5] = ["who", "what", "when", "where", "which"];
+    const BE: [&str; 4] = ["is", "are", "was", "were"];
+    const PREPOSITIONS: [&str; 14] =
+        ["for", "of", "on", "in", "at", "to", "with", "from", "about", "during", "after", "before", "by", "this"];
+    const DETERMINERS: [&str; 11] = ["the", "a", "an", "your", "my", "our", "his", "her", "their", "its", "next"];
+    let words: Vec<&str> =
+        question.split_whitespace().map(|word| word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-')).collect();
+    let first = words.first()?.to_lowercase();
+    let rest = match first.split_once('\'') {
+        Some((wh, "s")) if WH.contains(&wh) => &words[1..],
+        _ if WH.contains(&first.as_str()) && BE.contains(&words.get(1)?.to_lowercase().as_str()) => &words[2..],
+        _ => return None,
+    };
+    let named: Vec<String> = rest
+        .iter()
+        .take_while(|word| !PREPOSITIONS.contains(&word.to_lowercase().as_str()))
+        .skip_while(|word| DETERMINERS.contains(&word.to_lowercase().as_str()))
+        .filter(|word| !word.is_empty())
+        .map(|word| (*word).to_owned())
+        .collect();
+    let head = content_words(named.last()?).pop()?;
+    if IMPLIED_HEADS.contains(&named.last()?.to_lowercase().as_str()) {
+        return None;
+    }
+    let owner = named.iter().find(|word| word.ends_with("'s")).and_then(|word| content_words(word).pop()).filter(|owner| *owner != head);
+    Some(Asked { named, owner, head })
+}
+
+/// Whether a passage found holds what `asked` asks for, and whose it is when that is named and known to the
+/// notes ("When is Joel's birthday?" with a note about Lena's birthday and one about Joel's school does not
+/// hold it). An owner no passage names at all may be misheard ("Oscar's"), so then the head alone decides.
+fn held_together(asked: &Asked, evidence: &Evidence) -> bool {
+    let passages: Vec<Vec<String>> = evidence.hits.iter().map(|hit| content_words(&format!("{} {}", hit.title, hit.text))).collect();
+    let owner = asked.owner.as_ref().filter(|owner| passages.iter().any(|words| words.contains(owner)));
+    passages.iter().any(|words| words.contains(&asked.head) && owner.is_none_or(|owner| words.contains(owner)))
 }
 
 /// Verbs a question asks with, not what it asks about.
@@ -409,6 +476,42 @@ mod tests {
         assert_eq!(subject("How much is a new saddle?", &evidence(&["new", "saddl"])), ["new", "saddle"]);
         // One generic word of three missing: the notes may well answer.
         assert!(subject("How does this app handle security?", &evidence(&["handl"])).is_empty());
+    }
+
+    #[test]
+    fn an_attribute_the_notes_hold_for_someone_else_is_declined() {
+        let asked = asked_for("Who is Oskar's football coach?").unwrap();
+        assert_eq!(
+            (asked.named.join(" "), asked.owner.as_deref(), asked.head.as_str()),
+            ("Oskar's football coach".into(), Some("oskar"), "coach")
+        );
+        assert_eq!(asked_for("What's your hourly rate for other jobs?").unwrap().named, ["hourly", "rate"]);
+        assert_eq!(asked_for("When is Biscuit's next vaccination?").unwrap().named, ["Biscuit's", "next", "vaccination"]);
+        assert_eq!(asked_for("What's the dog's name?"), None, "a name is said without the word");
+        assert_eq!(asked_for("What time do you open?"), None);
+        assert_eq!(asked_for("Do you sell helmets?"), None);
+
+        let hit = |title: &str, text: &str| crate::knowledge::Hit {
+            note_id: "n".into(),
+            title: title.into(),
+            source: None,
+            text: text.into(),
+            snippet: String::new(),
+            score: 1.0,
+        };
+        let evidence = |hits: Vec<crate::knowledge::Hit>| Evidence {
+            nearest: 0.5,
+            hits,
+            sentences: vec![sentence("Lena's birthday is on 3 May.", 0.5, 0.5)],
+            missing: vec![],
+        };
+        let family = || vec![hit("Family", "Lena's birthday is on 3 May."), hit("School", "Joel starts school at 8:15.")];
+        assert_eq!(subject("When is Joel's birthday?", &evidence(family())), ["Joel's", "birthday"]);
+        assert!(subject("When is Lena's birthday?", &evidence(family())).is_empty());
+        // Misheard, the owner is in no note: the head, which they hold, decides.
+        assert!(subject("When is Lina's birthday?", &evidence(family())).is_empty());
+        let football = vec![hit("Oskar", "Oskar has football training on Tuesdays at 17:00.")];
+        assert_eq!(subject("Who is Oskar's football coach?", &evidence(football)), ["Oskar's", "football", "coach"]);
     }
 
     fn line(role: Role, text: &str) -> HistoryTurn {
