@@ -51,10 +51,10 @@ describe("hands-free over the live connection", () => {
     });
     await page.check("#hands-free");
     assert.equal(await page.getAttribute(".app", "data-hands-free"), "true");
-    // A longer pause than the default 0.8 s: the server's transcript of the pause surely comes before the turn ends.
+    // The longest pause: the server's transcript of the pause most likely comes before the turn ends.
     await page.evaluate(() => {
       const slider = document.querySelector("#silence");
-      slider.value = "1600";
+      slider.value = "2000";
       slider.dispatchEvent(new Event("input", { bubbles: true }));
     });
     await waitForState(page, "listening", 5_000);
@@ -75,22 +75,28 @@ describe("hands-free over the live connection", () => {
     const out = await sent(page);
     const start = out.find((message) => message.type === "start");
     assert.equal(start?.encoding, "pcm16", "the microphone is streamed as 16 kHz PCM16");
+    assert.deepEqual(start.turn_detection, { silence_ms: 2000, complete_silence_ms: 600 }, "the server is asked to end the turn");
+    const received = await events(page);
+    const ended = received.find((event) => event.type === "turn_ended");
+    assert.ok(ended, `the server ended the turn by itself: ${JSON.stringify(received.map((e) => e.type))} ${JSON.stringify(out.filter((m) => m.type !== "binary"))}`);
+    t.diagnostic(`turn ended after ${ended.silence_ms} ms of silence (end-of-turn probability ${ended.end_of_turn_probability})`);
+    assert.ok(!out.some((message) => message.type === "end_turn"), "before the app's own detector would have");
     const startIndex = out.indexOf(start);
-    const endIndex = out.findIndex((message) => message.type === "end_turn");
-    assert.ok(endIndex > startIndex, "the detector ended the turn by itself");
-    const frames = out.slice(startIndex, endIndex).filter((message) => message.type === "binary");
+    const nextStart = out.findIndex((message, i) => i > startIndex && message.type === "start");
+    const frames = out.slice(startIndex, nextStart === -1 ? undefined : nextStart).filter((message) => message.type === "binary");
     const seconds = frames.reduce((sum, frame) => sum + frame.bytes, 0) / 32_000;
-    // The spoken question lasts about 2 s; with the pre-roll and the 0.8 s pause it must be 2.5-6 s, not the
-    // whole file (the leading silence is not sent, and the turn ends on the pause).
+    // The spoken question lasts about 2 s; with the pre-roll and the pause it must be 2-6 s, not the whole file
+    // (the leading silence is not sent, and nothing is sent once the turn has ended).
     assert.ok(seconds > 2 && seconds < 6, `streamed ${seconds.toFixed(2)} s of audio`);
     assert.ok(frames.every((frame) => frame.bytes <= 3200 * 2), "frames of about 100 ms");
 
-    const received = await events(page);
     const chunks = received.filter((event) => event.type === "audio_chunk");
     assert.ok(chunks.length >= 1, "the answer came as audio chunks");
     assert.deepEqual(chunks.map((chunk) => chunk.sequence), chunks.map((_, i) => i));
     const done = received.find((event) => event.type === "done");
     assert.ok(done?.timings.first_audio_ms > 0, "done reports the time to first audio");
+    assert.ok(done.timings.first_audio_from_speech_end_ms >= done.timings.first_audio_ms, "and from the end of speech");
+    t.diagnostic(`first audio ${done.timings.first_audio_from_speech_end_ms} ms after the end of speech (${done.timings.first_audio_ms} ms after the turn ended)`);
 
     const played = await page.evaluate(() => window.__played.filter((clip) => clip.duration > 0.05));
     assert.equal(played.length, chunks.length, "every chunk was played");
@@ -100,8 +106,15 @@ describe("hands-free over the live connection", () => {
     }
 
     assert.match(await page.locator(".exchange .bubble.user").last().innerText(), /capital \w+ france/i, "the transcript is shown (a word may be misheard, as in tests/it/local_stt.rs)");
-    const provisional = await page.evaluate(() => window.__provisional);
-    assert.ok(provisional.some((text) => /capital \w+ france/i.test(text)), `what was heard at the pause was shown while listening: ${JSON.stringify(provisional)}`);
+    // What the server heard at the pause, if that came before it ended the turn (transcribing can take longer
+    // than the pause on a busy machine), was shown while listening.
+    const partial = received.findIndex((event) => event.type === "transcript" && !event.is_final);
+    if (partial !== -1 && partial < received.indexOf(ended)) {
+      const provisional = await page.evaluate(() => window.__provisional);
+      assert.ok(provisional.some((text) => /capital \w+ france/i.test(text)), `what was heard at the pause was shown while listening: ${JSON.stringify(provisional)}`);
+    } else {
+      t.diagnostic("the turn ended before the transcript of the pause came");
+    }
     const answer = await page.locator(".exchange .answer-text").last().innerText();
     assert.equal(answer.trim(), done.answer.trim(), "the answer shown is the streamed one");
     assert.match(await page.locator(".exchange .timings").last().innerText(), /total · first audio [\d.]+ (ms|s)/);

@@ -6,6 +6,7 @@
 //!
 //!     scripts/eval-knowledge.sh                       # makes the recordings, runs this, prints the report
 //!     cargo bench --workspace --bench knowledge_eval --profile dev -- [--typed] [--paths streaming,sequential]
+//!         [--silence-ms 1500 --complete-silence-ms 300]   (what the hands-free paths ask the server for)
 //!         [--only k01,k02] [--audio DIR] [--out FILE]
 //!
 //! `--typed` asks the questions as text over the socket (no speech-to-text): a quick check of the answers.
@@ -34,6 +35,8 @@ struct Options {
     only: Option<Vec<String>>,
     audio: PathBuf,
     out: PathBuf,
+    /// What the hands-free paths ask the server for (`--silence-ms`, `--complete-silence-ms`).
+    detection: TurnDetection,
 }
 
 fn options() -> Options {
@@ -46,6 +49,12 @@ fn options() -> Options {
         only: value("--only").map(list),
         audio: value("--audio").map_or_else(|| PathBuf::from("/tmp/parlance-eval-audio"), PathBuf::from),
         out: value("--out").map_or_else(|| std::env::temp_dir().join("parlance-knowledge-eval.jsonl"), PathBuf::from),
+        detection: TurnDetection {
+            silence_ms: value("--silence-ms").and_then(|ms| ms.parse().ok()).unwrap_or_else(TurnDetection::default_silence_ms),
+            complete_silence_ms: value("--complete-silence-ms")
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or_else(TurnDetection::default_complete_silence_ms),
+        },
     }
 }
 
@@ -110,8 +119,12 @@ async fn run(options: Options) {
                 "typed" => typed_streamed(&address, session.clone(), text).await,
                 "streaming" => streaming(&address, session.clone(), &options.audio, question, manifest_of(&manifest, id)).await,
                 "sequential" => sequential(&address, session.clone(), &options.audio, question, manifest_of(&manifest, id)).await,
-                "hands_free" => hands_free(&address, session.clone(), &options.audio, manifest_of(&manifest, id), false).await,
-                "hands_free_paused" => hands_free(&address, session.clone(), &options.audio, manifest_of(&manifest, id), true).await,
+                "hands_free" => {
+                    hands_free(&address, session.clone(), &options.audio, manifest_of(&manifest, id), false, options.detection).await
+                }
+                "hands_free_paused" => {
+                    hands_free(&address, session.clone(), &options.audio, manifest_of(&manifest, id), true, options.detection).await
+                }
                 other => panic!("unknown path {other:?}: typed, streaming or sequential"),
             };
             session = Some(result.session_id.clone());
@@ -276,7 +289,14 @@ async fn listen(socket: &mut Socket, ended: Instant, spoken_until: Option<Instan
 /// The recording as raw PCM16 in 20 ms frames at the pace of speech, then silence until the server ends the
 /// turn (`turn_detection` with its defaults); no `end_turn`. Containers are not heard this way, so every
 /// question is played from its WAV. `paused`: the version with 500 ms of silence mid-question.
-async fn hands_free(address: &str, session_id: Option<SessionId>, dir: &Path, manifest: &Value, paused: bool) -> Outcome {
+async fn hands_free(
+    address: &str,
+    session_id: Option<SessionId>,
+    dir: &Path,
+    manifest: &Value,
+    paused: bool,
+    detection: TurnDetection,
+) -> Outcome {
     const FRAME: usize = 640;
     let field = |name: &str| if paused { format!("paused_{name}") } else { name.to_owned() };
     let wav = std::fs::read(dir.join(manifest[field("wav")].as_str().expect("a WAV file"))).expect("recording");
@@ -284,7 +304,7 @@ async fn hands_free(address: &str, session_id: Option<SessionId>, dir: &Path, ma
     let samples = hound::WavReader::new(wav.as_slice()).expect("a WAV question").into_samples::<i16>();
     let pcm: Vec<u8> = samples.flat_map(|sample| sample.expect("a sample").to_le_bytes()).collect();
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
-    let detection = Some(TurnDetection::default());
+    let detection = Some(detection);
     socket
         .send(message(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: detection, speech_rate: None }))
         .await

@@ -189,8 +189,11 @@ impl TurnDetection {
         1_500
     }
 
+    /// Longer than most pauses people make mid-question: the model also judges fragments finished ("When is
+    /// the"), and at 300 ms one spoken question in five with a half-second pause in it was cut off (README:
+    /// Turn-taking).
     pub const fn default_complete_silence_ms() -> u32 {
-        300
+        600
     }
 }
 

@@ -344,7 +344,7 @@ fn client_messages_read_as_a_browser_writes_them() {
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
-            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 300 }),
+            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 600 }),
             speech_rate: None,
         },
         "a short pause after a complete turn by default"

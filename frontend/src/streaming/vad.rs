@@ -137,6 +137,13 @@ impl Vad {
         matches!(self.phase, Phase::InSpeech { .. })
     }
 
+    /// A new silence setting, for the next turn (one being heard keeps the count it started with).
+    pub fn set_silence_ms(&mut self, silence_ms: u32) {
+        if !self.in_speech() {
+            self.config.silence_ms = silence_ms;
+        }
+    }
+
     /// Forgets the current burst or turn (e.g. while the assistant is thinking) but keeps the room's noise floor.
     pub fn reset(&mut self) {
         self.phase = Phase::Waiting { burst: None };

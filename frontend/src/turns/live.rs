@@ -10,7 +10,9 @@ use base64::Engine as _;
 use leptos::logging;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use parlance_shared::{AudioEncoding, ClientMessage, ErrorBody, ErrorCode, KnowledgeSource, ServerEvent, SessionId, StageTimings};
+use parlance_shared::{
+    AudioEncoding, ClientMessage, ErrorBody, ErrorCode, KnowledgeSource, ServerEvent, SessionId, StageTimings, TurnDetection,
+};
 
 use super::core::Core;
 use super::live_state::{AfterDone, FrameUse, LiveState, Player};
@@ -23,6 +25,10 @@ use crate::settings::{self, HandsFreeSettings};
 use crate::streaming::socket::{SocketError, SocketEvent, StreamSocket};
 use crate::streaming::vad::{Vad, VadConfig, VadStep};
 use crate::voice_state::{VoiceEvent, VoiceState};
+
+/// How much longer than the server the app's own detector waits before it ends a hands-free question itself:
+/// the server, which also judges whether the words sound finished, normally ends it first (`turn_ended`).
+const SERVER_DECIDES_MS: u32 = 1_000;
 
 const CLOSED_MID_TURN: &str = "The live connection to the Parlance server closed in the middle of this question. It reconnects by \
                                itself; ask again in a moment.";
@@ -162,6 +168,18 @@ impl Live {
             self.resume_hands_free();
             return;
         }
+        self.await_answer();
+    }
+
+    /// Hands-free: the server heard the question end, after a short silence if it sounded finished.
+    fn turn_ended_by_server(self) {
+        if self.change_live(LiveState::question_ended_by_server) == Some(true) {
+            self.await_answer();
+        }
+    }
+
+    /// The question has gone: the answer is awaited as a live turn.
+    fn await_answer(self) {
         // What the server heard at the last pause is most often the whole question: shown until the final transcript.
         let heard = self.core.heard.try_update(Option::take).flatten();
         if self.core.apply(VoiceEvent::StreamEnded) {
@@ -233,10 +251,14 @@ impl Live {
         }
         let session_id = self.core.session.get_untracked();
         self.core.heard.set(None);
+        // The server ends the turn: after the pause setting, or after a short one when the language model judges
+        // the question finished. The app's own detector ends it only later (SERVER_DECIDES_MS), for a server that
+        // does not listen for the end of turns.
+        let silence_ms = self.core.hands_free.with_untracked(|settings| settings.silence_ms);
         if let Err(error) = self.send(&ClientMessage::Start {
             session_id,
             encoding: AudioEncoding::Pcm16,
-            turn_detection: None,
+            turn_detection: Some(TurnDetection { silence_ms, complete_silence_ms: TurnDetection::default_complete_silence_ms() }),
             speech_rate: crate::prefs::load().rate_to_send(),
         }) {
             self.fail_hands_free(&error.to_string());
@@ -266,8 +288,11 @@ impl Live {
 
     /// The silence setting; a turn being listened to keeps its detector, the next one uses the new value.
     pub(super) fn set_silence_ms(self, silence_ms: u32) {
-        self.core.hands_free.update(|settings| settings.silence_ms = VadConfig::with_silence_ms(silence_ms).silence_ms);
+        let silence_ms = VadConfig::with_silence_ms(silence_ms).silence_ms;
+        self.core.hands_free.update(|settings| settings.silence_ms = silence_ms);
         settings::save(self.core.hands_free.get_untracked());
+        // The next turn asks the server for this silence: the app's own detector must still wait longer.
+        self.change_live(|live| live.set_detector_silence(silence_ms + SERVER_DECIDES_MS));
     }
 
     /// The mic button (or Space) in hands-free mode: opens the microphone, interrupts the answer, ends a
@@ -303,7 +328,6 @@ impl Live {
             return;
         }
         let generation = self.core.next_generation();
-        let config = VadConfig::with_silence_ms(self.core.hands_free.with_untracked(|settings| settings.silence_ms));
         spawn_local(async move {
             let Some(context) = self.core.audio_context() else {
                 self.fail_microphone(MicError::Unsupported);
@@ -319,6 +343,9 @@ impl Live {
                         return;
                     }
                     self.core.attach_meter(capture.stream());
+                    // Read now: the setting may have changed while the microphone opened.
+                    let silence_ms = self.core.hands_free.with_untracked(|settings| settings.silence_ms);
+                    let config = VadConfig { silence_ms: silence_ms + SERVER_DECIDES_MS, ..VadConfig::with_silence_ms(silence_ms) };
                     self.change_live(|live| live.open_hands_free(capture, Vad::new(config)));
                 }
                 Err(error) => {
@@ -516,7 +543,8 @@ impl Live {
                     parlance_shared::PROTOCOL_VERSION
                 )));
             }
-            // The app ends its turns itself (hands-free included), so the server's hearing is only news.
+            ServerEvent::TurnEnded { .. } if !awaiting_cut => self.turn_ended_by_server(),
+            // Where the server hears speech is only news: the app's own detector shows the level and barges in.
             ServerEvent::Hello { .. }
             | ServerEvent::Status { .. }
             | ServerEvent::ToolCall { .. }

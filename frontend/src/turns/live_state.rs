@@ -197,6 +197,30 @@ impl<C, P: Player> LiveState<C, P> {
         }
     }
 
+    /// Hands-free: the server heard the question end (`turn_ended`). What was not sent yet is silence it no
+    /// longer wants; the detector starts over, waiting for the next question. False if no question was being
+    /// streamed (the app ended it first).
+    pub fn question_ended_by_server(&mut self) -> bool {
+        match std::mem::take(&mut self.mic) {
+            Mic::Streaming { capture, mut vad, .. } => {
+                vad.reset();
+                self.mic = Mic::Waiting { capture, vad };
+                true
+            }
+            other => {
+                self.mic = other;
+                false
+            }
+        }
+    }
+
+    /// Hands-free: the detector waiting for the next question uses a new silence setting.
+    pub fn set_detector_silence(&mut self, silence_ms: u32) {
+        if let Mic::Waiting { vad, .. } = &mut self.mic {
+            vad.set_silence_ms(silence_ms);
+        }
+    }
+
     /// The server refused the question: nothing more is sent. Returns whether that released the microphone
     /// (push-to-talk; hands-free keeps it open).
     pub fn stop_sending(&mut self) -> bool {
@@ -447,6 +471,38 @@ mod tests {
         assert_eq!(state.end_question().map(|rest| rest.len()), Some(TWENTY_MS * 2));
         assert!(state.waiting_for_speech(), "back to waiting for the next question");
         assert!(!released.get(), "the microphone stays open");
+    }
+
+    #[test]
+    fn a_question_the_server_ended_sends_nothing_more_and_the_detector_starts_over() {
+        let mut state = State::default();
+        let (capture, released) = capture();
+        let loud = || vec![8_000; TWENTY_MS];
+        state.open_hands_free(capture, vad());
+        assert!(!state.question_ended_by_server(), "no question was being sent");
+        // The room is measured first, then speech opens a turn.
+        let steps: Vec<FrameUse> = (0..40).map(|n| state.frame(if n < 25 { vec![0; TWENTY_MS] } else { loud() }, true)).collect();
+        assert!(steps.iter().any(|step| matches!(step, FrameUse::Detected(VadStep::Started(_)))), "speech heard");
+        assert!(state.speech_started());
+        assert_eq!(state.push(&[1; TWENTY_MS]), None);
+
+        assert!(state.question_ended_by_server());
+        assert!(state.waiting_for_speech() && !state.is_sending() && !released.get());
+        assert_eq!(state.push(&[1; TWENTY_MS]), None, "what was not sent yet stays here");
+        // Silence now is not the end of a turn the detector still thought open: it waits for the next question.
+        for _ in 0..200 {
+            assert_eq!(state.frame(vec![0; TWENTY_MS], true), FrameUse::Detected(VadStep::Waiting));
+        }
+        assert!(!state.question_ended_by_server(), "only once");
+    }
+
+    #[test]
+    fn a_new_silence_setting_reaches_the_waiting_detector() {
+        let mut state = State::default();
+        state.open_hands_free(capture().0, vad());
+        state.set_detector_silence(2_600);
+        let Mic::Waiting { vad, .. } = &state.mic else { panic!("waiting") };
+        assert_eq!(vad.config().silence_ms, 2_600);
     }
 
     #[test]

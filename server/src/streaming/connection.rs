@@ -161,6 +161,8 @@ impl Connection {
                 Ok(()) => self.start(session_id, encoding, turn_detection).await,
                 Err(error) => Err(error),
             },
+            // Sent before the client heard that the server had ended the turn: already done.
+            ClientMessage::EndTurn if self.ended_by_server && !matches!(self.phase, Phase::Listening { .. }) => Ok(vec![]),
             ClientMessage::EndTurn => self.end_turn(),
             ClientMessage::Text { session_id, text, speak, speech_rate } => match self.set_rate(speech_rate) {
                 Ok(()) => self.text(session_id, text, speak).await,

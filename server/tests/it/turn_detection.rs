@@ -165,7 +165,9 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
     );
     assert_eq!(fake.transcribed().len(), 1, "one recording was transcribed");
 
-    // The rest of the silence arrived after the turn ended: not a mistake, and the socket takes the next turn.
+    // The rest of the silence arrived after the turn ended, and an `end_turn` that crossed `turn_ended` (a
+    // client's own detector): neither is a mistake, and the socket takes the next turn.
+    send(&mut socket, &ClientMessage::EndTurn).await;
     send(
         &mut socket,
         &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: Some(detection), speech_rate: None },
