@@ -68,6 +68,9 @@ pub async fn start_stoppable(settings: &Settings) -> Result<(Router, Stopper), S
     if let Some(archive) = &state.archive {
         archive.keep_sweeping(ARCHIVE_SWEEP_PERIOD);
     }
+    // Without it the first hands-free question waited out the long silence: judging its end of turn needed the
+    // whole prompt read first, over 2 s on two cores.
+    state.pipeline.warm_up();
     let stopper = Stopper::new(state.shutdown.clone(), std::sync::Arc::clone(&state.pipeline));
     Ok((routes::router(state, settings), stopper))
 }

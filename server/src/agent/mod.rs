@@ -135,6 +135,13 @@ impl Agent {
         });
     }
 
+    /// Has the model read the start of every first prompt (the instructions and the tools) now, so the first
+    /// question after start-up is judged and answered as fast as later ones: a local model keeps what it read
+    /// and reuses the common start. A provider's model ignores it.
+    pub fn warm_up(&self) {
+        self.model.prepare(self.first_request(&[], ""));
+    }
+
     /// How likely `question` (heard so far) is the whole of the user's turn, as the model judges it after
     /// the conversation so far; `None` when the model cannot tell. Its prompt is the answer's without the
     /// end of the question, so a local model keeps what it read for the answer.

@@ -492,6 +492,14 @@ impl Pipeline {
         }
     }
 
+    /// Lets the language model read what every turn's prompt starts with before the first turn (see
+    /// [`Agent::warm_up`]).
+    pub fn warm_up(&self) {
+        if let Some(agent) = &self.agent {
+            agent.warm_up();
+        }
+    }
+
     /// How likely `transcript` (heard so far) is the user's whole turn, from the language model; `None` when
     /// there is no model or it cannot tell (see [`Agent::end_of_turn`]).
     pub async fn end_of_turn(&self, conversation: &Conversation, transcript: &str) -> Option<f32> {
