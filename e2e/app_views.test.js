@@ -22,6 +22,8 @@ async function both(page, name) {
   await screenshot(page, `${name}-desktop`);
   await page.setViewportSize(PHONE);
   await screenshot(page, `${name}-phone`);
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth }));
+  assert.ok(scrollWidth <= innerWidth, `${name}: nothing runs past a phone's screen (${scrollWidth} px wide in ${innerWidth})`);
 }
 
 async function openPanel(page, panel) {

@@ -36,6 +36,8 @@ apt_test_packages=(
   espeak-ng          # the command: the tests and benches speak their questions with it
   ffmpeg sox flite   # the tests make spoken questions and re-encode them as browsers would
   chromium           # the web app's end-to-end tests
+  firefox-esr        # the same tests in Firefox (driven over WebDriver BiDi by puppeteer-core)
+  pulseaudio         # a sound server with a null sink: without one, Firefox's Web Audio never starts
   librsvg2-bin       # rsvg-convert: renders the app icons (frontend/pwa/icons) from their SVGs
 )
 apt_packages=("${apt_build_packages[@]}")
