@@ -31,6 +31,7 @@ const SPOKEN_MICROPHONE = (wavBase64) => {
     source.buffer = await context.decodeAudioData(bytes.buffer);
     const destination = context.createMediaStreamDestination();
     source.connect(destination);
+    source.addEventListener("ended", () => (window.__micEnded = true));
     start.call(source);
     window.__micStarted += 1;
     return destination.stream;
@@ -149,8 +150,10 @@ describe("the web app in Firefox", () => {
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.down();
     await waitForState(page, "listening", 5_000);
-    // The question lasts about 2 s from when the microphone opened.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    // Let go once the question has been said (its clock is the sound server's, which may start late on a busy
+    // machine), and a moment after, as a person would.
+    await page.waitForFunction(() => window.__micEnded === true, { timeout: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
     await page.mouse.up();
     await page.waitForSelector('.app[data-playback="ended"]', { timeout: 90_000 });
     await waitForState(page, "ready");
