@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
-use parlance_shared::{AudioEncoding, ClientMessage, PROTOCOL_VERSION, ServerEvent, SessionId, TurnState};
+use parlance_shared::{AudioEncoding, ClientMessage, PROTOCOL_VERSION, ServerEvent, SessionId, TurnDetection, TurnState};
 use reqwest::header::{AUTHORIZATION, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -119,6 +119,21 @@ impl Conversation {
     /// raw PCM16 at 16 kHz), then [`AudioUpload::end`] for the answer.
     pub async fn start_audio(&mut self, encoding: AudioEncoding) -> Result<AudioUpload<'_>, ClientError> {
         let message = ClientMessage::Start { session_id: self.session.clone(), encoding, turn_detection: None, speech_rate: None };
+        self.begin(&message).await?;
+        Ok(AudioUpload { turn: Turn::new(self) })
+    }
+
+    /// Starts a spoken turn that the server ends itself (hands-free): send raw PCM16 at 16 kHz as the microphone
+    /// hears it, silence included; the server ends the turn after `detection`'s silence (a short one when the
+    /// words sound finished) and says so with `turn_ended` among the turn's events. [`AudioUpload::end`] when
+    /// the recording runs out: an `end_turn` that crosses the server's `turn_ended` is ignored by the server.
+    pub async fn start_hands_free(&mut self, detection: TurnDetection) -> Result<AudioUpload<'_>, ClientError> {
+        let message = ClientMessage::Start {
+            session_id: self.session.clone(),
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: Some(detection),
+            speech_rate: None,
+        };
         self.begin(&message).await?;
         Ok(AudioUpload { turn: Turn::new(self) })
     }

@@ -258,3 +258,53 @@ async fn a_server_of_another_protocol_version_is_refused_before_a_turn_is_sent()
     let events = collect(conversation.ask("Hi", false).await.unwrap()).await;
     assert!(!events.iter().any(|event| matches!(event, ServerEvent::Hello { .. })), "{}", brief(&events));
 }
+
+/// Hands-free: the client streams what the microphone hears, silence included, and the server (its voice
+/// activity model, the real Silero one) ends the turn; the client's own `end` when the recording runs out
+/// crosses the server's `turn_ended` and is no mistake.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hands_free_turn_is_ended_by_the_server() {
+    use std::sync::Arc;
+
+    use parlance_client::types::TurnDetection;
+    use parlance_server::models::catalog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wav = crate::support::speech::speak(dir.path(), "question", "What time is it?");
+    let raw = dir.path().join("question.raw");
+    crate::support::speech::run(
+        "sox",
+        &[wav.to_str().unwrap(), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", raw.to_str().unwrap()],
+    );
+    let speech = std::fs::read(raw).unwrap();
+    let silence = |ms: usize| vec![0_u8; ms * 32];
+
+    let runtime = crate::support::installed_model(&catalog::ONNX_RUNTIME).join("libonnxruntime.so");
+    let environment = parlance_server::onnx::runtime(&runtime).expect("ONNX Runtime loads");
+    let model = crate::support::installed_model(&catalog::SILERO_VAD).join("silero_vad.onnx");
+    let vad = Arc::new(parlance_server::vad::SileroVad::load(&model, environment).expect("the voice activity model loads"));
+    let fakes = crate::support::fake_stages::FakeStages::new("What time is it?");
+    let settings = fakes.settings(&[]);
+    let stages = parlance_server::Stages { vad: Some(vad), ..fakes.stages() };
+    let state = parlance_server::AppState::new(&settings, stages, Arc::new(parlance_server::sessions::MemorySessions::default()));
+    let url = servers::serve(parlance_server::router(state, &settings)).await;
+
+    let mut conversation = Client::new(&url).unwrap().conversation().await.unwrap();
+    let mut upload = conversation.start_hands_free(TurnDetection { silence_ms: 800, complete_silence_ms: 0 }).await.unwrap();
+    for piece in [silence(300), speech, silence(2_000)].concat().chunks(3_200) {
+        upload.send(piece.to_vec()).await.unwrap();
+    }
+    let events = collect(upload.end().await.unwrap()).await;
+
+    let ended: Vec<u64> =
+        events.iter().filter_map(|e| if let ServerEvent::TurnEnded { silence_ms, .. } = e { Some(*silence_ms) } else { None }).collect();
+    assert_eq!(ended.len(), 1, "{}", brief(&events));
+    assert!((800..900).contains(&ended[0]), "ended after the silence asked for: {} ms", ended[0]);
+    assert!(!events.iter().any(|e| matches!(e, ServerEvent::Error { .. })), "the crossing end_turn is no mistake: {}", brief(&events));
+    assert!(events.contains(&ServerEvent::Transcript { text: "What time is it?".into(), is_final: true }), "{}", brief(&events));
+    assert!(matches!(events.last(), Some(ServerEvent::Done { .. })), "{}", brief(&events));
+
+    // The socket takes the next turn as usual.
+    let events = collect(conversation.ask("Thanks", false).await.unwrap()).await;
+    assert!(matches!(events.last(), Some(ServerEvent::Done { .. })), "{}", brief(&events));
+}
