@@ -60,9 +60,11 @@ describe("hands-free over the live connection", () => {
     await waitForState(page, "listening", 5_000);
     await screenshot(page, "hands-free-1-listening");
 
-    // Nobody presses anything from here on: the detector hears the question and the pause after it.
-    await waitForState(page, "thinking", 30_000);
-    await page.waitForSelector('.app[data-playback="playing"]', { timeout: 90_000 });
+    // Nobody presses anything from here on: the detector hears the question and the pause after it. The turn
+    // can be over (thinking, speaking, listening again) before a check of the current state comes round, so
+    // what the page went through is waited for.
+    await page.waitForFunction(() => window.__states.includes("thinking"), null, { timeout: 30_000 });
+    await page.waitForFunction(() => window.__played.some((clip) => clip.duration > 0.05), null, { timeout: 90_000 });
     await screenshot(page, "hands-free-2-speaking");
     await page.waitForSelector('.app[data-playback="ended"]', { timeout: 90_000 });
     await waitForState(page, "listening", 5_000);
