@@ -62,6 +62,17 @@ struct Shared {
     /// Each text spoken.
     spoken: Mutex<Vec<String>>,
     streams: Mutex<ChatStreams>,
+    /// Keep no record of the calls (a long bench: the model's requests alone, each with its conversation so far,
+    /// grew the process by ~3 MiB/s).
+    forgetful: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn record<T>(&self, list: &Mutex<Vec<T>>, item: T) {
+        if !self.forgetful.load(std::sync::atomic::Ordering::Relaxed) {
+            list.lock().unwrap().push(item);
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -74,6 +85,13 @@ impl FakeStages {
         let fakes = Self::default();
         fakes.configure(|behaviour| behaviour.transcript = transcript.to_owned());
         fakes
+    }
+
+    /// Stages that answer as usual but keep no record of what they were asked (`transcribed`, `asked`,
+    /// `spoken` stay empty), for benches that run for minutes.
+    pub fn forgetful(self) -> Self {
+        self.shared.forgetful.store(true, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     pub fn configure(&self, change: impl FnOnce(&mut Behaviour)) {
@@ -172,7 +190,7 @@ struct FakeStt(Arc<Shared>);
 #[async_trait]
 impl SpeechToText for FakeStt {
     async fn transcribe(&self, audio: &AudioUpload) -> Result<String, SttError> {
-        self.0.transcribed.lock().unwrap().push((audio.format, audio.bytes.len()));
+        self.0.record(&self.0.transcribed, (audio.format, audio.bytes.len()));
         if let Some(error) = failure(&self.0, Stage::Stt) {
             return Err(error.into());
         }
@@ -194,7 +212,7 @@ struct FakeChat(Arc<Shared>);
 #[async_trait]
 impl ChatModel for FakeChat {
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
-        self.0.asked.lock().unwrap().push(request.clone());
+        self.0.record(&self.0.asked, request.clone());
         if let Some(error) = failure(&self.0, Stage::Llm) {
             return Err(error.into());
         }
@@ -299,7 +317,7 @@ struct FakeTts(Arc<Shared>);
 #[async_trait]
 impl TextToSpeech for FakeTts {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError> {
-        self.0.spoken.lock().unwrap().push(text.to_owned());
+        self.0.record(&self.0.spoken, text.to_owned());
         if let Some(error) = failure(&self.0, Stage::Tts) {
             return Err(error.into());
         }
