@@ -93,6 +93,14 @@ impl Server {
     }
 }
 
+/// A test that fails before `stop` must not leave its server running (two were found still serving hours later).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
