@@ -27,9 +27,15 @@ export async function startSoundServer() {
   const child = spawn("pulseaudio", args, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr.on("data", (chunk) => (log += chunk));
+  // A missing binary is an `error` event, not an exit: without a listener it would end the whole test run.
+  let failed = null;
+  child.on("error", (error) => (failed = error));
   const exited = new Promise((resolve) => child.on("exit", resolve));
   for (let waited = 0; !existsSync(socket); waited += 50) {
-    if (child.exitCode !== null || waited > 10_000) throw new Error(`pulseaudio did not start (scripts/setup.sh installs it):\n${log}`);
+    if (failed || child.exitCode !== null || waited > 10_000) {
+      child.kill("SIGKILL");
+      throw new Error(`pulseaudio did not start (scripts/setup.sh installs it): ${failed?.message ?? ""}\n${log}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return {

@@ -50,12 +50,16 @@ fn options() -> Options {
         audio: value("--audio").map_or_else(|| PathBuf::from("/tmp/parlance-eval-audio"), PathBuf::from),
         out: value("--out").map_or_else(|| std::env::temp_dir().join("parlance-knowledge-eval.jsonl"), PathBuf::from),
         detection: TurnDetection {
-            silence_ms: value("--silence-ms").and_then(|ms| ms.parse().ok()).unwrap_or_else(TurnDetection::default_silence_ms),
+            silence_ms: value("--silence-ms").map_or_else(TurnDetection::default_silence_ms, |ms| milliseconds("--silence-ms", &ms)),
             complete_silence_ms: value("--complete-silence-ms")
-                .and_then(|ms| ms.parse().ok())
-                .unwrap_or_else(TurnDetection::default_complete_silence_ms),
+                .map_or_else(TurnDetection::default_complete_silence_ms, |ms| milliseconds("--complete-silence-ms", &ms)),
         },
     }
+}
+
+/// A typo must not run the whole evaluation on the default setting.
+fn milliseconds(option: &str, value: &str) -> u32 {
+    value.parse().unwrap_or_else(|_| panic!("{option} takes a whole number of milliseconds, not {value:?}"))
 }
 
 fn eval_dir() -> PathBuf {

@@ -98,7 +98,8 @@ pub async fn chat_completions(
         let completion = ChatCompletion { id, object: "chat.completion".into(), created, model: AGENT_MODEL.into(), choices: vec![choice] };
         return Ok(Json(completion).into_response());
     }
-    Ok(Sse::new(answer_events(state, caller, history, question, id, created)).keep_alive(KeepAlive::default()).into_response())
+    let header = ChunkHeader { id, created, model: AGENT_MODEL.into() };
+    Ok(Sse::new(answer_events(state, caller, history, question, header)).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// The language model's id in `/v1/models`, if the server has one.
@@ -208,6 +209,11 @@ impl ChunkHeader {
     }
 }
 
+/// A failure in the middle of a stream, in OpenAI's error shape (the status line has gone out already).
+fn error_event(error: impl Into<OpenAiApiError>) -> Event {
+    Event::default().json_data(error.into().body()).unwrap_or_else(|_| Event::default().data("{}"))
+}
+
 /// The language model's answer as OpenAI streams it: the role, each piece of text, each tool call whole (in
 /// one chunk, with its index), the finish reason (`tool_calls` when there were calls), then `[DONE]`.
 fn model_events(mut completion: Completion, header: ChunkHeader) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -224,8 +230,7 @@ fn model_events(mut completion: Completion, header: ChunkHeader) -> impl Stream<
                     yield Ok(header.event(delta, None));
                 }
                 Err(error) => {
-                    let body = OpenAiApiError::from(error).body();
-                    yield Ok(Event::default().json_data(body).unwrap_or_else(|_| Event::default().data("{}")));
+                    yield Ok(error_event(error));
                     yield Ok(Event::default().data("[DONE]"));
                     return;
                 }
@@ -316,19 +321,9 @@ fn answer_events(
     caller: Caller,
     history: Vec<HistoryTurn>,
     question: String,
-    id: String,
-    created: i64,
+    header: ChunkHeader,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let chunk = move |delta: ChunkDelta, finish: Option<&str>| {
-        let chunk = ChatCompletionChunk {
-            id: id.clone(),
-            object: "chat.completion.chunk".into(),
-            created,
-            model: AGENT_MODEL.into(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish.map(str::to_owned) }],
-        };
-        Event::default().json_data(chunk).unwrap_or_else(|_| Event::default().data("{}"))
-    };
+    let chunk = move |delta: ChunkDelta, finish: Option<&str>| header.event(delta, finish);
     async_stream::stream! {
         let (sink, mut events) = EventSink::channel();
         yield Ok(chunk(ChunkDelta { role: Some("assistant".into()), ..ChunkDelta::default() }, None));
@@ -352,10 +347,7 @@ fn answer_events(
         }
         match result {
             Ok(_) => yield Ok(chunk(ChunkDelta::default(), Some("stop"))),
-            Err(error) => {
-                let body = OpenAiApiError::from(error).body();
-                yield Ok(Event::default().json_data(body).unwrap_or_else(|_| Event::default().data("{}")));
-            }
+            Err(error) => yield Ok(error_event(error)),
         }
         yield Ok(Event::default().data("[DONE]"));
     }
