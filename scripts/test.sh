@@ -29,7 +29,14 @@ printf '\n==> Tests\n'
 # The whole run's output is kept to check that no key the tests configure shows up in it.
 test_log=$(mktemp)
 trap 'rm -f "$test_log"' EXIT
-cargo test --workspace --locked 2>&1 | tee "$test_log"
+# A test that hangs fails the run with its name (libtest names any test running over 60 s) instead of running
+# into CI's own limit with nothing to show: the whole run takes minutes, so 30 leaves room for a slow machine.
+status=0
+timeout --kill-after=30s 30m cargo test --workspace --locked 2>&1 | tee "$test_log" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "test: the tests were stopped after 30 minutes; look above for a test 'running for over 60 seconds'" >&2
+fi
+[ "$status" -eq 0 ] || exit "$status"
 # The fake provider's key (server/tests/it/support/fake_openai.rs) and the token of server_process.rs's log test.
 for secret in sk-test-secret-key-0123456789 canary-token-5d1f0e9a7b3c2e8f; do
   if grep -qF "$secret" "$test_log"; then
@@ -43,4 +50,5 @@ printf '\n==> The web app in a real browser (headless Chromium; PARLANCE_E2E_BAC
 if [ "${PARLANCE_E2E_BACKENDS:-local}" = local ]; then
   "$CARGO_TARGET_DIR/debug/parlance" models
 fi
-node --test --test-concurrency=1 e2e/
+# A browser test gets 10 minutes: a hung one fails with its name instead of holding the run.
+node --test --test-concurrency=1 --test-timeout=600000 e2e/
