@@ -197,7 +197,7 @@ async fn measure(address: &str, kind: &str, recordings: &[Vec<u8>], silence: Dur
 
 /// A short typed turn without speech, so the next turn's question is new to the language model.
 async fn forget_the_question(address: &str) {
-    let request = TextTurnRequest { session_id: None, text: "Say hello.".into(), speak: false, speech_rate: None };
+    let request = TextTurnRequest { session_id: None, text: "Say hello.".into(), speak: false, speech_rate: None, voice: None };
     let response = reqwest::Client::new().post(format!("http://{address}/api/chat")).json(&request).send().await.expect("request");
     assert!(response.status().is_success(), "the typed turn failed: {}", response.status());
 }
@@ -230,7 +230,13 @@ async fn streaming(address: &str, recording: &[u8]) -> (Duration, Duration) {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
     let send = |message: &ClientMessage| Message::text(serde_json::to_string(message).expect("json"));
     socket
-        .send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None }))
+        .send(send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        }))
         .await
         .expect("start");
     let samples = hound::WavReader::new(recording).expect("a WAV question").into_samples::<i16>();

@@ -198,7 +198,7 @@ struct Outcome {
 
 /// A typed turn over HTTP, without speech.
 async fn typed(address: &str, session_id: Option<SessionId>, text: &str) -> TurnResponse {
-    let request = TextTurnRequest { session_id, text: text.into(), speak: false, speech_rate: None };
+    let request = TextTurnRequest { session_id, text: text.into(), speak: false, speech_rate: None, voice: None };
     let response = reqwest::Client::new().post(format!("http://{address}/api/chat")).json(&request).send().await.expect("request");
     assert!(response.status().is_success(), "the typed turn failed: {}", response.status());
     response.json().await.expect("a turn response")
@@ -213,7 +213,10 @@ fn message(message: &ClientMessage) -> Message {
 /// A typed question over the socket, spoken back: timed from sending it.
 async fn typed_streamed(address: &str, session_id: Option<SessionId>, text: &str) -> Outcome {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
-    socket.send(message(&ClientMessage::Text { session_id, text: text.into(), speak: true, speech_rate: None })).await.expect("question");
+    socket
+        .send(message(&ClientMessage::Text { session_id, text: text.into(), speak: true, speech_rate: None, voice: None }))
+        .await
+        .expect("question");
     let mut outcome = listen(&mut socket, Instant::now(), None).await;
     outcome.transcript = text.to_owned();
     outcome
@@ -242,7 +245,7 @@ async fn streaming(address: &str, session_id: Option<SessionId>, dir: &Path, que
     let duration = Duration::from_millis(manifest["duration_ms"].as_u64().expect("duration_ms"));
     let pace = duration / u32::try_from(pieces.len()).expect("pieces");
     socket
-        .send(message(&ClientMessage::Start { session_id, encoding: format, turn_detection: None, speech_rate: None }))
+        .send(message(&ClientMessage::Start { session_id, encoding: format, turn_detection: None, speech_rate: None, voice: None }))
         .await
         .expect("start");
     let mut ticks = tokio::time::interval(pace);
@@ -310,7 +313,13 @@ async fn hands_free(
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
     let detection = Some(detection);
     socket
-        .send(message(&ClientMessage::Start { session_id, encoding: AudioEncoding::Pcm16, turn_detection: detection, speech_rate: None }))
+        .send(message(&ClientMessage::Start {
+            session_id,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: detection,
+            speech_rate: None,
+            voice: None,
+        }))
         .await
         .expect("start");
     let (mut outgoing, mut incoming) = socket.split();

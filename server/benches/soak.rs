@@ -139,7 +139,7 @@ async fn ask_until(address: String, n: usize, per_conversation: usize, stop: Arc
             in_conversation = 0;
         }
         let text = format!("Question {} from socket {n}", tally.latencies.len());
-        let ask = ClientMessage::Text { session_id: None, text: text.clone(), speak: false, speech_rate: None };
+        let ask = ClientMessage::Text { session_id: None, text: text.clone(), speak: false, speech_rate: None, voice: None };
         let sent = Instant::now();
         socket.send(Message::text(serde_json::to_string(&ask).expect("json"))).await.expect("sends");
         let session_id = loop {

@@ -13,6 +13,7 @@ pub mod openai;
 mod session;
 mod stream;
 mod turn;
+mod voice;
 
 pub use account::Account;
 pub use archive::{ArchiveEntry, ArchivedAudio, SessionArchive};
@@ -27,6 +28,7 @@ pub use session::{
 };
 pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnDetection, TurnState};
 pub use turn::{AudioClip, KnowledgeSource, SPEECH_RATE_RANGE, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
+pub use voice::{MAX_VOICE_ID_CHARS, VoiceInfo, VoiceList};
 
 /// The version of the socket protocol and the shared types, announced in `GET /health` (`protocol`) and in
 /// the socket's first event (`hello`). It goes up by one with every breaking change (README: Versioning);

@@ -138,6 +138,9 @@ pub enum ClientMessage {
         /// How fast to speak the answers on this socket from now on, relative to the voice's own pace (0.5 to 2).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         speech_rate: Option<f32>,
+        /// Which voice speaks the answers on this socket from now on (an `id` from `GET /api/voices`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        voice: Option<String>,
     },
     /// The user stopped speaking: the server transcribes what it received and answers.
     EndTurn,
@@ -161,6 +164,9 @@ pub enum ClientMessage {
         /// How fast to speak the answers on this socket from now on, relative to the voice's own pace (0.5 to 2).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         speech_rate: Option<f32>,
+        /// Which voice speaks the answers on this socket from now on (an `id` from `GET /api/voices`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        voice: Option<String>,
     },
     /// Leave the current conversation: the next turn starts a new one.
     NewSession,

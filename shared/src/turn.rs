@@ -17,6 +17,9 @@ pub struct TextTurnRequest {
     /// How fast to speak the answer, relative to the voice's own pace (0.5 to 2; default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speech_rate: Option<f32>,
+    /// Which voice speaks the answer (an `id` from `GET /api/voices`); omit for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
 }
 
 /// The speaking rates a client may ask for (`speech_rate`): 2 speaks twice as fast, 0.5 half as fast.

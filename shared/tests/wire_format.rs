@@ -95,7 +95,8 @@ fn text_turn_request_session_id_is_optional() {
     assert!(fresh.speak, "answers are spoken unless the client opts out");
     assert_eq!(round_trip(&fresh), json!({"text": "hello", "speak": true}));
 
-    let continued = TextTurnRequest { session_id: Some(SessionId::new("abc")), text: "and then?".into(), speak: false, speech_rate: None };
+    let continued =
+        TextTurnRequest { session_id: Some(SessionId::new("abc")), text: "and then?".into(), speak: false, speech_rate: None, voice: None };
     assert_eq!(round_trip(&continued), json!({"session_id": "abc", "text": "and then?", "speak": false}));
 }
 
@@ -298,7 +299,7 @@ fn every_client_message_round_trips_with_its_type_tag() {
     let mut messages: Vec<ClientMessage> =
         [AudioEncoding::Webm, AudioEncoding::Ogg, AudioEncoding::Mp4, AudioEncoding::Wav, AudioEncoding::Pcm16]
             .into_iter()
-            .map(|encoding| ClientMessage::Start { session_id: None, encoding, turn_detection: None, speech_rate: None })
+            .map(|encoding| ClientMessage::Start { session_id: None, encoding, turn_detection: None, speech_rate: None, voice: None })
             .collect();
     messages.extend([
         ClientMessage::Start {
@@ -306,18 +307,26 @@ fn every_client_message_round_trips_with_its_type_tag() {
             encoding: AudioEncoding::Webm,
             turn_detection: None,
             speech_rate: None,
+            voice: None,
         },
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(TurnDetection { silence_ms: 900, complete_silence_ms: 0 }),
             speech_rate: Some(1.5),
+            voice: None,
         },
         ClientMessage::EndTurn,
         ClientMessage::Interrupt { played_through: Some(2) },
         ClientMessage::Interrupt { played_through: None },
-        ClientMessage::Text { session_id: None, text: "hello".into(), speak: true, speech_rate: None },
-        ClientMessage::Text { session_id: Some(SessionId::new("s1")), text: "quietly".into(), speak: false, speech_rate: None },
+        ClientMessage::Text { session_id: None, text: "hello".into(), speak: true, speech_rate: None, voice: None },
+        ClientMessage::Text {
+            session_id: Some(SessionId::new("s1")),
+            text: "quietly".into(),
+            speak: false,
+            speech_rate: None,
+            voice: None,
+        },
         ClientMessage::NewSession,
     ]);
 
@@ -336,7 +345,10 @@ fn every_client_message_round_trips_with_its_type_tag() {
 #[test]
 fn client_messages_read_as_a_browser_writes_them() {
     let start: ClientMessage = serde_json::from_value(json!({"type": "start", "encoding": "pcm16"})).unwrap();
-    assert_eq!(start, ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None });
+    assert_eq!(
+        start,
+        ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None, voice: None }
+    );
     let detected: ClientMessage =
         serde_json::from_value(json!({"type": "start", "encoding": "pcm16", "turn_detection": {"silence_ms": 1000}})).unwrap();
     assert_eq!(
@@ -346,13 +358,14 @@ fn client_messages_read_as_a_browser_writes_them() {
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 600 }),
             speech_rate: None,
+            voice: None,
         },
         "a short pause after a complete turn by default"
     );
     let text: ClientMessage = serde_json::from_value(json!({"type": "text", "text": "hi"})).unwrap();
     assert_eq!(
         text,
-        ClientMessage::Text { session_id: None, text: "hi".into(), speak: true, speech_rate: None },
+        ClientMessage::Text { session_id: None, text: "hi".into(), speak: true, speech_rate: None, voice: None },
         "answers are spoken by default"
     );
     let interrupt: ClientMessage = serde_json::from_value(json!({"type": "interrupt"})).unwrap();

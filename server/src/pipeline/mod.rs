@@ -35,7 +35,7 @@ use crate::shutdown::Shutdown;
 use crate::stt::{SpeechToText, SttError};
 use crate::telemetry::{Telemetry, TurnFigures, TurnOutcome};
 use crate::text::SentenceSplitter;
-use crate::tts::{SpeechAudio, SpeechRate, TextToSpeech, TtsError};
+use crate::tts::{Delivery, SpeechAudio, TextToSpeech, TtsError, VoiceChoice};
 use crate::vad::{SileroVad, VoiceActivity};
 use tracing::Instrument as _;
 
@@ -222,14 +222,14 @@ pub enum TurnInput {
 pub type EarlyTranscript = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, SttError>> + Send>>;
 
 /// How the answer is spoken.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Speech {
     /// Text only.
     Off,
     /// One recording of the whole answer, once it is complete (the HTTP endpoints answer once, at the end).
-    WholeAnswer(SpeechRate),
+    WholeAnswer(Delivery),
     /// Sentence by sentence while the answer is written, each sent as an `audio_chunk` event.
-    Sentences(SpeechRate),
+    Sentences(Delivery),
 }
 
 impl Pipeline {
@@ -292,6 +292,20 @@ impl Pipeline {
     }
 
     /// What serves each model stage of a turn (`None`: not set up), for `/health`.
+    /// The voices answers may be spoken in (none without a voice).
+    pub fn voices(&self) -> Vec<parlance_shared::VoiceInfo> {
+        self.tts.as_ref().map(|tts| tts.voices()).unwrap_or_default()
+    }
+
+    /// A client's choice of voice, checked against the voices there are (see [`VoiceChoice::choose`]).
+    pub fn choose_voice(&self, requested: Option<&str>) -> Result<Option<Arc<str>>, String> {
+        match &self.tts {
+            // Without a voice nothing is spoken, whichever was asked for: the turn reports that instead.
+            None => Ok(None),
+            Some(tts) => VoiceChoice::choose(&tts.voices(), requested),
+        }
+    }
+
     pub fn stages(&self) -> [(Stage, Option<BackendInfo>); 3] {
         [
             (Stage::Stt, self.stt.as_ref().map(|stt| stt.info())),
@@ -348,7 +362,7 @@ impl Pipeline {
         session_id: Option<SessionId>,
         caller: &Caller,
         text: &str,
-        speech: Option<SpeechRate>,
+        speech: Option<Delivery>,
         events: &EventSink,
     ) -> Result<Turn, TurnError> {
         let started = Instant::now();
@@ -373,7 +387,7 @@ impl Pipeline {
         let conversation = self.open(session_id, caller).await?;
         let input = TurnInput::Voice(audio.clone());
         let progress = TurnProgress::new(&input);
-        self.run_turn_until_cut(conversation, input, Speech::WholeAnswer(SpeechRate::NORMAL), events, &progress, started).await
+        self.run_turn_until_cut(conversation, input, Speech::WholeAnswer(Delivery::default()), events, &progress, started).await
     }
 
     /// A turn whose client hears nothing before its end (HTTP): if the server stops and its grace period runs
@@ -561,10 +575,10 @@ impl Pipeline {
         let recent = self.recent(&conversation);
         events.emit(ServerEvent::status(TurnState::Thinking));
 
-        let speaker = match (&self.tts, speech) {
-            (Some(tts), Speech::Sentences(rate)) => {
+        let speaker = match (&self.tts, &speech) {
+            (Some(tts), Speech::Sentences(delivery)) => {
                 let keep = self.archive.is_some().then(|| Arc::clone(&progress.spoken));
-                Some(SentenceSpeaker::start(Arc::clone(tts), rate, events.clone(), started, keep))
+                Some(SentenceSpeaker::start(Arc::clone(tts), delivery.clone(), events.clone(), started, keep))
             }
             _ => None,
         };
@@ -576,8 +590,8 @@ impl Pipeline {
 
         let (spoken, speech_error) = match (speech, speaker) {
             (Speech::Off, _) => (AnswerAudio::None, None),
-            (Speech::WholeAnswer(rate), _) => {
-                let (audio, error) = self.speak_whole(&answer.text, rate, &mut timings).await;
+            (Speech::WholeAnswer(delivery), _) => {
+                let (audio, error) = self.speak_whole(&answer.text, &delivery, &mut timings).await;
                 (audio.map_or(AnswerAudio::None, AnswerAudio::Whole), error)
             }
             (Speech::Sentences(_), Some(speaker)) => {
@@ -785,7 +799,12 @@ impl Pipeline {
     }
 
     /// A failure to speak keeps the written answer: the user still gets it, with a note why there is no audio.
-    async fn speak_whole(&self, text: &str, rate: SpeechRate, timings: &mut StageTimings) -> (Option<SpeechAudio>, Option<SpeechFailure>) {
+    async fn speak_whole(
+        &self,
+        text: &str,
+        delivery: &Delivery,
+        timings: &mut StageTimings,
+    ) -> (Option<SpeechAudio>, Option<SpeechFailure>) {
         if text.is_empty() {
             return (None, None);
         }
@@ -793,7 +812,7 @@ impl Pipeline {
             return (None, Some(SpeechFailure::NotConfigured));
         };
         let tts_started = Instant::now();
-        let result = tts.synthesize_at(text, rate).await;
+        let result = tts.synthesize_with(text, delivery).await;
         timings.tts_ms = elapsed_ms(tts_started);
         match result {
             Ok(speech) => (Some(speech), None),

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use super::{SpeechFailure, elapsed_ms};
 use crate::events::EventSink;
 use crate::text::speakable;
-use crate::tts::{SpeechAudio, SpeechRate, TextToSpeech, TtsError};
+use crate::tts::{Delivery, SpeechAudio, TextToSpeech, TtsError};
 
 /// What speaking the answer came to.
 #[derive(Debug, Default)]
@@ -39,13 +39,13 @@ impl SentenceSpeaker {
     /// also goes into `keep`, if given, as it is sent (the archive keeps what was played of an answer cut off).
     pub fn start(
         tts: Arc<dyn TextToSpeech>,
-        rate: SpeechRate,
+        delivery: Delivery,
         events: EventSink,
         turn_ended: Instant,
         keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>,
     ) -> Self {
         let (sentences, queue) = mpsc::unbounded_channel();
-        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, rate, queue, events, turn_ended, keep).in_current_span()));
+        let task = AbortOnDropHandle::new(tokio::spawn(speak_in_order(tts, delivery, queue, events, turn_ended, keep).in_current_span()));
         Self { sentences, task }
     }
 
@@ -72,7 +72,7 @@ impl SentenceSpeaker {
 
 async fn speak_in_order(
     tts: Arc<dyn TextToSpeech>,
-    rate: SpeechRate,
+    delivery: Delivery,
     mut queue: mpsc::UnboundedReceiver<String>,
     events: EventSink,
     turn_ended: Instant,
@@ -81,7 +81,7 @@ async fn speak_in_order(
     let mut report = SpeechReport::default();
     while let Some(sentence) = queue.recv().await {
         let started = Instant::now();
-        let result = tts.synthesize_at(&sentence, rate).await;
+        let result = tts.synthesize_with(&sentence, &delivery).await;
         report.tts_ms += elapsed_ms(started);
         match result {
             Ok(speech) => {

@@ -8,13 +8,13 @@ use crate::access::Caller;
 use crate::events::EventSink;
 use crate::sessions::claim;
 use crate::state::AppState;
-use crate::tts::SpeechRate;
+use crate::tts::{Delivery, SpeechRate};
 
 /// `POST /api/chat`: a typed question, answered in text and (unless `speak` is false) speech.
 #[utoipa::path(post, path = "/api/chat", tag = "turns", request_body = TextTurnRequest,
     responses(
         (status = 200, description = "The answer", body = TurnResponse),
-        (status = 400, description = "Malformed JSON, an empty question or a speech_rate out of range", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, an empty question, a speech_rate out of range or an unknown voice", body = ErrorBody),
         (status = 404, description = "Unknown session", body = ErrorBody),
         (status = 413, description = "Body over 256 KiB", body = ErrorBody),
         (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
@@ -34,8 +34,9 @@ pub async fn chat(
         None => None,
     };
     let rate = SpeechRate::from_client(request.speech_rate).map_err(ApiError::InvalidRequest)?;
+    let voice = state.pipeline.choose_voice(request.voice.as_deref()).map_err(ApiError::InvalidRequest)?;
     let new = session_id.is_none();
-    let speech = request.speak.then_some(rate);
+    let speech = request.speak.then_some(Delivery { rate, voice });
     let turn = state.pipeline.text_turn(session_id, &caller, &request.text, speech, &EventSink::none()).await?;
     if new {
         claim(state.sessions.as_ref(), &turn.session_id, &caller).await?;

@@ -17,6 +17,7 @@ mod rate_limit;
 mod sessions;
 mod v1;
 mod voice;
+mod voices;
 mod ws;
 
 use axum::Router;
@@ -56,6 +57,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/sessions/{id}/archive", get(sessions::archive))
         .route("/sessions/{id}/archive/{turn}/{side}", get(sessions::archived_audio))
         .route("/account", get(sessions::account))
+        .route("/voices", get(voices::list))
         .route("/ws", get(ws::socket))
         .route(
             "/knowledge",

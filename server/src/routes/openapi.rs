@@ -28,7 +28,7 @@ Sign-in: a server with a token (`--token`, `--users-file`, or the one it makes w
 `Authorization: Bearer <token>` on every `/api` call; the socket takes it as a second subprotocol, \
 `Sec-WebSocket-Protocol: parlance, parlance.bearer.<token>`, and answers with `parlance`. Requests that change \
 something from another site's page (`Origin`) are refused with 403, as are host names the server does not answer to."),
-    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::list, super::sessions::history, super::sessions::rename, super::sessions::delete, super::sessions::account,
+    paths(super::health::health, super::chat::chat, super::voice::voice, super::sessions::list, super::sessions::history, super::sessions::rename, super::sessions::delete, super::sessions::account, super::voices::list,
         super::sessions::archive, super::sessions::archived_audio,
         super::knowledge::add, super::knowledge::list, super::knowledge::read, super::knowledge::delete, super::knowledge::search,
         super::ws::socket, super::v1::models, super::v1::chat_completions, super::v1::transcriptions, super::v1::speech, super::v1::embeddings,

@@ -17,7 +17,7 @@ use crate::access::Caller;
 use crate::budget::TurnBudget;
 use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
 use crate::sessions::{self, SessionStore};
-use crate::tts::SpeechRate;
+use crate::tts::{Delivery, SpeechRate};
 use crate::vad::VoiceEvent;
 
 /// The language model's probability that the words heard end there, above which they count as a complete
@@ -68,6 +68,8 @@ pub enum ProtocolError {
     DetectionNeedsPcm16,
     #[error("{0}")]
     BadRate(String),
+    #[error("{0}")]
+    BadVoice(String),
 }
 
 enum Phase {
@@ -110,8 +112,8 @@ pub struct Connection {
     owners: Option<Arc<dyn SessionStore>>,
     /// The id of the turn running or last run, for the edge's log lines about it.
     turn_id: Option<String>,
-    /// How fast answers are spoken: the last rate the client asked for.
-    rate: SpeechRate,
+    /// How answers are spoken: the last rate and voice the client asked for.
+    delivery: Delivery,
 }
 
 impl Connection {
@@ -124,7 +126,7 @@ impl Connection {
             session: None,
             phase: Phase::Idle,
             last_spoken: None,
-            rate: SpeechRate::NORMAL,
+            delivery: Delivery::default(),
             reported_stray_audio: false,
             ended_by_server: false,
             pending: VecDeque::new(),
@@ -157,14 +159,16 @@ impl Connection {
             Err(error) => return vec![failed(ProtocolError::Malformed(error.to_string()))],
         };
         let result = match message {
-            ClientMessage::Start { session_id, encoding, turn_detection, speech_rate } => match self.set_rate(speech_rate) {
-                Ok(()) => self.start(session_id, encoding, turn_detection).await,
-                Err(error) => Err(error),
-            },
+            ClientMessage::Start { session_id, encoding, turn_detection, speech_rate, voice } => {
+                match self.set_delivery(speech_rate, voice) {
+                    Ok(()) => self.start(session_id, encoding, turn_detection).await,
+                    Err(error) => Err(error),
+                }
+            }
             // Sent before the client heard that the server had ended the turn: already done.
             ClientMessage::EndTurn if self.ended_by_server && !matches!(self.phase, Phase::Listening { .. }) => Ok(vec![]),
             ClientMessage::EndTurn => self.end_turn(),
-            ClientMessage::Text { session_id, text, speak, speech_rate } => match self.set_rate(speech_rate) {
+            ClientMessage::Text { session_id, text, speak, speech_rate, voice } => match self.set_delivery(speech_rate, voice) {
                 Ok(()) => self.text(session_id, text, speak).await,
                 Err(error) => Err(error),
             },
@@ -261,11 +265,18 @@ impl Connection {
         }
     }
 
-    /// A rate sent with `start` or `text` holds for the socket's later turns too.
-    fn set_rate(&mut self, rate: Option<f32>) -> Result<(), SocketError> {
-        if rate.is_some() {
-            self.rate = SpeechRate::from_client(rate).map_err(ProtocolError::BadRate)?;
-        }
+    /// A rate or voice sent with `start` or `text` holds for the socket's later turns too; a bad one changes
+    /// neither.
+    fn set_delivery(&mut self, rate: Option<f32>, voice: Option<String>) -> Result<(), SocketError> {
+        let rate = match rate {
+            Some(_) => SpeechRate::from_client(rate).map_err(ProtocolError::BadRate)?,
+            None => self.delivery.rate,
+        };
+        let voice = match voice {
+            Some(voice) => self.pipeline.choose_voice(Some(&voice)).map_err(ProtocolError::BadVoice)?,
+            None => self.delivery.voice.clone(),
+        };
+        self.delivery = Delivery { rate, voice };
         Ok(())
     }
 
@@ -315,7 +326,8 @@ impl Connection {
             }
             None => TurnInput::Voice(recording.finish()?),
         };
-        let mut turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences(self.rate), ended_at);
+        let mut turn =
+            RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences(self.delivery.clone()), ended_at);
         turn.silence_before_ms = silence_before_ms;
         self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);
@@ -328,7 +340,7 @@ impl Connection {
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
         self.begin_turn();
-        let speech = if speak { Speech::Sentences(self.rate) } else { Speech::Off };
+        let speech = if speak { Speech::Sentences(self.delivery.clone()) } else { Speech::Off };
         let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Text(text), speech, ended_at);
         self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);

@@ -10,7 +10,9 @@ use bytes::Bytes;
 
 use super::espeak::{DEFAULT_VOICE, Espeak};
 use super::piper::PiperVoice;
-use super::{Pcm, SpeechAudio, SpeechRate, TextToSpeech, TtsError, VoiceEngine};
+use parlance_shared::VoiceInfo;
+
+use super::{Delivery, Pcm, SpeechAudio, SpeechRate, TextToSpeech, TtsError, VoiceEngine};
 use crate::backend::BackendInfo;
 use crate::cpu::SpeechFirst;
 use crate::text::sentences_to_speak;
@@ -18,16 +20,31 @@ use crate::text::sentences_to_speak;
 /// Silence between sentences: Piper ends a sentence abruptly, and a short breath sounds natural.
 const SENTENCE_PAUSE_MS: u32 = 250;
 
+/// espeak-ng's voices offered beside Piper's (id, espeak-ng's name, label): the library is linked anyway, for
+/// Piper's phonemes, so they cost nothing to install; robotic, but clear at any speed.
+const ESPEAK_VOICES: [(&str, &str, &str); 2] = [
+    ("espeak-ng en-us", DEFAULT_VOICE, "espeak-ng, American English (robotic)"),
+    ("espeak-ng en-gb", "en", "espeak-ng, British English (robotic)"),
+];
+
 pub struct LocalTts {
-    voice: Arc<Voice>,
+    /// The default first.
+    voices: Arc<[Named]>,
     info: BackendInfo,
     /// Shared with the embedded language model, which pauses while this voice speaks.
     cores: Arc<SpeechFirst>,
 }
 
+struct Named {
+    id: String,
+    label: String,
+    voice: Voice,
+}
+
 enum Voice {
     Piper(PiperVoice),
-    Espeak(&'static Espeak),
+    /// With espeak-ng's name of the voice.
+    Espeak(&'static Espeak, &'static str),
 }
 
 impl LocalTts {
@@ -45,52 +62,64 @@ impl LocalTts {
         cores: Arc<SpeechFirst>,
     ) -> Result<Self, TtsError> {
         let started = Instant::now();
-        let voice = match engine {
-            VoiceEngine::Espeak => Voice::Espeak(Espeak::get()?),
+        let espeak = Espeak::get()?;
+        let piper = match engine {
+            VoiceEngine::Espeak => None,
             VoiceEngine::Piper => match load_piper(voice_dir, onnx_runtime) {
-                Ok(piper) => Voice::Piper(piper),
+                Ok(piper) => Some(piper),
                 Err(error) => {
                     tracing::warn!(%error, "the Piper voice could not load; speaking with espeak-ng's voice instead");
-                    Voice::Espeak(Espeak::get()?)
+                    None
                 }
             },
         };
         let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (model, location) = match &voice {
-            Voice::Piper(_) => {
+        let mut voices = Vec::new();
+        let (model, location) = match piper {
+            Some(piper) => {
                 let file = super::piper::model_file(voice_dir).unwrap_or_else(|_| voice_dir.join("voice.onnx"));
-                (format!("piper {}", voice_name(voice_dir, &file)), file.display().to_string())
+                let name = voice_name(voice_dir, &file);
+                voices.push(Named { id: name.clone(), label: format!("{name} (Piper)"), voice: Voice::Piper(piper) });
+                (format!("piper {name}"), file.display().to_string())
             }
-            Voice::Espeak(_) => (format!("espeak-ng {DEFAULT_VOICE}"), "libespeak-ng".to_owned()),
+            None => (format!("espeak-ng {DEFAULT_VOICE}"), "libespeak-ng".to_owned()),
         };
-        tracing::info!(%model, %location, load_ms, "text-to-speech voice loaded");
-        Ok(Self { voice: Arc::new(voice), info: BackendInfo { kind: "local", model, location, load_ms: Some(load_ms) }, cores })
+        for (id, name, label) in ESPEAK_VOICES {
+            voices.push(Named { id: id.to_owned(), label: label.to_owned(), voice: Voice::Espeak(espeak, name) });
+        }
+        tracing::info!(%model, %location, load_ms, voices = voices.len(), "text-to-speech voice loaded");
+        Ok(Self { voices: voices.into(), info: BackendInfo { kind: "local", model, location, load_ms: Some(load_ms) }, cores })
     }
 
-    /// Which voice engine runs: `piper` or `espeak` (the fallback).
+    /// Which voice engine speaks by default: `piper`, or `espeak` (the fallback).
     pub fn engine(&self) -> VoiceEngine {
-        match *self.voice {
-            Voice::Piper(_) => VoiceEngine::Piper,
-            Voice::Espeak(_) => VoiceEngine::Espeak,
+        match self.voices.first().map(|named| &named.voice) {
+            Some(Voice::Piper(_)) => VoiceEngine::Piper,
+            _ => VoiceEngine::Espeak,
         }
+    }
+
+    /// The voice with `id`, or the default; an id the edge let through is always one of ours.
+    fn index(&self, id: Option<&str>) -> usize {
+        id.and_then(|id| self.voices.iter().position(|named| named.id == id)).unwrap_or(0)
     }
 
     /// The phonemes Piper reads for `text`, one string per sentence; `None` with the espeak-ng voice, which
     /// reads text itself.
     pub fn phonemes(&self, text: &str) -> Option<Result<Vec<String>, TtsError>> {
-        match &*self.voice {
+        match &self.voices.first()?.voice {
             Voice::Piper(piper) => Some(sentences_to_speak(text).iter().map(|sentence| piper.phonemes(sentence)).collect()),
-            Voice::Espeak(_) => None,
+            Voice::Espeak(..) => None,
         }
     }
 
     /// One sentence as samples, for streaming speech sentence by sentence.
     pub async fn synthesize_sentence(&self, sentence: &str) -> Result<Pcm, TtsError> {
-        let voice = Arc::clone(&self.voice);
+        let voices = Arc::clone(&self.voices);
         let cores = Arc::clone(&self.cores);
         let sentence = sentence.to_owned();
         // Inference takes tens to hundreds of milliseconds of CPU: keep it off the async workers.
-        tokio::task::spawn_blocking(move || voice.synthesize(&sentence, SpeechRate::NORMAL, &cores))
+        tokio::task::spawn_blocking(move || voices[0].voice.synthesize(&sentence, SpeechRate::NORMAL, &cores))
             .await
             .map_err(|e| TtsError::Inference(format!("the speech task stopped: {e}")))?
     }
@@ -102,13 +131,19 @@ impl LocalTts {
 
     /// [`LocalTts::synthesize_pcm`] at `rate` (the espeak-ng fallback keeps its own pace).
     pub async fn synthesize_pcm_at(&self, text: &str, rate: SpeechRate) -> Result<Pcm, TtsError> {
+        self.synthesize_pcm_with(text, &Delivery::at(rate)).await
+    }
+
+    /// [`LocalTts::synthesize_pcm`] as `delivery` asks (the espeak-ng voices keep their own pace).
+    pub async fn synthesize_pcm_with(&self, text: &str, delivery: &Delivery) -> Result<Pcm, TtsError> {
         let sentences = sentences_to_speak(text);
         if sentences.is_empty() {
             return Err(TtsError::NothingToSay);
         }
-        let voice = Arc::clone(&self.voice);
+        let (voices, index, rate) = (Arc::clone(&self.voices), self.index(delivery.voice.as_deref()), delivery.rate);
         let cores = Arc::clone(&self.cores);
         tokio::task::spawn_blocking(move || {
+            let voice = &voices[index].voice;
             let mut clip: Option<Pcm> = None;
             for sentence in &sentences {
                 let pcm = voice.synthesize(sentence, rate, &cores)?;
@@ -130,12 +165,12 @@ impl LocalTts {
 #[async_trait]
 impl TextToSpeech for LocalTts {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError> {
-        self.synthesize_at(text, SpeechRate::NORMAL).await
+        self.synthesize_with(text, &Delivery::default()).await
     }
 
-    async fn synthesize_at(&self, text: &str, rate: SpeechRate) -> Result<SpeechAudio, TtsError> {
+    async fn synthesize_with(&self, text: &str, delivery: &Delivery) -> Result<SpeechAudio, TtsError> {
         let started = Instant::now();
-        let pcm = self.synthesize_pcm_at(text, rate).await?;
+        let pcm = self.synthesize_pcm_with(text, delivery).await?;
         let wav = pcm.to_wav()?;
         tracing::debug!(audio_secs = pcm.duration_secs(), compute_ms = started.elapsed().as_millis() as u64, "speech synthesised");
         Ok(SpeechAudio { bytes: Bytes::from(wav), mime_type: "audio/wav".to_owned() })
@@ -143,6 +178,11 @@ impl TextToSpeech for LocalTts {
 
     fn info(&self) -> BackendInfo {
         self.info.clone()
+    }
+
+    fn voices(&self) -> Vec<VoiceInfo> {
+        let voices = self.voices.iter().enumerate();
+        voices.map(|(i, named)| VoiceInfo { id: named.id.clone(), label: named.label.clone(), default: i == 0 }).collect()
     }
 }
 
@@ -152,7 +192,7 @@ impl Voice {
         let _speaking = cores.speaking();
         match self {
             Voice::Piper(piper) => piper.synthesize(sentence, rate),
-            Voice::Espeak(espeak) => Ok(Pcm::from_i16(&espeak.synthesize(sentence, DEFAULT_VOICE)?, espeak.sample_rate())),
+            Voice::Espeak(espeak, name) => Ok(Pcm::from_i16(&espeak.synthesize(sentence, name)?, espeak.sample_rate())),
         }
     }
 }

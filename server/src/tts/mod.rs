@@ -7,9 +7,11 @@ mod pcm;
 mod piper;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use parlance_shared::{MAX_VOICE_ID_CHARS, VoiceInfo};
 
 pub use self::espeak::EspeakError;
 pub use self::local::LocalTts;
@@ -29,12 +31,17 @@ pub struct SpeechAudio {
 #[async_trait]
 pub trait TextToSpeech: Send + Sync {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError>;
-    /// Speech at `rate`; a backend that cannot change its pace speaks at its own.
-    async fn synthesize_at(&self, text: &str, rate: SpeechRate) -> Result<SpeechAudio, TtsError> {
-        let _ = rate;
+    /// Speech as `delivery` asks; a backend that cannot change its pace speaks at its own. The voice is one of
+    /// [`TextToSpeech::voices`] (the edge refuses others, see [`VoiceChoice::choose`]).
+    async fn synthesize_with(&self, text: &str, delivery: &Delivery) -> Result<SpeechAudio, TtsError> {
+        let _ = delivery;
         self.synthesize(text).await
     }
     fn info(&self) -> BackendInfo;
+    /// The voices a turn may choose; exactly one is the default.
+    fn voices(&self) -> Vec<VoiceInfo> {
+        vec![VoiceInfo { id: self.info().model.clone(), label: self.info().model, default: true }]
+    }
     /// Whether the backend can answer now: a provider is asked briefly (see `OpenAiClient::probe`); a model
     /// in this process is ready once loaded.
     async fn reachable(&self) -> Result<(), ProviderError> {
@@ -65,6 +72,48 @@ impl SpeechRate {
 
     pub fn is_normal(self) -> bool {
         (self.0 - 1.0).abs() < f32::EPSILON
+    }
+}
+
+impl Default for SpeechRate {
+    fn default() -> Self {
+        Self::NORMAL
+    }
+}
+
+/// How an answer is spoken.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delivery {
+    pub rate: SpeechRate,
+    /// One of the backend's [`TextToSpeech::voices`] by id; `None` for its default.
+    pub voice: Option<Arc<str>>,
+}
+
+impl Delivery {
+    pub fn at(rate: SpeechRate) -> Self {
+        Self { rate, voice: None }
+    }
+}
+
+/// Picks a client's voice out of the ones a backend has.
+pub struct VoiceChoice;
+
+impl VoiceChoice {
+    /// `requested` if `voices` holds it (`None`: the default), or why not, in words for the person who chose.
+    pub fn choose(voices: &[VoiceInfo], requested: Option<&str>) -> Result<Option<Arc<str>>, String> {
+        let Some(requested) = requested else { return Ok(None) };
+        if requested.chars().count() <= MAX_VOICE_ID_CHARS
+            && let Some(voice) = voices.iter().find(|voice| voice.id == requested)
+        {
+            return Ok(Some(Arc::from(voice.id.as_str())));
+        }
+        let shown: String = requested.chars().take(40).collect();
+        let ellipsis = if shown.len() < requested.len() { "…" } else { "" };
+        if voices.is_empty() {
+            return Err(format!("there is no voice {shown:?}{ellipsis}: this server speaks no answers"));
+        }
+        let known: Vec<&str> = voices.iter().map(|voice| voice.id.as_str()).collect();
+        Err(format!("there is no voice {shown:?}{ellipsis}; this server's voices are: {} (GET /api/voices)", known.join(", ")))
     }
 }
 

@@ -1,7 +1,9 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{SpeechAudio, SpeechRate, TextToSpeech, TtsError};
+use parlance_shared::VoiceInfo;
+
+use super::{Delivery, SpeechAudio, TextToSpeech, TtsError};
 use crate::backend::BackendInfo;
 use crate::openai::{OpenAiClient, ProviderError};
 
@@ -34,12 +36,13 @@ struct SpeechRequest<'a> {
 #[async_trait]
 impl TextToSpeech for OpenAiTts {
     async fn synthesize(&self, text: &str) -> Result<SpeechAudio, TtsError> {
-        self.synthesize_at(text, SpeechRate::NORMAL).await
+        self.synthesize_with(text, &Delivery::default()).await
     }
 
-    async fn synthesize_at(&self, text: &str, rate: SpeechRate) -> Result<SpeechAudio, TtsError> {
-        let speed = (!rate.is_normal()).then_some(rate.factor());
-        let request = SpeechRequest { model: self.client.model(), input: text, voice: &self.voice, response_format: "wav", speed };
+    async fn synthesize_with(&self, text: &str, delivery: &Delivery) -> Result<SpeechAudio, TtsError> {
+        let speed = (!delivery.rate.is_normal()).then_some(delivery.rate.factor());
+        let voice = delivery.voice.as_deref().unwrap_or(&self.voice);
+        let request = SpeechRequest { model: self.client.model(), input: text, voice, response_format: "wav", speed };
         // The same words make the same speech: a failed try may be repeated.
         let fetched = self.client.fetch(PATH, |builder| Ok(builder.json(&request))).await?;
         if fetched.body.is_empty() {
@@ -53,6 +56,12 @@ impl TextToSpeech for OpenAiTts {
 
     fn info(&self) -> BackendInfo {
         self.client.info()
+    }
+
+    /// The configured voice: which others a provider has, it does not say.
+    fn voices(&self) -> Vec<VoiceInfo> {
+        let label = format!("{} ({})", self.voice, self.client.model());
+        vec![VoiceInfo { id: self.voice.clone(), label, default: true }]
     }
 
     async fn reachable(&self) -> Result<(), ProviderError> {

@@ -76,6 +76,7 @@ fn every_route() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("GET", "/api/sessions/some-id", None),
         ("DELETE", "/api/sessions/some-id", None),
         ("GET", "/api/account", None),
+        ("GET", "/api/voices", None),
         ("POST", "/api/knowledge", Some(json!({"notes": [{"text": "a note"}]}))),
         ("GET", "/api/knowledge", None),
         ("GET", "/api/knowledge/search?q=note", None),
@@ -414,8 +415,9 @@ async fn the_socket_needs_the_token_as_a_subprotocol_and_keeps_users_apart() {
 
     let mut bob = socket(&address, Some(&format!("parlance, parlance.bearer.{BOB}")), None).await.expect("Bob's token opens it");
     assert_eq!(bob.accepted.as_deref(), Some("parlance"), "the token is never echoed back");
-    let ServerEvent::Done { session_id, .. } =
-        bob.ask(&ClientMessage::Text { session_id: None, text: "remember 4711".into(), speak: false, speech_rate: None }).await
+    let ServerEvent::Done { session_id, .. } = bob
+        .ask(&ClientMessage::Text { session_id: None, text: "remember 4711".into(), speak: false, speech_rate: None, voice: None })
+        .await
     else {
         panic!("Bob's turn is answered")
     };
@@ -427,7 +429,13 @@ async fn the_socket_needs_the_token_as_a_subprotocol_and_keeps_users_apart() {
     assert_eq!(get(CAROL).await.unwrap().status(), StatusCode::NOT_FOUND);
     let mut carol = socket(&address, Some(&format!("parlance, parlance.bearer.{CAROL}")), None).await.unwrap();
     let continued = carol
-        .ask(&ClientMessage::Text { session_id: Some(session_id.clone()), text: "what was it?".into(), speak: false, speech_rate: None })
+        .ask(&ClientMessage::Text {
+            session_id: Some(session_id.clone()),
+            text: "what was it?".into(),
+            speak: false,
+            speech_rate: None,
+            voice: None,
+        })
         .await;
     let ServerEvent::Error { error } = continued else { panic!("Carol may not continue Bob's conversation: {continued:?}") };
     assert_eq!(error.code, parlance_shared::ErrorCode::SessionNotFound);

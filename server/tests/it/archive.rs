@@ -388,7 +388,15 @@ async fn streamed_turns_keep_the_stream_as_wav_the_sentences_joined_and_only_wha
     let mut socket = Socket::connect(&address).await;
 
     // A raw PCM16 stream, transcribed during the pause: the archive keeps all of it, as WAV.
-    socket.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None }).await;
+    socket
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     socket.event().await;
     let stream = [pcm16(600, true), pcm16(400, false)].concat();
     for frame in stream.chunks(640) {
@@ -414,7 +422,9 @@ async fn streamed_turns_keep_the_stream_as_wav_the_sentences_joined_and_only_wha
         fake.answer = Some("One sentence here. Another sentence follows. And a third one ends it.".into());
         fake.delta_delay = Duration::from_millis(40);
     });
-    socket.send(&ClientMessage::Text { session_id: None, text: "Tell me three things".into(), speak: true, speech_rate: None }).await;
+    socket
+        .send(&ClientMessage::Text { session_id: None, text: "Tell me three things".into(), speak: true, speech_rate: None, voice: None })
+        .await;
     let first = loop {
         if let ServerEvent::AudioChunk { sequence: 0, text, audio } = socket.event().await {
             break (text, base64::engine::general_purpose::STANDARD.decode(audio.data_base64).unwrap());
@@ -439,7 +449,9 @@ async fn streamed_turns_keep_the_stream_as_wav_the_sentences_joined_and_only_wha
         fake.answer = Some("First point. Second point. Third point.".into());
         fake.delta_delay = Duration::ZERO;
     });
-    socket.send(&ClientMessage::Text { session_id: None, text: "Three points please".into(), speak: true, speech_rate: None }).await;
+    socket
+        .send(&ClientMessage::Text { session_id: None, text: "Three points please".into(), speak: true, speech_rate: None, voice: None })
+        .await;
     let events = socket.rest_of_turn().await;
     let chunks = chunk_audio(&events);
     assert_eq!(chunks.len(), 3);

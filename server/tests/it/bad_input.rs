@@ -334,6 +334,20 @@ fn http_cases() -> Vec<HttpCase> {
             json!({"text": "hi", "session_id": "s".repeat(100 * 1024)}).to_string(),
             Error(StatusCode::NOT_FOUND, "session_not_found"),
         ),
+        post(
+            "a voice the server does not have",
+            "/api/chat",
+            json,
+            json!({"text": "hi", "voice": "en_GB-alan-medium"}).to_string(),
+            Error(StatusCode::BAD_REQUEST, "invalid_request"),
+        ),
+        post(
+            "a voice of 100 KiB",
+            "/api/chat",
+            json,
+            json!({"text": "hi", "voice": "v".repeat(100 * 1024)}).to_string(),
+            Error(StatusCode::BAD_REQUEST, "invalid_request"),
+        ),
         get(
             "history of an unknown session",
             &format!("/api/sessions/{unknown_session}"),
@@ -531,7 +545,7 @@ impl Socket {
 
     /// A typed question answered on this socket; its session.
     async fn ask(&mut self, text: &str) -> String {
-        self.send_json(&ClientMessage::Text { session_id: None, text: text.into(), speak: false, speech_rate: None }).await;
+        self.send_json(&ClientMessage::Text { session_id: None, text: text.into(), speak: false, speech_rate: None, voice: None }).await;
         match self.outcome().await {
             Ok(ServerEvent::Done { session_id, answer, .. }) => {
                 assert!(answer.contains("Paris"), "{answer}");
@@ -586,6 +600,12 @@ fn socket_cases() -> Vec<SocketCase> {
             Error(StatusCode::NOT_FOUND, "session_not_found"),
         ),
         case("text over the question limit", vec![text(json!({"type": "text", "text": "word ".repeat(2000), "speak": false}))], invalid),
+        case("a voice the server does not have", vec![text(json!({"type": "text", "text": "hi", "voice": "en_GB-alan-medium"}))], invalid),
+        case(
+            "a start with a voice of 100 KiB",
+            vec![text(json!({"type": "start", "encoding": "wav", "voice": "v".repeat(100 * 1024)}))],
+            invalid,
+        ),
         case("an empty recording", vec![start("webm"), end_turn()], Error(StatusCode::BAD_REQUEST, "missing_audio")),
         case(
             "random bytes as WAV",

@@ -103,6 +103,7 @@ async fn the_document_has_every_route_and_says_which_need_the_token() {
         "GET /api/sessions/{id}/archive",
         "GET /api/sessions/{id}/archive/{turn}/{side}",
         "GET /api/account",
+        "GET /api/voices",
         "POST /api/knowledge",
         "GET /api/knowledge",
         "GET /api/knowledge/search",
@@ -282,7 +283,7 @@ async fn a_real_turn_over_the_socket_keeps_to_the_socket_schema() {
     let address = serve(&["--models-dir", models.parent().unwrap().to_str().unwrap()], true).await;
 
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("the socket opens");
-    let question = ClientMessage::Text { session_id: None, text: "What time is it?".into(), speak: true, speech_rate: None };
+    let question = ClientMessage::Text { session_id: None, text: "What time is it?".into(), speak: true, speech_rate: None, voice: None };
     let mut lines = vec![json!({ "from": "client", "message": question })];
     let mut kinds = Vec::new();
     let mut sent = false;

@@ -115,7 +115,13 @@ async fn over_socket(address: &str, webm: &[u8]) -> Result<String, parlance_shar
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.unwrap();
     let send = |message: &ClientMessage| Message::text(serde_json::to_string(message).unwrap());
     socket
-        .send(send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None, speech_rate: None }))
+        .send(send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        }))
         .await
         .unwrap();
     for frame in webm.chunks(1024) {

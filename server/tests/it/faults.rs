@@ -363,6 +363,7 @@ async fn sigkill_mid_turn_then_a_restart_keeps_every_finished_turn_once() {
         text: "Cut off by the kill.".into(),
         speak: false,
         speech_rate: None,
+        voice: None,
     };
     socket.send(Message::text(serde_json::to_string(&ask).unwrap())).await.unwrap();
     loop {

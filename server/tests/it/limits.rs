@@ -50,7 +50,7 @@ fn slow_model(words: usize) -> FakeStages {
 }
 
 fn ask(text: &str) -> ClientMessage {
-    ClientMessage::Text { session_id: None, text: text.into(), speak: false, speech_rate: None }
+    ClientMessage::Text { session_id: None, text: text.into(), speak: false, speech_rate: None, voice: None }
 }
 
 struct Client {

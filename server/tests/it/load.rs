@@ -53,7 +53,7 @@ async fn converse(address: String, session: usize) -> Result<String, String> {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.map_err(|e| e.to_string())?;
     let mut id = None;
     for turn in 0..TURNS {
-        let ask = ClientMessage::Text { session_id: None, text: question(session, turn), speak: false, speech_rate: None };
+        let ask = ClientMessage::Text { session_id: None, text: question(session, turn), speak: false, speech_rate: None, voice: None };
         socket.send(Message::text(serde_json::to_string(&ask).unwrap())).await.map_err(|e| e.to_string())?;
         let done = loop {
             let frame = socket.next().await.ok_or("the socket closed mid-turn")?.map_err(|e| e.to_string())?;

@@ -180,3 +180,94 @@ async fn a_downloaded_piper_voice_in_a_folder_of_its_own_speaks_through_the_sett
         .to_string();
     assert!(refused.contains("--tts-voice-dir") && refused.contains(".onnx"), "{refused}");
 }
+
+/// Which of `voices` a clip of `text` sounds like: espeak-ng is not quite deterministic (the same text twice
+/// differs by ~0.3% in length), but each voice keeps its loudness (RMS 0.085 American, 0.095 British, 0.05-0.06
+/// Piper) and pace, so the clip is nearest to a fresh clip of the same voice by both.
+async fn closest_voice(tts: &LocalTts, text: &str, clip: &[u8], voices: &[&str]) -> String {
+    use parlance_server::tts::Delivery;
+
+    let features = |bytes: &[u8]| {
+        let (rate, samples) = decode_wav(bytes);
+        (samples.len() as f64 / f64::from(rate), rms(&samples))
+    };
+    let (secs, loudness) = features(clip);
+    let mut nearest = (f64::MAX, String::new());
+    for voice in voices {
+        let fresh = tts.synthesize_with(text, &Delivery { voice: Some((*voice).into()), ..Delivery::default() }).await.unwrap();
+        let (their_secs, their_loudness) = features(&fresh.bytes);
+        let distance = (secs - their_secs).abs() / their_secs + (loudness - their_loudness).abs() / their_loudness;
+        eprintln!("{text:?}: {secs:.2} s RMS {loudness:.4} against {voice} {their_secs:.2} s RMS {their_loudness:.4}: {distance:.3}");
+        if distance < nearest.0 {
+            nearest = (distance, (*voice).to_owned());
+        }
+    }
+    nearest.1
+}
+
+/// The voices `GET /api/voices` lists are the ones turns speak in, over HTTP and over the socket, and a socket's
+/// choice holds for its later turns.
+#[tokio::test]
+async fn each_listed_voice_speaks_the_answer_when_a_turn_asks_for_it() {
+    use base64::Engine as _;
+    use futures::{SinkExt as _, StreamExt as _};
+    use parlance_shared::{ClientMessage, ServerEvent, VoiceList};
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let provider = support::fake_openai::FakeOpenAi::start("").await;
+    let models = models_dir();
+    let settings = support::settings_for_provider(
+        &provider.base_url,
+        &["--models-dir", models.to_str().unwrap(), "--tts-backend", "local", "--embeddings-backend", "none"],
+    );
+    let app = support::app(&settings);
+    let (status, listed) = support::send(&app, support::empty_request("GET", "/api/voices")).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let listed: VoiceList = serde_json::from_value(listed).unwrap();
+    let ids: Vec<&str> = listed.voices.iter().map(|voice| voice.id.as_str()).collect();
+    assert_eq!(ids, ["en_US-joe-medium", "espeak-ng en-us", "espeak-ng en-gb"], "{listed:?}");
+    assert_eq!(listed.voices.iter().filter(|voice| voice.default).count(), 1);
+    assert!(listed.voices[0].default, "the Piper voice is the default: {listed:?}");
+    assert!(listed.voices.iter().all(|voice| voice.label.len() > 5), "{listed:?}");
+
+    let tts = piper();
+    let clip_of = |answer: &serde_json::Value| {
+        base64::engine::general_purpose::STANDARD.decode(answer["audio"]["data_base64"].as_str().expect("spoken")).unwrap()
+    };
+    for voice in [Some("espeak-ng en-gb"), Some("espeak-ng en-us"), None] {
+        let (status, answer) =
+            support::send(&app, support::json_request("POST", "/api/chat", &json!({"text": "Say hello", "voice": voice}))).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let text = answer["answer"].as_str().unwrap();
+        let heard = closest_voice(&tts, text, &clip_of(&answer), &ids).await;
+        assert_eq!(heard, voice.unwrap_or(ids[0]), "the answer was spoken in another voice than asked for");
+    }
+
+    // The socket: a voice chosen with one message holds for the socket's next turns.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens");
+    for voice in [Some("espeak-ng en-gb".to_owned()), None] {
+        let ask = ClientMessage::Text { session_id: None, text: "Say hello".into(), speak: true, speech_rate: None, voice };
+        socket.send(Message::text(serde_json::to_string(&ask).unwrap())).await.unwrap();
+        let mut chunks = Vec::new();
+        loop {
+            let Message::Text(text) = socket.next().await.expect("socket open").expect("socket reads") else { continue };
+            match serde_json::from_str::<ServerEvent>(text.as_str()).unwrap() {
+                ServerEvent::AudioChunk { text, audio, .. } => {
+                    chunks.push((text, base64::engine::general_purpose::STANDARD.decode(audio.data_base64).unwrap()));
+                }
+                ServerEvent::Done { .. } => break,
+                ServerEvent::Error { error } => panic!("{error:?}"),
+                _ => {}
+            }
+        }
+        assert!(!chunks.is_empty(), "the answer was spoken");
+        for (sentence, clip) in &chunks {
+            let heard = closest_voice(&tts, sentence, clip, &ids).await;
+            assert_eq!(heard, "espeak-ng en-gb", "{sentence:?} was not spoken in the voice the socket chose");
+        }
+    }
+}

@@ -130,15 +130,22 @@ async fn real_turns_move_the_counters_and_histograms() {
 
     // A typed turn over the socket, spoken sentence by sentence.
     let mut socket = connect(&address).await;
-    send(&mut socket, &ClientMessage::Text { session_id: None, text: "what time is it".into(), speak: true, speech_rate: None }).await;
+    send(
+        &mut socket,
+        &ClientMessage::Text { session_id: None, text: "what time is it".into(), speak: true, speech_rate: None, voice: None },
+    )
+    .await;
     let events = until(&mut socket, |event| matches!(event, ServerEvent::Done { .. })).await;
     let Some(ServerEvent::Done { timings: streamed, .. }) = events.last() else { unreachable!() };
     let first_audio = streamed.first_audio_ms.expect("the streamed turn had audio");
 
     // A slow answer holds the one place: an HTTP turn meanwhile is refused, then the answer is interrupted.
     provider.configure(|fake| fake.delta_delay = Duration::from_millis(200));
-    send(&mut socket, &ClientMessage::Text { session_id: None, text: "tell me a long story".into(), speak: false, speech_rate: None })
-        .await;
+    send(
+        &mut socket,
+        &ClientMessage::Text { session_id: None, text: "tell me a long story".into(), speak: false, speech_rate: None, voice: None },
+    )
+    .await;
     until(&mut socket, |event| matches!(event, ServerEvent::AnswerDelta { .. })).await;
     let busy = client.post(format!("http://{address}/api/chat")).bearer_auth(TOKEN).json(&json!({"text": "hello?"})).send().await.unwrap();
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);

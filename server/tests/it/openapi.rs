@@ -22,6 +22,7 @@ async fn the_document_covers_every_route_and_error_code() {
         ("/api/sessions/{id}/archive", "get"),
         ("/api/sessions/{id}/archive/{turn}/{side}", "get"),
         ("/api/account", "get"),
+        ("/api/voices", "get"),
         ("/api/knowledge", "post"),
         ("/api/knowledge", "get"),
         ("/api/knowledge/{id}", "delete"),

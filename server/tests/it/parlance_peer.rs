@@ -67,7 +67,8 @@ async fn a_spoken_turn_through_a_parlance_whose_stages_are_another_parlance() {
     let dir = tempfile::tempdir().unwrap();
     let question = std::fs::read(support::speech::speak(dir.path(), "time", "What time is it?")).unwrap();
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{peer}/api/ws")).await.expect("the socket opens");
-    let start = ClientMessage::Start { session_id: None, encoding: AudioEncoding::Wav, turn_detection: None, speech_rate: None };
+    let start =
+        ClientMessage::Start { session_id: None, encoding: AudioEncoding::Wav, turn_detection: None, speech_rate: None, voice: None };
     socket.send(Message::text(serde_json::to_string(&start).unwrap())).await.unwrap();
     for frame in question.chunks(8 * 1024) {
         socket.send(Message::binary(frame.to_vec())).await.unwrap();

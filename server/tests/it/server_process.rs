@@ -179,7 +179,8 @@ async fn streamed_turn(port: u16, pcm: &[u8]) -> parlance_shared::ServerEvent {
     use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent};
     use tokio_tungstenite::tungstenite::Message;
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/ws")).await.expect("the socket opens");
-    let start = ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None };
+    let start =
+        ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None, voice: None };
     socket.send(Message::text(serde_json::to_string(&start).unwrap())).await.unwrap();
     for frame in pcm.chunks(3200) {
         socket.send(Message::binary(frame.to_vec())).await.unwrap();

@@ -131,7 +131,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn ask(port: u16, question: &str) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/ws")).await.expect("socket opens");
-    let message = ClientMessage::Text { session_id: None, text: question.into(), speak: false, speech_rate: None };
+    let message = ClientMessage::Text { session_id: None, text: question.into(), speak: false, speech_rate: None, voice: None };
     socket.send(Message::text(serde_json::to_string(&message).unwrap())).await.unwrap();
     socket
 }

@@ -127,7 +127,13 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
     let detection = TurnDetection { silence_ms: 1_000, complete_silence_ms: 0 };
     send(
         &mut socket,
-        &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection), speech_rate: None },
+        &ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: Some(detection),
+            speech_rate: None,
+            voice: None,
+        },
     )
     .await;
     // A second of a steady tone first: loud, but no voice.
@@ -170,7 +176,13 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
     send(&mut socket, &ClientMessage::EndTurn).await;
     send(
         &mut socket,
-        &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: Some(detection), speech_rate: None },
+        &ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Webm,
+            turn_detection: Some(detection),
+            speech_rate: None,
+            voice: None,
+        },
     )
     .await;
     match events_until_done(&mut socket, PATIENCE).await.first() {
@@ -199,7 +211,13 @@ async fn a_finished_question_ends_on_the_models_judgement_and_a_broken_off_one_w
         let detection = TurnDetection { silence_ms, complete_silence_ms: 300 };
         send(
             &mut socket,
-            &ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: Some(detection), speech_rate: None },
+            &ClientMessage::Start {
+                session_id: None,
+                encoding: AudioEncoding::Pcm16,
+                turn_detection: Some(detection),
+                speech_rate: None,
+                voice: None,
+            },
         )
         .await;
         stream(&mut socket, &[silence(200), spoken_pcm16(dir.path(), name, text)].concat(), false).await;

@@ -162,7 +162,15 @@ async fn a_spoken_question_streams_its_transcript_answer_and_audio_in_order() {
     let recording = spoken_wav(dir.path(), "What time is it?");
 
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Wav, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Wav,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     assert_eq!(client.event().await, ServerEvent::status(TurnState::Listening));
     // MediaRecorder-sized pieces: the server must join them into the one file.
     client.send_audio(&recording, 4096).await;
@@ -215,7 +223,9 @@ async fn the_first_sentence_is_spoken_while_the_model_is_still_writing() {
     });
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Text { session_id: None, text: "Tell me a story".into(), speak: true, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Text { session_id: None, text: "Tell me a story".into(), speak: true, speech_rate: None, voice: None })
+        .await;
 
     let mut events = Vec::new();
     let mut streams_open_at_first_audio = None;
@@ -256,7 +266,9 @@ async fn interrupt_stops_generation_and_speech_at_once_and_keeps_only_what_was_p
     });
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Text { session_id: None, text: "Tell me a story".into(), speak: true, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Text { session_id: None, text: "Tell me a story".into(), speak: true, speech_rate: None, voice: None })
+        .await;
     let first_sentence = loop {
         if let ServerEvent::AudioChunk { sequence: 0, text, .. } = client.event().await {
             break text;
@@ -293,7 +305,7 @@ async fn interrupt_stops_generation_and_speech_at_once_and_keeps_only_what_was_p
 
     // The socket goes on: the next turn continues the same conversation.
     provider.configure(|fake| fake.answer = None);
-    client.send(&ClientMessage::Text { session_id: None, text: "Go on".into(), speak: false, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "Go on".into(), speak: false, speech_rate: None, voice: None }).await;
     let events = client.rest_of_turn().await;
     let ServerEvent::Done { answer, session_id: same, .. } = events.last().unwrap() else { panic!("{events:?}") };
     assert_eq!(same, &session_id);
@@ -307,7 +319,9 @@ async fn interrupting_playback_after_the_answer_was_complete_cuts_the_remembered
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
 
-    client.send(&ClientMessage::Text { session_id: None, text: "Three points please".into(), speak: true, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Text { session_id: None, text: "Three points please".into(), speak: true, speech_rate: None, voice: None })
+        .await;
     let events = client.rest_of_turn().await;
     assert_eq!(chunks(&events).len(), 3);
     // The client is still playing the second chunk when the user speaks up.
@@ -318,7 +332,7 @@ async fn interrupting_playback_after_the_answer_was_complete_cuts_the_remembered
     assert_eq!((history.turns[1].text.as_str(), history.turns[1].interrupted), ("First point. Second point.", true));
 
     // Played to the end: nothing to cut.
-    client.send(&ClientMessage::Text { session_id: None, text: "Again".into(), speak: true, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "Again".into(), speak: true, speech_rate: None, voice: None }).await;
     client.rest_of_turn().await;
     client.send(&ClientMessage::Interrupt { played_through: Some(2) }).await;
     assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
@@ -334,8 +348,10 @@ async fn two_sessions_at_once_never_cross_events() {
     let mut ada = Client::connect(&address).await;
     let mut bob = Client::connect(&address).await;
 
-    ada.send(&ClientMessage::Text { session_id: None, text: "Ada asks about apples".into(), speak: true, speech_rate: None }).await;
-    bob.send(&ClientMessage::Text { session_id: None, text: "Bob asks about boats".into(), speak: true, speech_rate: None }).await;
+    ada.send(&ClientMessage::Text { session_id: None, text: "Ada asks about apples".into(), speak: true, speech_rate: None, voice: None })
+        .await;
+    bob.send(&ClientMessage::Text { session_id: None, text: "Bob asks about boats".into(), speak: true, speech_rate: None, voice: None })
+        .await;
     let (ada_events, bob_events) = tokio::join!(ada.rest_of_turn(), bob.rest_of_turn());
 
     let mut sessions = Vec::new();
@@ -355,7 +371,15 @@ async fn raw_pcm16_frames_are_transcribed_as_one_wav() {
     let (provider, settings) = backends(&[]).await;
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
     // Half a second of 16 kHz samples in 20 ms frames, as an AudioWorklet sends them.
     let samples: Vec<u8> = (0..8000i32).flat_map(|n| (((n * 440 * 2) % 16000 - 8000) as i16).to_le_bytes()).collect();
@@ -378,7 +402,15 @@ async fn a_pause_is_transcribed_before_the_turn_ends_and_the_answer_does_not_wai
     provider.configure(|behaviour| behaviour.stt_delay = transcription);
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
     let question = [pcm16(600, true), pcm16(400, false)].concat();
     client.send_audio(&question, 640).await;
@@ -404,7 +436,15 @@ async fn speech_after_a_pause_makes_the_early_transcript_stale() {
     let (provider, settings) = backends(&[]).await;
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
     client.send_audio(&[pcm16(600, true), pcm16(400, false)].concat(), 640).await;
     assert!(matches!(client.event().await, ServerEvent::Transcript { is_final: false, .. }));
@@ -448,13 +488,22 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
             encoding: AudioEncoding::Webm,
             turn_detection: None,
             speech_rate: None,
+            voice: None,
         })
         .await;
     client.expect_error(ErrorCode::SessionNotFound).await;
 
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
-    client.send(&ClientMessage::Text { session_id: None, text: "busy?".into(), speak: false, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "busy?".into(), speak: false, speech_rate: None, voice: None }).await;
     client.expect_error(ErrorCode::InvalidRequest).await;
     client.send_audio(&vec![0; 1_200_000], 256 * 1024).await;
     let message = client.expect_error(ErrorCode::PayloadTooLarge).await;
@@ -462,25 +511,49 @@ async fn mistakes_get_error_events_and_the_socket_stays_usable() {
     client.send(&ClientMessage::EndTurn).await;
     assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
 
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
     client.send_audio(b"this is text, not audio", 1024).await;
     client.send(&ClientMessage::EndTurn).await;
     client.expect_error(ErrorCode::UnsupportedMediaType).await;
 
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
     client.send(&ClientMessage::EndTurn).await;
     client.expect_error(ErrorCode::MissingAudio).await;
 
-    client.send(&ClientMessage::Text { session_id: None, text: "   ".into(), speak: false, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "   ".into(), speak: false, speech_rate: None, voice: None }).await;
     assert!(matches!(client.rest_of_turn().await.last(), Some(ServerEvent::Error { error }) if error.code == ErrorCode::InvalidRequest));
 
-    client.send(&ClientMessage::Text { session_id: None, text: "Still there?".into(), speak: false, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "Still there?".into(), speak: false, speech_rate: None, voice: None }).await;
     assert!(matches!(client.rest_of_turn().await.last(), Some(ServerEvent::Done { .. })));
 
     // One frame larger than the whole limit cannot even be read: the socket says why before it closes.
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Webm, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Webm,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
     client.send_audio(&vec![0; 1_200_000], 1_200_000).await;
     let message = client.expect_error(ErrorCode::PayloadTooLarge).await;
@@ -501,7 +574,7 @@ async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspok
     let mut client = Client::connect(&address).await;
 
     provider.fail(Stage::Tts, StatusCode::SERVICE_UNAVAILABLE);
-    client.send(&ClientMessage::Text { session_id: None, text: "Count".into(), speak: true, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "Count".into(), speak: true, speech_rate: None, voice: None }).await;
     let events = client.rest_of_turn().await;
     assert!(chunks(&events).is_empty());
     let Some(ServerEvent::Done { answer, speech_error: Some(error), .. }) = events.last() else { panic!("{events:?}") };
@@ -509,7 +582,7 @@ async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspok
     assert_eq!(provider.spoken().len(), 1, "after a failed sentence the rest is not attempted");
 
     provider.fail(Stage::Llm, StatusCode::INTERNAL_SERVER_ERROR);
-    client.send(&ClientMessage::Text { session_id: None, text: "Count again".into(), speak: true, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "Count again".into(), speak: true, speech_rate: None, voice: None }).await;
     let events = client.rest_of_turn().await;
     let Some(ServerEvent::Error { error }) = events.last() else { panic!("{events:?}") };
     assert_eq!(error.code, ErrorCode::ProviderError);
@@ -518,7 +591,15 @@ async fn provider_failures_end_the_turn_with_an_error_or_leave_the_answer_unspok
     // Interrupting with nothing to stop, or while listening, just confirms the socket is idle.
     client.send(&ClientMessage::Interrupt { played_through: None }).await;
     assert_eq!(client.event().await, ServerEvent::status(TurnState::Idle));
-    client.send(&ClientMessage::Start { session_id: None, encoding: AudioEncoding::Pcm16, turn_detection: None, speech_rate: None }).await;
+    client
+        .send(&ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: None,
+            speech_rate: None,
+            voice: None,
+        })
+        .await;
     client.event().await;
     client.send_audio(&[0; 640], 640).await;
     client.send(&ClientMessage::Interrupt { played_through: None }).await;
@@ -531,9 +612,9 @@ async fn turns_over_the_socket_share_the_per_client_budget() {
     let (provider, settings) = backends(&["--turns-per-minute", "1"]).await;
     let address = start_parlance(&provider, &settings).await;
     let mut client = Client::connect(&address).await;
-    client.send(&ClientMessage::Text { session_id: None, text: "One".into(), speak: false, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "One".into(), speak: false, speech_rate: None, voice: None }).await;
     assert!(matches!(client.rest_of_turn().await.last(), Some(ServerEvent::Done { .. })));
-    client.send(&ClientMessage::Text { session_id: None, text: "Two".into(), speak: false, speech_rate: None }).await;
+    client.send(&ClientMessage::Text { session_id: None, text: "Two".into(), speak: false, speech_rate: None, voice: None }).await;
     let message = client.expect_error(ErrorCode::RateLimited).await;
     assert!(message.contains("wait"), "{message}");
 }
