@@ -7,7 +7,7 @@ use std::time::Duration;
 use parlance_shared::{
     Account, AddNotesRequest, AddNotesResponse, ErrorBody, Health, HealthSummary, KNOWLEDGE_FILE_FIELD, KnowledgeSearchQuery,
     KnowledgeSearchResponse, NotePage, NotePageQuery, SessionHistory, SessionId, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD,
-    VOICE_SESSION_FIELD,
+    VOICE_SESSION_FIELD, VoiceList,
 };
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, RequestBuilder, Url};
@@ -28,7 +28,7 @@ const QUOTED_BODY_CHARS: usize = 200;
 /// use parlance_shared::TextTurnRequest;
 ///
 /// let client = Client::builder("http://127.0.0.1:8080").token("my-sign-in-token-1234").build()?;
-/// let turn = client.chat(&TextTurnRequest { session_id: None, text: "What time is it?".into(), speak: false, speech_rate: None }).await?;
+/// let turn = client.chat(&TextTurnRequest { session_id: None, text: "What time is it?".into(), speak: false, speech_rate: None, voice: None }).await?;
 /// println!("{}", turn.answer);
 /// # Ok(()) }
 /// ```
@@ -209,6 +209,11 @@ impl Client {
     /// `GET /api/account`: who the token names.
     pub async fn account(&self) -> Result<Account, ClientError> {
         self.get(&["api", "account"]).await
+    }
+
+    /// `GET /api/voices`: the voices a turn may name in `voice`, the default among them.
+    pub async fn voices(&self) -> Result<VoiceList, ClientError> {
+        self.get(&["api", "voices"]).await
     }
 
     /// `POST /api/knowledge` with notes as JSON, stored together or not at all.

@@ -74,6 +74,9 @@ pub struct Conversation {
     reconnects: u32,
     /// A turn was started and not read to its end: its events would arrive as the next turn's.
     unfinished: bool,
+    /// Sent with every turn: how fast and in which voice answers are spoken (`None`: the server's default).
+    speech_rate: Option<f32>,
+    voice: Option<String>,
 }
 
 impl std::fmt::Debug for Conversation {
@@ -90,7 +93,7 @@ impl std::fmt::Debug for Conversation {
 impl Conversation {
     pub(crate) async fn open(client: Client) -> Result<Self, ClientError> {
         let socket = connect(&client).await?;
-        Ok(Self { client, socket: Some(socket), session: None, reconnects: 0, unfinished: false })
+        Ok(Self { client, socket: Some(socket), session: None, reconnects: 0, unfinished: false, speech_rate: None, voice: None })
     }
 
     /// The conversation the turns continue: set by the first turn's end, or by [`Conversation::set_session`].
@@ -103,6 +106,14 @@ impl Conversation {
         self.session = Some(session);
     }
 
+    /// How the next turns' answers are spoken: `rate` relative to the voice's own pace (0.5 to 2), `voice` an id
+    /// from [`crate::Client::voices`]; `None` for the server's default. A server that refuses one says so in the
+    /// next turn's events.
+    pub fn set_speech(&mut self, rate: Option<f32>, voice: Option<String>) {
+        self.speech_rate = rate;
+        self.voice = voice;
+    }
+
     /// How many times the socket was opened again after it was lost.
     pub fn reconnects(&self) -> u32 {
         self.reconnects
@@ -110,7 +121,13 @@ impl Conversation {
 
     /// A typed question; `speak` also asks for the answer's audio (`audio_chunk` events, one per sentence).
     pub async fn ask(&mut self, text: impl Into<String>, speak: bool) -> Result<Turn<'_>, ClientError> {
-        let message = ClientMessage::Text { session_id: self.session.clone(), text: text.into(), speak, speech_rate: None };
+        let message = ClientMessage::Text {
+            session_id: self.session.clone(),
+            text: text.into(),
+            speak,
+            speech_rate: self.speech_rate,
+            voice: self.voice.clone(),
+        };
         self.begin(&message).await?;
         Ok(Turn::new(self))
     }
@@ -118,7 +135,13 @@ impl Conversation {
     /// Starts a spoken turn: send the recording with [`AudioUpload::send`] (pieces of one file in `encoding`, or
     /// raw PCM16 at 16 kHz), then [`AudioUpload::end`] for the answer.
     pub async fn start_audio(&mut self, encoding: AudioEncoding) -> Result<AudioUpload<'_>, ClientError> {
-        let message = ClientMessage::Start { session_id: self.session.clone(), encoding, turn_detection: None, speech_rate: None };
+        let message = ClientMessage::Start {
+            session_id: self.session.clone(),
+            encoding,
+            turn_detection: None,
+            speech_rate: self.speech_rate,
+            voice: self.voice.clone(),
+        };
         self.begin(&message).await?;
         Ok(AudioUpload { turn: Turn::new(self) })
     }
@@ -132,7 +155,8 @@ impl Conversation {
             session_id: self.session.clone(),
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(detection),
-            speech_rate: None,
+            speech_rate: self.speech_rate,
+            voice: self.voice.clone(),
         };
         self.begin(&message).await?;
         Ok(AudioUpload { turn: Turn::new(self) })

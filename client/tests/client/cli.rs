@@ -101,6 +101,80 @@ async fn talk_streams_a_recording_and_reports_the_time_to_first_audio() {
     assert_eq!(lines.last().unwrap()["type"], "done", "{run:?}");
 }
 
+/// `talk --hands-free`: the recording streams as a microphone would, silence included, and the server (its real
+/// Silero voice activity model) ends the question; the wait is reported from the end of the speech. `--voice`
+/// and `voices` name the server's voices, and a voice it does not have is refused with the ones it has.
+#[tokio::test(flavor = "multi_thread")]
+async fn talk_hands_free_is_ended_by_the_server_and_voices_are_listed_and_chosen() {
+    use std::sync::Arc;
+
+    use parlance_server::models::catalog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spoken = crate::support::speech::speak(dir.path(), "question", "What time is it?");
+    let wav = dir.path().join("hands-free.wav");
+    let wav_arg = wav.to_str().unwrap();
+    // 16 kHz mono 16-bit, with 0.3 s of silence before the words and 2 s after, as a microphone hears them.
+    crate::support::speech::run("sox", &[spoken.to_str().unwrap(), "-r", "16000", "-c", "1", "-b", "16", wav_arg, "pad", "0.3", "2.0"]);
+
+    let runtime = crate::support::installed_model(&catalog::ONNX_RUNTIME).join("libonnxruntime.so");
+    let environment = parlance_server::onnx::runtime(&runtime).expect("ONNX Runtime loads");
+    let model = crate::support::installed_model(&catalog::SILERO_VAD).join("silero_vad.onnx");
+    let vad = Arc::new(parlance_server::vad::SileroVad::load(&model, environment).expect("the voice activity model loads"));
+    let fakes = crate::support::fake_stages::FakeStages::new("What time is it?");
+    let settings = fakes.settings(&[]);
+    let stages = parlance_server::Stages { vad: Some(vad), ..fakes.stages() };
+    let state = parlance_server::AppState::new(&settings, stages, Arc::new(parlance_server::sessions::MemorySessions::default()));
+    let url = servers::serve(parlance_server::router(state, &settings)).await;
+
+    let run = cli(&["--server", &url, "voices"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "fake-tts  fake-tts  (default)\n", "{run:?}");
+
+    let saved = dir.path().join("answer.wav");
+    let run = cli(&[
+        "--server",
+        &url,
+        "talk",
+        "--hands-free",
+        "--silence-ms",
+        "800",
+        "--pace",
+        "fast",
+        "--voice",
+        "fake-tts",
+        "--rate",
+        "1.5",
+        "--save",
+        saved.to_str().unwrap(),
+        wav_arg,
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("You said: What time is it?\nIt is "), "{run:?}");
+    assert!(run.stderr.contains("[the server ended the question after 8"), "the server's silence ended it: {run:?}");
+    assert!(run.stdout.contains("First audio: ") && run.stdout.contains("after the speech ended"), "{run:?}");
+    assert!(saved.exists(), "the answer was spoken");
+    assert_eq!(
+        fakes.transcribed().last().map(|(format, _)| *format),
+        Some(parlance_server::audio::AudioFormat::Wav),
+        "PCM is sent on as WAV"
+    );
+
+    let run = cli(&["--server", &url, "ask", "--voice", "en_GB-alan-medium", "--save", saved.to_str().unwrap(), "Hello"]).await;
+    assert_eq!(run.code, 4, "refused: {run:?}");
+    assert!(run.stderr.contains("no voice \"en_GB-alan-medium\"") && run.stderr.contains("fake-tts"), "{run:?}");
+    let run = cli(&["--server", &url, "ask", "--rate", "3", "Hello"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+
+    // A recording the server cannot listen to as it comes is refused before anything is sent.
+    let cd = dir.path().join("cd.wav");
+    crate::support::speech::run("sox", &[spoken.to_str().unwrap(), "-r", "44100", "-c", "2", cd.to_str().unwrap()]);
+    let run = cli(&["--server", &url, "talk", "--hands-free", cd.to_str().unwrap()]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("44100 Hz") && run.stderr.contains("16 kHz"), "{run:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn knowledge_is_added_listed_found_and_deleted() {
     let url = servers::with_knowledge().await;

@@ -165,13 +165,17 @@ async fn failures_come_as_typed_errors() {
     let wrong = Client::builder(&url).token("not-the-right-token-000").build().unwrap();
     let error = wrong.conversation().await.unwrap_err();
     assert_eq!((error.status(), error.code(), error.kind()), (Some(401), Some(ErrorCode::Unauthorized), ErrorKind::Refused), "{error}");
-    let error = wrong.chat(&TextTurnRequest { session_id: None, text: "Hi".into(), speak: false, speech_rate: None }).await.unwrap_err();
+    let error = wrong
+        .chat(&TextTurnRequest { session_id: None, text: "Hi".into(), speak: false, speech_rate: None, voice: None })
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::Unauthorized), "{error}");
 
     let client = Client::builder(&url).token(TOKEN).build().unwrap();
     let error = client.history(&SessionId::new("no-such-conversation")).await.unwrap_err();
     assert_eq!((error.status(), error.code()), (Some(404), Some(ErrorCode::SessionNotFound)), "{error}");
-    let turn = client.chat(&TextTurnRequest { session_id: None, text: "Hi".into(), speak: false, speech_rate: None }).await.unwrap();
+    let turn =
+        client.chat(&TextTurnRequest { session_id: None, text: "Hi".into(), speak: false, speech_rate: None, voice: None }).await.unwrap();
     assert_eq!(turn.answer, "You said: Hi. I was shown 0 earlier messages.");
 
     fakes.fail(Stage::Llm, StatusCode::INTERNAL_SERVER_ERROR);

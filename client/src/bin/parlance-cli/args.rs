@@ -47,6 +47,8 @@ pub enum Command {
     /// The knowledge base: add documents, list, search, delete notes.
     #[command(subcommand)]
     Knowledge(Knowledge),
+    /// The voices answers can be spoken in (for `--voice`), the default marked.
+    Voices,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +71,14 @@ pub struct Talk {
     /// as fast as the connection allows.
     #[arg(long, value_enum, default_value_t = Pace::Realtime)]
     pub pace: Pace,
+    /// Let the server hear when the question is over, as the web app's hands-free mode does: the recording
+    /// (raw .pcm, or a 16 kHz mono 16-bit .wav) is streamed as it is, silence included, and the turn ends
+    /// after a pause (shorter when the words sound finished) instead of at the end of the file.
+    #[arg(long)]
+    pub hands_free: bool,
+    /// With --hands-free: how long a pause ends a question that sounds unfinished, in milliseconds.
+    #[arg(long, value_name = "MS", requires = "hands_free", value_parser = clap::value_parser!(u32).range(200..=5000))]
+    pub silence_ms: Option<u32>,
     #[command(flatten)]
     pub turn: TurnOptions,
 }
@@ -81,6 +91,20 @@ pub struct TurnOptions {
     /// Write the spoken answer to this WAV file (its sentences joined). Nothing is played.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Speak the answer in this voice (an id from `parlance-cli voices`) instead of the server's default.
+    #[arg(long, value_name = "ID")]
+    pub voice: Option<String>,
+    /// Speak the answer this much faster (2) or slower (0.5) than the voice's own pace.
+    #[arg(long, value_name = "RATE", value_parser = speech_rate)]
+    pub rate: Option<f32>,
+}
+
+fn speech_rate(text: &str) -> Result<f32, String> {
+    let range = parlance_client::types::SPEECH_RATE_RANGE;
+    match text.trim().parse::<f32>() {
+        Ok(rate) if range.contains(&rate) => Ok(rate),
+        _ => Err(format!("a number from {} to {} (1 is the voice's own pace)", range.start(), range.end())),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

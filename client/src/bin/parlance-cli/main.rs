@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use parlance_client::types::{KnowledgeSearchQuery, NotePageQuery, ServerEvent, SessionId};
+use parlance_client::types::{KnowledgeSearchQuery, NotePageQuery, ServerEvent, SessionId, TurnDetection};
 use parlance_client::{Client, ClientError, Turn, TurnSummary};
 
 use crate::args::{Ask, Cli, Command, Encoding, Knowledge, Pace, Talk, TurnOptions};
@@ -71,6 +71,7 @@ async fn run(cli: Cli, output: &Output) -> Result<(), Failure> {
             output.history(&history)
         }
         Command::Knowledge(command) => knowledge(&client, output, command).await,
+        Command::Voices => output.voices(&client.voices().await?),
     }
 }
 
@@ -79,6 +80,7 @@ async fn ask_question(client: &Client, output: &Output, ask: Ask) -> Result<(), 
     if let Some(session) = &ask.turn.session {
         conversation.set_session(SessionId::new(session.clone()));
     }
+    conversation.set_speech(ask.turn.rate, ask.turn.voice.clone());
     let turn = conversation.ask(ask.question.join(" "), ask.turn.save.is_some()).await?;
     let (summary, _) = show_turn(turn, output, None).await?;
     conversation.close().await;
@@ -86,7 +88,7 @@ async fn ask_question(client: &Client, output: &Output, ask: Ask) -> Result<(), 
 }
 
 async fn talk_file(client: &Client, output: &Output, talk: Talk) -> Result<(), Failure> {
-    let recording =
+    let mut recording =
         std::fs::read(&talk.file).map_err(|error| Failure::Local(format!("could not read {}: {error}", talk.file.display())))?;
     let encoding = match talk.encoding {
         Some(encoding) => encoding,
@@ -96,6 +98,12 @@ async fn talk_file(client: &Client, output: &Output, talk: Talk) -> Result<(), F
                 talk.file.display()
             ))
         })?,
+    };
+    let encoding = if talk.hands_free {
+        recording = hands_free_pcm(&talk, encoding, recording)?;
+        Encoding::Pcm16
+    } else {
+        encoding
     };
     let (piece_bytes, every) = match talk.pace {
         Pace::Fast => (FAST_PIECE_BYTES, None),
@@ -110,7 +118,16 @@ async fn talk_file(client: &Client, output: &Output, talk: Talk) -> Result<(), F
     if let Some(session) = &talk.turn.session {
         conversation.set_session(SessionId::new(session.clone()));
     }
-    let mut upload = conversation.start_audio(encoding.into()).await?;
+    conversation.set_speech(talk.turn.rate, talk.turn.voice.clone());
+    let mut upload = if talk.hands_free {
+        let mut detection = TurnDetection::default();
+        if let Some(silence_ms) = talk.silence_ms {
+            detection.silence_ms = silence_ms;
+        }
+        conversation.start_hands_free(detection).await?
+    } else {
+        conversation.start_audio(encoding.into()).await?
+    };
     let pieces = recording.chunks(piece_bytes).count();
     let progress = output.progress(pieces as u64, "sending the recording");
     let started = tokio::time::Instant::now();
@@ -123,10 +140,42 @@ async fn talk_file(client: &Client, output: &Output, talk: Talk) -> Result<(), F
     }
     progress.finish_and_clear();
     let sent = Instant::now();
+    // Hands-free, the server has usually ended the turn during the silence sent: this `end_turn` then crosses
+    // its `turn_ended` and is ignored. The wait is timed by the server from the end of the speech instead.
     let turn = upload.end().await?;
-    let (summary, first_audio) = show_turn(turn, output, Some(sent)).await?;
+    let (summary, first_audio) = show_turn(turn, output, (!talk.hands_free).then_some(sent)).await?;
     conversation.close().await;
     finish_turn(output, &summary, &talk.turn, first_audio)
+}
+
+/// Hands-free turns stream raw 16 kHz 16-bit mono audio, which the server listens to as it comes: a `.pcm` file
+/// as it is, or the samples of a WAV in that format.
+fn hands_free_pcm(talk: &Talk, encoding: Encoding, recording: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    let unsuitable = |why: String| {
+        Failure::Usage(format!(
+            "--hands-free streams raw 16 kHz 16-bit mono audio: {why} (convert it, e.g. `ffmpeg -i IN -ar 16000 -ac 1 OUT.wav`)"
+        ))
+    };
+    match encoding {
+        Encoding::Pcm16 => Ok(recording),
+        Encoding::Wav => {
+            let reader = hound::WavReader::new(std::io::Cursor::new(recording))
+                .map_err(|error| unsuitable(format!("{} is not a readable WAV ({error})", talk.file.display())))?;
+            let spec = reader.spec();
+            if (spec.sample_rate, spec.channels, spec.bits_per_sample, spec.sample_format) != (16_000, 1, 16, hound::SampleFormat::Int) {
+                return Err(unsuitable(format!(
+                    "{} is {} Hz, {} channel(s), {} bits",
+                    talk.file.display(),
+                    spec.sample_rate,
+                    spec.channels,
+                    spec.bits_per_sample
+                )));
+            }
+            let samples = reader.into_samples::<i16>().collect::<Result<Vec<i16>, _>>().map_err(|error| unsuitable(format!("{error}")))?;
+            Ok(samples.iter().flat_map(|sample| sample.to_le_bytes()).collect())
+        }
+        other => Err(unsuitable(format!("{} is {other:?}", talk.file.display()))),
+    }
 }
 
 /// How many bytes a second of the recording takes: from its length as its container states it, else estimated.

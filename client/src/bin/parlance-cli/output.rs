@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use parlance_client::ClientError;
 use parlance_client::TurnSummary;
 use parlance_client::types::{
-    AddNotesResponse, ErrorCode, KnowledgeSearchResponse, NotePage, Role, ServerEvent, SessionHistory, TurnState,
+    AddNotesResponse, ErrorCode, KnowledgeSearchResponse, NotePage, Role, ServerEvent, SessionHistory, TurnState, VoiceList,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -64,6 +64,11 @@ impl Output {
             ServerEvent::Transcript { text, is_final: true } => self.print(&format!("You said: {text}\n"))?,
             ServerEvent::AnswerDelta { text } => self.print(text)?,
             ServerEvent::ToolCall { call } => self.note(&format!("[used {}]", call.name)),
+            ServerEvent::TurnEnded { speech_end_ms, silence_ms, .. } => {
+                self.note(&format!(
+                    "[the server ended the question after {silence_ms} ms of silence, at {speech_end_ms} ms into the recording]"
+                ));
+            }
             ServerEvent::Status { state: TurnState::Queued, position } => {
                 self.note(&format!("[waiting in line{}]", position.map(|p| format!(": {p}")).unwrap_or_default()));
             }
@@ -90,6 +95,9 @@ impl Output {
         if let Some(elapsed) = first_audio {
             let server = summary.timings.and_then(|t| t.first_audio_ms).map(|ms| format!(" (server: {ms} ms)")).unwrap_or_default();
             text.push_str(&format!("First audio: {} ms after the recording was sent{server}\n", elapsed.as_millis()));
+        } else if let Some(ms) = summary.timings.and_then(|t| t.first_audio_from_speech_end_ms) {
+            // Hands-free: the server heard where the speech stopped, which is when the user starts waiting.
+            text.push_str(&format!("First audio: {ms} ms after the speech ended (measured by the server)\n"));
         }
         self.print(&text)?;
         if let Some(error) = &summary.speech_error {
@@ -153,6 +161,21 @@ impl Output {
         let mut text = String::new();
         for hit in &found.hits {
             text.push_str(&format!("{:.3}  {}  ({})\n       {}\n", hit.score, hit.title, hit.id, hit.snippet.replace('\n', " ")));
+        }
+        self.print(&text)
+    }
+
+    pub fn voices(&self, list: &VoiceList) -> Result<(), Failure> {
+        if self.json {
+            return self.line(list);
+        }
+        if list.voices.is_empty() {
+            return self.print("This server speaks no answers (it has no voice set up).\n");
+        }
+        let mut text = String::new();
+        for voice in &list.voices {
+            let default = if voice.default { "  (default)" } else { "" };
+            text.push_str(&format!("{}  {}{default}\n", voice.id, voice.label));
         }
         self.print(&text)
     }
