@@ -8,7 +8,7 @@ use leptos::logging;
 use parlance_shared::{
     Account, AddNotesRequest, AddNotesResponse, ErrorBody, ErrorCode, Health, KNOWLEDGE_FILE_FIELD, KnowledgeSearchResponse, NewNote, Note,
     NotePage, RenameSession, SessionHistory, SessionId, SessionPage, SessionSummary, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD,
-    VOICE_SESSION_FIELD,
+    VOICE_SESSION_FIELD, VoiceList,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -126,6 +126,11 @@ pub async fn probe() -> Result<(), ApiError> {
 /// `GET /health` with the details a signed-in caller gets: each stage's backend, model and readiness.
 pub async fn health() -> Result<Health, ApiError> {
     get_json(HEALTH_URL).await
+}
+
+/// `GET /api/voices`: the voices answers may be spoken in.
+pub async fn voices() -> Result<VoiceList, ApiError> {
+    get_json("/api/voices").await
 }
 
 /// `GET /api/knowledge?order=newest`: one page of notes, newest first.

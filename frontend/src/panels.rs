@@ -5,7 +5,9 @@
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use parlance_shared::{Health, KnowledgeSource, NewNote, Note, NoteSummary, SPEECH_RATE_RANGE, SessionSummary, Stage, StageHealth};
+use parlance_shared::{
+    Health, KnowledgeSource, NewNote, Note, NoteSummary, SPEECH_RATE_RANGE, SessionSummary, Stage, StageHealth, VoiceInfo,
+};
 use wasm_bindgen::JsCast;
 
 use crate::api;
@@ -67,7 +69,7 @@ impl Ui {
     fn change(self, change: impl FnOnce(&mut Preferences)) {
         self.prefs.update(change);
         let now = self.prefs.get_untracked();
-        prefs::save(now);
+        prefs::save(&now);
         prefs::apply_theme(now.theme);
     }
 }
@@ -660,6 +662,16 @@ fn SettingsPanel() -> impl IntoView {
     spawn_local(async move {
         health.set(Some(api::health().await.map_err(|error| error.to_string())));
     });
+    // The choice appears only when there is one to make; a chosen voice the server dropped is forgotten.
+    let voices = RwSignal::new(Vec::<VoiceInfo>::new());
+    spawn_local(async move {
+        if let Ok(list) = api::voices().await {
+            if ui.prefs.get_untracked().keep_voice_among(&list.voices) {
+                ui.change(|p| p.voice = None);
+            }
+            voices.set(list.voices);
+        }
+    });
     view! {
         <div class="settings">
             <section>
@@ -696,6 +708,30 @@ fn SettingsPanel() -> impl IntoView {
                         }
                     />
                 </label>
+                <Show when=move || voices.with(|v| v.len() > 1)>
+                    <label for="voice">"Voice"</label>
+                    <select
+                        id="voice"
+                        prop:value=move || ui.prefs.with(|p| p.voice.clone()).unwrap_or_default()
+                        on:change=move |event| {
+                            let chosen = event_target_value(&event);
+                            ui.change(|p| p.voice = Some(chosen).filter(|id| !id.is_empty()));
+                        }
+                    >
+                        {move || {
+                            voices
+                                .get()
+                                .into_iter()
+                                .map(|voice| {
+                                    // The default is stored as no choice, so it follows the server's default.
+                                    let value = if voice.default { String::new() } else { voice.id };
+                                    let chosen = ui.prefs.with_untracked(|p| p.voice.clone().unwrap_or_default()) == value;
+                                    view! { <option value=value prop:selected=chosen>{voice.label}</option> }
+                                })
+                                .collect_view()
+                        }}
+                    </select>
+                </Show>
             </section>
             <section>
                 <h3>"Look"</h3>

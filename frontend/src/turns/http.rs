@@ -148,6 +148,7 @@ impl Http {
             text: text.clone(),
             speak: prefs.speak_answers,
             speech_rate: prefs.rate_to_send(),
+            voice: prefs.voice.clone(),
         };
         spawn_local(async move {
             let result = api::send_text_turn(&request).await;

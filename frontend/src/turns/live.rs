@@ -126,6 +126,7 @@ impl Live {
                         encoding: AudioEncoding::Pcm16,
                         turn_detection: None,
                         speech_rate: crate::prefs::load().rate_to_send(),
+                        voice: crate::prefs::load().voice,
                     }) {
                         self.fail_microphone(MicError::RecorderFailed(error.to_string()));
                         return;
@@ -203,6 +204,7 @@ impl Live {
             text: text.to_owned(),
             speak: prefs.speak_answers,
             speech_rate: prefs.rate_to_send(),
+            voice: prefs.voice.clone(),
         };
         if self.send(&message).is_err() {
             return false;
@@ -260,6 +262,7 @@ impl Live {
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(TurnDetection { silence_ms, complete_silence_ms: TurnDetection::default_complete_silence_ms() }),
             speech_rate: crate::prefs::load().rate_to_send(),
+            voice: crate::prefs::load().voice,
         }) {
             self.fail_hands_free(&error.to_string());
             return;
