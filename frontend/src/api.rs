@@ -8,7 +8,7 @@ use leptos::logging;
 use parlance_shared::{
     Account, AddNotesRequest, AddNotesResponse, ErrorBody, ErrorCode, Health, KNOWLEDGE_FILE_FIELD, KnowledgeSearchResponse, NewNote, Note,
     NotePage, RenameSession, SessionHistory, SessionId, SessionPage, SessionSummary, TextTurnRequest, TurnResponse, VOICE_AUDIO_FIELD,
-    VOICE_SESSION_FIELD, VoiceList,
+    VOICE_RATE_FIELD, VOICE_SESSION_FIELD, VOICE_VOICE_FIELD, VoiceList,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -227,6 +227,7 @@ pub async fn send_voice_turn(
     audio: &Blob,
     file_name: &str,
     session: Option<&SessionId>,
+    prefs: &crate::prefs::Preferences,
     on_uploaded: impl FnOnce() + 'static,
 ) -> Result<TurnResponse, ApiError> {
     let client = |err: wasm_bindgen::JsValue| ApiError::Client(format!("{err:?}"));
@@ -234,6 +235,12 @@ pub async fn send_voice_turn(
     form.append_with_blob_and_filename(VOICE_AUDIO_FIELD, audio, file_name).map_err(client)?;
     if let Some(id) = session {
         form.append_with_str(VOICE_SESSION_FIELD, id.as_str()).map_err(client)?;
+    }
+    if let Some(voice) = &prefs.voice {
+        form.append_with_str(VOICE_VOICE_FIELD, voice).map_err(client)?;
+    }
+    if let Some(rate) = prefs.rate_to_send() {
+        form.append_with_str(VOICE_RATE_FIELD, &rate.to_string()).map_err(client)?;
     }
 
     let request = XmlHttpRequest::new().map_err(client)?;

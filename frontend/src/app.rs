@@ -26,6 +26,7 @@ pub fn App() -> impl IntoView {
     provide_context(turns);
     let ui = Ui::new();
     provide_context(ui);
+    ui.load_voices();
     let core = turns.core;
     let state = core.state;
 

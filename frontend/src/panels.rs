@@ -47,13 +47,28 @@ pub struct Ui {
     /// The note shown in the notes panel, by id.
     pub note: RwSignal<Option<String>>,
     pub prefs: RwSignal<Preferences>,
+    /// The server's voices, the default among them (empty until asked, or when it speaks no answers).
+    pub voices: RwSignal<Vec<VoiceInfo>>,
 }
 
 impl Ui {
     pub fn new() -> Self {
         let loaded = prefs::load();
         prefs::apply_theme(loaded.theme);
-        Self { panel: RwSignal::new(None), note: RwSignal::new(None), prefs: RwSignal::new(loaded) }
+        Self { panel: RwSignal::new(None), note: RwSignal::new(None), prefs: RwSignal::new(loaded), voices: RwSignal::new(Vec::new()) }
+    }
+
+    /// Asks the server for its voices; a chosen voice it no longer has is forgotten, or every turn would be
+    /// refused for it. At start-up and whenever the settings open.
+    pub fn load_voices(self) {
+        spawn_local(async move {
+            if let Ok(list) = api::voices().await {
+                if self.prefs.get_untracked().keep_voice_among(&list.voices) {
+                    self.change(|p| p.voice = None);
+                }
+                self.voices.set(list.voices);
+            }
+        });
     }
 
     pub fn toggle(self, panel: Panel) {
@@ -662,16 +677,9 @@ fn SettingsPanel() -> impl IntoView {
     spawn_local(async move {
         health.set(Some(api::health().await.map_err(|error| error.to_string())));
     });
-    // The choice appears only when there is one to make; a chosen voice the server dropped is forgotten.
-    let voices = RwSignal::new(Vec::<VoiceInfo>::new());
-    spawn_local(async move {
-        if let Ok(list) = api::voices().await {
-            if ui.prefs.get_untracked().keep_voice_among(&list.voices) {
-                ui.change(|p| p.voice = None);
-            }
-            voices.set(list.voices);
-        }
-    });
+    // The choice appears only when there is one to make.
+    let voices = ui.voices;
+    ui.load_voices();
     view! {
         <div class="settings">
             <section>
@@ -712,10 +720,11 @@ fn SettingsPanel() -> impl IntoView {
                     <label for="voice">"Voice"</label>
                     <select
                         id="voice"
-                        prop:value=move || ui.prefs.with(|p| p.voice.clone()).unwrap_or_default()
                         on:change=move |event| {
+                            // The default is kept as no choice, so it follows the server's default.
                             let chosen = event_target_value(&event);
-                            ui.change(|p| p.voice = Some(chosen).filter(|id| !id.is_empty()));
+                            let default = voices.with_untracked(|v| v.iter().any(|voice| voice.default && voice.id == chosen));
+                            ui.change(|p| p.voice = (!default).then_some(chosen));
                         }
                     >
                         {move || {
@@ -723,10 +732,11 @@ fn SettingsPanel() -> impl IntoView {
                                 .get()
                                 .into_iter()
                                 .map(|voice| {
-                                    // The default is stored as no choice, so it follows the server's default.
-                                    let value = if voice.default { String::new() } else { voice.id };
-                                    let chosen = ui.prefs.with_untracked(|p| p.voice.clone().unwrap_or_default()) == value;
-                                    view! { <option value=value prop:selected=chosen>{voice.label}</option> }
+                                    let chosen = ui.prefs.with_untracked(|p| match &p.voice {
+                                        Some(id) => *id == voice.id,
+                                        None => voice.default,
+                                    });
+                                    view! { <option value=voice.id prop:selected=chosen>{voice.label}</option> }
                                 })
                                 .collect_view()
                         }}

@@ -69,6 +69,17 @@ impl Preferences {
         ((self.speech_rate - 1.0).abs() > 0.01).then_some(self.speech_rate)
     }
 
+    /// The rate for a socket message: always sent, since the socket keeps the last one it was given and the
+    /// user may have gone back to the voice's own pace.
+    pub fn socket_rate(&self) -> Option<f32> {
+        Some(self.speech_rate)
+    }
+
+    /// The voice for a socket message: always sent, the default as an empty name, for the same reason.
+    pub fn socket_voice(&self) -> Option<String> {
+        Some(self.voice.clone().unwrap_or_default())
+    }
+
     /// The stored strings, in the order [`Preferences::parse`] reads them (an empty voice: the default).
     pub fn to_strings(&self) -> [(&'static str, String); 4] {
         [
@@ -129,7 +140,7 @@ mod tests {
 
     #[test]
     fn stored_preferences_are_read_back() {
-        let stored = Preferences { speech_rate: 1.5, speak_answers: false, theme: Theme::Dark, voice: Some("espeak-ng en-gb".into()) };
+        let stored = Preferences { speech_rate: 1.5, speak_answers: false, theme: Theme::Dark, voice: Some("espeak-ng-en-gb".into()) };
         assert_eq!(parse(&stored.to_strings()), stored);
         assert_eq!(parse(&Preferences::default().to_strings()), Preferences::default(), "the default voice is stored as none");
         assert_eq!(Preferences::parse(None, None, None, None), Preferences::default());
@@ -153,11 +164,11 @@ mod tests {
     fn a_voice_the_server_no_longer_has_is_forgotten() {
         let voices = [
             VoiceInfo { id: "joe".into(), label: "Joe".into(), default: true },
-            VoiceInfo { id: "espeak-ng en-gb".into(), label: "British".into(), default: false },
+            VoiceInfo { id: "espeak-ng-en-gb".into(), label: "British".into(), default: false },
         ];
-        let mut kept = Preferences { voice: Some("espeak-ng en-gb".into()), ..Preferences::default() };
+        let mut kept = Preferences { voice: Some("espeak-ng-en-gb".into()), ..Preferences::default() };
         assert!(!kept.keep_voice_among(&voices));
-        assert_eq!(kept.voice.as_deref(), Some("espeak-ng en-gb"));
+        assert_eq!(kept.voice.as_deref(), Some("espeak-ng-en-gb"));
         let mut gone = Preferences { voice: Some("lessac".into()), ..Preferences::default() };
         assert!(gone.keep_voice_among(&voices));
         assert_eq!(gone.voice, None);

@@ -39,3 +39,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const VOICE_AUDIO_FIELD: &str = "audio";
 /// Name of the optional multipart field that continues an existing conversation in `POST /api/voice`.
 pub const VOICE_SESSION_FIELD: &str = "session_id";
+/// Name of the optional multipart field with the voice to answer in (`POST /api/voice`; see `GET /api/voices`).
+pub const VOICE_VOICE_FIELD: &str = "voice";
+/// Name of the optional multipart field with the speaking rate (`POST /api/voice`; 0.5 to 2).
+pub const VOICE_RATE_FIELD: &str = "speech_rate";

@@ -256,9 +256,12 @@ pub struct SpeechRequest {
     pub model: String,
     /// The text to speak.
     pub input: String,
-    /// Any name: the stage's own voice speaks.
+    /// One of `GET /api/voices` speaks in it; any other name (OpenAI's `alloy`, ...) gets the default voice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice: Option<String>,
+    /// How fast to speak relative to the voice's own pace, default 1: OpenAI's 0.25 to 4, held to 0.5 to 2 here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f32>,
     /// `wav` (16-bit PCM), `opus` (Ogg Opus, 48 kHz), or `pcm` (raw 16-bit little-endian mono at 24 kHz, as
     /// OpenAI's). Default `wav`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -165,7 +165,8 @@ impl Http {
                 core.apply(VoiceEvent::UploadComplete);
             }
         };
-        let result = api::send_voice_turn(&audio.blob, file_name_for(&audio.mime_type), session.as_ref(), on_uploaded).await;
+        let prefs = crate::prefs::load();
+        let result = api::send_voice_turn(&audio.blob, file_name_for(&audio.mime_type), session.as_ref(), &prefs, on_uploaded).await;
         self.finish_turn(generation, SPOKEN_QUESTION.to_owned(), result).await;
     }
 

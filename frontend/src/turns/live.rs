@@ -125,8 +125,8 @@ impl Live {
                         session_id,
                         encoding: AudioEncoding::Pcm16,
                         turn_detection: None,
-                        speech_rate: crate::prefs::load().rate_to_send(),
-                        voice: crate::prefs::load().voice,
+                        speech_rate: crate::prefs::load().socket_rate(),
+                        voice: crate::prefs::load().socket_voice(),
                     }) {
                         self.fail_microphone(MicError::RecorderFailed(error.to_string()));
                         return;
@@ -203,8 +203,8 @@ impl Live {
             session_id: self.core.session.get_untracked(),
             text: text.to_owned(),
             speak: prefs.speak_answers,
-            speech_rate: prefs.rate_to_send(),
-            voice: prefs.voice.clone(),
+            speech_rate: prefs.socket_rate(),
+            voice: prefs.socket_voice(),
         };
         if self.send(&message).is_err() {
             return false;
@@ -261,8 +261,8 @@ impl Live {
             session_id,
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(TurnDetection { silence_ms, complete_silence_ms: TurnDetection::default_complete_silence_ms() }),
-            speech_rate: crate::prefs::load().rate_to_send(),
-            voice: crate::prefs::load().voice,
+            speech_rate: crate::prefs::load().socket_rate(),
+            voice: crate::prefs::load().socket_voice(),
         }) {
             self.fail_hands_free(&error.to_string());
             return;

@@ -291,7 +291,6 @@ impl Pipeline {
         self
     }
 
-    /// What serves each model stage of a turn (`None`: not set up), for `/health`.
     /// The voices answers may be spoken in (none without a voice).
     pub fn voices(&self) -> Vec<parlance_shared::VoiceInfo> {
         self.tts.as_ref().map(|tts| tts.voices()).unwrap_or_default()
@@ -306,6 +305,7 @@ impl Pipeline {
         }
     }
 
+    /// What serves each model stage of a turn (`None`: not set up), for `/health`.
     pub fn stages(&self) -> [(Stage, Option<BackendInfo>); 3] {
         [
             (Stage::Stt, self.stt.as_ref().map(|stt| stt.info())),
@@ -379,6 +379,7 @@ impl Pipeline {
         session_id: Option<SessionId>,
         caller: &Caller,
         audio: &AudioUpload,
+        delivery: Delivery,
         events: &EventSink,
     ) -> Result<Turn, TurnError> {
         let started = Instant::now();
@@ -387,7 +388,7 @@ impl Pipeline {
         let conversation = self.open(session_id, caller).await?;
         let input = TurnInput::Voice(audio.clone());
         let progress = TurnProgress::new(&input);
-        self.run_turn_until_cut(conversation, input, Speech::WholeAnswer(Delivery::default()), events, &progress, started).await
+        self.run_turn_until_cut(conversation, input, Speech::WholeAnswer(delivery), events, &progress, started).await
     }
 
     /// A turn whose client hears nothing before its end (HTTP): if the server stops and its grace period runs
@@ -447,10 +448,10 @@ impl Pipeline {
     }
 
     /// Text-to-speech alone.
-    pub async fn speak_only(&self, text: &str) -> Result<SpeechAudio, TurnError> {
+    pub async fn speak_only(&self, text: &str, delivery: &Delivery) -> Result<SpeechAudio, TurnError> {
         let tts = self.tts.as_ref().ok_or(TurnError::NotConfigured(Stage::Tts))?;
         let _place = self.wait_for_place(&EventSink::none()).await?;
-        Ok(tts.synthesize(text).await?)
+        Ok(tts.synthesize_with(text, delivery).await?)
     }
 
     /// A conversation as remembered, oldest line first; `None` when there is none by that id.

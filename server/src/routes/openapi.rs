@@ -101,6 +101,10 @@ pub struct VoiceForm {
     audio: Vec<u8>,
     /// Continue this conversation; leave out to start a new one.
     session_id: Option<String>,
+    /// Speak the answer in this voice (an `id` from `GET /api/voices`); leave out or empty for the default.
+    voice: Option<String>,
+    /// How fast to speak the answer, relative to the voice's own pace (0.5 to 2; default 1).
+    speech_rate: Option<f32>,
 }
 
 /// The multipart form of `POST /api/knowledge`, for the document only.

@@ -30,6 +30,7 @@ use crate::events::EventSink;
 use crate::llm::{ChatEvent, ChatMessage, ChatRequest, ToolCall, ToolSpec};
 use crate::pipeline::Completion;
 use crate::state::AppState;
+use crate::tts::{Delivery, SpeechRate};
 
 /// The most texts one `/v1/embeddings` call takes, as OpenAI's.
 pub const MAX_EMBEDDING_INPUTS: usize = 2048;
@@ -448,7 +449,13 @@ pub async fn speech(
         ))
         .into());
     }
-    let speech = state.pipeline.speak_only(input).await?;
+    // OpenAI takes 0.25 to 4: a client written for it gets the nearest pace this server's voices have.
+    let speed = request.speed.filter(|speed| speed.is_finite()).map(|speed| speed.clamp(0.5, 2.0));
+    let rate = SpeechRate::from_client(speed).map_err(ApiError::InvalidRequest)?;
+    // OpenAI's clients always name a voice (theirs: `alloy`, ...): one of ours speaks as asked, any other name
+    // gets the default rather than a refusal.
+    let voice = request.voice.as_deref().and_then(|voice| state.pipeline.choose_voice(Some(voice)).ok().flatten());
+    let speech = state.pipeline.speak_only(input, &Delivery { rate, voice }).await?;
     let wav = speech.mime_type.starts_with("audio/wav") || speech.mime_type.starts_with("audio/x-wav");
     // Unasked, the voice's own format goes out as it is (a provider's voice may speak MP3).
     if (format == "wav" && wav) || asked.is_none() {

@@ -160,16 +160,30 @@ impl Connection {
         };
         let result = match message {
             ClientMessage::Start { session_id, encoding, turn_detection, speech_rate, voice } => {
-                match self.set_delivery(speech_rate, voice) {
-                    Ok(()) => self.start(session_id, encoding, turn_detection).await,
+                match self.delivery_for(speech_rate, voice) {
+                    Ok(delivery) => {
+                        let before = std::mem::replace(&mut self.delivery, delivery);
+                        let started = self.start(session_id, encoding, turn_detection).await;
+                        if started.is_err() {
+                            self.delivery = before;
+                        }
+                        started
+                    }
                     Err(error) => Err(error),
                 }
             }
             // Sent before the client heard that the server had ended the turn: already done.
             ClientMessage::EndTurn if self.ended_by_server && !matches!(self.phase, Phase::Listening { .. }) => Ok(vec![]),
             ClientMessage::EndTurn => self.end_turn(),
-            ClientMessage::Text { session_id, text, speak, speech_rate, voice } => match self.set_delivery(speech_rate, voice) {
-                Ok(()) => self.text(session_id, text, speak).await,
+            ClientMessage::Text { session_id, text, speak, speech_rate, voice } => match self.delivery_for(speech_rate, voice) {
+                Ok(delivery) => {
+                    let before = std::mem::replace(&mut self.delivery, delivery);
+                    let asked = self.text(session_id, text, speak).await;
+                    if asked.is_err() {
+                        self.delivery = before;
+                    }
+                    asked
+                }
                 Err(error) => Err(error),
             },
             ClientMessage::Interrupt { played_through } => self.interrupt(played_through).await,
@@ -265,9 +279,9 @@ impl Connection {
         }
     }
 
-    /// A rate or voice sent with `start` or `text` holds for the socket's later turns too; a bad one changes
-    /// neither.
-    fn set_delivery(&mut self, rate: Option<f32>, voice: Option<String>) -> Result<(), SocketError> {
+    /// How the turn a `start` or `text` asks for is spoken: a rate or voice it sends holds for the socket's later
+    /// turns too (once the message is taken), one it leaves out stays as it was.
+    fn delivery_for(&self, rate: Option<f32>, voice: Option<String>) -> Result<Delivery, SocketError> {
         let rate = match rate {
             Some(_) => SpeechRate::from_client(rate).map_err(ProtocolError::BadRate)?,
             None => self.delivery.rate,
@@ -276,8 +290,7 @@ impl Connection {
             Some(voice) => self.pipeline.choose_voice(Some(&voice)).map_err(ProtocolError::BadVoice)?,
             None => self.delivery.voice.clone(),
         };
-        self.delivery = Delivery { rate, voice };
-        Ok(())
+        Ok(Delivery { rate, voice })
     }
 
     async fn start(

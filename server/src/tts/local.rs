@@ -23,8 +23,8 @@ const SENTENCE_PAUSE_MS: u32 = 250;
 /// espeak-ng's voices offered beside Piper's (id, espeak-ng's name, label): the library is linked anyway, for
 /// Piper's phonemes, so they cost nothing to install; robotic, but clear at any speed.
 const ESPEAK_VOICES: [(&str, &str, &str); 2] = [
-    ("espeak-ng en-us", DEFAULT_VOICE, "espeak-ng, American English (robotic)"),
-    ("espeak-ng en-gb", "en", "espeak-ng, British English (robotic)"),
+    ("espeak-ng-en-us", DEFAULT_VOICE, "espeak-ng, American English (robotic; keeps its own pace)"),
+    ("espeak-ng-en-gb", "en", "espeak-ng, British English (robotic; keeps its own pace)"),
 ];
 
 pub struct LocalTts {

@@ -100,8 +100,10 @@ pub struct VoiceChoice;
 
 impl VoiceChoice {
     /// `requested` if `voices` holds it (`None`: the default), or why not, in words for the person who chose.
+    /// An empty name is the default too: a socket's client goes back to it that way (leaving the field out keeps
+    /// the socket's last choice).
     pub fn choose(voices: &[VoiceInfo], requested: Option<&str>) -> Result<Option<Arc<str>>, String> {
-        let Some(requested) = requested else { return Ok(None) };
+        let Some(requested) = requested.map(str::trim).filter(|name| !name.is_empty()) else { return Ok(None) };
         if requested.chars().count() <= MAX_VOICE_ID_CHARS
             && let Some(voice) = voices.iter().find(|voice| voice.id == requested)
         {
@@ -113,7 +115,7 @@ impl VoiceChoice {
             return Err(format!("there is no voice {shown:?}{ellipsis}: this server speaks no answers"));
         }
         let known: Vec<&str> = voices.iter().map(|voice| voice.id.as_str()).collect();
-        Err(format!("there is no voice {shown:?}{ellipsis}; this server's voices are: {} (GET /api/voices)", known.join(", ")))
+        Err(format!("there is no voice {shown:?}{ellipsis} on this server; its voices are: {}", known.join(", ")))
     }
 }
 

@@ -205,8 +205,8 @@ async fn closest_voice(tts: &LocalTts, text: &str, clip: &[u8], voices: &[&str])
     nearest.1
 }
 
-/// The voices `GET /api/voices` lists are the ones turns speak in, over HTTP and over the socket, and a socket's
-/// choice holds for its later turns.
+/// The voices `GET /api/voices` lists are the ones turns speak in, over HTTP (typed and recorded questions, and
+/// OpenAI's speech route) and over the socket, where a choice holds for its later turns.
 #[tokio::test]
 async fn each_listed_voice_speaks_the_answer_when_a_turn_asks_for_it() {
     use base64::Engine as _;
@@ -215,7 +215,7 @@ async fn each_listed_voice_speaks_the_answer_when_a_turn_asks_for_it() {
     use serde_json::json;
     use tokio_tungstenite::tungstenite::Message;
 
-    let provider = support::fake_openai::FakeOpenAi::start("").await;
+    let provider = support::fake_openai::FakeOpenAi::start("What time is it?").await;
     let models = models_dir();
     let settings = support::settings_for_provider(
         &provider.base_url,
@@ -226,7 +226,7 @@ async fn each_listed_voice_speaks_the_answer_when_a_turn_asks_for_it() {
     assert_eq!(status, StatusCode::OK, "{listed}");
     let listed: VoiceList = serde_json::from_value(listed).unwrap();
     let ids: Vec<&str> = listed.voices.iter().map(|voice| voice.id.as_str()).collect();
-    assert_eq!(ids, ["en_US-joe-medium", "espeak-ng en-us", "espeak-ng en-gb"], "{listed:?}");
+    assert_eq!(ids, ["en_US-joe-medium", "espeak-ng-en-us", "espeak-ng-en-gb"], "{listed:?}");
     assert_eq!(listed.voices.iter().filter(|voice| voice.default).count(), 1);
     assert!(listed.voices[0].default, "the Piper voice is the default: {listed:?}");
     assert!(listed.voices.iter().all(|voice| voice.label.len() > 5), "{listed:?}");
@@ -235,7 +235,7 @@ async fn each_listed_voice_speaks_the_answer_when_a_turn_asks_for_it() {
     let clip_of = |answer: &serde_json::Value| {
         base64::engine::general_purpose::STANDARD.decode(answer["audio"]["data_base64"].as_str().expect("spoken")).unwrap()
     };
-    for voice in [Some("espeak-ng en-gb"), Some("espeak-ng en-us"), None] {
+    for voice in [Some("espeak-ng-en-gb"), Some("espeak-ng-en-us"), None] {
         let (status, answer) =
             support::send(&app, support::json_request("POST", "/api/chat", &json!({"text": "Say hello", "voice": voice}))).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
@@ -244,12 +244,44 @@ async fn each_listed_voice_speaks_the_answer_when_a_turn_asks_for_it() {
         assert_eq!(heard, voice.unwrap_or(ids[0]), "the answer was spoken in another voice than asked for");
     }
 
+    // OpenAI's speech route: one of ours by its id, and OpenAI's own names get the default rather than a refusal.
+    let said = "The workshop opens at nine.";
+    for (voice, expected) in [("espeak-ng-en-gb", "espeak-ng-en-gb"), ("alloy", ids[0])] {
+        let request = support::json_request("POST", "/v1/audio/speech", &json!({"model": "tts-1", "input": said, "voice": voice}));
+        let response = tower::ServiceExt::oneshot(app.clone(), request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let clip = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        assert_eq!(closest_voice(&tts, said, &clip, &ids).await, expected, "/v1/audio/speech with voice {voice:?}");
+    }
+    // OpenAI's speeds beyond this server's range get the nearest it has.
+    let request = support::json_request("POST", "/v1/audio/speech", &json!({"model": "tts-1", "input": said, "speed": 4}));
+    let response = tower::ServiceExt::oneshot(app.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let fast = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let normal = tts.synthesize(said).await.unwrap().bytes;
+    assert!(fast.len() < normal.len() * 3 / 4, "speed 4 speaks at 2x: {} bytes against {}", fast.len(), normal.len());
+
+    // A voice by its id in the recorded-question form too, and an empty one is the default.
+    let question = tts.synthesize("What time is it?").await.unwrap().bytes.to_vec();
+    for (voice, expected) in [("espeak-ng-en-us", "espeak-ng-en-us"), ("", ids[0])] {
+        let request = voice_form(&question, voice);
+        let (status, answer) = support::send(&app, request).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let heard = closest_voice(&tts, answer["answer"].as_str().unwrap(), &clip_of(&answer), &ids).await;
+        assert_eq!(heard, expected, "POST /api/voice with voice {voice:?}");
+    }
+    let (status, refused) = support::send(&app, voice_form(&question, "en_GB-alan-medium")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("espeak-ng-en-gb"), "the refusal lists the voices: {refused}");
+
     // The socket: a voice chosen with one message holds for the socket's next turns.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens");
-    for voice in [Some("espeak-ng en-gb".to_owned()), None] {
+    // Kept while a message leaves it out; an empty one goes back to the default.
+    for (voice, expected) in [(Some("espeak-ng-en-gb"), "espeak-ng-en-gb"), (None, "espeak-ng-en-gb"), (Some(""), ids[0])] {
+        let voice = voice.map(str::to_owned);
         let ask = ClientMessage::Text { session_id: None, text: "Say hello".into(), speak: true, speech_rate: None, voice };
         socket.send(Message::text(serde_json::to_string(&ask).unwrap())).await.unwrap();
         let mut chunks = Vec::new();
@@ -267,7 +299,25 @@ async fn each_listed_voice_speaks_the_answer_when_a_turn_asks_for_it() {
         assert!(!chunks.is_empty(), "the answer was spoken");
         for (sentence, clip) in &chunks {
             let heard = closest_voice(&tts, sentence, clip, &ids).await;
-            assert_eq!(heard, "espeak-ng en-gb", "{sentence:?} was not spoken in the voice the socket chose");
+            assert_eq!(heard, expected, "{sentence:?} was not spoken in the voice the socket chose");
         }
     }
+}
+
+/// `POST /api/voice` with the recording and a voice.
+fn voice_form(audio: &[u8], voice: &str) -> axum::http::Request<axum::body::Body> {
+    let boundary = "parlance-voice-form";
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"voice\"\r\n\r\n{voice}\r\n").as_bytes());
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"q.wav\"\r\nContent-Type: audio/wav\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(audio);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    axum::http::Request::post("/api/voice")
+        .header("host", "127.0.0.1:8080")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(axum::body::Body::from(body))
+        .unwrap()
 }

@@ -91,7 +91,8 @@ pub struct TurnOptions {
     /// Write the spoken answer to this WAV file (its sentences joined). Nothing is played.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
-    /// Speak the answer in this voice (an id from `parlance-cli voices`) instead of the server's default.
+    /// The voice of the spoken answer (an id from `parlance-cli voices`) instead of the server's default; `ask`
+    /// asks for speech only with --save.
     #[arg(long, value_name = "ID")]
     pub voice: Option<String>,
     /// Speak the answer this much faster (2) or slower (0.5) than the voice's own pace.
