@@ -19,6 +19,9 @@ const CHARS_UTF8: c_int = 1;
 const PHONEMES_IPA: c_int = 0x02;
 const POS_CHARACTER: c_int = 1;
 const EE_OK: c_int = 0;
+const PARAMETER_RATE: c_int = 1;
+/// espeak-ng's own pace, in words per minute (`espeakRATE_NORMAL`).
+const NORMAL_WORDS_PER_MINUTE: f32 = 175.0;
 
 type SynthCallback = extern "C" fn(wav: *mut c_short, samples: c_int, events: *mut c_void) -> c_int;
 
@@ -26,6 +29,7 @@ type SynthCallback = extern "C" fn(wav: *mut c_short, samples: c_int, events: *m
 unsafe extern "C" {
     fn espeak_Initialize(output: c_int, buflength: c_int, path: *const c_char, options: c_int) -> c_int;
     fn espeak_SetVoiceByName(name: *const c_char) -> c_int;
+    fn espeak_SetParameter(parameter: c_int, value: c_int, relative: c_int) -> c_int;
     fn espeak_TextToPhonemes(textptr: *mut *const c_void, textmode: c_int, phonememode: c_int) -> *const c_char;
     fn espeak_SetSynthCallback(callback: SynthCallback);
     fn espeak_Synth(
@@ -109,13 +113,18 @@ impl Espeak {
         Ok(clauses.join(" "))
     }
 
-    /// espeak-ng's own voice: 16-bit mono samples at [`Espeak::sample_rate`].
-    pub fn synthesize(&self, text: &str, voice: &str) -> Result<Vec<i16>, EspeakError> {
+    /// espeak-ng's own voice, `factor` times as fast as its own pace: 16-bit mono samples at
+    /// [`Espeak::sample_rate`].
+    pub fn synthesize_at(&self, text: &str, voice: &str, factor: f32) -> Result<Vec<i16>, EspeakError> {
         let text = CString::new(text).map_err(|_| EspeakError::NulInText)?;
         let _guard = self.lock(voice)?;
         SYNTHESIZED.with_borrow_mut(Vec::clear);
-        // SAFETY: the callback only touches this thread's buffer; `text` outlives the synchronous call.
+        // The rate is global state: set for every synthesis, as the last one may have asked for another.
+        let words_per_minute = (NORMAL_WORDS_PER_MINUTE * factor).round() as c_int;
+        // SAFETY: the callback only touches this thread's buffer; `text` outlives the synchronous call; the
+        // caller holds the lock for the parameter as for the rest.
         let status = unsafe {
+            espeak_SetParameter(PARAMETER_RATE, words_per_minute, 0);
             espeak_SetSynthCallback(collect_samples);
             espeak_Synth(
                 text.as_ptr().cast(),

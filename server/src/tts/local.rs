@@ -23,8 +23,8 @@ const SENTENCE_PAUSE_MS: u32 = 250;
 /// espeak-ng's voices offered beside Piper's (id, espeak-ng's name, label): the library is linked anyway, for
 /// Piper's phonemes, so they cost nothing to install; robotic, but clear at any speed.
 const ESPEAK_VOICES: [(&str, &str, &str); 2] = [
-    ("espeak-ng-en-us", DEFAULT_VOICE, "espeak-ng, American English (robotic; keeps its own pace)"),
-    ("espeak-ng-en-gb", "en", "espeak-ng, British English (robotic; keeps its own pace)"),
+    ("espeak-ng-en-us", DEFAULT_VOICE, "espeak-ng, American English (robotic)"),
+    ("espeak-ng-en-gb", "en", "espeak-ng, British English (robotic)"),
 ];
 
 pub struct LocalTts {
@@ -129,12 +129,12 @@ impl LocalTts {
         self.synthesize_pcm_at(text, SpeechRate::NORMAL).await
     }
 
-    /// [`LocalTts::synthesize_pcm`] at `rate` (the espeak-ng fallback keeps its own pace).
+    /// [`LocalTts::synthesize_pcm`] at `rate`.
     pub async fn synthesize_pcm_at(&self, text: &str, rate: SpeechRate) -> Result<Pcm, TtsError> {
         self.synthesize_pcm_with(text, &Delivery::at(rate)).await
     }
 
-    /// [`LocalTts::synthesize_pcm`] as `delivery` asks (the espeak-ng voices keep their own pace).
+    /// [`LocalTts::synthesize_pcm`] as `delivery` asks.
     pub async fn synthesize_pcm_with(&self, text: &str, delivery: &Delivery) -> Result<Pcm, TtsError> {
         let sentences = sentences_to_speak(text);
         if sentences.is_empty() {
@@ -192,7 +192,7 @@ impl Voice {
         let _speaking = cores.speaking();
         match self {
             Voice::Piper(piper) => piper.synthesize(sentence, rate),
-            Voice::Espeak(espeak, name) => Ok(Pcm::from_i16(&espeak.synthesize(sentence, name)?, espeak.sample_rate())),
+            Voice::Espeak(espeak, name) => Ok(Pcm::from_i16(&espeak.synthesize_at(sentence, name, rate.factor())?, espeak.sample_rate())),
         }
     }
 }

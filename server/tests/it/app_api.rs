@@ -221,11 +221,11 @@ async fn the_speaking_rate_reaches_the_voice_and_bad_rates_are_refused() {
     assert_eq!(provider.requests("/v1/audio/speech").len(), 2, "nothing was spoken for a refused rate");
 }
 
-/// Piper's own pace against a faster one, on the installed voice: the faster clip is shorter by about the rate.
+/// Each voice's own pace against a faster one, on the installed voices: the faster clip is shorter by about the rate.
 #[tokio::test]
-async fn a_faster_rate_makes_a_shorter_piper_clip() {
+async fn a_faster_rate_makes_a_shorter_clip_in_every_local_voice() {
     use parlance_server::models::catalog::{ONNX_RUNTIME, PIPER_JOE};
-    use parlance_server::tts::{LocalTts, SpeechRate, VoiceEngine};
+    use parlance_server::tts::{Delivery, LocalTts, SpeechRate, VoiceEngine};
 
     let models_dir = support::installed_model(&ONNX_RUNTIME).parent().unwrap().to_path_buf();
     let voice_dir = support::installed_model(&PIPER_JOE);
@@ -239,4 +239,12 @@ async fn a_faster_rate_makes_a_shorter_piper_clip() {
     // Pauses between sentences keep their length, so the clip shrinks a little less than the rate says.
     assert!((0.5..0.8).contains(&ratio), "1.6x should take about 1/1.6 of the time: {normal:.2}s -> {fast:.2}s");
     assert!(slow > normal * 1.25, "0.7x takes longer: {normal:.2}s -> {slow:.2}s");
+
+    // espeak-ng's voices take the rate too (as words per minute).
+    for voice in ["espeak-ng-en-us", "espeak-ng-en-gb"] {
+        let at = |rate| Delivery { rate: SpeechRate::from_client(Some(rate)).unwrap(), voice: Some(voice.into()) };
+        let normal = tts.synthesize_pcm_with(text, &at(1.0)).await.unwrap().duration_secs();
+        let fast = tts.synthesize_pcm_with(text, &at(1.6)).await.unwrap().duration_secs();
+        assert!((0.5..0.8).contains(&(fast / normal)), "{voice}: 1.6x should take about 1/1.6 of the time: {normal:.2}s -> {fast:.2}s");
+    }
 }
