@@ -220,6 +220,13 @@ on_exit() {
       "$root" "$run_dir/overlays"
     printf '  remove with: rm -rf --one-file-system %s %s\n' "$root" "$run_dir/overlays"
   fi
+  # Installed here only for this check: left on the host, it is a package the machine image lacks, which
+  # .ci/run (through fresh-machine-diff) then refuses.
+  if [ -f "$run_dir/installed-mmdebstrap" ]; then
+    printf 'clean-machine: removing mmdebstrap again from the host\n'
+    DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq mmdebstrap >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get autoremove -y -qq >/dev/null 2>&1 || true
+  fi
   ((rc == 0)) || printf 'clean-machine: FAILED%s\n' "${failed:+ at: $failed}" >&2
   exit "$rc"
 }
@@ -301,6 +308,8 @@ prepare_host() {
     echo "==> Installing mmdebstrap on the host"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap
+    # A file, not a variable: this runs as a step, in a subshell.
+    touch "$run_dir/installed-mmdebstrap"
   fi
   # Package names are checked against the host's lists, which may never have been fetched on a new machine.
   apt-cache madison base-files 2>/dev/null | grep -q . || apt-get update -qq
