@@ -106,10 +106,6 @@ async fn talk_streams_a_recording_and_reports_the_time_to_first_audio() {
 /// and `voices` name the server's voices, and a voice it does not have is refused with the ones it has.
 #[tokio::test(flavor = "multi_thread")]
 async fn talk_hands_free_is_ended_by_the_server_and_voices_are_listed_and_chosen() {
-    use std::sync::Arc;
-
-    use parlance_server::models::catalog;
-
     let dir = tempfile::tempdir().unwrap();
     let spoken = crate::support::speech::speak(dir.path(), "question", "What time is it?");
     let wav = dir.path().join("hands-free.wav");
@@ -117,15 +113,7 @@ async fn talk_hands_free_is_ended_by_the_server_and_voices_are_listed_and_chosen
     // 16 kHz mono 16-bit, with 0.3 s of silence before the words and 2 s after, as a microphone hears them.
     crate::support::speech::run("sox", &[spoken.to_str().unwrap(), "-r", "16000", "-c", "1", "-b", "16", wav_arg, "pad", "0.3", "2.0"]);
 
-    let runtime = crate::support::installed_model(&catalog::ONNX_RUNTIME).join("libonnxruntime.so");
-    let environment = parlance_server::onnx::runtime(&runtime).expect("ONNX Runtime loads");
-    let model = crate::support::installed_model(&catalog::SILERO_VAD).join("silero_vad.onnx");
-    let vad = Arc::new(parlance_server::vad::SileroVad::load(&model, environment).expect("the voice activity model loads"));
-    let fakes = crate::support::fake_stages::FakeStages::new("What time is it?");
-    let settings = fakes.settings(&[]);
-    let stages = parlance_server::Stages { vad: Some(vad), ..fakes.stages() };
-    let state = parlance_server::AppState::new(&settings, stages, Arc::new(parlance_server::sessions::MemorySessions::default()));
-    let url = servers::serve(parlance_server::router(state, &settings)).await;
+    let (fakes, url) = servers::with_silero("What time is it?").await;
 
     let run = cli(&["--server", &url, "voices"]).await;
     assert_eq!(run.code, 0, "{run:?}");

@@ -19,6 +19,22 @@ pub async fn fake(transcript: &str, extra: &[&str]) -> (FakeStages, String) {
     (fakes, format!("http://{address}"))
 }
 
+/// Parlance on fake stages (speech-to-text hears `transcript`) that hears where speech stops in raw streams with
+/// the real Silero voice activity model, so it can end hands-free turns itself; its base URL.
+pub async fn with_silero(transcript: &str) -> (FakeStages, String) {
+    use parlance_server::models::catalog;
+
+    let runtime = support::installed_model(&catalog::ONNX_RUNTIME).join("libonnxruntime.so");
+    let environment = parlance_server::onnx::runtime(&runtime).expect("ONNX Runtime loads");
+    let model = support::installed_model(&catalog::SILERO_VAD).join("silero_vad.onnx");
+    let vad = Arc::new(parlance_server::vad::SileroVad::load(&model, environment).expect("the voice activity model loads"));
+    let fakes = FakeStages::new(transcript);
+    let settings = fakes.settings(&[]);
+    let stages = parlance_server::Stages { vad: Some(vad), ..fakes.stages() };
+    let url = serve(parlance_server::router(AppState::new(&settings, stages, Arc::new(MemorySessions::default())), &settings)).await;
+    (fakes, url)
+}
+
 /// Parlance on fake stages and the real local embeddings model, so the knowledge base works; its base URL.
 pub async fn with_knowledge() -> String {
     let fakes = FakeStages::new("");

@@ -268,10 +268,7 @@ async fn a_server_of_another_protocol_version_is_refused_before_a_turn_is_sent()
 /// crosses the server's `turn_ended` and is no mistake.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hands_free_turn_is_ended_by_the_server() {
-    use std::sync::Arc;
-
     use parlance_client::types::TurnDetection;
-    use parlance_server::models::catalog;
 
     let dir = tempfile::tempdir().unwrap();
     let wav = crate::support::speech::speak(dir.path(), "question", "What time is it?");
@@ -283,15 +280,7 @@ async fn a_hands_free_turn_is_ended_by_the_server() {
     let speech = std::fs::read(raw).unwrap();
     let silence = |ms: usize| vec![0_u8; ms * 32];
 
-    let runtime = crate::support::installed_model(&catalog::ONNX_RUNTIME).join("libonnxruntime.so");
-    let environment = parlance_server::onnx::runtime(&runtime).expect("ONNX Runtime loads");
-    let model = crate::support::installed_model(&catalog::SILERO_VAD).join("silero_vad.onnx");
-    let vad = Arc::new(parlance_server::vad::SileroVad::load(&model, environment).expect("the voice activity model loads"));
-    let fakes = crate::support::fake_stages::FakeStages::new("What time is it?");
-    let settings = fakes.settings(&[]);
-    let stages = parlance_server::Stages { vad: Some(vad), ..fakes.stages() };
-    let state = parlance_server::AppState::new(&settings, stages, Arc::new(parlance_server::sessions::MemorySessions::default()));
-    let url = servers::serve(parlance_server::router(state, &settings)).await;
+    let (_fakes, url) = servers::with_silero("What time is it?").await;
 
     let mut conversation = Client::new(&url).unwrap().conversation().await.unwrap();
     let mut upload = conversation.start_hands_free(TurnDetection { silence_ms: 800, complete_silence_ms: 0 }).await.unwrap();
