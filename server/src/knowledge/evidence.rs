@@ -19,7 +19,11 @@ use super::search::Hit;
 const WORD_WEIGHT: f32 = 0.6;
 /// What a sentence holding the kind of answer the question asks for gains ("What do you charge..." wants an
 /// amount: "Puncture repair: €12" over "we fix it while you wait").
-const ANSWER_KIND_BONUS: f32 = 0.15;
+const ANSWER_KIND_BONUS: f32 = 0.3;
+/// How much of the sentence before it a sentence that goes on about it takes as its own closeness to the
+/// question: "It is about 40 km" means little alone, after "The club ride leaves ..." it answers "How long is
+/// the club ride?".
+const CONTINUED_SIMILARITY: f32 = 0.9;
 
 /// One sentence (or list item) of a passage, with how well it answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +148,18 @@ const PASSAGE_PRIOR: [f32; 3] = [0.1, 0.05, 0.0];
 /// opening hours apart, "open" (three of them) hardly does.
 pub fn rank(question: &[f32], asked: &str, focus: &[String], candidates: Vec<Candidate>) -> Vec<EvidenceSentence> {
     let wanted = AnswerKind::asked_for(asked);
-    let words: Vec<Vec<String>> = candidates.iter().map(|c| content_words(&format!("{} {}", c.title, c.text))).collect();
+    let focus = &with_implied_days(focus);
+    let mut words: Vec<Vec<String>> = candidates.iter().map(|c| content_words(&format!("{} {}", c.title, c.text))).collect();
+    let mut similarities: Vec<f32> = candidates.iter().map(|c| cosine(question, &c.vector)).collect();
+    // A sentence that goes on about the one before it ("The club ride leaves ... It is about 40 km") is about
+    // what that one names, though it does not name it again.
+    for i in 1..candidates.len() {
+        if candidates[i].hit == candidates[i - 1].hit && continues(&candidates[i].text) {
+            let before = words[i - 1].clone();
+            words[i].extend(before);
+            similarities[i] = similarities[i].max(similarities[i - 1] * CONTINUED_SIMILARITY);
+        }
+    }
     let weights: Vec<f32> = focus
         .iter()
         .map(|word| match words.iter().filter(|held| held.contains(word)).count() {
@@ -157,8 +172,8 @@ pub fn rank(question: &[f32], asked: &str, focus: &[String], candidates: Vec<Can
     let mut ranked: Vec<EvidenceSentence> = candidates
         .into_iter()
         .zip(words)
-        .map(|(candidate, held)| {
-            let similarity = cosine(question, &candidate.vector);
+        .zip(similarities)
+        .map(|((candidate, held), similarity)| {
             let found: f32 = focus.iter().zip(&weights).filter(|(word, _)| held.contains(word)).map(|(_, weight)| weight).sum();
             let words = if total > 0.0 { found / total } else { 0.0 };
             let prior = PASSAGE_PRIOR.get(candidate.hit).copied().unwrap_or_default();
@@ -169,6 +184,26 @@ pub fn rank(question: &[f32], asked: &str, focus: &[String], candidates: Vec<Can
         .collect();
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
     ranked
+}
+
+/// Whether a sentence starts by pointing back at the one before it.
+fn continues(sentence: &str) -> bool {
+    const POINTING: [&str; 11] = ["it", "its", "it's", "they", "their", "he", "his", "she", "her", "this", "these"];
+    let first = sentence.split_whitespace().next().unwrap_or_default().trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
+    POINTING.contains(&first.to_lowercase().as_str())
+}
+
+/// `focus` with the days that "weekdays" and "weekend" stand for: notes name the days ("Tuesday to Friday").
+fn with_implied_days(focus: &[String]) -> Vec<String> {
+    let mut expanded = focus.to_vec();
+    let [weekday, weekend] = ["weekdays", "weekend"].map(|word| content_words(word).pop().unwrap_or_default());
+    if focus.contains(&weekday) {
+        expanded.extend(content_words("monday tuesday wednesday thursday friday"));
+    }
+    if focus.contains(&weekend) {
+        expanded.extend(content_words("saturday sunday"));
+    }
+    expanded
 }
 
 /// The kind of answer a question asks for, told by how it is asked: the classic first step of question
@@ -337,6 +372,38 @@ mod tests {
         assert_eq!(content_words("Do you sell helmets?"), ["sell", "helmet"]);
         assert_eq!(content_words("When is Lena's birthday?"), ["lena", "birthday"]);
         assert_eq!(content_words("Do you do tubeless conversions?"), content_words("Tubeless conversion: €25 per wheel")[..2]);
+    }
+
+    #[test]
+    fn a_sentence_going_on_about_the_one_before_answers_for_it() {
+        let question = "How long is the club ride?";
+        let ranked = rank(
+            &[1.0, 0.0],
+            question,
+            &content_words(question),
+            vec![
+                Candidate {
+                    hit: 0,
+                    text: "The club ride leaves every Wednesday at 6:30 pm.".into(),
+                    title: "Club".into(),
+                    vector: vec![0.8, 0.6],
+                },
+                Candidate { hit: 0, text: "It is about 40 km at an easy pace.".into(), title: "Club".into(), vector: vec![0.3, 0.95] },
+                Candidate { hit: 1, text: "It takes two days.".into(), title: "Repairs".into(), vector: vec![0.3, 0.95] },
+            ],
+        );
+        assert_eq!(ranked[0].text, "It is about 40 km at an easy pace.", "{ranked:?}");
+        assert!(ranked[0].words > 0.9, "it holds the words of the sentence before: {ranked:?}");
+        assert_eq!(ranked[2].text, "It takes two days.", "a sentence of another passage takes nothing from it: {ranked:?}");
+    }
+
+    #[test]
+    fn weekdays_stand_for_the_days_they_are() {
+        let focus = with_implied_days(&content_words("What time do you open on weekdays?"));
+        for day in ["tuesday", "friday"] {
+            assert!(focus.contains(&content_words(day)[0]), "{focus:?}");
+        }
+        assert!(!focus.contains(&content_words("saturday")[0]), "{focus:?}");
     }
 
     #[test]
