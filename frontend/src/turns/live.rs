@@ -121,12 +121,13 @@ impl Live {
                     self.core.attach_meter(capture.stream());
                     let session_id = self.core.session.get_untracked();
                     self.core.heard.set(None);
+                    let prefs = crate::prefs::load();
                     if let Err(error) = self.send(&ClientMessage::Start {
                         session_id,
                         encoding: AudioEncoding::Pcm16,
                         turn_detection: None,
-                        speech_rate: crate::prefs::load().socket_rate(),
-                        voice: crate::prefs::load().socket_voice(),
+                        speech_rate: prefs.socket_rate(),
+                        voice: prefs.socket_voice(),
                     }) {
                         self.fail_microphone(MicError::RecorderFailed(error.to_string()));
                         return;
@@ -257,12 +258,13 @@ impl Live {
         // the question finished. The app's own detector ends it only later (SERVER_DECIDES_MS), for a server that
         // does not listen for the end of turns.
         let silence_ms = self.core.hands_free.with_untracked(|settings| settings.silence_ms);
+        let prefs = crate::prefs::load();
         if let Err(error) = self.send(&ClientMessage::Start {
             session_id,
             encoding: AudioEncoding::Pcm16,
             turn_detection: Some(TurnDetection { silence_ms, complete_silence_ms: TurnDetection::default_complete_silence_ms() }),
-            speech_rate: crate::prefs::load().socket_rate(),
-            voice: crate::prefs::load().socket_voice(),
+            speech_rate: prefs.socket_rate(),
+            voice: prefs.socket_voice(),
         }) {
             self.fail_hands_free(&error.to_string());
             return;

@@ -161,11 +161,11 @@ impl Connection {
         let result = match message {
             ClientMessage::Start { session_id, encoding, turn_detection, speech_rate, voice } => {
                 match self.delivery_for(speech_rate, voice) {
+                    // Kept for the turn's answer (spawned at its end) only once the recording is under way.
                     Ok(delivery) => {
-                        let before = std::mem::replace(&mut self.delivery, delivery);
                         let started = self.start(session_id, encoding, turn_detection).await;
-                        if started.is_err() {
-                            self.delivery = before;
+                        if started.is_ok() {
+                            self.delivery = delivery;
                         }
                         started
                     }
@@ -176,14 +176,7 @@ impl Connection {
             ClientMessage::EndTurn if self.ended_by_server && !matches!(self.phase, Phase::Listening { .. }) => Ok(vec![]),
             ClientMessage::EndTurn => self.end_turn(),
             ClientMessage::Text { session_id, text, speak, speech_rate, voice } => match self.delivery_for(speech_rate, voice) {
-                Ok(delivery) => {
-                    let before = std::mem::replace(&mut self.delivery, delivery);
-                    let asked = self.text(session_id, text, speak).await;
-                    if asked.is_err() {
-                        self.delivery = before;
-                    }
-                    asked
-                }
+                Ok(delivery) => self.text(session_id, text, speak, delivery).await,
                 Err(error) => Err(error),
             },
             ClientMessage::Interrupt { played_through } => self.interrupt(played_through).await,
@@ -347,14 +340,22 @@ impl Connection {
         Ok(vec![])
     }
 
-    async fn text(&mut self, session_id: Option<SessionId>, text: String, speak: bool) -> Result<Vec<Reply>, SocketError> {
+    /// A typed question, spoken as `delivery` says; the socket keeps `delivery` once the turn is under way.
+    async fn text(
+        &mut self,
+        session_id: Option<SessionId>,
+        text: String,
+        speak: bool,
+        delivery: Delivery,
+    ) -> Result<Vec<Reply>, SocketError> {
         let ended_at = Instant::now();
         self.ensure_idle()?;
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
         self.begin_turn();
-        let speech = if speak { Speech::Sentences(self.delivery.clone()) } else { Speech::Off };
+        let speech = if speak { Speech::Sentences(delivery.clone()) } else { Speech::Off };
         let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Text(text), speech, ended_at);
+        self.delivery = delivery;
         self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);
         Ok(vec![])

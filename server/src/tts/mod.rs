@@ -40,7 +40,8 @@ pub trait TextToSpeech: Send + Sync {
     fn info(&self) -> BackendInfo;
     /// The voices a turn may choose; exactly one is the default.
     fn voices(&self) -> Vec<VoiceInfo> {
-        vec![VoiceInfo { id: self.info().model.clone(), label: self.info().model, default: true }]
+        let model = self.info().model;
+        vec![VoiceInfo { id: model.clone(), label: model, default: true }]
     }
     /// Whether the backend can answer now: a provider is asked briefly (see `OpenAiClient::probe`); a model
     /// in this process is ready once loaded.
