@@ -267,7 +267,8 @@ async fn connect(client: &Client) -> Result<Socket, ClientError> {
     if let Some(authorization) = client.authorization() {
         request.headers_mut().insert(AUTHORIZATION, authorization.clone());
     }
-    let handshake = tokio_tungstenite::connect_async(request);
+    // Without Nagle: a turn's messages are small and each one is waited for (see the server's `without_nagle`).
+    let handshake = tokio_tungstenite::connect_async_with_config(request, None, true);
     let socket = match tokio::time::timeout(client.connect_timeout(), handshake).await {
         Err(_) => Err(ClientError::unreachable(&server, "the socket's handshake timed out")),
         Ok(Ok((socket, _))) => Ok(socket),

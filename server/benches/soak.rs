@@ -75,7 +75,9 @@ async fn soak() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let address = listener.local_addr().expect("an address").to_string();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.expect("serves");
+        axum::serve(parlance_server::without_nagle(listener), app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await
+            .expect("serves");
     });
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -130,7 +132,8 @@ async fn soak() {
 
 /// One socket asking question after question until `stop`, in a new conversation every `per_conversation` turns.
 async fn ask_until(address: String, n: usize, per_conversation: usize, stop: Arc<AtomicBool>) -> Tally {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket opens");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{address}/api/ws"), None, true).await.expect("socket opens");
     let mut tally = Tally::default();
     let mut in_conversation = 0;
     while !stop.load(Ordering::Relaxed) {

@@ -79,7 +79,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("Parlance is running at http://{address}/");
     announce_access(&settings, address);
     let stop_accepting = tokio_util::sync::CancellationToken::new();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let server = axum::serve(parlance_server::without_nagle(listener), app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
         .into_future();
     let mut server = std::pin::pin!(server);

@@ -160,7 +160,9 @@ impl FakeStages {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+            axum::serve(parlance_server::without_nagle(listener), app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
+                .unwrap();
         });
         address.to_string()
     }
