@@ -369,7 +369,7 @@ impl KnowledgeBase {
         // Ids are UUIDs made here; anything else cannot exist and must not reach the SQL filter.
         let id = uuid::Uuid::parse_str(note_id).map_err(|_| KnowledgeError::NotFound(note_id.to_owned()))?;
         let table = self.table().await?;
-        let lock = table.write_lock().await;
+        let lock = table.rewrite_lock().await;
         let query = table.table.query().only_if(format!("note_id = '{id}' AND chunk_index = 0")).select(Select::columns(&TEXT_COLUMNS));
         let mut owners = Vec::new();
         for batch in collect(query).await? {

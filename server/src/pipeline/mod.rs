@@ -485,7 +485,11 @@ impl Pipeline {
     pub async fn open(&self, session_id: Option<SessionId>, caller: &Caller) -> Result<Conversation, TurnError> {
         let caller = caller.clone();
         match session_id {
-            None => Ok(Conversation { id: new_session_id(), history: Vec::new(), caller }),
+            None => {
+                let id = new_session_id();
+                self.sessions.started(&id);
+                Ok(Conversation { id, history: Vec::new(), caller })
+            }
             Some(id) => match self.sessions.history(&id).await? {
                 Some(history) => Ok(Conversation { id, history, caller }),
                 None => Err(TurnError::SessionNotFound(id)),

@@ -16,6 +16,9 @@ pub use self::memory::MemorySessions;
 pub trait SessionStore: Send + Sync {
     /// The whole conversation, or `None` when the session does not exist.
     async fn history(&self, id: &SessionId) -> Result<Option<Vec<HistoryTurn>>, SessionError>;
+    /// Told of a conversation the server has just made up an id for (see [`new_session_id`]): it has no lines
+    /// yet, so a store that keeps conversations in memory can answer its next reads without a query.
+    fn started(&self, _id: &SessionId) {}
     /// Adds lines to a conversation, creating it if it is new.
     async fn append(&self, id: &SessionId, turns: Vec<HistoryTurn>) -> Result<(), SessionError>;
     /// Forgets a conversation; `false` when there was none.

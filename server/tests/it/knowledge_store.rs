@@ -292,3 +292,91 @@ async fn cutting_the_newest_line_never_hides_the_conversation_from_a_reader() {
     assert!(sessions.delete(&session).await.unwrap());
     assert_eq!(files_containing(dir.path(), "unspoken-tail-7731"), Vec::<String>::new());
 }
+
+/// Files under `dir` in folders named `folder` (e.g. every Lance version's manifest under `_versions`).
+fn files_in_folders_named(dir: &Path, folder: &str) -> usize {
+    let mut count = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        if !path.is_dir() {
+            continue;
+        }
+        let inside = path.file_name().is_some_and(|name| name == folder);
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let entry = entry.unwrap().path();
+            count += usize::from(inside && entry.is_file());
+            pending.push(entry);
+        }
+    }
+    count
+}
+
+/// A server that runs for long commits tens of thousands of times: each commit is a Lance version and leaves a
+/// small data file. Merges of those files and pruning of old versions run beside the appends (not under their
+/// lock), while cut answers and deleted conversations rewrite rows: every line must survive that, and the
+/// versions and files on disk must stay few.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_commits_beside_merges_lose_nothing_and_leave_few_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = Arc::new(LanceSessions::new(Arc::new(Database::new(dir.path()))));
+    let writers = 6;
+    let turns = 70;
+    let tasks: Vec<_> = (0..writers)
+        .map(|writer| {
+            let sessions = Arc::clone(&sessions);
+            tokio::spawn(async move {
+                let session = SessionId::new(format!("writer-{writer}"));
+                for turn in 0..turns {
+                    let lines = vec![
+                        line(Role::User, &format!("question {turn} of {writer}")),
+                        line(Role::Assistant, &format!("answer {turn} of {writer}")),
+                    ];
+                    sessions.append(&session, lines).await.unwrap();
+                    if turn % 10 == 9 {
+                        // A cut answer rewrites a stored row while other writers append and merges run.
+                        let cut = HistoryTurn {
+                            text: format!("answer {turn} of {writer} (cut)"),
+                            interrupted: true,
+                            ..line(Role::Assistant, "")
+                        };
+                        assert!(sessions.replace_last(&session, cut).await.unwrap());
+                    }
+                    if turn == 10 {
+                        // A deletion purges every old version: early, so that the pruning after it is seen.
+                        let doomed = SessionId::new(format!("doomed-{writer}"));
+                        sessions.append(&doomed, vec![line(Role::User, "forget me")]).await.unwrap();
+                        assert!(sessions.delete(&doomed).await.unwrap());
+                    }
+                    // Spread over several times the second that the newest versions are kept for: then the
+                    // versions kept (those of the last second, and those since the last merge) are a fraction of
+                    // the commits, and without pruning they would be about as many as the commits.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    // As a restarted server reads them.
+    let reopened = LanceSessions::new(Arc::new(Database::new(dir.path())));
+    for writer in 0..writers {
+        let history = reopened.history(&SessionId::new(format!("writer-{writer}"))).await.unwrap().unwrap();
+        assert_eq!(history.len(), 2 * turns, "writer {writer}");
+        for (turn, pair) in history.chunks(2).enumerate() {
+            assert_eq!(pair[0].text, format!("question {turn} of {writer}"));
+            let answer = format!("answer {turn} of {writer}");
+            let expected = if turn % 10 == 9 { format!("{answer} (cut)") } else { answer };
+            assert_eq!(pair[1].text, expected, "writer {writer}, turn {turn}");
+        }
+        assert_eq!(reopened.history(&SessionId::new(format!("doomed-{writer}"))).await.unwrap(), None);
+    }
+    // Appends after the last deletion's purge: at most one commit each (writers ending together share one).
+    let appends = writers * (turns - 11);
+    let versions = files_in_folders_named(dir.path(), "_versions");
+    let data_files = files_in_folders_named(dir.path(), "data");
+    eprintln!("{versions} versions and {data_files} data files kept after {appends} appends");
+    assert!(versions < appends / 2, "{versions} versions kept after {appends} appends");
+    assert!(data_files < appends / 2, "{data_files} data files kept after {appends} appends");
+}
