@@ -125,7 +125,7 @@ async fn run(options: Options) {
     let app = parlance_server::start(&settings).await.expect("the server starts and seeds its notes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    tokio::spawn(async move { axum::serve(parlance_server::without_nagle(listener), app).await.expect("serve") });
 
     println!("first_audio  {} notes added (eval/knowledge/notes)", common::add_eval_notes(&address).await);
 
@@ -227,7 +227,7 @@ fn question(dir: &std::path::Path, index: &str, text: &str, silence_ms: u32) -> 
 /// From `end_turn` to the first audio chunk, and to the end of the turn (the whole answer synthesised: the
 /// language model and the voice share the cores while it is spoken).
 async fn streaming(address: &str, recording: &[u8]) -> (Duration, Duration) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{address}/api/ws"), None, true).await.expect("socket");
     let send = |message: &ClientMessage| Message::text(serde_json::to_string(message).expect("json"));
     socket
         .send(send(&ClientMessage::Start {

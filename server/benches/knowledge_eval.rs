@@ -100,7 +100,7 @@ async fn run(options: Options) {
     let app = parlance_server::start(&settings).await.expect("the server starts and seeds its notes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address").to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    tokio::spawn(async move { axum::serve(parlance_server::without_nagle(listener), app).await.expect("serve") });
     println!("knowledge_eval  {} notes added", common::add_eval_notes(&address).await);
 
     let paths: Vec<&str> = if options.typed { vec!["typed"] } else { options.paths.iter().map(String::as_str).collect() };
@@ -212,7 +212,7 @@ fn message(message: &ClientMessage) -> Message {
 
 /// A typed question over the socket, spoken back: timed from sending it.
 async fn typed_streamed(address: &str, session_id: Option<SessionId>, text: &str) -> Outcome {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{address}/api/ws"), None, true).await.expect("socket");
     socket
         .send(message(&ClientMessage::Text { session_id, text: text.into(), speak: true, speech_rate: None, voice: None }))
         .await
@@ -226,7 +226,7 @@ async fn typed_streamed(address: &str, session_id: Option<SessionId>, text: &str
 /// pieces over its length as a recorder's timeslices arrive.
 async fn streaming(address: &str, session_id: Option<SessionId>, dir: &Path, question: &Value, manifest: &Value) -> Outcome {
     let id = question["id"].as_str().unwrap_or_default();
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{address}/api/ws"), None, true).await.expect("socket");
     let speech_end = Duration::from_millis(manifest["speech_end_ms"].as_u64().expect("speech_end_ms"));
     let encoding = question["encode"].as_str();
     let (format, pieces): (AudioEncoding, Vec<Vec<u8>>) = match encoding {
@@ -310,7 +310,7 @@ async fn hands_free(
     let speech_end = Duration::from_millis(manifest[field("speech_end_ms")].as_u64().expect("speech_end_ms"));
     let samples = hound::WavReader::new(wav.as_slice()).expect("a WAV question").into_samples::<i16>();
     let pcm: Vec<u8> = samples.flat_map(|sample| sample.expect("a sample").to_le_bytes()).collect();
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/ws")).await.expect("socket");
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{address}/api/ws"), None, true).await.expect("socket");
     let detection = Some(detection);
     socket
         .send(message(&ClientMessage::Start {
