@@ -26,6 +26,8 @@ pub struct LanceSessions {
 const RECENT_CONVERSATIONS: usize = 1024;
 /// Commits between merges of the small files they leave.
 const COMMITS_PER_MERGE: u64 = 64;
+/// Commits between removals of old versions: each removal holds up the appends for a moment.
+const COMMITS_PER_PRUNE: u64 = 512;
 /// Rows of a merged file: large enough that reads open few files, small enough that a merge stays cheap.
 const ROWS_PER_MERGED_FILE: usize = 4096;
 
@@ -143,8 +145,14 @@ async fn commit_pending(database: Arc<Database>, shared: Arc<Shared>) {
     for pending in waiting {
         let _ = pending.committed.send(result.clone());
     }
+    let commits = shared.commits.fetch_add(1, Ordering::Relaxed) + 1;
+    if commits.is_multiple_of(COMMITS_PER_PRUNE)
+        && let Err(error) = table.prune_versions(&held).await
+    {
+        tracing::warn!(%error, "could not remove the conversations' old versions");
+    }
     drop(held);
-    if shared.commits.fetch_add(1, Ordering::Relaxed) % COMMITS_PER_MERGE == COMMITS_PER_MERGE - 1
+    if commits.is_multiple_of(COMMITS_PER_MERGE)
         && let Err(error) = table.merge_small_files(ROWS_PER_MERGED_FILE).await
     {
         // Only reads get slower: the lines are committed.

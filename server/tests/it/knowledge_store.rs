@@ -312,15 +312,15 @@ fn files_in_folders_named(dir: &Path, folder: &str) -> usize {
 }
 
 /// A server that runs for long commits tens of thousands of times: each commit is a Lance version and leaves a
-/// small data file. Merges of those files and pruning of old versions run beside the appends (not under their
-/// lock), while cut answers and deleted conversations rewrite rows: every line must survive that, and the
-/// versions and files on disk must stay few.
+/// small data file. Merges of those files run beside the appends (not under their lock), while cut answers and
+/// deleted conversations rewrite rows: every line must survive that; and old versions are removed now and then,
+/// so the versions and files on disk stay few.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_commits_beside_merges_lose_nothing_and_leave_few_versions() {
     let dir = tempfile::tempdir().unwrap();
     let sessions = Arc::new(LanceSessions::new(Arc::new(Database::new(dir.path()))));
     let writers = 6;
-    let turns = 70;
+    let turns = 30;
     let tasks: Vec<_> = (0..writers)
         .map(|writer| {
             let sessions = Arc::clone(&sessions);
@@ -341,22 +341,24 @@ async fn many_commits_beside_merges_lose_nothing_and_leave_few_versions() {
                         };
                         assert!(sessions.replace_last(&session, cut).await.unwrap());
                     }
-                    if turn == 10 {
-                        // A deletion purges every old version: early, so that the pruning after it is seen.
+                    if turn == 15 {
                         let doomed = SessionId::new(format!("doomed-{writer}"));
                         sessions.append(&doomed, vec![line(Role::User, "forget me")]).await.unwrap();
                         assert!(sessions.delete(&doomed).await.unwrap());
                     }
-                    // Spread over several times the second that the newest versions are kept for: then the
-                    // versions kept (those of the last second, and those since the last merge) are a fraction of
-                    // the commits, and without pruning they would be about as many as the commits.
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             })
         })
         .collect();
     for task in tasks {
         task.await.unwrap();
+    }
+    // One after another, so each is a commit of its own: well past the commits between two removals of old
+    // versions (a deletion removes them too, so none comes here).
+    let appends = 700;
+    let long = SessionId::new("long");
+    for turn in 0..appends {
+        sessions.append(&long, vec![line(Role::User, &format!("line {turn}"))]).await.unwrap();
     }
 
     // As a restarted server reads them.
@@ -372,11 +374,14 @@ async fn many_commits_beside_merges_lose_nothing_and_leave_few_versions() {
         }
         assert_eq!(reopened.history(&SessionId::new(format!("doomed-{writer}"))).await.unwrap(), None);
     }
-    // Appends after the last deletion's purge: at most one commit each (writers ending together share one).
-    let appends = writers * (turns - 11);
+    let long_history = reopened.history(&long).await.unwrap().unwrap();
+    assert_eq!(
+        long_history.iter().map(|line| line.text.clone()).collect::<Vec<_>>(),
+        (0..appends).map(|turn| format!("line {turn}")).collect::<Vec<_>>()
+    );
     let versions = files_in_folders_named(dir.path(), "_versions");
     let data_files = files_in_folders_named(dir.path(), "data");
-    eprintln!("{versions} versions and {data_files} data files kept after {appends} appends");
+    eprintln!("{versions} versions and {data_files} data files kept after {appends} appends one by one");
     assert!(versions < appends / 2, "{versions} versions kept after {appends} appends");
     assert!(data_files < appends / 2, "{data_files} data files kept after {appends} appends");
 }
