@@ -52,8 +52,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
 }
 
 /// `listener` with Nagle's algorithm off on every connection it accepts. A turn sends several small frames in a
-/// row (status, text, `done`); with Nagle on, each one after the first waited for the client's delayed ACK (40 ms
-/// on Linux), which the soak bench showed as a 44 ms floor under every typed turn whatever the load.
+/// row (status, text, `done`); with Nagle on, each one after the first waits for the client's delayed ACK (up to
+/// 40 ms on Linux), a floor under every turn whatever the load (see the soak bench in the README).
 pub fn without_nagle(listener: tokio::net::TcpListener) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
     use axum::serve::ListenerExt as _;
     listener.tap_io(no_delay)

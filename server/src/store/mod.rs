@@ -11,7 +11,7 @@ use std::time::Instant;
 use arrow_array::{Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lancedb::query::ExecutableQuery;
-use lancedb::table::{CompactionOptions, Duration, NewColumnTransform, OptimizeAction};
+use lancedb::table::{CompactionOptions, Duration, NewColumnTransform, OptimizeAction, OptimizeStats};
 use lancedb::{Connection, Table};
 use tokio::sync::{Mutex, MutexGuard, OnceCell, OwnedRwLockReadGuard, RwLock};
 
@@ -90,9 +90,10 @@ impl GuardedTable {
 
     /// Merges the small data files that many small appends leave (one per commit) into files of up to
     /// `target_rows` rows, leaving larger files alone: a query reads every data file, so without this each read
-    /// of the table grows slower with every write. Old versions keep the merged files until the next purge.
-    /// Does not hold the write lock, so appends go on meanwhile: holding it made every 64th commit wait for a
-    /// merge, the slowest 1% of the soak bench's turns. Returns at once when a merge is already running.
+    /// of the table grows slower with every write. Old versions keep the merged files until they are removed
+    /// ([`GuardedTable::prune_versions`], [`GuardedTable::purge_deleted`]). Does not hold the write lock, so
+    /// appends go on meanwhile (holding it stalled the commit that ran it, the soak bench's slowest turns).
+    /// Returns at once when a merge is already running.
     pub async fn merge_small_files(&self, target_rows: usize) -> Result<(), StoreError> {
         let Ok(_merging) = self.merging.try_lock() else {
             tracing::debug!("a merge of small files is running already");
@@ -113,22 +114,14 @@ impl GuardedTable {
     }
 
     /// Removes every version but the newest, and the files only they used (the small files merged away).
-    /// Lance keeps every version otherwise, and commits grew slower with their number: over a 90 s soak,
-    /// 299 turns/s against 1,000 in its first 10 s. Holds the write lock (a write under way starts from a
-    /// version that must stay), waits for a running merge (its new files are in no version yet) and for the
-    /// snapshots being read.
+    /// Lance keeps every version otherwise, and commits grow slower with their number (see the soak bench in
+    /// the README). Holds the write lock (a write under way starts from a version that must stay) and waits for
+    /// a running merge (its new files are in no version yet).
     pub async fn prune_versions(&self, _held: &MutexGuard<'_, ()>) -> Result<(), StoreError> {
         let started = Instant::now();
         let _quiet = self.merging.lock().await;
-        let _no_snapshots = self.readers.write().await;
-        let stats = self
-            .table
-            .optimize(OptimizeAction::Prune {
-                older_than: Some(Duration::zero()),
-                delete_unverified: Some(false),
-                error_if_tagged_old_versions: Some(false),
-            })
-            .await?;
+        // Files no version references may be a write's not yet committed: left alone.
+        let stats = self.remove_old_versions(false).await?;
         tracing::debug!(
             versions_removed = stats.prune.as_ref().map_or(0, |pruned| pruned.old_versions),
             ms = started.elapsed().as_millis(),
@@ -142,15 +135,23 @@ impl GuardedTable {
     pub async fn purge_deleted(&self, _held: &RewriteGuard<'_>) -> Result<(), StoreError> {
         let options = CompactionOptions { materialize_deletions_threshold: 0.0, ..CompactionOptions::default() };
         self.table.optimize(OptimizeAction::Compact { options, remap_options: None }).await?;
+        // No write or merge is under way, so no file is awaiting its commit: every file no version uses goes.
+        self.remove_old_versions(true).await?;
+        Ok(())
+    }
+
+    /// Every version but the newest, once no snapshot is being read (it may be reading an old one).
+    async fn remove_old_versions(&self, delete_unreferenced: bool) -> Result<OptimizeStats, StoreError> {
         let _no_snapshots = self.readers.write().await;
-        self.table
+        let stats = self
+            .table
             .optimize(OptimizeAction::Prune {
                 older_than: Some(Duration::zero()),
-                delete_unverified: Some(true),
+                delete_unverified: Some(delete_unreferenced),
                 error_if_tagged_old_versions: Some(false),
             })
             .await?;
-        Ok(())
+        Ok(stats)
     }
 }
 
