@@ -67,11 +67,22 @@ def _numbers_to_digits(tokens):
     return out
 
 
+
+# British spellings and the American ones Whisper's English models write instead: the same word heard right.
+AMERICAN = {
+    "tyre": "tire", "tyres": "tires", "cheque": "check", "cheques": "checks", "neighbour": "neighbor",
+    "neighbours": "neighbors", "colour": "color", "colours": "colors", "centre": "center", "metre": "meter",
+    "metres": "meters", "litre": "liter", "litres": "liters", "favourite": "favorite", "labour": "labor",
+    "programme": "program", "grey": "gray", "travelling": "traveling", "organise": "organize",
+}
+
 def normalize(text):
     """Tokens compared by every rule: lower case, punctuation and hyphens as spaces ("tune-up" = "tune up",
     "8:30" = "8 30"), "%" as "percent", digits split from letters ("6pm" = "6 pm", "a17" = "a 17"), a final "'s"
     dropped, "wi fi" and "e bike" joined, days in the plural as in the singular ("on Tuesdays" = "on tuesday"),
-    number words as digits ("forty five" = "45"). The decimal point of "1.5" is kept."""
+    British spellings as American ones ("tyre" = "tire": Whisper's English models write American, as Whisper's
+    own English normaliser allows), number words as digits ("forty five" = "45"). The decimal point of "1.5" is
+    kept."""
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("%", " percent ")
     text = re.sub(r"(?!(?<=\d)\.(?=\d))[^a-z0-9']", " ", text)
     text = re.sub(r"(?<=[0-9])(?=[a-z])|(?<=[a-z])(?=[0-9])", " ", text)
@@ -81,7 +92,8 @@ def normalize(text):
         if token.endswith("'s"):
             token = token[:-2]
         if token:
-            tokens.append(DAYS.get(token, token))
+            token = DAYS.get(token, token)
+            tokens.append(AMERICAN.get(token, token))
     joined = []
     for token in tokens:
         if joined and (joined[-1], token) in JOINED:
