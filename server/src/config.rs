@@ -157,6 +157,11 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_STT_VOCABULARY", default_value_t = false, action = clap::ArgAction::Set)]
     pub stt_vocabulary: bool,
 
+    /// Hypotheses the embedded Whisper keeps while it decodes (beam search); 1 decodes greedily, faster and
+    /// less accurate (README: "The knowledge evaluation").
+    #[arg(long, env = "PARLANCE_STT_BEAM_SIZE", default_value_t = crate::stt::DEFAULT_BEAM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16))]
+    pub stt_beam_size: usize,
+
     /// Find where speech starts and stops in raw (`pcm16`) socket streams with a voice activity model, so the
     /// server can end turns itself (`turn_detection` in the socket's `start`). `false` finds pauses by loudness.
     #[arg(long, env = "PARLANCE_VAD", default_value_t = true, action = clap::ArgAction::Set)]
@@ -453,6 +458,7 @@ pub struct Settings {
     pub notes_similarity: Option<f32>,
     pub answer_style: AnswerStyleChoice,
     pub stt_vocabulary: bool,
+    pub stt_beam_size: usize,
     pub stt: StageBackend,
     pub llm: StageBackend,
     /// The embedded language model's GGUF file, when `llm` is local.
@@ -565,6 +571,7 @@ impl Config {
             notes_similarity: (self.notes_similarity > 0.0).then_some(self.notes_similarity),
             answer_style: self.answer_style,
             stt_vocabulary: self.stt_vocabulary,
+            stt_beam_size: self.stt_beam_size,
             vad: match (&self.vad_model_path, self.vad) {
                 (_, false) => VadSetting::Off,
                 (Some(path), true) => VadSetting::Required(path.clone()),

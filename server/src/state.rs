@@ -98,7 +98,7 @@ impl Stages {
     /// a sentence is synthesised the model waits (see `crate::cpu`).
     pub fn from_settings(settings: &Settings, cores: &Arc<SpeechFirst>) -> Result<Self, StartupError> {
         let stt: Option<Arc<dyn SpeechToText>> = match &settings.stt {
-            StageBackend::Local { dir } => Some(Arc::new(LocalStt::load(dir)?)),
+            StageBackend::Local { dir } => Some(Arc::new(LocalStt::load(dir)?.with_beam_size(settings.stt_beam_size))),
             other => openai(other)?.map(|c| Arc::new(OpenAiStt::new(c)) as _),
         };
         let llm: Option<Arc<dyn ChatModel>> = match &settings.llm {

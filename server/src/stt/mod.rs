@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
-pub use self::local::{LocalStt, MAX_RECORDING_SECS};
+pub use self::local::{DEFAULT_BEAM_SIZE, LocalStt, MAX_RECORDING_SECS};
 pub use self::openai::OpenAiStt;
 use crate::audio::{AudioUpload, DecodeError};
 use crate::backend::BackendInfo;

@@ -82,7 +82,32 @@ impl TextDecoder {
         self.final_norm.forward(&x)
     }
 
-    /// Scores over the vocabulary for hidden states `[1, tokens, width]`: the output projection is the
+    /// Reads one new token for each hypothesis of a beam search, `[hypotheses, 1, width]` out: `tokens[i]`
+    /// follows the tokens cached in row `i` (see [`TextDecoder::keep_rows`]).
+    pub fn step_each(&mut self, tokens: &[u32]) -> Result<Tensor> {
+        let device = self.positions.device().clone();
+        let input = Tensor::new(tokens, &device)?.unsqueeze(1)?;
+        let mut x = self.token_embedding.forward(&input)?.broadcast_add(&self.positions.narrow(0, self.cached, 1)?)?;
+        for block in &mut self.blocks {
+            x = block.forward(&x, None)?;
+        }
+        self.cached += 1;
+        self.final_norm.forward(&x)
+    }
+
+    /// Keeps, as the cache's rows, the rows named by `rows` in that order (a row may be kept several times):
+    /// the hypotheses a beam search goes on with, each from the one it extends.
+    pub fn keep_rows(&mut self, rows: &[u32]) -> Result<()> {
+        let index = Tensor::new(rows, self.positions.device())?;
+        for block in &mut self.blocks {
+            if let Some((key, value)) = block.own.take() {
+                block.own = Some((key.index_select(&index, 0)?, value.index_select(&index, 0)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores over the vocabulary for hidden states `[batch, tokens, width]`: the output projection is the
     /// token embedding, transposed.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         hidden.broadcast_matmul(&self.token_embedding.embeddings().t()?)
@@ -125,7 +150,7 @@ impl Block {
 
         let (audio_key, audio_value) =
             self.audio.as_ref().ok_or_else(|| candle_core::Error::Msg("the decoder read tokens before any audio".into()))?;
-        let x = (&x + self.cross_attention.attend(&self.cross_norm.forward(&x)?, audio_key, audio_value, None)?)?;
+        let x = (&x + self.cross_attention.attend_audio(&self.cross_norm.forward(&x)?, audio_key, audio_value)?)?;
 
         let mlp = self.contract.forward(&self.expand.forward(&self.mlp_norm.forward(&x)?)?.gelu()?)?;
         x + mlp
@@ -148,6 +173,19 @@ impl Attention {
     fn heads_of(&self, x: &Tensor) -> Result<Tensor> {
         let (batch, tokens, width) = x.dims3()?;
         x.reshape((batch, tokens, self.heads, width / self.heads))?.transpose(1, 2)?.contiguous()
+    }
+
+    /// Attention over the audio's `key` and `value` (`[1, heads, frames, head size]`) of one new token per
+    /// hypothesis of a beam search (`x`: `[hypotheses, 1, width]`), or of a prompt's tokens (`[1, tokens,
+    /// width]`). The hypotheses all read the same audio: they are attended as one row of queries, so the
+    /// audio's keys and values are never copied for each of them.
+    fn attend_audio(&self, x: &Tensor, key: &Tensor, value: &Tensor) -> Result<Tensor> {
+        let (hypotheses, tokens, width) = x.dims3()?;
+        if hypotheses == 1 {
+            return self.attend(x, key, value, None);
+        }
+        let as_one = x.reshape((1, hypotheses * tokens, width))?;
+        self.attend(&as_one, key, value, None)?.reshape((hypotheses, tokens, width))
     }
 
     /// Attention of the queries from `x` over `key` and `value` (already split into heads).

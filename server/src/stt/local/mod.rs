@@ -22,6 +22,9 @@ use crate::backend::BackendInfo;
 /// 2-minute clip already takes several seconds to transcribe on two cores.
 pub const MAX_RECORDING_SECS: u64 = 120;
 
+/// Hypotheses Whisper's beam search keeps, as openai/whisper and faster-whisper do by default.
+pub const DEFAULT_BEAM_SIZE: usize = 5;
+
 /// Whisper tiny.en (or any Whisper in the same form) on the CPU.
 pub struct LocalStt {
     /// Candle's Whisper keeps per-call state (the attention caches): one transcription at a time.
@@ -39,6 +42,12 @@ impl LocalStt {
         tracing::info!(dir = %dir.display(), load_ms, "speech-to-text model loaded");
         let info = BackendInfo { kind: "local", model, location: dir.display().to_string(), load_ms: Some(load_ms) };
         Ok(Self { whisper: Arc::new(Mutex::new(whisper)), info })
+    }
+
+    /// Keeps `beam_size` hypotheses while decoding (1: greedy, the fastest).
+    pub fn with_beam_size(self, beam_size: usize) -> Self {
+        self.whisper.lock().unwrap_or_else(PoisonError::into_inner).beam_size = beam_size.max(1);
+        self
     }
 
     /// The words in 16 kHz mono samples; empty when there are none. For callers that already decoded audio.

@@ -64,6 +64,8 @@ pub struct LoadedWhisper {
     pub suppress: Tensor,
     /// Added on top of `suppress` at the first step only.
     pub suppress_at_start: Tensor,
+    /// Hypotheses the beam search keeps; 1 decodes greedily.
+    pub beam_size: usize,
 }
 
 pub fn load(dir: &Path) -> Result<LoadedWhisper, LoadError> {
@@ -123,7 +125,18 @@ pub fn load(dir: &Path) -> Result<LoadedWhisper, LoadError> {
     // (dropped here: it holds a second copy of the decoder's weights).
     let decoder = TextDecoder::load(vb.pp("model.decoder"), &config).map_err(|e| fail(&weights, e))?;
     let Whisper { encoder, config, .. } = Whisper::load(&vb, config).map_err(|e| fail(&weights, e))?;
-    Ok(LoadedWhisper { config, encoder, decoder, tokenizer, tokens, expected: Vec::new(), mel_filters, suppress, suppress_at_start })
+    Ok(LoadedWhisper {
+        config,
+        encoder,
+        decoder,
+        tokenizer,
+        tokens,
+        expected: Vec::new(),
+        mel_filters,
+        suppress,
+        suppress_at_start,
+        beam_size: super::DEFAULT_BEAM_SIZE,
+    })
 }
 
 fn mask(vocab_size: usize, banned: &[u32], device: &Device) -> candle_core::Result<Tensor> {
