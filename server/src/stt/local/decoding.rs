@@ -1,5 +1,6 @@
-//! Whisper's beam search without timestamps, one window of up to 30 seconds at a time, with Whisper's own
-//! test for "this window holds no speech" so silence and noise give no words rather than invented ones.
+//! Whisper decoding without timestamps, greedy and, for transcripts the model doubts, Whisper's beam search;
+//! one window of up to 30 seconds at a time, with Whisper's own test for "this window holds no speech" so
+//! silence and noise give no words rather than invented ones.
 
 use candle_core::{D, IndexOp, Tensor};
 use candle_nn::ops::{log_softmax, softmax};
@@ -246,8 +247,8 @@ impl BeamSearch {
 }
 
 /// The `count` likeliest tokens of each row of `logprobs` (`[rows, vocabulary]`), likeliest first. Picked
-/// with the tensor library's own loops, one arg-max per token: scanning the vocabulary for every hypothesis
-/// at every step in this crate's unoptimised build cost more than the decoder itself.
+/// with the tensor library's own optimised loops, one arg-max per token, rather than by scanning the whole
+/// vocabulary for every hypothesis at every step in this crate's unoptimised build.
 fn likeliest(logprobs: &Tensor, count: usize) -> candle_core::Result<Vec<Vec<(u32, f32)>>> {
     let rows = logprobs.dim(0)?;
     let gone = Tensor::full(f32::NEG_INFINITY, (rows, 1), logprobs.device())?;
