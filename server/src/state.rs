@@ -207,9 +207,7 @@ impl AppState {
         Self {
             pipeline: Arc::new({
                 let mut pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits, Arc::clone(&telemetry), shutdown.clone());
-                if settings.stt_vocabulary {
-                    pipeline = pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge)));
-                }
+                pipeline = pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge), settings.stt_vocabulary));
                 if let Some(archive) = &archive {
                     pipeline = pipeline.with_archive(Arc::clone(archive));
                 }

@@ -334,6 +334,16 @@ impl KnowledgeBase {
     /// at most `limit`: what speech-to-text is told to expect (see [`evidence::vocabulary`]). Reads at most
     /// [`VOCABULARY_CHUNKS`] passages. One user's memories stay out: every user's speech is biased by it.
     pub async fn vocabulary(&self, limit: usize) -> Result<Vec<String>, KnowledgeError> {
+        Ok(evidence::vocabulary(&self.shared_texts().await?, limit))
+    }
+
+    /// The shared notes' names as they spell them (see [`evidence::names`]), from the same passages.
+    pub async fn names(&self) -> Result<Vec<String>, KnowledgeError> {
+        Ok(evidence::names(&self.shared_texts().await?))
+    }
+
+    /// The titles and texts of at most [`VOCABULARY_CHUNKS`] shared passages.
+    async fn shared_texts(&self) -> Result<Vec<String>, KnowledgeError> {
         let snapshot = self.table().await?.snapshot().await?;
         let query = snapshot
             .table
@@ -345,7 +355,7 @@ impl KnowledgeBase {
         for batch in collect(query).await? {
             texts.extend(read_chunks(&batch)?.into_iter().map(|chunk| format!("{}\n{}", chunk.title, chunk.text)));
         }
-        Ok(evidence::vocabulary(&texts, limit))
+        Ok(texts)
     }
 
     /// Changes each time notes are added or deleted through this process: whoever keeps something made from

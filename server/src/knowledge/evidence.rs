@@ -271,6 +271,35 @@ pub fn missing(focus: &[String], hits: &[Hit]) -> Vec<String> {
     focus.iter().filter(|word| !held.contains(*word)).cloned().collect()
 }
 
+/// The names in `texts` as they are spelled there: capitalised words of four letters or more that are never
+/// written in lower case ("Oskar", "Kestrel", "Voltwerk"; not "Boiler" at the start of a line when "boiler"
+/// appears too), in the order first seen.
+pub fn names(texts: &[String]) -> Vec<String> {
+    let mut capitalised: Vec<String> = Vec::new();
+    let mut lower: HashSet<String> = HashSet::new();
+    for text in texts {
+        for raw in text.split(|c: char| !c.is_alphanumeric() && c != '\'') {
+            let word = raw.trim_matches('\'');
+            let word = word.strip_suffix("'s").unwrap_or(word);
+            if word.chars().count() < 4 || !word.chars().all(char::is_alphabetic) {
+                continue;
+            }
+            if word.chars().next().is_some_and(char::is_uppercase) {
+                if !capitalised.iter().any(|known| known == word) {
+                    capitalised.push(word.to_owned());
+                }
+            } else {
+                lower.insert(word.to_lowercase());
+            }
+        }
+    }
+    capitalised.retain(|word| {
+        let word = word.to_lowercase();
+        !lower.contains(&word) && !STOP_WORDS.contains(word.as_str())
+    });
+    capitalised
+}
+
 /// The words of `texts` a speech recogniser may not expect: names and brands (capitalised inside a sentence,
 /// then counted wherever they appear) and words joining letters with a hyphen or digits ("tune-up", "A17");
 /// most used first, at most `limit`.
@@ -341,6 +370,15 @@ mod tests {
                 "Our vet is Dr. Anjali Rao at Millbrook Vets."
             ]
         );
+    }
+
+    #[test]
+    fn names_are_capitalised_words_never_written_in_lower_case() {
+        let texts = [
+            "# Children\nOskar: piano with Mrs Lindqvist on Thursdays.\nLena's birthday is in June.".to_owned(),
+            "Boiler: in the loft. The boiler is serviced in October. Our dog is called Biscuit. Dev is here.".to_owned(),
+        ];
+        assert_eq!(names(&texts), ["Children", "Oskar", "Lindqvist", "Thursdays", "Lena", "June", "October", "Biscuit"]);
     }
 
     #[test]

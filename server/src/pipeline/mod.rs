@@ -348,12 +348,7 @@ impl Pipeline {
     pub fn transcription(&self, audio: AudioUpload) -> Option<EarlyTranscript> {
         let stt = Arc::clone(self.stt.as_ref()?);
         let vocabulary = self.vocabulary.clone();
-        Some(Box::pin(async move {
-            if let Some(vocabulary) = vocabulary {
-                vocabulary.refresh(stt.as_ref()).await;
-            }
-            stt.transcribe(&audio).await
-        }))
+        Some(Box::pin(async move { hear(stt.as_ref(), vocabulary.as_deref(), &audio).await }))
     }
 
     /// `POST /api/chat`.
@@ -441,10 +436,7 @@ impl Pipeline {
     pub async fn transcribe_only(&self, audio: &AudioUpload) -> Result<String, TurnError> {
         let stt = self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
         let _place = self.wait_for_place(&EventSink::none()).await?;
-        if let Some(vocabulary) = &self.vocabulary {
-            vocabulary.refresh(stt.as_ref()).await;
-        }
-        Ok(stt.transcribe(audio).await?)
+        Ok(hear(stt.as_ref(), self.vocabulary.as_deref(), audio).await?)
     }
 
     /// Text-to-speech alone.
@@ -669,10 +661,7 @@ impl Pipeline {
         let stt = self.stt.as_ref().ok_or(TurnError::NotConfigured(Stage::Stt))?;
         events.emit(ServerEvent::status(TurnState::Transcribing));
         let stt_started = Instant::now();
-        if let Some(vocabulary) = &self.vocabulary {
-            vocabulary.refresh(stt.as_ref()).await;
-        }
-        let transcript = stt.transcribe(audio).await?;
+        let transcript = hear(stt.as_ref(), self.vocabulary.as_deref(), audio).await?;
         timings.stt_ms = elapsed_ms(stt_started);
         tracing::info!(stt_ms = timings.stt_ms, format = %audio.format, bytes = audio.bytes.len(), "transcribed");
         heard(transcript, events)
@@ -908,6 +897,13 @@ async fn answer_aloud(
 }
 
 /// The final transcript, sent to the client, when it holds words.
+/// The words in `audio`, with the notes' names written as the notes spell them.
+async fn hear(stt: &dyn SpeechToText, vocabulary: Option<&NotesVocabulary>, audio: &AudioUpload) -> Result<String, SttError> {
+    let Some(vocabulary) = vocabulary else { return stt.transcribe(audio).await };
+    vocabulary.refresh(stt).await;
+    Ok(vocabulary.respell(&stt.transcribe(audio).await?))
+}
+
 fn heard(transcript: String, events: &EventSink) -> Result<String, TurnError> {
     if !has_words(&transcript) {
         return Err(TurnError::NoSpeech);

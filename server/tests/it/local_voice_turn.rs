@@ -5,7 +5,8 @@ use crate::support;
 
 use std::path::PathBuf;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
 use bytes::Bytes;
 use parlance_server::audio::AudioUpload;
@@ -13,6 +14,7 @@ use parlance_server::models::catalog::{self, ModelSpec};
 use parlance_server::onnx;
 use parlance_server::stt::{LocalStt, SpeechToText};
 use parlance_server::tts::{LocalTts, VoiceEngine};
+use serde_json::json;
 use support::speech::{run, speak, word_error_rate};
 
 /// The models directory with every default model installed (by the real installer when missing).
@@ -96,4 +98,44 @@ async fn a_spoken_question_is_answered_aloud_by_the_local_models() {
     let (status, history) = support::send(&app, support::empty_request("GET", &format!("/api/sessions/{session}"))).await;
     assert_eq!(status, StatusCode::OK, "{history}");
     assert_eq!(history["turns"].as_array().unwrap().len(), 2, "{history}");
+}
+
+/// A name heard one letter off is written as the notes spell it once the notes know it ("Oscar" becomes the
+/// notes' "Oskar"), and stays as heard before: the same recording, transcribed before and after the note.
+#[tokio::test]
+async fn names_heard_one_letter_off_are_spelled_as_the_notes_spell_them() {
+    let models = models_dir();
+    let data = tempfile::tempdir().unwrap();
+    let app = support::app(&support::settings(&[
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--frontend-dir",
+        "/nonexistent-parlance-frontend",
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    // espeak-ng says the name as the common "Oscar", and Whisper writes that.
+    let question = spoken_webm(dir.path(), "Tell me about Oskar's lesson.");
+    let transcribe = || {
+        let parts: Vec<support::Part> = vec![("file", Some("question.webm"), &question[..]), ("model", None, b"whisper-1")];
+        Request::builder()
+            .method("POST")
+            .uri("/v1/audio/transcriptions")
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={}", support::BOUNDARY))
+            .body(Body::from(support::multipart_body(&parts)))
+            .unwrap()
+    };
+
+    let (status, before) = support::send(&app, transcribe()).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    let before = before["text"].as_str().unwrap();
+    assert!(before.contains("Oscar's"), "Whisper tiny.en is expected to write the common spelling: {before:?}");
+
+    let note = json!({"notes": [{"title": "Children", "text": "Oskar: piano with Mrs Lindqvist on Thursdays at 4:15 pm."}]});
+    let (status, added) = support::send(&app, support::json_request("POST", "/api/knowledge", &note)).await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let (status, after) = support::send(&app, transcribe()).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["text"].as_str().unwrap(), before.replace("Oscar's", "Oskar's"));
 }
