@@ -131,7 +131,7 @@ async fn commit_pending(database: Arc<Database>, shared: Arc<Shared>) {
     let held = table.write_lock().await;
     let waiting = std::mem::take(&mut *lock(&shared.pending));
     if waiting.is_empty() {
-        // An earlier commit took these lines along.
+        // The committer started for a list is the only one that takes it, so this is not expected.
         return;
     }
     let rows: Vec<RecordBatch> = waiting.iter().map(|pending| pending.rows.clone()).collect();
@@ -272,8 +272,18 @@ impl SessionStore for LanceSessions {
         }
         let rows = to_batch(id, &turns)?;
         let (committed, outcome) = oneshot::channel();
-        lock(&self.shared.pending).push(Pending { id: id.clone(), turns, rows, committed });
-        tokio::spawn(commit_pending(Arc::clone(&self.database), Arc::clone(&self.shared)));
+        let first = {
+            let mut pending = lock(&self.shared.pending);
+            pending.push(Pending { id: id.clone(), turns, rows, committed });
+            pending.len() == 1
+        };
+        // One committer per batch: the one started when the list stopped being empty takes the whole list
+        // (under the same lock). A committer per line, most of them finding their line already taken, piled up
+        // behind the write lock faster than they ended while both cores were busy (the soak's memory grew
+        // with every turn).
+        if first {
+            tokio::spawn(commit_pending(Arc::clone(&self.database), Arc::clone(&self.shared)));
+        }
         match outcome.await {
             Ok(result) => result.map_err(SessionError::Storage),
             Err(_) => Err(SessionError::Storage("the commit of these lines stopped before it finished".into())),

@@ -25,6 +25,19 @@ fn models_dir() -> PathBuf {
     dirs[0].parent().expect("a model directory sits in the models directory").to_path_buf()
 }
 
+/// The app on the installed models and nothing else set, keeping its data in `data`.
+fn local_app(data: &std::path::Path) -> axum::Router {
+    let models = models_dir();
+    support::app(&support::settings(&[
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--frontend-dir",
+        "/nonexistent-parlance-frontend",
+    ]))
+}
+
 /// `text` spoken by espeak-ng and encoded as Chrome's MediaRecorder would send it (Opus in WebM).
 fn spoken_webm(dir: &std::path::Path, text: &str) -> Vec<u8> {
     let wav = speak(dir, "question", text);
@@ -50,16 +63,8 @@ async fn what_the_piper_voice_says_whisper_hears_back() {
 
 #[tokio::test]
 async fn a_spoken_question_is_answered_aloud_by_the_local_models() {
-    let models = models_dir();
     let data = tempfile::tempdir().unwrap();
-    let app = support::app(&support::settings(&[
-        "--models-dir",
-        models.to_str().unwrap(),
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--frontend-dir",
-        "/nonexistent-parlance-frontend",
-    ]));
+    let app = local_app(data.path());
 
     let (status, health) = support::send(&app, support::empty_request("GET", "/health")).await;
     assert_eq!(status, StatusCode::OK, "{health}");
@@ -104,16 +109,8 @@ async fn a_spoken_question_is_answered_aloud_by_the_local_models() {
 /// notes' "Oskar"), and stays as heard before: the same recording, transcribed before and after the note.
 #[tokio::test]
 async fn names_heard_one_letter_off_are_spelled_as_the_notes_spell_them() {
-    let models = models_dir();
     let data = tempfile::tempdir().unwrap();
-    let app = support::app(&support::settings(&[
-        "--models-dir",
-        models.to_str().unwrap(),
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--frontend-dir",
-        "/nonexistent-parlance-frontend",
-    ]));
+    let app = local_app(data.path());
     let dir = tempfile::tempdir().unwrap();
     // espeak-ng says the name as the common "Oscar", and Whisper writes that.
     let question = spoken_webm(dir.path(), "Tell me about Oskar's lesson.");
