@@ -394,7 +394,7 @@ mod knowledge {
 /// Whisper tiny.en real-time factor (processing time / audio duration; below 1 is faster than real time) on
 /// spoken clips of exactly 3 s and 10 s, sent as WebM/Opus like a browser recording: decoding included.
 async fn stt(models_dir: &std::path::Path) {
-    use parlance_server::stt::{DEFAULT_BEAM_SIZE, LocalStt, SpeechToText};
+    use parlance_server::stt::{LocalStt, SpeechToText};
 
     let installer = Installer::new(models_dir);
     if !installer.is_installed(&catalog::WHISPER_TINY_EN) {
@@ -404,7 +404,7 @@ async fn stt(models_dir: &std::path::Path) {
     let started = Instant::now();
     let greedy = LocalStt::load(&installer.model_dir(&catalog::WHISPER_TINY_EN)).expect("model loads").with_beam_size(1);
     println!("stt         load                 {:>8.1} ms", ms(started.elapsed()));
-    let beam = LocalStt::load(&installer.model_dir(&catalog::WHISPER_TINY_EN)).expect("model loads").with_beam_size(DEFAULT_BEAM_SIZE);
+    let beam = LocalStt::load(&installer.model_dir(&catalog::WHISPER_TINY_EN)).expect("model loads").with_beam_size(5);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let clips = [

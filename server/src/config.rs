@@ -157,8 +157,9 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_STT_VOCABULARY", default_value_t = false, action = clap::ArgAction::Set)]
     pub stt_vocabulary: bool,
 
-    /// Hypotheses the embedded Whisper keeps while it decodes (beam search); 1 decodes greedily, faster and
-    /// less accurate (README: "The knowledge evaluation").
+    /// Hypotheses the embedded Whisper's beam search keeps for transcripts greedy decoding doubts; 1 (the
+    /// default) never searches. 5 heard names and trade words better, but finished some broken-off questions
+    /// (README: "The knowledge evaluation").
     #[arg(long, env = "PARLANCE_STT_BEAM_SIZE", default_value_t = crate::stt::DEFAULT_BEAM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16))]
     pub stt_beam_size: usize,
 

@@ -358,6 +358,12 @@ impl KnowledgeBase {
         Ok(texts)
     }
 
+    /// Whether the notes' store is open: reading the notes' words must not create it (a server that never
+    /// stores anything leaves no files).
+    pub fn is_open(&self) -> bool {
+        self.database.is_open()
+    }
+
     /// Changes each time notes are added or deleted through this process: whoever keeps something made from
     /// the notes (the vocabulary) knows when to make it again.
     pub fn generation(&self) -> u64 {

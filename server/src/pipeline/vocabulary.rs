@@ -34,7 +34,7 @@ impl NotesVocabulary {
     /// otherwise), and hands them to `stt` when it is to be told.
     pub async fn refresh(&self, stt: &dyn SpeechToText) {
         let generation = self.knowledge.generation();
-        if self.seen.load(Ordering::Acquire) == generation {
+        if self.seen.load(Ordering::Acquire) == generation || !self.knowledge.is_open() {
             return;
         }
         let _making = self.making.lock().await;

@@ -184,6 +184,11 @@ impl Database {
         &self.dir
     }
 
+    /// Whether [`Database::tables`] has opened the database (and so created it if it was missing).
+    pub fn is_open(&self) -> bool {
+        self.opened.initialized()
+    }
+
     pub async fn tables(&self) -> Result<&Tables, StoreError> {
         self.opened.get_or_try_init(|| open(&self.dir)).await
     }

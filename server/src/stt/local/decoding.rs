@@ -106,9 +106,9 @@ fn window_frames(content: usize) -> usize {
     (padded + padded % 2).min(whisper::N_FRAMES)
 }
 
-/// Decodes greedily first; a transcript the model doubts (mean log-probability under [`DOUBTFUL_LOGPROB`])
-/// that is not silence is searched again with the beam. Greedy decoding is right about most clear speech at a
-/// fraction of the beam's cost, and the beam mends the doubtful ones best (README: "The knowledge evaluation").
+/// Decodes greedily; with a beam set, a transcript the model doubts (mean log-probability under
+/// [`DOUBTFUL_LOGPROB`]) that is not silence is searched again with it. Greedy decoding is right about most
+/// clear speech at a fraction of the beam's cost (README: "The knowledge evaluation").
 fn decode_window(whisper: &mut LoadedWhisper, mel: &Tensor) -> candle_core::Result<WindowResult> {
     let features = whisper.encoder.forward(mel, true)?;
     let greedy = decode_features(whisper, &features, 1)?;
