@@ -896,7 +896,6 @@ async fn answer_aloud(
     Ok((answer, first_token))
 }
 
-/// The final transcript, sent to the client, when it holds words.
 /// The words in `audio`, with the notes' names written as the notes spell them.
 async fn hear(stt: &dyn SpeechToText, vocabulary: Option<&NotesVocabulary>, audio: &AudioUpload) -> Result<String, SttError> {
     let Some(vocabulary) = vocabulary else { return stt.transcribe(audio).await };
@@ -904,6 +903,7 @@ async fn hear(stt: &dyn SpeechToText, vocabulary: Option<&NotesVocabulary>, audi
     Ok(vocabulary.respell(&stt.transcribe(audio).await?))
 }
 
+/// The final transcript, sent to the client, when it holds words.
 fn heard(transcript: String, events: &EventSink) -> Result<String, TurnError> {
     if !has_words(&transcript) {
         return Err(TurnError::NoSpeech);

@@ -74,16 +74,17 @@ pub fn respell(transcript: &str, names: &[String]) -> String {
     }
     let mut respelled = String::with_capacity(transcript.len());
     for (at, piece) in transcript.split_inclusive(char::is_whitespace).enumerate() {
-        let start = piece.find(char::is_alphanumeric).unwrap_or(piece.len());
-        let end =
-            piece.rfind(|c: char| c.is_alphanumeric()).map_or(start, |last| last + piece[last..].chars().next().map_or(1, char::len_utf8));
-        let word = &piece[start..end.max(start)];
+        // The word without the punctuation and space around it.
+        let not_word = |c: char| !c.is_alphanumeric();
+        let start = piece.len() - piece.trim_start_matches(not_word).len();
+        let end = piece.trim_end_matches(not_word).len().max(start);
+        let word = &piece[start..end];
         respelled.push_str(&piece[..start]);
         match (at > 0).then(|| named(word, names)).flatten() {
             Some(name) => respelled.push_str(&name),
             None => respelled.push_str(word),
         }
-        respelled.push_str(&piece[end.max(start)..]);
+        respelled.push_str(&piece[end..]);
     }
     respelled
 }
