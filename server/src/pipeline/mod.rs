@@ -8,9 +8,10 @@
 
 mod queue;
 mod speaker;
+mod turn_end;
 mod vocabulary;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -21,6 +22,7 @@ use parlance_shared::{
 
 pub use self::queue::{QueueFull, QueueLimits, RunningPlace, TurnQueue};
 use self::speaker::SentenceSpeaker;
+pub use self::turn_end::{EndSignal, TurnEnd};
 pub use self::vocabulary::NotesVocabulary;
 use crate::access::Caller;
 use crate::agent::{Agent, AgentError, Answer, Findings};
@@ -76,8 +78,9 @@ pub struct TurnProgress {
     findings: Findings,
     /// When the user finished asking.
     asked_at: DateTime<Utc>,
-    /// The question's recording, for the archive.
-    recording: Option<AudioUpload>,
+    /// The question's recording, for the archive: known from the start, or (a turn begun during the user's
+    /// pause) once the turn ends.
+    recording: OnceLock<AudioUpload>,
     /// The audio of each sentence sent, in sequence order (kept only while the archive is on).
     spoken: Arc<Mutex<Vec<SpeechAudio>>>,
     /// The turn's archive entry, named once it is first written.
@@ -97,7 +100,7 @@ impl TurnProgress {
             question: Mutex::new(question),
             findings: Findings::default(),
             asked_at: Utc::now(),
-            recording,
+            recording: recording.map(OnceLock::from).unwrap_or_default(),
             spoken: Arc::default(),
             archived: Mutex::new(None),
         }
@@ -106,6 +109,11 @@ impl TurnProgress {
     /// The id in the turn's log lines.
     pub fn turn_id(&self) -> &str {
         &self.turn_id
+    }
+
+    /// The question's recording, for the archive, once a turn begun before it ended has it whole.
+    pub fn keep_recording(&self, recording: AudioUpload) {
+        let _ = self.recording.set(recording);
     }
 
     /// The audio of the first `played` sentences sent.
@@ -398,7 +406,7 @@ impl Pipeline {
         started: Instant,
     ) -> Result<Turn, TurnError> {
         tokio::select! {
-            result = self.run_turn(conversation, input, speech, events, progress, started) => result,
+            result = self.run_turn(conversation, input, speech, events, progress, TurnEnd::At(started)) => result,
             () = self.shutdown.cutting() => Err(TurnError::ShuttingDown),
         }
     }
@@ -524,14 +532,15 @@ impl Pipeline {
         &conversation.history[conversation.history.len().saturating_sub(self.history_turns)..]
     }
 
-    /// One whole turn. `started` is when the user finished asking: the timings count from there. What the
-    /// turn gathers goes into `progress` as it happens, for [`Pipeline::remember_interrupted`]. The turn first
-    /// waits for its place to run (see [`TurnQueue`]), telling `events` its place in line while it waits.
+    /// One whole turn. `ended` is when the user finished asking: the timings count from there. A turn begun
+    /// before that is known (see [`TurnEnd`]) is answered and spoken, but stored only once it is confirmed. What
+    /// the turn gathers goes into `progress` as it happens, for [`Pipeline::remember_interrupted`]. The turn
+    /// first waits for its place to run (see [`TurnQueue`]), telling `events` its place in line while it waits.
     ///
     /// Everything logged meanwhile carries the turn's id and session (a span); the request's own span, if it
     /// has a `turn_id` field (HTTP), gets the id too, so its access line names the turn. The turn's end is
     /// counted here, however it ends: a turn whose future is dropped (a barge-in, a client gone) counts as
-    /// interrupted.
+    /// interrupted, unless it was begun early and never confirmed (the user was not done: nobody heard it).
     pub async fn run_turn(
         &self,
         conversation: Conversation,
@@ -539,13 +548,13 @@ impl Pipeline {
         speech: Speech,
         events: &EventSink,
         progress: &TurnProgress,
-        started: Instant,
+        ended: TurnEnd,
     ) -> Result<Turn, TurnError> {
         tracing::Span::current().record("turn_id", tracing::field::display(progress.turn_id()));
         let span = tracing::info_span!("turn", turn_id = %progress.turn_id(), session_id = %conversation.id);
         let spoken = !matches!(input, TurnInput::Text(_));
-        let mut counted = Counted { telemetry: &self.telemetry, finished: false };
-        let result = self.answer_turn(conversation, input, speech, events, progress, started).instrument(span).await;
+        let mut counted = Counted { telemetry: &self.telemetry, finished: false, ended: ended.clone() };
+        let result = self.answer_turn(conversation, input, speech, events, progress, ended).instrument(span).await;
         counted.finish(&result, spoken);
         result
     }
@@ -557,7 +566,7 @@ impl Pipeline {
         speech: Speech,
         events: &EventSink,
         progress: &TurnProgress,
-        started: Instant,
+        mut ended: TurnEnd,
     ) -> Result<Turn, TurnError> {
         let (_place, queued_ms) = self.wait_for_place(events).await?;
         let mut timings = StageTimings { queued_ms, ..StageTimings::default() };
@@ -575,7 +584,7 @@ impl Pipeline {
         let speaker = match (&self.tts, &speech) {
             (Some(tts), Speech::Sentences(delivery)) => {
                 let keep = self.archive.is_some().then(|| Arc::clone(&progress.spoken));
-                Some(SentenceSpeaker::start(Arc::clone(tts), delivery.clone(), events.clone(), started, keep))
+                Some(SentenceSpeaker::start(Arc::clone(tts), delivery.clone(), events.clone(), ended.clone(), keep))
             }
             _ => None,
         };
@@ -584,6 +593,7 @@ impl Pipeline {
         let (answer, first_token) = answer_aloud(agent, asked, speaker.as_ref(), events, &progress.findings).await?;
         timings.llm_ms = elapsed_ms(llm_started);
         tracing::info!(llm_ms = timings.llm_ms, tools = answer.tool_calls.len(), "answered");
+        let started = ended.confirmed().await;
 
         let (spoken, speech_error) = match (speech, speaker) {
             (Speech::Off, _) => (AnswerAudio::None, None),
@@ -594,7 +604,8 @@ impl Pipeline {
             (Speech::Sentences(_), Some(speaker)) => {
                 let report = speaker.finish().await;
                 timings.tts_ms = report.tts_ms;
-                timings.first_audio_ms = report.first_audio_ms;
+                // Audio made before the turn ended reached the client when it ended.
+                timings.first_audio_ms = report.first_sent.map(|sent| duration_ms(sent.saturating_duration_since(started)));
                 (AnswerAudio::Sentences(progress.spoken(usize::MAX)), report.error)
             }
             (Speech::Sentences(_), None) => (AnswerAudio::None, Some(SpeechFailure::NotConfigured)),
@@ -751,7 +762,7 @@ impl Pipeline {
         interrupted: bool,
     ) {
         let Some(archive) = &self.archive else { return };
-        let question_audio = progress.recording.clone();
+        let question_audio = progress.recording.get().cloned();
         if question_audio.is_none() && answer_audio.is_none() && !progress.archived_before() {
             return;
         }
@@ -822,6 +833,7 @@ impl Pipeline {
 struct Counted<'a> {
     telemetry: &'a Telemetry,
     finished: bool,
+    ended: TurnEnd,
 }
 
 impl Counted<'_> {
@@ -840,7 +852,7 @@ impl Counted<'_> {
 
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.finished && self.ended.known().is_some() {
             self.telemetry.turn_finished(TurnOutcome::Interrupted, None, TurnFigures::default());
         }
     }
@@ -931,7 +943,11 @@ fn has_words(transcript: &str) -> bool {
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    duration_ms(since.elapsed())
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

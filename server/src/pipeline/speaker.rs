@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument as _;
 
-use super::{SpeechFailure, elapsed_ms};
+use super::{SpeechFailure, TurnEnd, elapsed_ms};
 use crate::events::EventSink;
 use crate::text::speakable;
 use crate::tts::{Delivery, SpeechAudio, TextToSpeech, TtsError};
@@ -22,8 +22,8 @@ pub struct SpeechReport {
     pub chunks: Vec<String>,
     /// Time spent synthesizing, summed over the sentences.
     pub tts_ms: u64,
-    /// From the end of the user's turn to the first chunk sent.
-    pub first_audio_ms: Option<u64>,
+    /// When the first chunk was sent.
+    pub first_sent: Option<Instant>,
     /// Why speaking stopped early; the sentences after the failure are not spoken.
     pub error: Option<SpeechFailure>,
 }
@@ -35,13 +35,14 @@ pub struct SentenceSpeaker {
 }
 
 impl SentenceSpeaker {
-    /// `turn_ended` is when the user finished asking: `first_audio_ms` counts from there. Each chunk's audio
-    /// also goes into `keep`, if given, as it is sent (the archive keeps what was played of an answer cut off).
+    /// `turn_ended` is when the user finished asking (perhaps not known yet): the log's time to first audio
+    /// counts from there. Each chunk's audio also goes into `keep`, if given, as it is sent (the archive keeps what was
+    /// played of an answer cut off).
     pub fn start(
         tts: Arc<dyn TextToSpeech>,
         delivery: Delivery,
         events: EventSink,
-        turn_ended: Instant,
+        turn_ended: TurnEnd,
         keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>,
     ) -> Self {
         let (sentences, queue) = mpsc::unbounded_channel();
@@ -75,7 +76,7 @@ async fn speak_in_order(
     delivery: Delivery,
     mut queue: mpsc::UnboundedReceiver<String>,
     events: EventSink,
-    turn_ended: Instant,
+    turn_ended: TurnEnd,
     keep: Option<Arc<Mutex<Vec<SpeechAudio>>>>,
 ) -> SpeechReport {
     let mut report = SpeechReport::default();
@@ -96,8 +97,11 @@ async fn speak_in_order(
                 }
                 events.emit(ServerEvent::AudioChunk { sequence, text: sentence.clone(), audio: AudioClip { mime_type, data_base64 } });
                 if sequence == 0 {
-                    report.first_audio_ms = Some(elapsed_ms(turn_ended));
-                    tracing::info!(first_audio_ms = report.first_audio_ms, "first audio sent");
+                    report.first_sent = Some(Instant::now());
+                    match turn_ended.known() {
+                        Some(ended) => tracing::info!(first_audio_ms = elapsed_ms(ended), "first audio sent"),
+                        None => tracing::info!("first audio ready before the turn ended"),
+                    }
                 }
                 tracing::debug!(sequence, tts_ms = elapsed_ms(started), chars = sentence.len(), "sentence spoken");
                 report.chunks.push(sentence);

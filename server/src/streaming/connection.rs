@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TurnDetection, TurnState};
 
-use super::early::EarlyTranscription;
+use super::early::{EarlyTranscription, Heard};
 use super::pauses::SAMPLES_PER_MS;
 use super::recording::{Recording, RecordingError};
+use super::speculation::Speculation;
 use super::turn::{CancelledTurn, Progress, RunningTurn};
 use crate::access::Caller;
 use crate::budget::TurnBudget;
-use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
+use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnEnd, TurnError, TurnInput, TurnProgress};
 use crate::sessions::{self, SessionStore};
 use crate::tts::{Delivery, SpeechRate};
 use crate::vad::VoiceEvent;
@@ -81,6 +82,8 @@ enum Phase {
         early: Option<Box<EarlyTranscription>>,
         /// The server ends the turn itself.
         detection: Option<TurnDetection>,
+        /// The answer begun during the current pause, if the words sounded finished.
+        speculation: Option<Speculation>,
     },
     Answering(RunningTurn),
 }
@@ -188,9 +191,13 @@ impl Connection {
     /// A binary frame: audio of the turn being recorded.
     pub fn on_audio(&mut self, frame: &[u8]) -> Vec<Reply> {
         let (mut replies, over) = match &mut self.phase {
-            Phase::Listening { recording, early, detection, .. } => match (recording.push(frame), early) {
+            Phase::Listening { recording, early, detection, speculation, .. } => match (recording.push(frame), early) {
                 (Ok(()), Some(early)) => {
                     let heard = early.observe(frame, recording).into_iter().map(speech_event).collect();
+                    if speculation.as_ref().is_some_and(|answer| !answer.covers(early.speech_end())) {
+                        tracing::debug!("speech after the pause: the answer begun in it is dropped unheard");
+                        *speculation = None;
+                    }
                     (heard, detection.and_then(|detection| turn_over(early, detection)))
                 }
                 (Ok(()), None) => (vec![], None),
@@ -228,24 +235,21 @@ impl Connection {
     /// is none (for use in `select!`). The socket is idle again as soon as the turn's end (its answer or its
     /// failure) is handed out.
     pub async fn next_turn_event(&mut self) -> Option<Reply> {
-        if let Some(reply) = self.pending.pop_front() {
-            return Some(reply);
-        }
-        let turn = match &mut self.phase {
-            Phase::Answering(turn) => turn,
-            Phase::Listening { early: Some(early), conversation, detection, .. } => {
-                let text = early.next_partial().await;
-                // Most often the question is complete: the model reads it while the user's silence runs out.
-                self.pipeline.prepare(conversation, &text);
-                let partial = Reply::Event(ServerEvent::Transcript { text, is_final: false });
-                // The model's judgement came with the transcript: a complete turn may end now.
-                let Some(ended) = detection.and_then(|detection| turn_over(early, detection)) else { return Some(partial) };
-                let replies = self.end_detected_turn(ended);
-                self.pending.extend(replies);
-                return Some(partial);
+        loop {
+            if let Some(reply) = self.pending.pop_front() {
+                return Some(reply);
             }
-            Phase::Listening { .. } | Phase::Idle => return std::future::pending().await,
-        };
+            match &mut self.phase {
+                Phase::Answering(_) => break,
+                Phase::Listening { early: Some(_), .. } => {
+                    if let Some(reply) = self.hear_early().await {
+                        return Some(reply);
+                    }
+                }
+                Phase::Listening { .. } | Phase::Idle => return std::future::pending().await,
+            }
+        }
+        let Phase::Answering(turn) = &mut self.phase else { return None };
         match turn.next_event().await {
             Some(Progress::Event(event)) => Some(Reply::Event(event)),
             Some(Progress::Finished(Ok(mut answered))) => {
@@ -269,6 +273,59 @@ impl Connection {
                 self.phase = Phase::Idle;
                 None
             }
+        }
+    }
+
+    /// While listening: the early transcript as a provisional one, with the answer begun on it, or the model's
+    /// judgement of it, which may end the turn (its events then wait in `pending`). `None` when there is
+    /// nothing to send yet.
+    async fn hear_early(&mut self) -> Option<Reply> {
+        let Phase::Listening { early: Some(early), conversation, detection, speculation, .. } = &mut self.phase else {
+            return std::future::pending().await;
+        };
+        let partial = match early.next().await {
+            Heard::Transcript(text) => {
+                // Without a judgement to wait for (the client ends its turns), the answer starts now.
+                if !early.judges() {
+                    Self::speculate(&self.pipeline, early, conversation, speculation, &self.delivery, &text);
+                }
+                Some(Reply::Event(ServerEvent::Transcript { text, is_final: false }))
+            }
+            Heard::Judged => {
+                match (early.completeness(), early.transcript()) {
+                    // Most often the question is complete: the answer starts while the user's silence runs out.
+                    // It starts only now, not with the transcript: on two cores the agent's work would slow the
+                    // judgement, which decides when the turn ends.
+                    (Some(p), Some(text)) if p >= COMPLETE_TURN => {
+                        let text = text.to_owned();
+                        Self::speculate(&self.pipeline, early, conversation, speculation, &self.delivery, &text);
+                    }
+                    // The user is likely to go on, or the model cannot tell: it only reads the words.
+                    (_, Some(text)) => self.pipeline.prepare(conversation, text),
+                    (_, None) => {}
+                }
+                None
+            }
+        };
+        // The judgement may end a complete turn now.
+        if let Some(ended) = detection.and_then(|detection| turn_over(early, detection)) {
+            let replies = self.end_detected_turn(ended);
+            self.pending.extend(replies);
+        }
+        partial
+    }
+
+    /// Begins answering the early transcript `text`, if it covers everything said so far.
+    fn speculate(
+        pipeline: &Arc<Pipeline>,
+        early: &EarlyTranscription,
+        conversation: &Conversation,
+        speculation: &mut Option<Speculation>,
+        delivery: &Delivery,
+        text: &str,
+    ) {
+        if let Some(speech_end) = early.covered_speech_end() {
+            *speculation = Some(Speculation::start(pipeline, conversation.clone(), text.to_owned(), delivery.clone(), speech_end));
         }
     }
 
@@ -302,15 +359,16 @@ impl Connection {
             let judged_in = detection.filter(|detection| detection.complete_silence_ms > 0).map(|_| conversation.clone());
             Box::new(EarlyTranscription::new(Arc::clone(&self.pipeline), judged_in))
         });
-        self.phase = Phase::Listening { recording: Recording::new(encoding, self.max_audio_bytes), conversation, early, detection };
+        let recording = Recording::new(encoding, self.max_audio_bytes);
+        self.phase = Phase::Listening { recording, conversation, early, detection, speculation: None };
         self.begin_turn();
         Ok(vec![Reply::Event(ServerEvent::status(TurnState::Listening))])
     }
 
     fn end_turn(&mut self) -> Result<Vec<Reply>, SocketError> {
         let ended_at = Instant::now();
-        let (recording, conversation, early) = match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Listening { recording, conversation, early, .. } => (recording, conversation, early),
+        let (recording, conversation, early, speculation) = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Listening { recording, conversation, early, speculation, .. } => (recording, conversation, early, speculation),
             other => {
                 self.phase = other;
                 return Err(ProtocolError::NotListening.into());
@@ -324,6 +382,15 @@ impl Connection {
             .as_ref()
             .filter(|early| early.speech_end().is_some())
             .map(|early| u64::try_from(early.silence() / SAMPLES_PER_MS).unwrap_or(u64::MAX));
+        if let Some(speculation) = speculation.filter(|answer| answer.covers(early.as_ref().and_then(|early| early.speech_end()))) {
+            let recording = if self.pipeline.archives() { recording.finish().ok() } else { None };
+            let mut turn = speculation.confirm(ended_at, recording);
+            tracing::debug!(turn_id = turn.progress.turn_id(), "the turn ended as its answer began: it is kept");
+            turn.silence_before_ms = silence_before_ms;
+            self.turn_id = Some(turn.progress.turn_id().to_owned());
+            self.phase = Phase::Answering(turn);
+            return Ok(vec![]);
+        }
         let input = match early.and_then(|early| early.finish()) {
             Some(transcript) => {
                 // Only the archive still wants the recording: speech-to-text has read it.
@@ -332,8 +399,8 @@ impl Connection {
             }
             None => TurnInput::Voice(recording.finish()?),
         };
-        let mut turn =
-            RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, Speech::Sentences(self.delivery.clone()), ended_at);
+        let speech = Speech::Sentences(self.delivery.clone());
+        let mut turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, input, speech, TurnEnd::At(ended_at));
         turn.silence_before_ms = silence_before_ms;
         self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);
@@ -354,7 +421,7 @@ impl Connection {
         let conversation = self.conversation(session_id).await?;
         self.begin_turn();
         let speech = if speak { Speech::Sentences(delivery.clone()) } else { Speech::Off };
-        let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Text(text), speech, ended_at);
+        let turn = RunningTurn::spawn(Arc::clone(&self.pipeline), conversation, TurnInput::Text(text), speech, TurnEnd::At(ended_at));
         self.delivery = delivery;
         self.turn_id = Some(turn.progress.turn_id().to_owned());
         self.phase = Phase::Answering(turn);

@@ -7,7 +7,8 @@
 //!
 //! When the server ends turns itself (the client's `turn_detection`), each attempt also asks the language
 //! model how complete the transcript sounds, right after transcribing: a complete question ends the turn
-//! after a short silence, anything else after a long one.
+//! after a short silence, anything else after a long one. The transcript is handed out before the judgement
+//! comes, so the answer can start meanwhile (see `speculation`).
 
 use std::sync::Arc;
 
@@ -33,12 +34,20 @@ struct Attempt {
     state: AttemptState,
 }
 
-/// A transcript, and how likely the model thinks it is the whole turn (when asked and able to tell).
-type Heard = (Result<String, SttError>, Option<f32>);
-
 enum AttemptState {
-    Running(AbortOnDropHandle<Heard>),
+    Transcribing(AbortOnDropHandle<Result<String, SttError>>),
+    /// The model is asked how likely the transcript is the whole turn.
+    Judging(String, AbortOnDropHandle<Option<f32>>),
+    /// The transcript, and the model's judgement (when asked and able to tell).
     Finished(Result<String, SttError>, Option<f32>),
+}
+
+/// What an attempt brought.
+pub enum Heard {
+    /// The words said up to the pause (not empty).
+    Transcript(String),
+    /// The model's judgement of them came: [`EarlyTranscription::completeness`] has it.
+    Judged,
 }
 
 impl EarlyTranscription {
@@ -72,33 +81,40 @@ impl EarlyTranscription {
             Err(error) => return tracing::debug!(%error, "no early transcript"),
         };
         let Some(transcription) = self.pipeline.transcription(audio) else { return };
-        let (pipeline, judged_in) = (Arc::clone(&self.pipeline), self.judged_in.clone());
-        let task = tokio::spawn(async move {
-            let text = transcription.await;
-            let complete = match (&text, &judged_in) {
-                (Ok(text), Some(conversation)) if !text.trim().is_empty() => pipeline.end_of_turn(conversation, text).await,
-                _ => None,
-            };
-            (text, complete)
-        });
         tracing::debug!(speech_end, "a pause: transcribing early");
-        self.attempt = Some(Attempt { speech_end, state: AttemptState::Running(AbortOnDropHandle::new(task)) });
+        let task = AbortOnDropHandle::new(tokio::spawn(transcription));
+        self.attempt = Some(Attempt { speech_end, state: AttemptState::Transcribing(task) });
     }
 
-    /// The next provisional transcript, once the running attempt has one; waits forever otherwise (for
-    /// `select!`; stopping the wait loses nothing).
-    pub async fn next_partial(&mut self) -> String {
-        if let Some(Attempt { state, .. }) = &mut self.attempt
-            && let AttemptState::Running(task) = state
-        {
-            let (result, complete) = task.await.unwrap_or_else(|e| (Err(stopped(&e)), None));
-            let partial = result.as_ref().ok().filter(|text| !text.trim().is_empty()).cloned();
-            *state = AttemptState::Finished(result, complete);
-            if let Some(text) = partial {
-                return text;
+    /// What the running attempt brings next: its transcript (unless empty), then the model's judgement of it
+    /// (when asked). Waits forever when there is nothing to wait for (for `select!`; stopping the wait loses
+    /// nothing).
+    pub async fn next(&mut self) -> Heard {
+        let Some(Attempt { state, .. }) = &mut self.attempt else { return std::future::pending().await };
+        match state {
+            AttemptState::Transcribing(task) => {
+                let result = task.await.unwrap_or_else(|e| Err(stopped(&e)));
+                let text = result.as_ref().ok().filter(|text| !text.trim().is_empty()).cloned();
+                *state = match (&text, &self.judged_in) {
+                    (Some(text), Some(conversation)) => {
+                        let (pipeline, conversation, heard) = (Arc::clone(&self.pipeline), conversation.clone(), text.clone());
+                        let judging = tokio::spawn(async move { pipeline.end_of_turn(&conversation, &heard).await });
+                        AttemptState::Judging(text.clone(), AbortOnDropHandle::new(judging))
+                    }
+                    _ => AttemptState::Finished(result, None),
+                };
+                match text {
+                    Some(text) => Heard::Transcript(text),
+                    None => std::future::pending().await,
+                }
             }
+            AttemptState::Judging(text, task) => {
+                let complete = task.await.unwrap_or(None);
+                *state = AttemptState::Finished(Ok(std::mem::take(text)), complete);
+                Heard::Judged
+            }
+            AttemptState::Finished(..) => std::future::pending().await,
         }
-        std::future::pending().await
     }
 
     /// Samples of silence since the speech stopped (0 while speaking).
@@ -124,6 +140,35 @@ impl EarlyTranscription {
         }
     }
 
+    /// Whether the model is asked to judge each transcript.
+    pub fn judges(&self) -> bool {
+        self.judged_in.is_some()
+    }
+
+    /// The transcript of everything said so far, once there is one.
+    pub fn transcript(&self) -> Option<&str> {
+        match &self.attempt {
+            Some(Attempt { speech_end, state: AttemptState::Finished(Ok(text), _) | AttemptState::Judging(text, _) })
+                if Some(*speech_end) == self.pauses.speech_end() =>
+            {
+                Some(text)
+            }
+            _ => None,
+        }
+    }
+
+    /// Where the speech ends that the finished attempt transcribed, when nothing was said after it.
+    pub fn covered_speech_end(&self) -> Option<usize> {
+        match &self.attempt {
+            Some(Attempt { speech_end, state: AttemptState::Finished(Ok(_), _) | AttemptState::Judging(..) })
+                if Some(*speech_end) == self.pauses.speech_end() =>
+            {
+                Some(*speech_end)
+            }
+            _ => None,
+        }
+    }
+
     /// At the end of the turn: the early transcript when nothing was said after the pause it covers.
     pub fn finish(mut self) -> Option<EarlyTranscript> {
         let attempt = self.attempt.take()?;
@@ -131,7 +176,8 @@ impl EarlyTranscription {
             return None;
         }
         match attempt.state {
-            AttemptState::Running(task) => Some(Box::pin(async move { task.await.map_or_else(|e| Err(stopped(&e)), |(text, _)| text) })),
+            AttemptState::Transcribing(task) => Some(Box::pin(async move { task.await.unwrap_or_else(|e| Err(stopped(&e))) })),
+            AttemptState::Judging(text, _) => Some(Box::pin(std::future::ready(Ok(text)))),
             AttemptState::Finished(result, _) => Some(Box::pin(std::future::ready(result))),
         }
     }

@@ -6,6 +6,7 @@ mod connection;
 mod early;
 mod pauses;
 mod recording;
+mod speculation;
 mod turn;
 
 pub use self::connection::{Connection, ProtocolError, Reply, SocketError};

@@ -9,6 +9,8 @@ const BLOCK_SAMPLES: usize = 320;
 /// A quarter second of quiet after speech: shorter than the client's end of turn (0.3 s and up), longer
 /// than the gaps between words, so most pauses it sees are the end of the question.
 pub const PAUSE_SAMPLES: usize = 4_000;
+/// With the voice activity model, which tells a voice from a quiet word: 150 ms.
+pub const VOICE_PAUSE_SAMPLES: usize = 2_400;
 /// About -50 dBFS RMS: below a voice close to a microphone, above digital silence and a quiet room.
 const MIN_SPEECH_RMS: f32 = 0.003;
 /// Quiet is at most this many times the quietest block heard (the room) ...
@@ -50,7 +52,7 @@ impl Pauses {
     pub fn paused(&self) -> bool {
         match self {
             Self::Energy(detector) => detector.paused(),
-            Self::Voice(voice) => voice.silent_for(PAUSE_SAMPLES),
+            Self::Voice(voice) => voice.silent_for(VOICE_PAUSE_SAMPLES),
         }
     }
 

@@ -2,7 +2,6 @@
 //! model talks) and so aborting the task stops the whole turn: generation, synthesis, storage.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use parlance_shared::{ServerEvent, SessionId};
 use tokio::sync::{mpsc, oneshot};
@@ -10,7 +9,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument as _;
 
 use crate::events::EventSink;
-use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnError, TurnInput, TurnProgress};
+use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnEnd, TurnError, TurnInput, TurnProgress};
 
 pub struct RunningTurn {
     pub session_id: SessionId,
@@ -36,7 +35,7 @@ pub enum Progress {
 }
 
 impl RunningTurn {
-    pub fn spawn(pipeline: Arc<Pipeline>, conversation: Conversation, input: TurnInput, speech: Speech, ended_at: Instant) -> Self {
+    pub fn spawn(pipeline: Arc<Pipeline>, conversation: Conversation, input: TurnInput, speech: Speech, ended: TurnEnd) -> Self {
         let session_id = conversation.id.clone();
         let progress = Arc::new(TurnProgress::new(&input));
         let (sink, events) = EventSink::channel();
@@ -45,7 +44,7 @@ impl RunningTurn {
         // In the socket's span: the turn's log lines name the socket too.
         let task = tokio::spawn(
             async move {
-                let outcome = pipeline.run_turn(conversation, input, speech, &sink, &gathered, ended_at).await;
+                let outcome = pipeline.run_turn(conversation, input, speech, &sink, &gathered, ended).await;
                 // Nobody waits any more when the socket has gone.
                 let _ = finished.send(outcome);
             }

@@ -169,7 +169,11 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
         timings.first_audio_ms.map(|ms| ms + silence_ms),
         "the time to first audio is also given from the end of speech"
     );
-    assert_eq!(fake.transcribed().len(), 1, "one recording was transcribed");
+    // The pause mid-question may have been transcribed too (a stale attempt); the whole question was
+    // transcribed once, during the silence after it, and that transcript was the turn's.
+    let second_from = spoken_from + ms_of(&first) + 450;
+    let whole = fake.transcribed().iter().filter(|(_, bytes)| *bytes as u64 > second_from * 32).count();
+    assert_eq!(whole, 1, "the whole recording was transcribed once: {:?}", fake.transcribed());
 
     // The rest of the silence arrived after the turn ended, and an `end_turn` that crossed `turn_ended` (a
     // client's own detector): neither is a mistake, and the socket takes the next turn.
@@ -251,4 +255,153 @@ async fn a_finished_question_ends_on_the_models_judgement_and_a_broken_off_one_w
     let ((_, silence, probability), long) = heard[1];
     assert!(probability.is_none_or(|p| p < 0.01), "a question that breaks off is not judged complete: {probability:?}");
     assert!(silence >= u64::from(long), "it waits for the long silence: {silence} ms");
+}
+
+/// The local models (speech, language, voice, embeddings, voice activity), served.
+async fn local_server() -> String {
+    let models = support::installed_model(&catalog::WHISPER_TINY_EN).parent().unwrap().to_path_buf();
+    for model in [&catalog::QWEN_CODER_0_5B, &catalog::PIPER_JOE, &catalog::ONNX_RUNTIME, &catalog::MINILM_L6_V2, &catalog::SILERO_VAD] {
+        support::installed_model(model);
+    }
+    let settings = support::settings(&["--models-dir", models.to_str().unwrap(), "--frontend-dir", "/nonexistent-parlance-frontend"]);
+    let address = serve(support::app(&settings)).await;
+    // A typed turn first: the model has then read what every prompt starts with, as a server that has been up
+    // a few seconds has, so judging a transcript takes a tenth of a second rather than seconds.
+    let mut socket = connect(&address).await;
+    let text = ClientMessage::Text { session_id: None, text: "Say hello.".into(), speak: false, speech_rate: None, voice: None };
+    send(&mut socket, &text).await;
+    assert!(matches!(events_until_done(&mut socket, PATIENCE).await.last(), Some(ServerEvent::Done { .. })));
+    address
+}
+
+/// Streams `parts` at the pace of real time (speech and silence alike), then silence until the turn is done;
+/// returns every event from the start to `done`.
+async fn hands_free_turn(address: &str, detection: TurnDetection, parts: Vec<Vec<u8>>) -> Vec<ServerEvent> {
+    let mut socket = connect(address).await;
+    let start = ClientMessage::Start {
+        session_id: None,
+        encoding: AudioEncoding::Pcm16,
+        turn_detection: Some(detection),
+        speech_rate: None,
+        voice: None,
+    };
+    send(&mut socket, &start).await;
+    let (mut outgoing, mut incoming) = socket.split();
+    let microphone = tokio::spawn(async move {
+        for frame in parts.concat().chunks(FRAME) {
+            outgoing.send(Message::binary(frame.to_vec())).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let quiet = silence(20);
+        while outgoing.send(Message::binary(quiet.clone())).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut events = Vec::new();
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(PATIENCE, incoming.next()).await {
+        let Message::Text(text) = message else { continue };
+        let event: ServerEvent = serde_json::from_str(text.as_str()).unwrap();
+        let last = matches!(event, ServerEvent::Done { .. } | ServerEvent::Error { .. });
+        events.push(event);
+        if last {
+            break;
+        }
+    }
+    microphone.abort();
+    events
+}
+
+fn done(events: &[ServerEvent]) -> (&parlance_shared::SessionId, &str, &parlance_shared::StageTimings) {
+    match events.last() {
+        Some(ServerEvent::Done { session_id, answer, timings, .. }) => (session_id, answer, timings),
+        _ => panic!("the turn ends with done: {events:?}"),
+    }
+}
+
+/// What was said of the answer, chunk by chunk.
+fn spoken(events: &[ServerEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            ServerEvent::AudioChunk { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_finished_question_is_answered_during_the_silence_that_ends_it() {
+    let address = local_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A long "complete" silence: the turn ends well after the model judged the question finished, so the answer
+    // begun at that judgement has its first sentence spoken before the turn ends.
+    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
+    let question = spoken_pcm16(dir.path(), "capital", "What is the capital of France?");
+    let events = hands_free_turn(&address, detection, vec![silence(200), question]).await;
+
+    let (_, answer, timings) = done(&events);
+    let ended = turn_ended(&events);
+    assert_eq!(ended.len(), 1, "{events:?}");
+    assert!(ended[0].1 < 30_000, "the turn ended on the model's judgement: {ended:?}");
+    assert!(answer.contains("Paris"), "the answer is the question's: {answer}");
+    assert!(!spoken(&events).is_empty(), "the answer is spoken: {events:?}");
+    // Audio made before the turn ended is sent when it ends: nothing is left to wait for then.
+    assert_eq!(timings.first_audio_ms, Some(0), "the first sentence was ready when the turn ended: {timings:?}");
+    let ended_at = events.iter().position(|event| matches!(event, ServerEvent::TurnEnded { .. })).unwrap();
+    let first_chunk = events.iter().position(|event| matches!(event, ServerEvent::AudioChunk { .. })).unwrap();
+    assert!(ended_at < first_chunk, "nothing of the answer is sent before the turn ends: {events:?}");
+}
+
+#[tokio::test]
+async fn an_answer_begun_in_a_pause_is_dropped_unheard_and_unstored_when_the_user_goes_on() {
+    let address = local_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
+    // A finished-sounding question, a pause long enough for its answer to begin, then more of the question.
+    let first = spoken_pcm16(dir.path(), "france", "What is the capital of France?");
+    let more = spoken_pcm16(dir.path(), "germany", "And what is the capital of Germany?");
+    let events = hands_free_turn(&address, detection, vec![silence(200), first, silence(2_500), more]).await;
+
+    let provisional: Vec<&str> = events
+        .iter()
+        .filter_map(|event| match event {
+            ServerEvent::Transcript { text, is_final: false } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(provisional.iter().any(|text| text.contains("France") && !text.contains("Germany")), "the pause was heard: {events:?}");
+    let ended = turn_ended(&events);
+    assert_eq!(ended.len(), 1, "one turn, ended after all the speech: {events:?}");
+    let final_transcript = events.iter().find_map(|event| match event {
+        ServerEvent::Transcript { text, is_final: true } => Some(text.as_str()),
+        _ => None,
+    });
+    assert!(final_transcript.is_some_and(|text| text.contains("France") && text.contains("Germany")), "{events:?}");
+    // Every piece of the answer the client got is of the one answer `done` gives: nothing of the answer
+    // begun in the pause (to the first part alone) came through.
+    let (session_id, answer, _) = done(&events);
+    let written: String = events
+        .iter()
+        .filter_map(|event| match event {
+            ServerEvent::AnswerDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.trim(), answer.trim(), "{events:?}");
+    let said = spoken(&events).join(" ");
+    assert!(!said.is_empty(), "{events:?}");
+    for chunk in spoken(&events) {
+        assert!(answer.contains(chunk.trim_end_matches(['.', '!', '?'])), "a sentence not of the answer was heard: {chunk:?} in {answer:?}");
+    }
+    let at = |kind: fn(&ServerEvent) -> bool| events.iter().position(kind).unwrap();
+    assert!(
+        at(|event| matches!(event, ServerEvent::TurnEnded { .. })) < at(|event| matches!(event, ServerEvent::AnswerDelta { .. })),
+        "nothing of any answer is sent before the turn ends: {events:?}"
+    );
+
+    let history: parlance_shared::SessionHistory =
+        reqwest::get(format!("http://{address}/api/sessions/{session_id}")).await.unwrap().json().await.unwrap();
+    let lines: Vec<(&parlance_shared::Role, &str)> = history.turns.iter().map(|turn| (&turn.role, turn.text.as_str())).collect();
+    assert_eq!(lines.len(), 2, "one question and its answer are stored, nothing of the dropped one: {lines:?}");
+    assert!(lines[0].1.contains("Germany") && lines[1].1 == answer, "{lines:?}");
 }

@@ -66,6 +66,7 @@ pub fn transcribe(whisper: &mut LoadedWhisper, samples: &[f32]) -> candle_core::
             continue;
         }
         let fitted = window_frames(content_frames - start);
+        let started = std::time::Instant::now();
         let mut result = decode_window(whisper, &log_mel_spectrogram(window_samples, &whisper.mel_filters, fitted)?)?;
         if result.looped && fitted < whisper::N_FRAMES {
             // Cut short, the window sometimes makes the model say the same sentence over and over; on the
@@ -78,6 +79,8 @@ pub fn transcribe(whisper: &mut LoadedWhisper, samples: &[f32]) -> candle_core::
             no_speech = result.no_speech_probability,
             logprob = result.mean_logprob,
             text = %result.text,
+            frames = fitted,
+            ms = started.elapsed().as_millis(),
             "decoded a window"
         );
         if result.is_speech() {
@@ -110,7 +113,9 @@ fn window_frames(content: usize) -> usize {
 /// [`DOUBTFUL_LOGPROB`]) that is not silence is searched again with it. Greedy decoding is right about most
 /// clear speech at a fraction of the beam's cost (README: "The knowledge evaluation").
 fn decode_window(whisper: &mut LoadedWhisper, mel: &Tensor) -> candle_core::Result<WindowResult> {
+    let started = std::time::Instant::now();
     let features = whisper.encoder.forward(mel, true)?;
+    tracing::debug!(encoder_ms = started.elapsed().as_millis(), "encoded");
     let greedy = decode_features(whisper, &features, 1)?;
     let doubtful = greedy.mean_logprob < DOUBTFUL_LOGPROB && greedy.no_speech_probability <= NO_SPEECH_THRESHOLD;
     if whisper.beam_size <= 1 || !doubtful {
@@ -135,7 +140,9 @@ fn decode_features(whisper: &mut LoadedWhisper, features: &Tensor, beam_size: us
     prompt.push(tokens.no_timestamps);
     let max_new = whisper.config.max_target_positions / 2;
     // Whisper reads "no speech" off the prediction at the start-of-transcript position.
+    let prompt_started = std::time::Instant::now();
     let hidden = whisper.decoder.step(&prompt)?;
+    tracing::debug!(prompt_tokens = prompt.len(), prompt_ms = prompt_started.elapsed().as_millis(), "prompt read");
     let at_start = whisper.decoder.logits(&hidden.i((.., start..start + 1))?)?.i((0, 0))?;
     let no_speech_probability = softmax(&at_start, D::Minus1)?.i(tokens.no_speech as usize)?.to_scalar::<f32>()?;
 
