@@ -163,6 +163,12 @@ pub struct Config {
     #[arg(long, env = "PARLANCE_STT_BEAM_SIZE", default_value_t = crate::stt::DEFAULT_BEAM_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16))]
     pub stt_beam_size: usize,
 
+    /// Start answering a streamed question during the pause after it, once the words sound finished, instead of
+    /// when the turn ends: if the user goes on speaking the answer is dropped unheard. `false` asks the language
+    /// model (a provider billed per call, say) only once the turn has ended.
+    #[arg(long, env = "PARLANCE_ANSWER_EARLY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub answer_early: bool,
+
     /// Find where speech starts and stops in raw (`pcm16`) socket streams with a voice activity model, so the
     /// server can end turns itself (`turn_detection` in the socket's `start`). `false` finds pauses by loudness.
     #[arg(long, env = "PARLANCE_VAD", default_value_t = true, action = clap::ArgAction::Set)]
@@ -460,6 +466,7 @@ pub struct Settings {
     pub answer_style: AnswerStyleChoice,
     pub stt_vocabulary: bool,
     pub stt_beam_size: usize,
+    pub answer_early: bool,
     pub stt: StageBackend,
     pub llm: StageBackend,
     /// The embedded language model's GGUF file, when `llm` is local.
@@ -573,6 +580,7 @@ impl Config {
             answer_style: self.answer_style,
             stt_vocabulary: self.stt_vocabulary,
             stt_beam_size: self.stt_beam_size,
+            answer_early: self.answer_early,
             vad: match (&self.vad_model_path, self.vad) {
                 (_, false) => VadSetting::Off,
                 (Some(path), true) => VadSetting::Required(path.clone()),

@@ -207,7 +207,9 @@ impl AppState {
         Self {
             pipeline: Arc::new({
                 let mut pipeline = Pipeline::new(stt, agent, tts, Arc::clone(&sessions), limits, Arc::clone(&telemetry), shutdown.clone());
-                pipeline = pipeline.with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge), settings.stt_vocabulary));
+                pipeline = pipeline
+                    .with_vocabulary(NotesVocabulary::new(Arc::clone(&knowledge), settings.stt_vocabulary))
+                    .with_answer_early(settings.answer_early);
                 if let Some(archive) = &archive {
                     pipeline = pipeline.with_archive(Arc::clone(archive));
                 }

@@ -142,6 +142,13 @@ impl Agent {
         self.model.prepare(self.first_request(&[], ""));
     }
 
+    /// Has the model read `history` as the next question's prompt will start (instructions, tools, the
+    /// conversation), while the user listens to the last answer: the next question, a follow-up most often, is
+    /// then judged and answered reading only its own words. A provider's model ignores it.
+    pub fn read_ahead(&self, history: &[HistoryTurn]) {
+        self.model.prepare(self.first_request(history, ""));
+    }
+
     /// How likely `question` (heard so far) is the whole of the user's turn, as the model judges it after
     /// the conversation so far; `None` when the model cannot tell. Its prompt is the answer's without the
     /// end of the question, so a local model keeps what it read for the answer.

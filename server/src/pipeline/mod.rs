@@ -52,6 +52,8 @@ pub struct Pipeline {
     archive: Option<Arc<Archive>>,
     /// Hears where speech starts and stops in raw streams; without it pauses are found by energy.
     vad: Option<Arc<SileroVad>>,
+    /// Streamed questions are answered during the pause after them (see `streaming::speculation`).
+    answer_early: bool,
     /// Every turn waits here for its place to run.
     queue: TurnQueue,
     telemetry: Arc<Telemetry>,
@@ -260,6 +262,7 @@ impl Pipeline {
             vocabulary: None,
             archive: None,
             vad: None,
+            answer_early: true,
             queue: TurnQueue::new(limits.queue).with_telemetry(Arc::clone(&telemetry)),
             telemetry,
             shutdown,
@@ -270,6 +273,17 @@ impl Pipeline {
     pub fn with_vad(mut self, vad: Arc<SileroVad>) -> Self {
         self.vad = Some(vad);
         self
+    }
+
+    /// Whether streamed questions are answered during the pause after them (`--answer-early`).
+    pub fn with_answer_early(mut self, answer_early: bool) -> Self {
+        self.answer_early = answer_early;
+        self
+    }
+
+    /// Whether to answer a streamed question during the pause after it.
+    pub fn answers_early(&self) -> bool {
+        self.answer_early
     }
 
     /// A voice activity detector for a new raw stream, when the model is loaded.
@@ -621,7 +635,10 @@ impl Pipeline {
         // Archived before the conversation stores it: if the turn is cut off from here on, the interrupted
         // version rewrites this entry (see `TurnProgress::archive_entry`) instead of adding a second one.
         self.archive(&conversation.id, progress, question, &answer.text, spoken, false).await;
-        self.remember(&conversation.id, question, &answer).await?;
+        let stored = self.remember(&conversation.id, question, &answer).await?;
+        let mut history = conversation.history;
+        history.extend(stored);
+        agent.read_ahead(&history[history.len().saturating_sub(self.history_turns)..]);
         timings.total_ms = elapsed_ms(started);
         Ok(Turn {
             session_id: conversation.id,
@@ -708,7 +725,8 @@ impl Pipeline {
         Ok(question)
     }
 
-    async fn remember(&self, session_id: &SessionId, question: &str, answer: &Answer) -> Result<(), TurnError> {
+    /// Returns the lines stored.
+    async fn remember(&self, session_id: &SessionId, question: &str, answer: &Answer) -> Result<[HistoryTurn; 2], TurnError> {
         self.store_exchange(session_id, question, answer.clone(), false).await
     }
 
@@ -781,7 +799,13 @@ impl Pipeline {
         }
     }
 
-    async fn store_exchange(&self, session_id: &SessionId, question: &str, answer: Answer, interrupted: bool) -> Result<(), TurnError> {
+    async fn store_exchange(
+        &self,
+        session_id: &SessionId,
+        question: &str,
+        answer: Answer,
+        interrupted: bool,
+    ) -> Result<[HistoryTurn; 2], TurnError> {
         let now = Utc::now();
         let user_line = HistoryTurn {
             role: Role::User,
@@ -799,8 +823,8 @@ impl Pipeline {
             tool_calls: answer.tool_calls,
             interrupted,
         };
-        self.sessions.append(session_id, vec![user_line, assistant_line]).await?;
-        Ok(())
+        self.sessions.append(session_id, vec![user_line.clone(), assistant_line.clone()]).await?;
+        Ok([user_line, assistant_line])
     }
 
     /// A failure to speak keeps the written answer: the user still gets it, with a note why there is no audio.

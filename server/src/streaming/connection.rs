@@ -285,9 +285,12 @@ impl Connection {
         };
         let partial = match early.next().await {
             Heard::Transcript(text) => {
-                // Without a judgement to wait for (the client ends its turns), the answer starts now.
-                if !early.judges() {
-                    Self::speculate(&self.pipeline, early, conversation, speculation, &self.delivery, &text);
+                // Without a judgement to wait for (the client ends its turns), the answer starts now, or the
+                // model at least reads the question.
+                match (early.judges(), self.pipeline.answers_early()) {
+                    (true, _) => {}
+                    (false, true) => Self::speculate(&self.pipeline, early, conversation, speculation, &self.delivery, &text),
+                    (false, false) => self.pipeline.prepare(conversation, &text),
                 }
                 Some(Reply::Event(ServerEvent::Transcript { text, is_final: false }))
             }
@@ -296,11 +299,12 @@ impl Connection {
                     // Most often the question is complete: the answer starts while the user's silence runs out.
                     // It starts only now, not with the transcript: on two cores the agent's work would slow the
                     // judgement, which decides when the turn ends.
-                    (Some(p), Some(text)) if p >= COMPLETE_TURN => {
+                    (Some(p), Some(text)) if p >= COMPLETE_TURN && self.pipeline.answers_early() => {
                         let text = text.to_owned();
                         Self::speculate(&self.pipeline, early, conversation, speculation, &self.delivery, &text);
                     }
-                    // The user is likely to go on, or the model cannot tell: it only reads the words.
+                    // The user is likely to go on, or the model cannot tell (or answers wait for the turn's end):
+                    // it only reads the words.
                     (_, Some(text)) => self.pipeline.prepare(conversation, text),
                     (_, None) => {}
                 }

@@ -257,14 +257,14 @@ async fn a_finished_question_ends_on_the_models_judgement_and_a_broken_off_one_w
     assert!(silence >= u64::from(long), "it waits for the long silence: {silence} ms");
 }
 
-/// The local models (speech, language, voice, embeddings, voice activity), served.
-async fn local_server() -> String {
+/// The local models (speech, language, voice, embeddings, voice activity), served with `more` settings.
+async fn local_server(more: &[&str]) -> String {
     let models = support::installed_model(&catalog::WHISPER_TINY_EN).parent().unwrap().to_path_buf();
     for model in [&catalog::QWEN_CODER_0_5B, &catalog::PIPER_JOE, &catalog::ONNX_RUNTIME, &catalog::MINILM_L6_V2, &catalog::SILERO_VAD] {
         support::installed_model(model);
     }
-    let settings = support::settings(&["--models-dir", models.to_str().unwrap(), "--frontend-dir", "/nonexistent-parlance-frontend"]);
-    let address = serve(support::app(&settings)).await;
+    let args = [&["--models-dir", models.to_str().unwrap(), "--frontend-dir", "/nonexistent-parlance-frontend"], more].concat();
+    let address = serve(support::app(&support::settings(&args))).await;
     // A typed turn first: the model has then read what every prompt starts with, as a server that has been up
     // a few seconds has, so judging a transcript takes a tenth of a second rather than seconds.
     let mut socket = connect(&address).await;
@@ -331,7 +331,7 @@ fn spoken(events: &[ServerEvent]) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_finished_question_is_answered_during_the_silence_that_ends_it() {
-    let address = local_server().await;
+    let address = local_server(&[]).await;
     let dir = tempfile::tempdir().unwrap();
     // A long "complete" silence: the turn ends well after the model judged the question finished, so the answer
     // begun at that judgement has its first sentence spoken before the turn ends.
@@ -354,7 +354,7 @@ async fn a_finished_question_is_answered_during_the_silence_that_ends_it() {
 
 #[tokio::test]
 async fn an_answer_begun_in_a_pause_is_dropped_unheard_and_unstored_when_the_user_goes_on() {
-    let address = local_server().await;
+    let address = local_server(&[]).await;
     let dir = tempfile::tempdir().unwrap();
     let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
     // A finished-sounding question, a pause long enough for its answer to begin, then more of the question.
@@ -404,4 +404,19 @@ async fn an_answer_begun_in_a_pause_is_dropped_unheard_and_unstored_when_the_use
     let lines: Vec<(&parlance_shared::Role, &str)> = history.turns.iter().map(|turn| (&turn.role, turn.text.as_str())).collect();
     assert_eq!(lines.len(), 2, "one question and its answer are stored, nothing of the dropped one: {lines:?}");
     assert!(lines[0].1.contains("Germany") && lines[1].1 == answer, "{lines:?}");
+}
+
+#[tokio::test]
+async fn with_answer_early_off_the_answer_waits_for_the_end_of_the_turn() {
+    let address = local_server(&["--answer-early", "false"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
+    let question = spoken_pcm16(dir.path(), "capital", "What is the capital of France?");
+    let events = hands_free_turn(&address, detection, vec![silence(200), question]).await;
+
+    let (_, answer, timings) = done(&events);
+    assert!(answer.contains("Paris"), "{answer}");
+    // Begun during the 4 s silence, the first sentence would have been ready when the turn ended (the test
+    // above): here the model, the notes and the voice start only then.
+    assert!(timings.first_audio_ms.is_some_and(|ms| ms > 0), "{timings:?}");
 }
