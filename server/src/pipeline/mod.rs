@@ -569,6 +569,11 @@ impl Pipeline {
         let spoken = !matches!(input, TurnInput::Text(_));
         let mut counted = Counted { telemetry: &self.telemetry, finished: false, ended: ended.clone() };
         let result = self.answer_turn(conversation, input, speech, events, progress, ended).instrument(span).await;
+        if result.is_err() {
+            // A turn begun early fails only once the user is known to be done; until then its failure may
+            // still be dropped unheard with it, and is not counted.
+            counted.ended.confirmed().await;
+        }
         counted.finish(&result, spoken);
         result
     }
