@@ -22,13 +22,7 @@ pub struct Speculation {
 
 impl Speculation {
     /// Starts answering `transcript`, everything said up to `speech_end`.
-    pub fn start(
-        pipeline: &Arc<Pipeline>,
-        conversation: Conversation,
-        transcript: String,
-        delivery: Delivery,
-        speech_end: usize,
-    ) -> Self {
+    pub fn start(pipeline: &Arc<Pipeline>, conversation: Conversation, transcript: String, delivery: Delivery, speech_end: usize) -> Self {
         let (signal, ended) = TurnEnd::later();
         let input = TurnInput::Transcribing { transcript: Box::pin(std::future::ready(Ok(transcript))), recording: None };
         let turn = RunningTurn::spawn(Arc::clone(pipeline), conversation, input, Speech::Sentences(delivery), ended);

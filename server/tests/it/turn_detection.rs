@@ -200,50 +200,16 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
 /// transcribing and judging take even on a loaded machine, so the outcome does not depend on its speed.
 #[tokio::test]
 async fn a_finished_question_ends_on_the_models_judgement_and_a_broken_off_one_waits() {
-    let models = support::installed_model(&catalog::WHISPER_TINY_EN).parent().unwrap().to_path_buf();
-    for model in [&catalog::QWEN_CODER_0_5B, &catalog::PIPER_JOE, &catalog::ONNX_RUNTIME, &catalog::MINILM_L6_V2, &catalog::SILERO_VAD] {
-        support::installed_model(model);
-    }
-    let settings = support::settings(&["--models-dir", models.to_str().unwrap(), "--frontend-dir", "/nonexistent-parlance-frontend"]);
-    let address = serve(support::app(&settings)).await;
+    let address = local_server(&[]).await;
     let dir = tempfile::tempdir().unwrap();
 
     let cases = [("finished", "What is the capital of France?", 30_000), ("unfinished", "So my question is about the", 3_000)];
     let mut heard = Vec::new();
     for (name, text, silence_ms) in cases {
-        let mut socket = connect(&address).await;
         let detection = TurnDetection { silence_ms, complete_silence_ms: 300 };
-        send(
-            &mut socket,
-            &ClientMessage::Start {
-                session_id: None,
-                encoding: AudioEncoding::Pcm16,
-                turn_detection: Some(detection),
-                speech_rate: None,
-                voice: None,
-            },
-        )
-        .await;
-        stream(&mut socket, &[silence(200), spoken_pcm16(dir.path(), name, text)].concat(), false).await;
+        let speech = vec![silence(200), spoken_pcm16(dir.path(), name, text)];
         // Then silence as from a microphone, until the server ends the turn: the model judges while it runs.
-        let (mut outgoing, mut incoming) = socket.split();
-        let microphone = tokio::spawn(async move {
-            let quiet = silence(20);
-            while outgoing.send(Message::binary(quiet.clone())).await.is_ok() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-        let mut events = Vec::new();
-        while let Ok(Some(Ok(message))) = tokio::time::timeout(PATIENCE, incoming.next()).await {
-            let Message::Text(text) = message else { continue };
-            let event: ServerEvent = serde_json::from_str(text.as_str()).unwrap();
-            let ended = matches!(event, ServerEvent::TurnEnded { .. });
-            events.push(event);
-            if ended {
-                break;
-            }
-        }
-        microphone.abort();
+        let events = hands_free_turn(&address, detection, speech, |event| matches!(event, ServerEvent::TurnEnded { .. })).await;
         let ended = turn_ended(&events);
         assert_eq!(ended.len(), 1, "{name}: {events:?}");
         println!("{name}: {events:?}");
@@ -274,9 +240,9 @@ async fn local_server(more: &[&str]) -> String {
     address
 }
 
-/// Streams `parts` at the pace of real time (speech and silence alike), then silence until the turn is done;
-/// returns every event from the start to `done`.
-async fn hands_free_turn(address: &str, detection: TurnDetection, parts: Vec<Vec<u8>>) -> Vec<ServerEvent> {
+/// Streams `parts` at the pace of real time (speech and silence alike), then silence until the `last` event
+/// (or an error); returns every event from the start to it.
+async fn hands_free_turn(address: &str, detection: TurnDetection, parts: Vec<Vec<u8>>, last: fn(&ServerEvent) -> bool) -> Vec<ServerEvent> {
     let mut socket = connect(address).await;
     let start = ClientMessage::Start {
         session_id: None,
@@ -301,14 +267,18 @@ async fn hands_free_turn(address: &str, detection: TurnDetection, parts: Vec<Vec
     while let Ok(Some(Ok(message))) = tokio::time::timeout(PATIENCE, incoming.next()).await {
         let Message::Text(text) = message else { continue };
         let event: ServerEvent = serde_json::from_str(text.as_str()).unwrap();
-        let last = matches!(event, ServerEvent::Done { .. } | ServerEvent::Error { .. });
+        let stop = last(&event) || matches!(event, ServerEvent::Error { .. });
         events.push(event);
-        if last {
+        if stop {
             break;
         }
     }
     microphone.abort();
     events
+}
+
+fn is_done(event: &ServerEvent) -> bool {
+    matches!(event, ServerEvent::Done { .. })
 }
 
 fn done(events: &[ServerEvent]) -> (&parlance_shared::SessionId, &str, &parlance_shared::StageTimings) {
@@ -337,7 +307,7 @@ async fn a_finished_question_is_answered_during_the_silence_that_ends_it() {
     // begun at that judgement has its first sentence spoken before the turn ends.
     let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
     let question = spoken_pcm16(dir.path(), "capital", "What is the capital of France?");
-    let events = hands_free_turn(&address, detection, vec![silence(200), question]).await;
+    let events = hands_free_turn(&address, detection, vec![silence(200), question], is_done).await;
 
     let (_, answer, timings) = done(&events);
     let ended = turn_ended(&events);
@@ -360,7 +330,7 @@ async fn an_answer_begun_in_a_pause_is_dropped_unheard_and_unstored_when_the_use
     // A finished-sounding question, a pause long enough for its answer to begin, then more of the question.
     let first = spoken_pcm16(dir.path(), "france", "What is the capital of France?");
     let more = spoken_pcm16(dir.path(), "germany", "And what is the capital of Germany?");
-    let events = hands_free_turn(&address, detection, vec![silence(200), first, silence(2_500), more]).await;
+    let events = hands_free_turn(&address, detection, vec![silence(200), first, silence(2_500), more], is_done).await;
 
     let provisional: Vec<&str> = events
         .iter()
@@ -391,7 +361,10 @@ async fn an_answer_begun_in_a_pause_is_dropped_unheard_and_unstored_when_the_use
     let said = spoken(&events).join(" ");
     assert!(!said.is_empty(), "{events:?}");
     for chunk in spoken(&events) {
-        assert!(answer.contains(chunk.trim_end_matches(['.', '!', '?'])), "a sentence not of the answer was heard: {chunk:?} in {answer:?}");
+        assert!(
+            answer.contains(chunk.trim_end_matches(['.', '!', '?'])),
+            "a sentence not of the answer was heard: {chunk:?} in {answer:?}"
+        );
     }
     let at = |kind: fn(&ServerEvent) -> bool| events.iter().position(kind).unwrap();
     assert!(
@@ -412,7 +385,7 @@ async fn with_answer_early_off_the_answer_waits_for_the_end_of_the_turn() {
     let dir = tempfile::tempdir().unwrap();
     let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
     let question = spoken_pcm16(dir.path(), "capital", "What is the capital of France?");
-    let events = hands_free_turn(&address, detection, vec![silence(200), question]).await;
+    let events = hands_free_turn(&address, detection, vec![silence(200), question], is_done).await;
 
     let (_, answer, timings) = done(&events);
     assert!(answer.contains("Paris"), "{answer}");
