@@ -9,8 +9,10 @@ const BLOCK_SAMPLES: usize = 320;
 /// A quarter second of quiet after speech: shorter than the client's end of turn (0.3 s and up), longer
 /// than the gaps between words, so most pauses it sees are the end of the question.
 pub const PAUSE_SAMPLES: usize = 4_000;
-/// With the voice activity model, which tells a voice from a quiet word: 150 ms.
-pub const VOICE_PAUSE_SAMPLES: usize = 2_400;
+/// With the voice activity model, which tells a voice from a quiet word, a tenth of a second: the model hears
+/// the speech end about 90 ms late already, and every moment before the transcript delays the end of the turn.
+/// A gap between words then starts more attempts that speech after it makes stale (README: "Turn-taking").
+pub const VOICE_PAUSE_SAMPLES: usize = 1_600;
 /// About -50 dBFS RMS: below a voice close to a microphone, above digital silence and a quiet room.
 const MIN_SPEECH_RMS: f32 = 0.003;
 /// Quiet is at most this many times the quietest block heard (the room) ...
