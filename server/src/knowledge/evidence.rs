@@ -276,6 +276,7 @@ pub fn missing(focus: &[String], hits: &[Hit]) -> Vec<String> {
 /// appears too), in the order first seen.
 pub fn names(texts: &[String]) -> Vec<String> {
     let mut capitalised: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut lower: HashSet<String> = HashSet::new();
     for text in texts {
         for raw in text.split(|c: char| !c.is_alphanumeric() && c != '\'') {
@@ -285,7 +286,7 @@ pub fn names(texts: &[String]) -> Vec<String> {
                 continue;
             }
             if word.chars().next().is_some_and(char::is_uppercase) {
-                if !capitalised.iter().any(|known| known == word) {
+                if seen.insert(word.to_owned()) {
                     capitalised.push(word.to_owned());
                 }
             } else {

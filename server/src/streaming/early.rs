@@ -159,14 +159,7 @@ impl EarlyTranscription {
 
     /// Where the speech ends that the finished attempt transcribed, when nothing was said after it.
     pub fn covered_speech_end(&self) -> Option<usize> {
-        match &self.attempt {
-            Some(Attempt { speech_end, state: AttemptState::Finished(Ok(_), _) | AttemptState::Judging(..) })
-                if Some(*speech_end) == self.pauses.speech_end() =>
-            {
-                Some(*speech_end)
-            }
-            _ => None,
-        }
+        self.transcript().and(self.pauses.speech_end())
     }
 
     /// At the end of the turn: the early transcript when nothing was said after the pause it covers.

@@ -337,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn windows_fit_the_speech_with_a_second_of_silence_from_ten_up_to_thirty_seconds() {
+    fn windows_fit_the_speech_with_a_second_of_silence_from_six_up_to_thirty_seconds() {
         assert_eq!(window_frames(300), MIN_WINDOW_FRAMES);
         assert_eq!(window_frames(1201), 1302, "an even number of frames");
         assert_eq!(window_frames(2950), whisper::N_FRAMES);
