@@ -483,6 +483,7 @@ impl TurnSummary {
             | ServerEvent::Status { .. }
             | ServerEvent::SpeechStarted { .. }
             | ServerEvent::SpeechStopped { .. }
+            | ServerEvent::SpeechIgnored { .. }
             | ServerEvent::TurnEnded { .. } => {}
         }
         Ok(())

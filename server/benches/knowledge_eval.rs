@@ -53,6 +53,7 @@ fn options() -> Options {
             silence_ms: value("--silence-ms").map_or_else(TurnDetection::default_silence_ms, |ms| milliseconds("--silence-ms", &ms)),
             complete_silence_ms: value("--complete-silence-ms")
                 .map_or_else(TurnDetection::default_complete_silence_ms, |ms| milliseconds("--complete-silence-ms", &ms)),
+            barge_in: false,
         },
     }
 }

@@ -26,7 +26,7 @@ pub use knowledge::{
 pub use session::{
     HistoryTurn, MAX_SESSION_TITLE_CHARS, RenameSession, Role, SessionHistory, SessionId, SessionPage, SessionPageQuery, SessionSummary,
 };
-pub use stream::{AudioEncoding, ClientMessage, ServerEvent, TurnDetection, TurnState};
+pub use stream::{AudioEncoding, ClientMessage, IgnoredSpeech, ServerEvent, TurnDetection, TurnState};
 pub use turn::{AudioClip, KnowledgeSource, SPEECH_RATE_RANGE, StageTimings, TextTurnRequest, ToolCallRecord, TurnResponse};
 pub use voice::{MAX_VOICE_ID_CHARS, VoiceInfo, VoiceList};
 

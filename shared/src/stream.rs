@@ -76,7 +76,10 @@ pub enum ServerEvent {
         speech_error: Option<ErrorBody>,
     },
     /// The end of a turn the client interrupted, instead of `done`: nothing more comes for it. The
-    /// conversation keeps only the part of the answer the client reported as played.
+    /// conversation keeps only the part of the answer the client reported as played. With
+    /// [`TurnDetection::barge_in`] the server sends it too when it heard the user interrupt the answer: stop
+    /// playing it; the part kept is what the server reckons had been played when the user began to speak, and
+    /// the user's next turn is already being listened to (`status` listening follows).
     Interrupted {
         session_id: SessionId,
         /// The answer as remembered: the text of the audio chunks played, empty if none was.
@@ -94,8 +97,15 @@ pub enum ServerEvent {
     SpeechStopped {
         at_ms: u64,
     },
-    /// The server ended the turn itself (see [`TurnDetection`]): stop sending audio for it; the answer's events
-    /// follow as after `end_turn`.
+    /// With [`TurnDetection::barge_in`]: speech heard while the answer played that does not interrupt it: the
+    /// answer itself coming back through the microphone, a short acknowledgement, or a noise. `text` is what
+    /// speech-to-text made of it.
+    SpeechIgnored {
+        text: String,
+        reason: IgnoredSpeech,
+    },
+    /// The server ended the turn itself (see [`TurnDetection`]): stop sending audio for it (unless `barge_in`);
+    /// the answer's events follow as after `end_turn`.
     TurnEnded {
         /// Where the last speech stopped, from the start of the recording.
         speech_end_ms: u64,
@@ -176,6 +186,19 @@ fn speak_by_default() -> bool {
     true
 }
 
+/// Why speech heard during an answer did not interrupt it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum IgnoredSpeech {
+    /// The words are the answer's own: the speakers heard by the microphone.
+    Echo,
+    /// "Uh-huh", "okay", "right", "mm": the user is listening, not taking the turn.
+    Backchannel,
+    /// No words in it.
+    Noise,
+}
+
 /// How the server decides that the user is done speaking: after a short silence when the language model
 /// judges what was heard a complete turn ("What time is it?"), after a long one otherwise ("What is the ...").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +211,13 @@ pub struct TurnDetection {
     /// `silence_ms` every time.
     #[serde(default = "TurnDetection::default_complete_silence_ms")]
     pub complete_silence_ms: u32,
+    /// The client keeps the microphone streaming while the answer plays (and after it), and the server
+    /// decides what speech means: the answer's own voice coming back from the speakers and short
+    /// acknowledgements are ignored (`speech_ignored`), anything else interrupts the answer (`interrupted`)
+    /// and becomes the user's next turn, with the same settings. The client then never sends `start` or
+    /// `interrupt` itself; audio is the same 16 kHz PCM16 stream throughout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub barge_in: bool,
 }
 
 impl TurnDetection {
@@ -205,7 +235,7 @@ impl TurnDetection {
 
 impl Default for TurnDetection {
     fn default() -> Self {
-        Self { silence_ms: Self::default_silence_ms(), complete_silence_ms: Self::default_complete_silence_ms() }
+        Self { silence_ms: Self::default_silence_ms(), complete_silence_ms: Self::default_complete_silence_ms(), barge_in: false }
     }
 }
 

@@ -202,6 +202,7 @@ fn event_type(event: &ServerEvent) -> &'static str {
         ServerEvent::Error { .. } => "error",
         ServerEvent::SpeechStarted { .. } => "speech_started",
         ServerEvent::SpeechStopped { .. } => "speech_stopped",
+        ServerEvent::SpeechIgnored { .. } => "speech_ignored",
         ServerEvent::TurnEnded { .. } => "turn_ended",
     }
 }
@@ -239,6 +240,7 @@ fn every_server_event_round_trips_with_its_type_tag() {
         ServerEvent::Hello { protocol: parlance_shared::PROTOCOL_VERSION },
         ServerEvent::SpeechStarted { at_ms: 320 },
         ServerEvent::SpeechStopped { at_ms: 1_984 },
+        ServerEvent::SpeechIgnored { text: "Uh-huh.".into(), reason: parlance_shared::IgnoredSpeech::Backchannel },
         ServerEvent::TurnEnded { speech_end_ms: 1_984, silence_ms: 416, end_of_turn_probability: Some(0.75) },
         ServerEvent::TurnEnded { speech_end_ms: 1_984, silence_ms: 1_504, end_of_turn_probability: None },
     ]);
@@ -249,7 +251,7 @@ fn every_server_event_round_trips_with_its_type_tag() {
         assert_eq!(json["type"], event_type(event));
         seen.insert(event_type(event));
     }
-    assert_eq!(seen.len(), 12, "a ServerEvent variant has no sample: {seen:?}");
+    assert_eq!(seen.len(), 13, "a ServerEvent variant has no sample: {seen:?}");
     assert_eq!(
         serde_json::to_value(events.last().unwrap()).unwrap(),
         json!({"type": "turn_ended", "speech_end_ms": 1984, "silence_ms": 1504}),
@@ -312,8 +314,15 @@ fn every_client_message_round_trips_with_its_type_tag() {
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
-            turn_detection: Some(TurnDetection { silence_ms: 900, complete_silence_ms: 0 }),
+            turn_detection: Some(TurnDetection { silence_ms: 900, complete_silence_ms: 0, barge_in: false }),
             speech_rate: Some(1.5),
+            voice: None,
+        },
+        ClientMessage::Start {
+            session_id: None,
+            encoding: AudioEncoding::Pcm16,
+            turn_detection: Some(TurnDetection { barge_in: true, ..TurnDetection::default() }),
+            speech_rate: None,
             voice: None,
         },
         ClientMessage::EndTurn,
@@ -356,12 +365,17 @@ fn client_messages_read_as_a_browser_writes_them() {
         ClientMessage::Start {
             session_id: None,
             encoding: AudioEncoding::Pcm16,
-            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 600 }),
+            turn_detection: Some(TurnDetection { silence_ms: 1000, complete_silence_ms: 600, barge_in: false }),
             speech_rate: None,
             voice: None,
         },
-        "a short pause after a complete turn by default"
+        "a short pause after a complete turn by default, and no listening during the answer"
     );
+    assert_eq!(
+        serde_json::to_value(TurnDetection { barge_in: true, ..TurnDetection::default() }).unwrap(),
+        json!({"silence_ms": 1500, "complete_silence_ms": 600, "barge_in": true})
+    );
+    assert_eq!(serde_json::to_value(TurnDetection::default()).unwrap(), json!({"silence_ms": 1500, "complete_silence_ms": 600}));
     let text: ClientMessage = serde_json::from_value(json!({"type": "text", "text": "hi"})).unwrap();
     assert_eq!(
         text,

@@ -283,7 +283,8 @@ async fn a_hands_free_turn_is_ended_by_the_server() {
     let (_fakes, url) = servers::with_silero("What time is it?").await;
 
     let mut conversation = Client::new(&url).unwrap().conversation().await.unwrap();
-    let mut upload = conversation.start_hands_free(TurnDetection { silence_ms: 800, complete_silence_ms: 0 }).await.unwrap();
+    let mut upload =
+        conversation.start_hands_free(TurnDetection { silence_ms: 800, complete_silence_ms: 0, barge_in: false }).await.unwrap();
     for piece in [silence(300), speech, silence(2_000)].concat().chunks(3_200) {
         upload.send(piece.to_vec()).await.unwrap();
     }

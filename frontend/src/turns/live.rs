@@ -262,7 +262,7 @@ impl Live {
         if let Err(error) = self.send(&ClientMessage::Start {
             session_id,
             encoding: AudioEncoding::Pcm16,
-            turn_detection: Some(TurnDetection { silence_ms, complete_silence_ms: TurnDetection::default_complete_silence_ms() }),
+            turn_detection: Some(TurnDetection { silence_ms, ..TurnDetection::default() }),
             speech_rate: prefs.socket_rate(),
             voice: prefs.socket_voice(),
         }) {
@@ -555,6 +555,7 @@ impl Live {
             | ServerEvent::ToolCall { .. }
             | ServerEvent::SpeechStarted { .. }
             | ServerEvent::SpeechStopped { .. }
+            | ServerEvent::SpeechIgnored { .. }
             | ServerEvent::TurnEnded { .. } => {}
             // Whatever the cut turn still sent before the server saw the interruption.
             ServerEvent::Transcript { .. }

@@ -365,6 +365,12 @@ impl Pipeline {
         self.stt.is_some()
     }
 
+    /// Whether speech during an answer can be told from the answer's own voice: that takes the voice activity
+    /// model to find it and speech-to-text to read it.
+    pub fn listens_while_answering(&self) -> bool {
+        self.vad.is_some() && self.stt.is_some()
+    }
+
     /// Transcribes `audio` apart from any turn: the socket transcribes while the user pauses and hands the
     /// result to the turn later as [`TurnInput::Transcribing`]. `None` when speech-to-text is not set up.
     pub fn transcription(&self, audio: AudioUpload) -> Option<EarlyTranscript> {

@@ -160,9 +160,9 @@ async fn serve(socket: WebSocket, mut connection: Connection, upkeep: Upkeep) {
                     }
                 }
             }
-            Some(reply) = connection.next_turn_event() => {
+            Some(step) = connection.next_turn_event() => {
                 last_activity = Instant::now();
-                vec![reply]
+                connection.take(step).await
             }
             () = upkeep.shutdown.stopping(), if !stopping => {
                 stopping = true;

@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use parlance_shared::{AudioEncoding, ClientMessage, ServerEvent, SessionId, TurnDetection, TurnState};
 
+use super::barge_in::{self, AnswerListener, Overheard};
 use super::early::{EarlyTranscription, Heard};
 use super::pauses::SAMPLES_PER_MS;
+use super::playback::Playback;
 use super::recording::{Recording, RecordingError};
 use super::speculation::Speculation;
 use super::turn::{CancelledTurn, Progress, RunningTurn};
@@ -67,6 +69,8 @@ pub enum ProtocolError {
     NotListening,
     #[error("the server can only hear when you stop speaking in raw audio; send `turn_detection` with the `pcm16` encoding")]
     DetectionNeedsPcm16,
+    #[error("this server cannot listen while it answers: it has no voice activity model or no speech-to-text; leave out `barge_in`")]
+    BargeInUnavailable,
     #[error("{0}")]
     BadRate(String),
     #[error("{0}")]
@@ -92,6 +96,7 @@ enum Phase {
 struct SpokenTurn {
     session_id: SessionId,
     chunks: Vec<String>,
+    playback: Playback,
     /// What the turn gathered (its question, and its audio for the archive).
     progress: Arc<TurnProgress>,
 }
@@ -117,6 +122,29 @@ pub struct Connection {
     turn_id: Option<String>,
     /// How answers are spoken: the last rate and voice the client asked for.
     delivery: Delivery,
+    /// With `barge_in`: the microphone while the answer plays, until the user takes the turn.
+    overhearing: Option<Box<Overhearing>>,
+}
+
+/// Listening during the answer, and the settings of the turn the user may start by speaking.
+struct Overhearing {
+    listener: AnswerListener,
+    detection: TurnDetection,
+}
+
+/// What the socket's wait brought ([`Connection::next_turn_event`]), to hand to [`Connection::take`].
+pub enum Step {
+    /// Boxed: a finished turn is large.
+    Reply(Box<Reply>),
+    /// Speech heard during the answer (`barge_in`), to judge.
+    Overheard(Overheard),
+}
+
+/// What came first while answering or idle.
+enum Next {
+    /// Boxed: a finished turn is large.
+    Turn(Option<Box<Progress>>),
+    Heard(Overheard),
 }
 
 impl Connection {
@@ -136,6 +164,7 @@ impl Connection {
             caller: Caller::Anyone,
             owners: None,
             turn_id: None,
+            overhearing: None,
         }
     }
 
@@ -182,7 +211,11 @@ impl Connection {
                 Ok(delivery) => self.text(session_id, text, speak, delivery).await,
                 Err(error) => Err(error),
             },
-            ClientMessage::Interrupt { played_through } => self.interrupt(played_through).await,
+            ClientMessage::Interrupt { played_through } => {
+                // The client takes over: it decides when the user speaks.
+                self.overhearing = None;
+                self.interrupt(played_through).await
+            }
             ClientMessage::NewSession => self.new_session(),
         };
         result.unwrap_or_else(|error| vec![Reply::Failed(error)])
@@ -203,6 +236,10 @@ impl Connection {
                 (Ok(()), None) => (vec![], None),
                 (Err(error), _) => (vec![failed(error)], None),
             },
+            Phase::Idle | Phase::Answering(_) if self.overhearing.is_some() => {
+                let heard = self.overhearing.as_mut().map(|overhearing| overhearing.listener.push(frame)).unwrap_or_default();
+                (heard.into_iter().map(speech_event).collect(), None)
+            }
             // Sent before the client heard that the server ended the turn.
             Phase::Idle | Phase::Answering(_) if self.ended_by_server => (vec![], None),
             Phase::Idle | Phase::Answering(_) if !self.reported_stray_audio => {
@@ -231,26 +268,49 @@ impl Connection {
         replies
     }
 
-    /// The running turn's next event, or while listening a provisional transcript; waits forever when there
-    /// is none (for use in `select!`). The socket is idle again as soon as the turn's end (its answer or its
-    /// failure) is handed out.
-    pub async fn next_turn_event(&mut self) -> Option<Reply> {
+    /// The running turn's next event, or while listening a provisional transcript, or with `barge_in` what the
+    /// user said during the answer; waits forever when there is none. For use in `select!`: stopping the wait
+    /// loses nothing, and the work a step needs is done by [`Connection::take`], which must not be stopped.
+    /// The socket is idle again as soon as the turn's end (its answer or its failure) is handed out.
+    pub async fn next_turn_event(&mut self) -> Option<Step> {
         loop {
             if let Some(reply) = self.pending.pop_front() {
-                return Some(reply);
+                return Some(Step::Reply(Box::new(reply)));
             }
-            match &mut self.phase {
-                Phase::Answering(_) => break,
-                Phase::Listening { early: Some(_), .. } => {
+            let next = match (&mut self.phase, &mut self.overhearing) {
+                (Phase::Listening { early: Some(_), .. }, _) => {
                     if let Some(reply) = self.hear_early().await {
-                        return Some(reply);
+                        return Some(Step::Reply(Box::new(reply)));
                     }
+                    continue;
                 }
-                Phase::Listening { .. } | Phase::Idle => return std::future::pending().await,
-            }
+                (Phase::Listening { .. }, _) | (Phase::Idle, None) => return std::future::pending().await,
+                (Phase::Idle, Some(overhearing)) => Next::Heard(overhearing.listener.next().await),
+                (Phase::Answering(turn), None) => Next::Turn(turn.next_event().await.map(Box::new)),
+                (Phase::Answering(turn), Some(overhearing)) => tokio::select! {
+                    progress = turn.next_event() => Next::Turn(progress.map(Box::new)),
+                    heard = overhearing.listener.next() => Next::Heard(heard),
+                },
+            };
+            return match next {
+                Next::Turn(progress) => self.turn_progress(progress.map(|progress| *progress)).map(|reply| Step::Reply(Box::new(reply))),
+                Next::Heard(heard) => Some(Step::Overheard(heard)),
+            };
         }
+    }
+
+    /// What to send for a step [`Connection::next_turn_event`] brought.
+    pub async fn take(&mut self, step: Step) -> Vec<Reply> {
+        match step {
+            Step::Reply(reply) => vec![*reply],
+            Step::Overheard(heard) => self.overheard(heard).await,
+        }
+    }
+
+    /// What the running turn brought: an event to pass on, or its end.
+    fn turn_progress(&mut self, progress: Option<Progress>) -> Option<Reply> {
         let Phase::Answering(turn) = &mut self.phase else { return None };
-        match turn.next_event().await {
+        match progress {
             Some(Progress::Event(event)) => Some(Reply::Event(event)),
             Some(Progress::Finished(Ok(mut answered))) => {
                 let timings = &mut answered.timings;
@@ -259,6 +319,7 @@ impl Connection {
                 self.last_spoken = Some(SpokenTurn {
                     session_id: turn.session_id.clone(),
                     chunks: turn.chunks.clone(),
+                    playback: turn.playback.clone(),
                     progress: Arc::clone(&turn.progress),
                 });
                 // Idle before the client can react to `done`: its next `start` must not find the turn still running.
@@ -274,6 +335,64 @@ impl Connection {
                 None
             }
         }
+    }
+
+    /// Speech heard during the answer (`barge_in`): ignored when it is the answer's own voice, an
+    /// acknowledgement or a noise; otherwise the user takes the turn.
+    async fn overheard(&mut self, heard: Overheard) -> Vec<Reply> {
+        let playing = self.playing_at(heard.onset);
+        match barge_in::ignored(&heard.text, playing.as_deref()) {
+            Some(reason) => {
+                tracing::debug!(?reason, chars = heard.text.len(), "speech during the answer ignored");
+                if let Some(overhearing) = self.overhearing.as_mut() {
+                    overhearing.listener.dismiss();
+                }
+                vec![Reply::Event(ServerEvent::SpeechIgnored { text: heard.text, reason })]
+            }
+            None => self.barge_in(&heard).await,
+        }
+    }
+
+    /// The text of the answer the client was playing at `at`, if it was playing one: an answer still being
+    /// made counts as playing.
+    fn playing_at(&self, at: Instant) -> Option<String> {
+        match &self.phase {
+            Phase::Answering(turn) => Some(turn.chunks.join(" ")),
+            Phase::Idle => self.last_spoken.as_ref().filter(|spoken| spoken.playback.playing_at(at)).map(|spoken| spoken.chunks.join(" ")),
+            Phase::Listening { .. } => None,
+        }
+    }
+
+    /// The user spoke over the answer: it stops where they began (what had been played is kept, as after
+    /// `interrupt`), and their speech starts the next turn, heard as if the client had sent `start` with it.
+    async fn barge_in(&mut self, heard: &Overheard) -> Vec<Reply> {
+        let Some(overhearing) = self.overhearing.take() else { return vec![] };
+        let played = match &self.phase {
+            Phase::Answering(turn) => turn.playback.played_by(heard.onset),
+            Phase::Idle => self.last_spoken.as_ref().map_or(0, |spoken| spoken.playback.played_by(heard.onset)),
+            Phase::Listening { .. } => 0,
+        };
+        tracing::info!(
+            played,
+            decided_after_ms = heard.onset.elapsed().as_secs_f64() * 1000.0,
+            "the user spoke over the answer: it stops and their turn begins"
+        );
+        let played_through = played.checked_sub(1).map(|last| u32::try_from(last).unwrap_or(u32::MAX));
+        let mut replies: Vec<Reply> = match self.interrupt(played_through).await {
+            // "Idle" would only say that nothing was cut: the user's turn starts now.
+            Ok(stopped) => stopped.into_iter().filter(|reply| !matches!(reply, Reply::Event(ServerEvent::Status { .. }))).collect(),
+            Err(error) => vec![Reply::Failed(error)],
+        };
+        let Overhearing { listener, detection } = *overhearing;
+        let speech = listener.into_speech();
+        match self.start(None, AudioEncoding::Pcm16, Some(detection)).await {
+            Ok(started) => {
+                replies.extend(started);
+                replies.extend(self.on_audio(&speech));
+            }
+            Err(error) => replies.push(Reply::Failed(error)),
+        }
+        replies
     }
 
     /// While listening: the early transcript as a provisional one, with the answer begun on it, or the model's
@@ -357,6 +476,11 @@ impl Connection {
         if detection.is_some() && encoding != AudioEncoding::Pcm16 {
             return Err(ProtocolError::DetectionNeedsPcm16.into());
         }
+        if detection.is_some_and(|detection| detection.barge_in) && !self.pipeline.listens_while_answering() {
+            return Err(ProtocolError::BargeInUnavailable.into());
+        }
+        // The client starts the turn itself: whatever was heard during the last answer is its to judge.
+        self.overhearing = None;
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
         let early = (encoding == AudioEncoding::Pcm16 && self.pipeline.hears()).then(|| {
@@ -371,13 +495,19 @@ impl Connection {
 
     fn end_turn(&mut self) -> Result<Vec<Reply>, SocketError> {
         let ended_at = Instant::now();
-        let (recording, conversation, early, speculation) = match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Listening { recording, conversation, early, speculation, .. } => (recording, conversation, early, speculation),
+        let (recording, conversation, early, speculation, detection) = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Listening { recording, conversation, early, speculation, detection } => {
+                (recording, conversation, early, speculation, detection)
+            }
             other => {
                 self.phase = other;
                 return Err(ProtocolError::NotListening.into());
             }
         };
+        if let Some(detection) = detection.filter(|detection| detection.barge_in) {
+            self.overhearing =
+                AnswerListener::new(Arc::clone(&self.pipeline)).map(|listener| Box::new(Overhearing { listener, detection }));
+        }
         if recording.overflowed() {
             // Already reported when the limit was crossed; the turn is abandoned.
             return Ok(vec![idle()]);
@@ -421,6 +551,7 @@ impl Connection {
     ) -> Result<Vec<Reply>, SocketError> {
         let ended_at = Instant::now();
         self.ensure_idle()?;
+        self.overhearing = None;
         self.take_turn_budget()?;
         let conversation = self.conversation(session_id).await?;
         self.begin_turn();
@@ -446,7 +577,12 @@ impl Connection {
                 );
                 if cancelled.completed {
                     let chunks = [cancelled.chunks, cancelled.unsent].concat();
-                    self.last_spoken = Some(SpokenTurn { session_id: cancelled.session_id, chunks, progress: cancelled.progress });
+                    self.last_spoken = Some(SpokenTurn {
+                        session_id: cancelled.session_id,
+                        chunks,
+                        playback: Playback::default(),
+                        progress: cancelled.progress,
+                    });
                     return self.trim_spoken_turn(played_through).await;
                 }
                 self.keep_played_part(cancelled, played_through).await
@@ -505,6 +641,7 @@ impl Connection {
 
     fn new_session(&mut self) -> Result<Vec<Reply>, SocketError> {
         self.ensure_idle()?;
+        self.overhearing = None;
         self.session = None;
         self.last_spoken = None;
         Ok(vec![idle()])

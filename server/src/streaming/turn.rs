@@ -2,12 +2,14 @@
 //! model talks) and so aborting the task stops the whole turn: generation, synthesis, storage.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use parlance_shared::{ServerEvent, SessionId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument as _;
 
+use super::playback::{Playback, clip_length};
 use crate::events::EventSink;
 use crate::pipeline::{Conversation, Pipeline, Speech, Turn, TurnEnd, TurnError, TurnInput, TurnProgress};
 
@@ -17,6 +19,8 @@ pub struct RunningTurn {
     pub progress: Arc<TurnProgress>,
     /// The text of each audio chunk sent to the client, by sequence.
     pub chunks: Vec<String>,
+    /// When the client will have played each chunk.
+    pub playback: Playback,
     /// The silence heard after the user's speech before the turn ended (raw streams only): added to the
     /// time to first audio, it gives that time from the end of speech.
     pub silence_before_ms: Option<u64>,
@@ -54,6 +58,7 @@ impl RunningTurn {
             session_id,
             progress,
             chunks: Vec::new(),
+            playback: Playback::default(),
             silence_before_ms: None,
             written: String::new(),
             events,
@@ -75,7 +80,10 @@ impl RunningTurn {
             },
         };
         match &progress {
-            Progress::Event(ServerEvent::AudioChunk { text, .. }) => self.chunks.push(text.clone()),
+            Progress::Event(ServerEvent::AudioChunk { text, audio, .. }) => {
+                self.chunks.push(text.clone());
+                self.playback.push(Instant::now(), clip_length(audio, text));
+            }
             Progress::Event(ServerEvent::AnswerDelta { text }) => self.written.push_str(text),
             Progress::Event(ServerEvent::ToolCall { .. }) => self.written.clear(),
             _ => {}

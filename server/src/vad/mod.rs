@@ -184,6 +184,11 @@ impl VoiceActivity {
         }
     }
 
+    /// Whether the last window read was speech (or speech trailing off).
+    pub fn speaking(&self) -> bool {
+        self.speaking
+    }
+
     /// Samples read so far.
     pub fn samples(&self) -> usize {
         self.samples

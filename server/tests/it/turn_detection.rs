@@ -124,7 +124,7 @@ async fn the_server_ends_the_turn_after_the_silence_and_not_at_a_pause_mid_quest
 
     // espeak-ng's clips begin and end with a little silence of their own, so the pause mid-question is
     // longer than the 450 ms put between them.
-    let detection = TurnDetection { silence_ms: 1_000, complete_silence_ms: 0 };
+    let detection = TurnDetection { silence_ms: 1_000, complete_silence_ms: 0, barge_in: false };
     send(
         &mut socket,
         &ClientMessage::Start {
@@ -206,7 +206,7 @@ async fn a_finished_question_ends_on_the_models_judgement_and_a_broken_off_one_w
     let cases = [("finished", "What is the capital of France?", 30_000), ("unfinished", "So my question is about the", 3_000)];
     let mut heard = Vec::new();
     for (name, text, silence_ms) in cases {
-        let detection = TurnDetection { silence_ms, complete_silence_ms: 300 };
+        let detection = TurnDetection { silence_ms, complete_silence_ms: 300, barge_in: false };
         let speech = vec![silence(200), spoken_pcm16(dir.path(), name, text)];
         // Then silence as from a microphone, until the server ends the turn: the model judges while it runs.
         let events = hands_free_turn(&address, detection, speech, |event| matches!(event, ServerEvent::TurnEnded { .. })).await;
@@ -305,7 +305,7 @@ async fn a_finished_question_is_answered_during_the_silence_that_ends_it() {
     let dir = tempfile::tempdir().unwrap();
     // A long "complete" silence: the turn ends well after the model judged the question finished, so the answer
     // begun at that judgement has its first sentence spoken before the turn ends.
-    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
+    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000, barge_in: false };
     let question = spoken_pcm16(dir.path(), "capital", "What is the capital of France?");
     let events = hands_free_turn(&address, detection, vec![silence(200), question], is_done).await;
 
@@ -326,7 +326,7 @@ async fn a_finished_question_is_answered_during_the_silence_that_ends_it() {
 async fn an_answer_begun_in_a_pause_is_dropped_unheard_and_unstored_when_the_user_goes_on() {
     let address = local_server(&[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
+    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000, barge_in: false };
     // A finished-sounding question, a pause long enough for its answer to begin, then more of the question.
     let first = spoken_pcm16(dir.path(), "france", "What is the capital of France?");
     let more = spoken_pcm16(dir.path(), "germany", "And what is the capital of Germany?");
@@ -383,7 +383,7 @@ async fn an_answer_begun_in_a_pause_is_dropped_unheard_and_unstored_when_the_use
 async fn with_answer_early_off_the_answer_waits_for_the_end_of_the_turn() {
     let address = local_server(&["--answer-early", "false"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000 };
+    let detection = TurnDetection { silence_ms: 30_000, complete_silence_ms: 4_000, barge_in: false };
     let question = spoken_pcm16(dir.path(), "capital", "What is the capital of France?");
     let events = hands_free_turn(&address, detection, vec![silence(200), question], is_done).await;
 
@@ -392,4 +392,193 @@ async fn with_answer_early_off_the_answer_waits_for_the_end_of_the_turn() {
     // Begun during the 4 s silence, the first sentence would have been ready when the turn ended (the test
     // above): here the model, the notes and the voice start only then.
     assert!(timings.first_audio_ms.is_some_and(|ms| ms > 0), "{timings:?}");
+}
+
+/// `barge_in`: the microphone stays open through the answer. Streams `question` at the pace of real time, then
+/// whatever `react` answers to each event (audio played into the microphone, clip after clip), silence
+/// otherwise; returns every event until `finished` says so, or nothing has come for a few seconds after a
+/// `done`.
+async fn talk_over_answers(
+    address: &str,
+    question: Vec<u8>,
+    mut react: impl FnMut(&ServerEvent) -> Vec<Vec<u8>>,
+    finished: impl Fn(&[ServerEvent]) -> bool,
+) -> Vec<ServerEvent> {
+    let mut socket = connect(address).await;
+    let detection = TurnDetection { silence_ms: 2_000, complete_silence_ms: 600, barge_in: true };
+    let start = ClientMessage::Start {
+        session_id: None,
+        encoding: AudioEncoding::Pcm16,
+        turn_detection: Some(detection),
+        speech_rate: None,
+        voice: None,
+    };
+    send(&mut socket, &start).await;
+    let (mut outgoing, mut incoming) = socket.split();
+    let (play, mut clips) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let microphone = tokio::spawn(async move {
+        let mut queued = std::collections::VecDeque::from([silence(200), question].concat());
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            ticks.tick().await;
+            while let Ok(clip) = clips.try_recv() {
+                queued.extend(clip);
+            }
+            let frame: Vec<u8> = if queued.len() >= FRAME { queued.drain(..FRAME).collect() } else { silence(20) };
+            if outgoing.send(Message::binary(frame)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut events = Vec::new();
+    loop {
+        let wait = if events.iter().any(is_done) { Duration::from_secs(6) } else { PATIENCE };
+        let Ok(Some(Ok(message))) = tokio::time::timeout(wait, incoming.next()).await else { break };
+        let Message::Text(text) = message else { continue };
+        let event: ServerEvent = serde_json::from_str(text.as_str()).unwrap();
+        for clip in react(&event) {
+            play.send(clip).unwrap();
+        }
+        let failed = matches!(event, ServerEvent::Error { .. });
+        events.push(event);
+        if failed || finished(&events) {
+            break;
+        }
+    }
+    microphone.abort();
+    events
+}
+
+/// An answer's audio chunk as the microphone hears it from a speaker: 16 kHz, at half its level.
+fn echo_of(audio: &parlance_shared::AudioClip) -> Vec<u8> {
+    use base64::Engine as _;
+    let wav = base64::engine::general_purpose::STANDARD.decode(&audio.data_base64).unwrap();
+    let (samples, rate) = parlance_server::audio::encode::read_wav(&wav).unwrap();
+    let heard = parlance_server::audio::resample(&samples, rate, 16_000).unwrap();
+    heard.iter().map(|sample| ((sample * 0.5).clamp(-1.0, 1.0) * 32_767.0) as i16).flat_map(i16::to_le_bytes).collect()
+}
+
+fn ignored(events: &[ServerEvent]) -> Vec<(parlance_shared::IgnoredSpeech, &str)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            ServerEvent::SpeechIgnored { text, reason } => Some((*reason, text.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The events without their audio, for failure messages.
+fn summary(events: &[ServerEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| match event {
+            ServerEvent::AudioChunk { sequence, text, .. } => format!("AudioChunk {sequence} {text:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+fn was_interrupted(events: &[ServerEvent]) -> bool {
+    events.iter().any(|event| matches!(event, ServerEvent::Interrupted { .. }))
+}
+
+#[tokio::test]
+async fn the_answer_heard_back_through_the_microphone_does_not_interrupt_it() {
+    let address = local_server(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let question = spoken_pcm16(dir.path(), "capital", "What is the capital of France?");
+    let echo = |event: &ServerEvent| match event {
+        ServerEvent::AudioChunk { audio, .. } => vec![echo_of(audio)],
+        _ => vec![],
+    };
+    let events = talk_over_answers(&address, question, echo, |_| false).await;
+
+    let answer = events.iter().find_map(|event| match event {
+        ServerEvent::Done { answer, .. } => Some(answer.as_str()),
+        _ => None,
+    });
+    assert!(answer.is_some_and(|answer| answer.contains("Paris")), "{:?}", summary(&events));
+    let heard = ignored(&events);
+    assert!(
+        heard.iter().any(|(reason, _)| *reason == parlance_shared::IgnoredSpeech::Echo),
+        "the echo was heard and recognised: {:?}",
+        summary(&events)
+    );
+    assert!(!was_interrupted(&events), "the answer did not interrupt itself: {:?}", summary(&events));
+    assert_eq!(turn_ended(&events).len(), 1, "no turn was taken from the echo: {:?}", summary(&events));
+}
+
+#[tokio::test]
+async fn acknowledgements_during_the_answer_do_not_stop_it() {
+    let address = local_server(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // An answer of a few sentences, so that all three are said while it plays: said after it, "Right." would
+    // be the user's next turn.
+    let question = spoken_pcm16(dir.path(), "paris", "Tell me about Paris in three sentences.");
+    let acknowledgements = [
+        spoken_pcm16(dir.path(), "okay", "Okay."),
+        silence(400),
+        spoken_pcm16(dir.path(), "uh-huh", "Uh-huh."),
+        silence(400),
+        spoken_pcm16(dir.path(), "right", "Right."),
+    ];
+    let mut said = false;
+    let listen = move |event: &ServerEvent| match event {
+        ServerEvent::AudioChunk { .. } if !said => {
+            said = true;
+            acknowledgements.to_vec()
+        }
+        _ => vec![],
+    };
+    let events = talk_over_answers(&address, question, listen, |_| false).await;
+
+    assert!(events.iter().any(is_done), "the answer went on to its end: {:?}", summary(&events));
+    let heard = ignored(&events);
+    assert!(
+        heard.iter().any(|(reason, _)| *reason == parlance_shared::IgnoredSpeech::Backchannel),
+        "the acknowledgements were heard and recognised: {:?}",
+        summary(&events)
+    );
+    assert!(!was_interrupted(&events), "{:?}", summary(&events));
+    assert_eq!(turn_ended(&events).len(), 1, "no turn was taken from them: {:?}", summary(&events));
+}
+
+#[tokio::test]
+async fn speaking_over_the_answer_stops_it_and_becomes_the_next_question() {
+    let address = local_server(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let question = spoken_pcm16(dir.path(), "france", "What is the capital of France?");
+    let mut interruption = Some(spoken_pcm16(dir.path(), "germany", "No, stop. What is the capital of Germany?"));
+    let cut_in = move |event: &ServerEvent| match event {
+        ServerEvent::AudioChunk { .. } => interruption.take().into_iter().collect(),
+        _ => vec![],
+    };
+    let second_done = |events: &[ServerEvent]| events.iter().filter(|event| is_done(event)).count() == 2;
+    let events = talk_over_answers(&address, question, cut_in, second_done).await;
+
+    let at = |kind: &dyn Fn(&ServerEvent) -> bool| events.iter().position(kind);
+    let interrupted = at(&|event| matches!(event, ServerEvent::Interrupted { .. }))
+        .unwrap_or_else(|| panic!("the answer was interrupted: {:?}", summary(&events)));
+    let listening = at(&|event| matches!(event, ServerEvent::Status { state: parlance_shared::TurnState::Listening, .. }));
+    assert!(
+        events[interrupted + 1..]
+            .iter()
+            .any(|event| matches!(event, ServerEvent::Status { state: parlance_shared::TurnState::Listening, .. })),
+        "the next turn is listened to: {:?}",
+        summary(&events)
+    );
+    assert!(listening.is_some());
+    assert_eq!(turn_ended(&events).len(), 2, "two turns: {:?}", summary(&events));
+    let (session_id, answer, _) = done(&events);
+    assert!(answer.contains("Berlin"), "the interruption was the next question: {answer}");
+    let ServerEvent::Interrupted { kept_answer, .. } = &events[interrupted] else { unreachable!() };
+
+    let history: parlance_shared::SessionHistory =
+        reqwest::get(format!("http://{address}/api/sessions/{session_id}")).await.unwrap().json().await.unwrap();
+    let lines: Vec<(&str, bool)> = history.turns.iter().map(|turn| (turn.text.as_str(), turn.interrupted)).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].0.contains("France") && lines[2].0.contains("Germany"), "{lines:?}");
+    assert_eq!(lines[1], (kept_answer.as_str(), true), "the first answer is kept as far as it was played, marked interrupted");
+    assert_eq!(lines[3], (answer, false));
 }
