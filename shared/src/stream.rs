@@ -195,7 +195,7 @@ pub enum IgnoredSpeech {
     Echo,
     /// "Uh-huh", "okay", "right", "mm": the user is listening, not taking the turn.
     Backchannel,
-    /// No words in it.
+    /// No words in it, or too few to tell that the user is taking the turn (often the answer's voice misheard).
     Noise,
 }
 
