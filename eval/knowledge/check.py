@@ -323,7 +323,7 @@ def report(path):
         titles[note.name] = first.lstrip("#").strip()
     results = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     fmt = lambda v: "-" if v is None else f"{v:.0f}"
-    order = ["typed", "streaming", "sequential", "hands_free", "hands_free_paused"]
+    order = ["typed", "streaming", "sequential", "hands_free", "hands_free_paused", "barge_in"]
     for run in sorted({r["path"] for r in results}, key=order.index):
         done = [r for r in results if r["path"] == run]
         outcome = {r["id"]: score(questions[r["id"]], r["answer"], declines) for r in done}
@@ -375,6 +375,18 @@ def report(path):
             print(f"  turn taking            cut off before the speech ended: {len(cut)}/{len(ended)} = {pct(cut, ended):.0f}% "
                   f"({' '.join(cut) or '-'}); end of turn p50 {fmt(percentile(delays, 50))} ms, "
                   f"p95 {fmt(percentile(delays, 95))} ms after the end of speech")
+        over = [r["barge_in"] for r in done if r.get("barge_in")]
+        if over:
+            said = [b for b in over if b["acknowledgement_said"]]
+            stopped = [b for b in said if b["stopped_by"] == "acknowledgement"]
+            selfs = [b for b in over if b["stopped_by"] == "self"]
+            cut_in = [b for b in over if b["interruption_said"]]
+            heard = [b["interruption_ms"] for b in cut_in if b["stopped_by"] == "interruption"]
+            print(f"  barge-in               self-interruptions {len(selfs)}/{len(over)} answers "
+                  f"({sum(b['echoes_ignored'] for b in over)} stretches of echo ignored); "
+                  f"acknowledgements that stopped the answer {len(stopped)}/{len(said)} = {pct(stopped, said):.0f}%; "
+                  f"interruptions heard {len(heard)}/{len(cut_in)}, p50 {fmt(percentile(heard, 50))} ms, "
+                  f"p95 {fmt(percentile(heard, 95))} ms from their start to `interrupted`")
     return 0
 
 

@@ -14,6 +14,11 @@
 //! the recording, then silence, streams in as from a microphone, with no `end_turn`: `hands_free_paused`
 //! plays the version with 500 ms of silence mid-question. They add the turn-taking figures: turns cut off
 //! before the speech ended, and the delay from the end of speech to the server's end of the turn.
+//! `--paths barge_in` keeps the microphone open through the answer (`turn_detection.barge_in`): the answer's
+//! audio comes back into it at half level, as from a speaker, a spoken acknowledgement ("Okay.", "Uh-huh.") is
+//! said over it half a second after it starts, and on every fourth question the user cuts in 1.5 s after it
+//! starts ("Wait, what time is it?"). It adds self-interruptions, acknowledgements that stopped the answer,
+//! and the time from the start of a real interruption to the server's `interrupted`.
 //! Settings come from PARLANCE_* variables as `parlance` reads them (e.g. PARLANCE_ANSWER_STYLE=generative,
 //! PARLANCE_LLM_MODEL_PATH=...). Run it on a quiet machine.
 
@@ -109,6 +114,7 @@ async fn run(options: Options) {
     typed(&address, None, "Say hello.").await;
     let mut out = std::fs::File::create(&options.out).expect("the results file");
     let started = Instant::now();
+    let mut barge_in_clips: Option<BargeInClips> = None;
     for path in &paths {
         let mut session: Option<SessionId> = None;
         for question in questions.iter().filter(|q| selected(q)) {
@@ -120,6 +126,7 @@ async fn run(options: Options) {
                 typed(&address, None, "Say hello.").await;
                 session = None;
             }
+            let mut barge_in_record = None;
             let result = match *path {
                 "typed" => typed_streamed(&address, session.clone(), text).await,
                 "streaming" => streaming(&address, session.clone(), &options.audio, question, manifest_of(&manifest, id)).await,
@@ -130,7 +137,16 @@ async fn run(options: Options) {
                 "hands_free_paused" => {
                     hands_free(&address, session.clone(), &options.audio, manifest_of(&manifest, id), true, options.detection).await
                 }
-                other => panic!("unknown path {other:?}: typed, streaming or sequential"),
+                "barge_in" => {
+                    let clips = barge_in_clips.get_or_insert_with(BargeInClips::make);
+                    let asked = questions.iter().filter(|q| selected(q)).position(|q| q["id"] == id).unwrap_or_default();
+                    let (outcome, record) =
+                        barge_in(&address, session.clone(), &options.audio, manifest_of(&manifest, id), options.detection, clips, asked)
+                            .await;
+                    barge_in_record = Some(record);
+                    outcome
+                }
+                other => panic!("unknown path {other:?}: typed, streaming, sequential, hands_free, hands_free_paused or barge_in"),
             };
             session = Some(result.session_id.clone());
             let line = json!({
@@ -143,6 +159,7 @@ async fn run(options: Options) {
                 "first_audio_from_speech_end_ms": result.from_speech_end.map(ms),
                 "done_ms": ms(result.done),
                 "turn_ended": result.turn_ended,
+                "barge_in": barge_in_record,
             });
             println!(
                 "knowledge_eval  {path:<10} {id}  first audio {:>6} ms (from speech end {:>6} ms)  {:?} -> {:?}",
@@ -407,5 +424,277 @@ async fn sequential(address: &str, session_id: Option<SessionId>, dir: &Path, qu
         from_speech_end: turn.audio.is_some().then_some(elapsed + silence),
         done: elapsed,
         turn_ended: None,
+    }
+}
+
+/// The user's voice over the answer in the `barge_in` path, as 16 kHz samples.
+struct BargeInClips {
+    acknowledgements: Vec<Vec<i16>>,
+    interruption: Vec<i16>,
+    _dir: tempfile::TempDir,
+}
+
+impl BargeInClips {
+    const ACKNOWLEDGEMENTS: [&str; 5] = ["Okay.", "Uh-huh.", "I see.", "Right.", "Yeah."];
+    const INTERRUPTION: &str = "Wait, what time is it?";
+
+    fn make() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clip = |name: &str, text: &str| {
+            let raw = dir.path().join(format!("{name}.raw.wav"));
+            let wav = dir.path().join(format!("{name}.wav"));
+            common::tool("espeak-ng", &["-s", "150", "-w", raw.to_str().expect("utf-8"), text]);
+            // As make-audio.sh makes the questions: the voice's own silence trimmed, peaks at -6 dBFS.
+            common::tool(
+                "sox",
+                &[
+                    raw.to_str().expect("utf-8"),
+                    "-r",
+                    "16000",
+                    "-c",
+                    "1",
+                    "-b",
+                    "16",
+                    wav.to_str().expect("utf-8"),
+                    "silence",
+                    "1",
+                    "0.02",
+                    "-50d",
+                    "reverse",
+                    "silence",
+                    "1",
+                    "0.02",
+                    "-50d",
+                    "reverse",
+                    "norm",
+                    "-6",
+                ],
+            );
+            hound::WavReader::open(&wav)
+                .expect("a clip")
+                .into_samples::<i16>()
+                .map(|sample| sample.expect("a sample"))
+                .collect::<Vec<i16>>()
+        };
+        let acknowledgements = Self::ACKNOWLEDGEMENTS.iter().enumerate().map(|(n, text)| clip(&format!("ack{n}"), text)).collect();
+        let interruption = clip("interruption", Self::INTERRUPTION);
+        Self { acknowledgements, interruption, _dir: dir }
+    }
+}
+
+/// What the `barge_in` path plays into the microphone besides the question.
+enum Sound {
+    /// An answer chunk from the speaker: it follows the chunk before it.
+    Echo(Vec<i16>),
+    /// The user, over the answer: said only while the echo still has half a second more to play than it
+    /// lasts, so that it is said during the answer; `said` hears when it began (or is dropped when it was not).
+    User { samples: Vec<i16>, said: tokio::sync::oneshot::Sender<Instant> },
+    /// The client stopped playing the answer.
+    Silence,
+}
+
+/// The answer's audio as a microphone hears it from a speaker: 16 kHz, at half level.
+fn echo_of(audio: &parlance_shared::AudioClip) -> Vec<i16> {
+    use base64::Engine as _;
+    let wav = base64::engine::general_purpose::STANDARD.decode(&audio.data_base64).expect("base64 audio");
+    let (samples, rate) = parlance_server::audio::encode::read_wav(&wav).expect("a WAV chunk");
+    let heard = parlance_server::audio::resample(&samples, rate, 16_000).expect("resampled");
+    heard.iter().map(|sample| ((sample * 0.5).clamp(-1.0, 1.0) * 32_767.0) as i16).collect()
+}
+
+/// A hands-free turn with the microphone open through the answer (see the module's comment). Returns the
+/// question's outcome and what happened over the answer.
+async fn barge_in(
+    address: &str,
+    session_id: Option<SessionId>,
+    dir: &Path,
+    manifest: &Value,
+    detection: TurnDetection,
+    clips: &BargeInClips,
+    asked: usize,
+) -> (Outcome, Value) {
+    const FRAME: usize = 320;
+    let wav = std::fs::read(dir.join(manifest["wav"].as_str().expect("a WAV file"))).expect("recording");
+    let speech_end = Duration::from_millis(manifest["speech_end_ms"].as_u64().expect("speech_end_ms"));
+    let question: Vec<i16> =
+        hound::WavReader::new(wav.as_slice()).expect("a WAV question").into_samples::<i16>().map(|s| s.expect("a sample")).collect();
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{address}/api/ws"), None, true).await.expect("socket");
+    let detection = TurnDetection { barge_in: true, ..detection };
+    let start = ClientMessage::Start {
+        session_id,
+        encoding: AudioEncoding::Pcm16,
+        turn_detection: Some(detection),
+        speech_rate: None,
+        voice: None,
+    };
+    socket.send(message(&start)).await.expect("start");
+    let (mut outgoing, mut incoming) = socket.split();
+    let (play, mut sounds) = tokio::sync::mpsc::unbounded_channel::<Sound>();
+    let first_sent = Instant::now();
+    let microphone = tokio::spawn(async move {
+        let mut user: std::collections::VecDeque<i16> = question.into();
+        let mut echo = std::collections::VecDeque::<i16>::new();
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            ticks.tick().await;
+            while let Ok(sound) = sounds.try_recv() {
+                match sound {
+                    Sound::Echo(samples) => echo.extend(samples),
+                    // Only over the answer, after what the user is still saying.
+                    Sound::User { samples, said } if user.is_empty() && echo.len() >= samples.len() + 8_000 => {
+                        let _ = said.send(Instant::now());
+                        user.extend(samples);
+                    }
+                    Sound::User { .. } => {}
+                    Sound::Silence => echo.clear(),
+                }
+            }
+            let frame: Vec<u8> = (0..FRAME)
+                .map(|_| user.pop_front().unwrap_or(0).saturating_add(echo.pop_front().unwrap_or(0)))
+                .flat_map(i16::to_le_bytes)
+                .collect();
+            if outgoing.send(Message::binary(frame)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let spoken_until = first_sent + speech_end + Duration::from_millis(20);
+    let interrupts = asked.is_multiple_of(4);
+    let acknowledgement = &clips.acknowledgements[asked % clips.acknowledgements.len()];
+    let (mut ack_said, mut cut_in_said) = (None, None);
+    let (mut ack_at, mut cut_in_at): (Option<Instant>, Option<Instant>) = (None, None);
+    let mut outcome: Option<Outcome> = None;
+    let (mut transcript, mut first_audio, mut from_speech_end, mut turn_ended, mut ended_at) = (String::new(), None, None, None, None);
+    let (mut turns, mut new_turn_at, mut echoes, mut acknowledged) = (0, None, 0, 0);
+    let mut second_transcript = String::new();
+    loop {
+        // Quiet for a few seconds after the answer ends the turn, unless the user cut in (or is about to).
+        let wait = match (outcome.is_some() && turns < 2, cut_in_said.is_some() || cut_in_at.is_some()) {
+            (false, _) => Duration::from_secs(60),
+            (true, true) => Duration::from_secs(8),
+            (true, false) => Duration::from_secs(4),
+        };
+        let Ok(Some(Ok(frame))) = tokio::time::timeout(wait, incoming.next()).await else { break };
+        let Message::Text(text) = frame else { continue };
+        let event: ServerEvent = serde_json::from_str(text.as_str()).expect("an event");
+        when_said(&mut ack_said, &mut ack_at);
+        when_said(&mut cut_in_said, &mut cut_in_at);
+        match event {
+            ServerEvent::Status { state: parlance_shared::TurnState::Listening, .. } => {
+                turns += 1;
+                if turns == 2 {
+                    new_turn_at = Some(Instant::now());
+                }
+            }
+            ServerEvent::TurnEnded { .. } if turns == 1 => {
+                ended_at = Some(Instant::now());
+                turn_ended = Some(json!({"delay_ms": ms(Instant::now().saturating_duration_since(spoken_until)), "cut_off": false}));
+            }
+            ServerEvent::Transcript { is_final: true, text } if turns == 1 => transcript = text,
+            ServerEvent::Transcript { is_final: true, text } => second_transcript = text,
+            ServerEvent::AudioChunk { audio, .. } => {
+                if turns == 1 && first_audio.is_none() {
+                    first_audio = ended_at.map(|at| at.elapsed());
+                    from_speech_end = Some(spoken_until.elapsed());
+                    let (said, heard) = tokio::sync::oneshot::channel();
+                    let samples = acknowledgement.clone();
+                    let later = play.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let _ = later.send(Sound::User { samples, said });
+                    });
+                    ack_said = Some(heard);
+                    if interrupts {
+                        let (said, heard) = tokio::sync::oneshot::channel();
+                        let samples = clips.interruption.clone();
+                        let later = play.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(1_500)).await;
+                            let _ = later.send(Sound::User { samples, said });
+                        });
+                        cut_in_said = Some(heard);
+                    }
+                }
+                if turns == 1 {
+                    let _ = play.send(Sound::Echo(echo_of(&audio)));
+                }
+            }
+            ServerEvent::SpeechIgnored { reason, .. } => match reason {
+                parlance_shared::IgnoredSpeech::Echo => echoes += 1,
+                parlance_shared::IgnoredSpeech::Backchannel => acknowledged += 1,
+                parlance_shared::IgnoredSpeech::Noise => {}
+            },
+            ServerEvent::Done { session_id, answer, sources, .. } if outcome.is_none() => {
+                outcome = Some(Outcome {
+                    session_id,
+                    transcript: transcript.clone(),
+                    answer,
+                    sources: sources.into_iter().map(|source| source.title).collect(),
+                    first_audio,
+                    from_speech_end,
+                    done: ended_at.map_or(Duration::ZERO, |at| at.elapsed()),
+                    turn_ended: turn_ended.clone(),
+                });
+            }
+            ServerEvent::Interrupted { .. } if outcome.is_some() => {
+                let _ = play.send(Sound::Silence);
+            }
+            ServerEvent::Interrupted { session_id, kept_answer } => {
+                let _ = play.send(Sound::Silence);
+                outcome = Some(Outcome {
+                    session_id,
+                    transcript: transcript.clone(),
+                    answer: kept_answer,
+                    sources: vec![],
+                    first_audio,
+                    from_speech_end,
+                    done: ended_at.map_or(Duration::ZERO, |at| at.elapsed()),
+                    turn_ended: turn_ended.clone(),
+                });
+            }
+            ServerEvent::Done { .. } if turns >= 2 => break,
+            // A turn taken when nobody spoke may hear no speech (the answer's voice stopped with it).
+            ServerEvent::Error { error } if turns >= 2 => {
+                println!("knowledge_eval  the turn taken over the answer failed: {error}");
+                break;
+            }
+            ServerEvent::Error { error } => panic!("the barge-in turn failed: {error}"),
+            _ => {}
+        }
+    }
+    microphone.abort();
+    when_said(&mut ack_said, &mut ack_at);
+    when_said(&mut cut_in_said, &mut cut_in_at);
+    // A second turn is the user's when it came after they cut in, an acknowledgement's when it came within 3 s
+    // of one, and otherwise the answer's own voice.
+    let stop = new_turn_at.map(|at| match (cut_in_at, ack_at) {
+        (Some(cut_in), _) if at >= cut_in => "interruption",
+        (_, Some(ack)) if at >= ack && at.duration_since(ack) < Duration::from_secs(3) => "acknowledgement",
+        _ => "self",
+    });
+    let record = json!({
+        "acknowledgement": BargeInClips::ACKNOWLEDGEMENTS[asked % BargeInClips::ACKNOWLEDGEMENTS.len()],
+        "acknowledgement_said": ack_at.is_some(),
+        "interruption_said": cut_in_at.is_some(),
+        "stopped_by": stop,
+        "interruption_ms": cut_in_at.zip(new_turn_at).filter(|(cut_in, at)| at >= cut_in).map(|(cut_in, at)| ms(at.duration_since(cut_in))),
+        "interruption_heard": second_transcript,
+        "echoes_ignored": echoes,
+        "acknowledgements_ignored": acknowledged,
+    });
+    println!("knowledge_eval  barge-in {record}");
+    (outcome.expect("the question was answered or interrupted"), record)
+}
+
+/// When the microphone began saying a sound, once it has; `said` is emptied once it is known whether it was.
+fn when_said(said: &mut Option<tokio::sync::oneshot::Receiver<Instant>>, at: &mut Option<Instant>) {
+    match said.as_mut().map(tokio::sync::oneshot::Receiver::try_recv) {
+        Some(Ok(began)) => {
+            *said = None;
+            *at = Some(began);
+        }
+        // Not said: the answer was over by then.
+        Some(Err(tokio::sync::oneshot::error::TryRecvError::Closed)) => *said = None,
+        Some(Err(tokio::sync::oneshot::error::TryRecvError::Empty)) | None => {}
     }
 }
