@@ -182,11 +182,13 @@ impl AnswerListener {
         let Some((start, until)) = self.speech.as_ref().and_then(|speech| Some((speech.start, speech.judged_until?))) else { return };
         self.speech = match self.last_start {
             Some(start) if start >= until => Some(self.speech_from(start)),
-            _ if self.voice.speaking() => {
+            // Speech went on past what was judged (and may have ended while it was being transcribed).
+            _ if self.voice.speaking() || self.voice.speech_end().is_some_and(|end| end > until) => {
                 let mut going_on = self.speech_from(start.max(self.voice.samples().saturating_sub(JUDGED_SAMPLES)));
                 going_on.check_at = self.voice.samples() + LONG_SPEECH_SAMPLES;
                 // A word cut in two at the moment judged is heard again.
                 going_on.theirs_from = until.saturating_sub(OVERLAP_SAMPLES).max(going_on.start);
+                going_on.onset = self.instant_of(going_on.theirs_from);
                 Some(going_on)
             }
             _ => None,
@@ -204,12 +206,17 @@ impl AnswerListener {
         self.audio
     }
 
-    fn speech_from(&self, start: usize) -> Speech {
-        let ago = Duration::from_millis(u64::try_from(self.voice.samples().saturating_sub(start) / SAMPLES_PER_MS).unwrap_or(0));
+    /// When the stream's `sample` was heard (frames arrive as they are recorded).
+    fn instant_of(&self, sample: usize) -> Instant {
+        let ago = Duration::from_millis(u64::try_from(self.voice.samples().saturating_sub(sample) / SAMPLES_PER_MS).unwrap_or(0));
         let now = Instant::now();
+        now.checked_sub(ago).unwrap_or(now)
+    }
+
+    fn speech_from(&self, start: usize) -> Speech {
         Speech {
             start,
-            onset: now.checked_sub(ago).unwrap_or(now),
+            onset: self.instant_of(start),
             check_at: start + LONG_SPEECH_SAMPLES,
             theirs_from: start,
             judging: None,
@@ -294,13 +301,19 @@ fn words(text: &str) -> Vec<String> {
 /// Whether speech-to-text may have heard the answer's word `said` as `heard`: the same word, its start (the
 /// word cut off: "sun" for "Sundays", "no" for "not"), or for longer words one that differs in at most half its letters
 /// ("tires" for "tyres", "break" for "brakes").
+///
+/// A word people cut in with is only explained by the same word or a longer one it begins ("no" by "not"): by
+/// sound alone "what" would pass for "that", "wait" for "with" and "stop" for "shop".
 fn sounds_like(said: &str, heard: &str) -> bool {
     const LONG: usize = 4;
     const START: usize = 2;
     let (said_len, heard_len) = (said.chars().count(), heard.chars().count());
     said == heard
         || (heard_len >= START && said.starts_with(heard))
-        || (said_len >= LONG && heard_len >= LONG && strsim::normalized_levenshtein(said, heard) >= 0.5)
+        || (!TAKING_THE_TURN.contains(&heard)
+            && said_len >= LONG
+            && heard_len >= LONG
+            && strsim::normalized_levenshtein(said, heard) >= 0.5)
 }
 
 #[cfg(test)]
@@ -370,6 +383,10 @@ mod tests {
         ] {
             assert_eq!(ignored(said, Some(ANSWER)), None, "{said}");
         }
+        // Cut-in words are not taken for the answer's words they sound like.
+        assert_eq!(ignored("What is the capital of Germany?", Some("That is all there is to it.")), None);
+        assert_eq!(ignored("Wait.", Some("We work with every brand.")), None);
+        assert_eq!(ignored("Stop.", Some("The shop opens at nine.")), None);
         // Cutting in over the answer's own voice.
         let tune_up = "Basic tune-up: €45 (gears and brakes adjusted, tyres pumped, chain cleaned and lubed).";
         assert_eq!(ignored("Basic tune-up 45. Wait, what time is it? Gears", Some(tune_up)), None);

@@ -390,7 +390,12 @@ impl Connection {
                 replies.extend(started);
                 replies.extend(self.on_audio(&speech));
             }
-            Err(error) => replies.push(Reply::Failed(error)),
+            Err(error) => {
+                // Refused (too many turns, say): the client never sends `start`, so the server listens on.
+                replies.push(Reply::Failed(error));
+                self.overhearing =
+                    AnswerListener::new(Arc::clone(&self.pipeline)).map(|listener| Box::new(Overhearing { listener, detection }));
+            }
         }
         replies
     }
