@@ -223,6 +223,10 @@ impl Connection {
 
     /// A binary frame: audio of the turn being recorded.
     pub fn on_audio(&mut self, frame: &[u8]) -> Vec<Reply> {
+        // With `barge_in`, the microphone through the answer and after it (it is never set while listening).
+        if let Some(overhearing) = self.overhearing.as_mut() {
+            return overhearing.listener.push(frame).into_iter().map(speech_event).collect();
+        }
         let (mut replies, over) = match &mut self.phase {
             Phase::Listening { recording, early, detection, speculation, .. } => match (recording.push(frame), early) {
                 (Ok(()), Some(early)) => {
@@ -236,10 +240,6 @@ impl Connection {
                 (Ok(()), None) => (vec![], None),
                 (Err(error), _) => (vec![failed(error)], None),
             },
-            Phase::Idle | Phase::Answering(_) if self.overhearing.is_some() => {
-                let heard = self.overhearing.as_mut().map(|overhearing| overhearing.listener.push(frame)).unwrap_or_default();
-                (heard.into_iter().map(speech_event).collect(), None)
-            }
             // Sent before the client heard that the server ended the turn.
             Phase::Idle | Phase::Answering(_) if self.ended_by_server => (vec![], None),
             Phase::Idle | Phase::Answering(_) if !self.reported_stray_audio => {
